@@ -22,7 +22,6 @@ import dataclasses
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -37,30 +36,13 @@ VERSIONS_FILE = HERE / "versions.env"
 class Tool:
     module: str
     version_key: str
-    # binary name -> package path inside the wrapper build (a full import path, or a
-    # directory of ours under testbed/ holding a main package, prefixed with "./")
+    # binary name -> main package import path
     binaries: dict[str, str]
     tags: str = ""
-    # version string given to locally replaced sibling modules; None = the tool's version
-    local_version: callable | None = None
-    ldflags: callable | None = None
-    # module -> version: dependencies whose pinned version this machine's module proxy does
-    # not serve, swapped for the nearest served one (each verified by building)
-    substitutes: dict[str, str] = dataclasses.field(default_factory=dict)
-
-
-def _kubernetes_staging_version(version: str) -> str:
-    # k8s.io/kubernetes v1.36.3 publishes its staging modules as v0.36.3
-    return "v0." + version.split(".", 1)[1]
-
-
-def _kubernetes_ldflags(version: str) -> str:
-    major, minor = version.lstrip("v").split(".")[:2]
-    pkg = "k8s.io/component-base/version"
-    return (
-        f"-s -w -X {pkg}.gitVersion={version} -X {pkg}.gitMajor={major} "
-        f"-X {pkg}.gitMinor={minor} -X {pkg}.gitTreeState=clean"
-    )
+    ldflags: str = "-s -w"
+    # tool version -> {module: replacement}: dependencies whose pinned version this machine's
+    # module proxy does not serve, swapped for the nearest served one (verified by building)
+    substitutes: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
 
 
 TOOLS: dict[str, Tool] = {
@@ -69,32 +51,14 @@ TOOLS: dict[str, Tool] = {
         version_key="TALOSCTL_VERSION",
         binaries={"talosctl": "github.com/siderolabs/talos/cmd/talosctl"},
         tags="grpcnotrace",
-        ldflags=lambda _v: "-s -w",
         substitutes={
-            "github.com/siderolabs/go-kubernetes": "v0.2.37",
-            "go.etcd.io/etcd/etcdutl/v3": "v3.6.14",
-            # talos uses a containerd fork only to help dead-code elimination in machined
-            "github.com/containerd/containerd/v2": "github.com/containerd/containerd/v2 v2.2.9",
+            "v1.13.9": {
+                "github.com/siderolabs/go-kubernetes": "v0.2.37",
+                "go.etcd.io/etcd/etcdutl/v3": "v3.6.14",
+                # a fork that only helps dead-code elimination in machined, not in talosctl
+                "github.com/containerd/containerd/v2": "github.com/containerd/containerd/v2 v2.2.9",
+            },
         },
-    ),
-    "etcd": Tool(
-        module="go.etcd.io/etcd/server/v3",
-        version_key="ETCD_VERSION",
-        binaries={"etcd": "go.etcd.io/etcd/server/v3"},
-        ldflags=lambda _v: "-s -w",
-    ),
-    "kwok": Tool(
-        module="sigs.k8s.io/kwok",
-        version_key="KWOK_VERSION",
-        binaries={"kwok": "sigs.k8s.io/kwok/cmd/kwok"},
-        ldflags=lambda _v: "-s -w",
-    ),
-    "kube": Tool(
-        module="k8s.io/kubernetes",
-        version_key="KUBERNETES_VERSION",
-        binaries={"kube": "./kube"},
-        local_version=_kubernetes_staging_version,
-        ldflags=_kubernetes_ldflags,
     ),
 }
 
@@ -132,7 +96,9 @@ def go(*args: str, cwd: Path, capture: bool = True) -> str:
         stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE,
     )
     if proc.returncode != 0:
-        sys.exit(f"go {' '.join(args)} failed in {cwd}:\n{proc.stderr[-4000:]}")
+        # `go mod download -json` reports its error in the JSON on stdout
+        detail = (proc.stderr or "") + (proc.stdout or "")
+        sys.exit(f"go {' '.join(args)} failed in {cwd}:\n{detail[-4000:]}")
     return proc.stdout or ""
 
 
@@ -164,16 +130,17 @@ def upstream_directives(gomod: str) -> tuple[list[tuple[str, str, str | None]], 
 
 def wrapper_gomod(tool: Tool, version: str, upstream: str) -> str:
     replaces, excludes = upstream_directives(upstream)
-    local_version = tool.local_version(version) if tool.local_version else version
+    substitutes = tool.substitutes.get(version, {})
     lines = ["module solanaops.testbed/" + tool.module.replace("/", "_"), "", "go 1.26", ""]
     lines.append(f"require {tool.module} {version}")
     for path, target, target_version in replaces:
         if target.startswith("."):
-            lines.append(f"require {path} {local_version}")
-            lines.append(f"replace {path} => {path} {local_version}")
-        elif path not in tool.substitutes:
+            # a sibling module of the same repository, published at the same version
+            lines.append(f"require {path} {version}")
+            lines.append(f"replace {path} => {path} {version}")
+        elif path not in substitutes:
             lines.append(f"replace {path} => {target} {target_version}")
-    for path, substitute in tool.substitutes.items():
+    for path, substitute in substitutes.items():
         target = substitute if " " in substitute else f"{path} {substitute}"
         lines.append(f"replace {path} => {target}")
     lines += [f"exclude {path} {v}" for path, v in excludes]
@@ -203,18 +170,13 @@ def build(name: str, version: str) -> Path:
     print(f"building {name} {version} from {tool.module} (cold builds take minutes)", flush=True)
     info = json.loads(go("mod", "download", "-json", f"{tool.module}@{version}", cwd=workdir))
     (workdir / "go.mod").write_text(wrapper_gomod(tool, version, Path(info["GoMod"]).read_text()))
-    for binary, package in tool.binaries.items():
-        if package.startswith("./"):
-            # a main package of ours (e.g. one binary serving several Kubernetes commands)
-            shutil.copytree(HERE / package[2:], workdir / package[2:], dirs_exist_ok=True)
     staging = target.parent / ".partial"
     staging.mkdir(parents=True, exist_ok=True)
     for binary, package in tool.binaries.items():
         args = ["go", "build", "-v", "-trimpath", "-o", str(staging / binary)]
         if tool.tags:
             args += ["-tags", tool.tags]
-        if tool.ldflags:
-            args += ["-ldflags", tool.ldflags(version)]
+        args += ["-ldflags", tool.ldflags]
         env = go_env()
         proc = subprocess.Popen(args + [package], cwd=workdir, env=env, text=True,
                                 stderr=subprocess.PIPE)
@@ -243,6 +205,7 @@ def main() -> None:
     if args.action == "all":
         for name, tool in TOOLS.items():
             build(name, pins[tool.version_key])
+        # the older contract's validator
         build("talosctl", pins["TALOSCTL_LEGACY_VERSION"])
         return
     if not args.name:

@@ -1,0 +1,57 @@
+# Two entry points for a fresh machine (see README):
+#   make demo   set everything up and run the main job on the local testbed
+#   make test   set everything up and run every test
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+CACHE    := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/solanaops-talos
+# one virtualenv per requirements.txt content, shared by every clone on this machine
+VENV     := $(CACHE)/venv/$(shell sha256sum requirements.txt | cut -c1-12)
+PYTHON   := $(VENV)/bin/python
+TALOSCTL_VERSION := $(shell sed -n 's/^TALOSCTL_VERSION=//p' testbed/versions.env)
+TALOSCTL_DIR     := $(CACHE)/tools/talosctl/$(TALOSCTL_VERSION)
+export PATH := $(VENV)/bin:$(TALOSCTL_DIR):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: setup tools demo test lint sanity unit integration bench clean
+
+setup: $(VENV)/.installed .collections/ansible_collections/solanaops/talos tools
+
+$(VENV)/.installed: requirements.txt
+	@echo "==> Python toolchain in $(VENV)"
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+# ansible finds the collection through ansible.cfg's collections_path
+.collections/ansible_collections/solanaops/talos:
+	mkdir -p $(@D)
+	ln -sfn ../../.. $@
+
+tools:
+	@echo "==> talosctl and testbed tools (cached in $(CACHE)/tools)"
+	python3 testbed/gobuild.py all
+
+demo: setup
+	ansible-playbook playbooks/generate.yml -i inventory/local
+
+test: setup lint sanity unit integration
+
+lint:
+	ruff check plugins tests testbed benchmarks
+	ansible-lint --profile production
+
+sanity:
+	./tests/sanity/run.sh
+
+unit:
+	./tests/pytest.sh tests/unit
+
+integration:
+	./tests/pytest.sh tests/integration
+
+bench: setup
+	$(PYTHON) benchmarks/generate.py
+
+clean:
+	rm -rf .collections out tests/output
