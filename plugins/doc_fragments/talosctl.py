@@ -1,0 +1,22 @@
+# Copyright: SolanaOps
+# Apache License 2.0 (see LICENSE)
+"""Options shared by every module that runs talosctl (mirrors TALOSCTL_ARGSPEC)."""
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r"""
+options:
+  talosctl_path:
+    description:
+      - Path of the talosctl binary. When omitted, C(talosctl) is looked up on E(PATH).
+    type: path
+  talosconfig:
+    description:
+      - Path of the talosconfig (client credentials) to use, passed as E(TALOSCONFIG).
+    type: path
+notes:
+  - Commands run on the controller; Talos nodes have no SSH and no Python.
+  - The talosctl version used is returned as RV(talosctl_version).
+"""

@@ -1,0 +1,76 @@
+# Copyright: SolanaOps
+# Apache License 2.0 (see LICENSE)
+"""What each Talos machine-config contract supports: the one place for version facts.
+
+Sources: pkg/machinery/compatibility/talos1xx (Kubernetes ranges) and the config types of
+each release (multi-document network config from v1.12, grubUseUKICmdline from v1.12).
+"""
+
+from __future__ import annotations
+
+import re
+
+# Talos minor -> (oldest, newest) supported Kubernetes minor
+SUPPORTED_KUBERNETES = {
+    (1, 10): ((1, 28), (1, 33)),
+    (1, 11): ((1, 29), (1, 34)),
+    (1, 12): ((1, 30), (1, 35)),
+    (1, 13): ((1, 31), (1, 36)),
+}
+
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?$")
+
+
+def parse_version(text):
+    """'v1.13.9' or '1.36.3' or 'v1.10' -> (major, minor, patch or None); None if malformed."""
+    match = _VERSION.match(str(text).strip())
+    if not match:
+        return None
+    major, minor, patch = match.groups()
+    return int(major), int(minor), int(patch) if patch is not None else None
+
+
+def contract(talos_version):
+    """The config contract (major, minor) a Talos version generates, e.g. (1, 13)."""
+    parsed = parse_version(talos_version)
+    if parsed is None:
+        raise ValueError(f"not a Talos version: {talos_version!r} (expected vX.Y or vX.Y.Z)")
+    return parsed[:2]
+
+
+def kubernetes_support_error(talos_version, kubernetes_version):
+    """An error message if Talos cannot run this Kubernetes version, else None."""
+    talos = contract(talos_version)
+    kubernetes = parse_version(kubernetes_version)
+    if kubernetes is None:
+        return f"not a Kubernetes version: {kubernetes_version!r} (expected X.Y.Z)"
+    if talos not in SUPPORTED_KUBERNETES:
+        known = ", ".join(f"v{a}.{b}" for a, b in SUPPORTED_KUBERNETES)
+        return f"Talos v{talos[0]}.{talos[1]} is not a contract this collection knows ({known})"
+    oldest, newest = SUPPORTED_KUBERNETES[talos]
+    if not oldest <= kubernetes[:2] <= newest:
+        return (f"Kubernetes {kubernetes_version} is not supported by Talos v{talos[0]}.{talos[1]} "
+                f"(supported: {oldest[0]}.{oldest[1]} to {newest[0]}.{newest[1]})")
+    return None
+
+
+def uses_multidoc_network(talos_version):
+    """v1.12+ contracts configure hostname, links, VIP, resolvers and NTP as separate documents."""
+    return contract(talos_version) >= (1, 12)
+
+
+def kernel_args_target(talos_version, boot_mode):
+    """Where extra kernel args must go to take effect: 'install' or 'schematic'.
+
+    GRUB reads machine.install.extraKernelArgs at install/upgrade time, but v1.12+ configs set
+    grubUseUKICmdline (the two together fail validation); UKI/systemd-boot ignores the install
+    section entirely and takes its command line from the Image Factory schematic.
+    """
+    if boot_mode == "grub" and not uses_multidoc_network(talos_version):
+        return "install"
+    return "schematic"
+
+
+def supports_disable_access_time(talos_version):
+    """UserVolumeConfig.mount.disableAccessTime (noatime) exists from v1.13."""
+    return contract(talos_version) >= (1, 13)

@@ -1,0 +1,201 @@
+# Copyright: SolanaOps
+# Apache License 2.0 (see LICENSE)
+"""Inventory checks that run before any file is written or any node is touched.
+
+``check_cluster`` returns every problem at once (errors) and what merely deserves attention
+(warnings). Each message names the inventory field and the fix.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from ansible_collections.solanaops.talos.plugins.module_utils import contract, resources
+
+_HOSTNAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# kernel args Talos rejects or that defeat validator pinning; value = what to do instead
+_BAD_KERNEL_ARGS = {
+    "numa_balancing=1": "drop it or use numa_balancing=disable (pinned validators want it off)",
+    "numa_balancing=enable": "drop it or use numa_balancing=disable (pinned validators want it off)",
+    "amd_iommu=on": "drop it: 'on' is not a valid value and AMD IOMMU is on by default (keep iommu=pt)",
+}
+_FILESYSTEMS = ("xfs", "ext4")
+
+
+def check_cluster(cluster, nodes):
+    """Check a cluster description; return (errors, warnings), lists of strings."""
+    errors, warnings = [], []
+    _check_versions(cluster, errors)
+    network = _check_network(cluster, nodes, errors)
+    _check_nodes(cluster, nodes, network, errors, warnings)
+    for node in nodes:
+        if node.get("role") == "worker" and node.get("tuning"):
+            _check_tuning(cluster, node, errors, warnings)
+    return errors, warnings
+
+
+def _check_versions(cluster, errors):
+    talos_version = cluster.get("talos_version")
+    if contract.parse_version(talos_version or "") is None:
+        errors.append(f"talos_version: {talos_version!r} is not a version; use e.g. v1.13.9")
+        return
+    problem = contract.kubernetes_support_error(talos_version, cluster.get("kubernetes_version"))
+    if problem:
+        errors.append(f"talos_kubernetes_version: {problem}")
+
+
+def _check_network(cluster, nodes, errors):
+    try:
+        network = ipaddress.ip_network(cluster.get("subnet"), strict=True)
+    except (TypeError, ValueError) as exc:
+        errors.append(f"talos_cluster_subnet: {cluster.get('subnet')!r} is not a network CIDR ({exc}); "
+                      "use e.g. 10.0.1.0/24")
+        return None
+    node_ips = {str(node.get("ip")) for node in nodes}
+    for field in ("vip", "gateway"):
+        value = cluster.get(field)
+        if value in (None, "") and field == "gateway":
+            continue
+        try:
+            address = ipaddress.ip_address(value)
+        except (TypeError, ValueError):
+            errors.append(f"talos_cluster_{field}: {value!r} is not an IP address")
+            continue
+        if address not in network:
+            errors.append(f"talos_cluster_{field}: {address} is outside talos_cluster_subnet {network}")
+        if str(address) in node_ips:
+            errors.append(f"talos_cluster_{field}: {address} is also a node's IP; "
+                          "the VIP and gateway must be addresses no node owns")
+    return network
+
+
+def _check_nodes(cluster, nodes, network, errors, warnings):
+    controlplanes = [n for n in nodes if n.get("role") == "controlplane"]
+    if not controlplanes:
+        errors.append("talos_controlplane group: no control-plane node; add 3 hosts to it")
+    elif len(controlplanes) % 2 == 0:
+        errors.append(f"talos_controlplane group: {len(controlplanes)} control-plane nodes; etcd needs an "
+                      "odd number (3 or 5) to keep quorum through a failure")
+    elif len(controlplanes) < 3:
+        warnings.append("talos_controlplane group: a single control-plane node has no failover; use 3")
+    for field, label in (("name", "hostname"), ("ip", "IP")):
+        seen = {}
+        for node in nodes:
+            seen.setdefault(str(node.get(field)), []).append(node.get("name"))
+        for value, owners in seen.items():
+            if len(owners) > 1:
+                errors.append(f"talos_node_ip/hostnames: {label} {value} is used by {', '.join(owners)}; "
+                              "each node needs its own")
+    for node in nodes:
+        name = str(node.get("name"))
+        if not _HOSTNAME.match(name):
+            errors.append(f"{name}: the inventory hostname is not a valid Kubernetes node name "
+                          "(lowercase letters, digits and '-', at most 63)")
+        try:
+            address = ipaddress.ip_address(node.get("ip"))
+        except (TypeError, ValueError):
+            errors.append(f"{name}: talos_node_ip {node.get('ip')!r} is not an IP address")
+            continue
+        if network is not None and address not in network:
+            errors.append(f"{name}: talos_node_ip {address} is outside talos_cluster_subnet {network}")
+        disk = str(node.get("install_disk") or "")
+        if re.match(r"^/dev/nvme\d+n\d+$", disk):
+            warnings.append(f"{name}: talos_install_disk {disk}: NVMe names can change between boots; "
+                            "prefer talos_install_disk_selector (serial, wwid or model)")
+
+
+def _check_tuning(cluster, node, errors, warnings):
+    name, tuning = node["name"], node["tuning"]
+    hardware = node.get("hardware") or {}
+    prefix = f"{name}: talos_solana_worker_"
+    try:
+        cpus = int(hardware["cpus"])
+        numa_nodes = int(hardware.get("numa_nodes", 1))
+        memory = resources.parse_quantity(hardware["memory"])
+    except (KeyError, TypeError, ValueError):
+        errors.append(f"{prefix}hardware: needs cpus, numa_nodes and memory (e.g. 512Gi) to check the tuning")
+        return
+    try:
+        reserved = resources.parse_cpuset(tuning.get("reserved_system_cpus", ""))
+    except ValueError as exc:
+        errors.append(f"{prefix}reserved_system_cpus: {exc}")
+        reserved = set()
+    outside = sorted(cpu for cpu in reserved if cpu >= cpus)
+    if outside:
+        errors.append(f"{prefix}reserved_system_cpus: CPUs {outside} do not exist on a {cpus}-CPU node "
+                      f"(valid: 0-{cpus - 1})")
+    if reserved and len(reserved) >= cpus:
+        errors.append(f"{prefix}reserved_system_cpus: reserves all {cpus} CPUs; leave some for the validator")
+    for field in ("kube_reserved", "system_reserved"):
+        if reserved and "cpu" in (tuning.get(field) or {}):
+            warnings.append(f"{prefix}{field}.cpu is ignored: reserved_system_cpus replaces it "
+                            f"(effective CPU reservation: {len(reserved)})")
+    try:
+        hugepage_bytes = resources.hugepage_bytes(tuning.get("hugepages") or {})
+        reservation = resources.memory_reservation(
+            tuning.get("kube_reserved") or {}, tuning.get("system_reserved") or {},
+            tuning.get("eviction_hard") or {})
+    except (KeyError, ValueError) as exc:
+        errors.append(f"{prefix}hugepages/reservations: {exc}")
+        return
+    if hugepage_bytes + reservation >= memory:
+        errors.append(
+            f"{prefix}hugepages: {_gib(hugepage_bytes)} of huge pages plus {_gib(reservation)} reserved "
+            f"do not fit in {_gib(memory)} of memory; lower the page counts or the reservations")
+    if tuning.get("memory_manager_policy") == "Static" and reservation == 0:
+        errors.append(f"{prefix}memory_manager_policy Static needs a memory reservation "
+                      "(kube_reserved, system_reserved or eviction_hard memory)")
+    if numa_nodes > 8 and tuning.get("topology_manager_policy") not in (None, "none"):
+        errors.append(f"{prefix}topology_manager_policy: {numa_nodes} NUMA nodes exceed the topology "
+                      "manager's limit of 8")
+    for arg in tuning.get("kernel_args") or []:
+        if arg in _BAD_KERNEL_ARGS:
+            errors.append(f"{prefix}kernel_args: {arg}: {_BAD_KERNEL_ARGS[arg]}")
+    _check_volumes(cluster, node, prefix, errors, warnings)
+    if tuning.get("legacy_disks"):
+        errors.append(f"{prefix}disks: machine.disks is deprecated and always formats XFS; describe each disk "
+                      "in talos_solana_worker_volumes (rendered as UserVolumeConfig documents)")
+    if tuning.get("boot_mode") not in ("uki", "grub"):
+        errors.append(f"{name}: talos_boot_mode {tuning.get('boot_mode')!r} must be 'uki' or 'grub' "
+                      "(check `talosctl get securitystate`, field bootedWithUKI)")
+
+
+def _check_volumes(cluster, node, prefix, errors, warnings):
+    names = set()
+    for volume in node["tuning"].get("volumes") or []:
+        vname = volume.get("name", "?")
+        where = f"{prefix}volumes[{vname}]"
+        if vname in names:
+            errors.append(f"{where}: the volume name is used twice")
+        names.add(vname)
+        if not re.match(r"^[a-z0-9][-a-z0-9]{0,30}$", str(vname)):
+            errors.append(f"{where}: name must be lowercase letters, digits and '-' (it mounts at /var/mnt/<name>)")
+        filesystem = volume.get("filesystem", "xfs")
+        if filesystem not in _FILESYSTEMS:
+            errors.append(f"{where}.filesystem: {filesystem} is not supported by Talos user volumes "
+                          "(btrfs and its zstd compression are unavailable); use xfs or ext4")
+        if volume.get("mount_options"):
+            alternative = ("set noatime: true (mount.disableAccessTime)"
+                           if contract.supports_disable_access_time(cluster["talos_version"])
+                           else "noatime needs Talos v1.13 (mount.disableAccessTime)")
+            errors.append(f"{where}.mount_options: user volumes take no free-form mount options "
+                          f"({', '.join(volume['mount_options'])}); nobarrier risks corruption on power loss; "
+                          f"{alternative}")
+        if volume.get("noatime") and not contract.supports_disable_access_time(cluster["talos_version"]):
+            errors.append(f"{where}.noatime: needs Talos v1.13 (mount.disableAccessTime); remove it for "
+                          f"{cluster['talos_version']}")
+        disk = volume.get("disk") or {}
+        if not disk:
+            errors.append(f"{where}.disk: select the disk by serial, wwid, model or dev_path")
+        elif set(disk) == {"dev_path"}:
+            warnings.append(f"{where}.disk: dev_path {disk['dev_path']} can change between boots; "
+                            "prefer serial or wwid")
+        try:
+            resources.parse_quantity(volume.get("capacity"))
+        except ValueError:
+            errors.append(f"{where}.capacity: {volume.get('capacity')!r} is not a quantity such as 15T")
+
+
+def _gib(byte_count):
+    return f"{float(byte_count) / resources.GI:.1f} GiB"

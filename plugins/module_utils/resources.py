@@ -1,0 +1,132 @@
+# Copyright: SolanaOps
+# Apache License 2.0 (see LICENSE)
+"""Resource arithmetic for the validator node: quantities, huge pages, reservations.
+
+Used by preflight (does it fit?), by the worker role's templates (what to configure) and by
+verify (what Kubernetes must report). Quantities are exact: ``Decimal`` bytes or cores.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+MI = 1024**2
+GI = 1024**3
+
+_SUFFIXES = {
+    "Ki": Decimal(1024), "Mi": Decimal(1024**2), "Gi": Decimal(1024**3),
+    "Ti": Decimal(1024**4), "Pi": Decimal(1024**5), "Ei": Decimal(1024**6),
+    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
+    "k": Decimal(10**3), "M": Decimal(10**6), "G": Decimal(10**9),
+    "T": Decimal(10**12), "P": Decimal(10**15), "E": Decimal(10**18),
+}
+_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
+
+# the huge page sizes the collection configures: name -> (bytes, kernel hugepagesz, k8s resource)
+HUGEPAGE_SIZES = {
+    "2Mi": (2 * MI, "2M", "hugepages-2Mi"),
+    "1Gi": (1 * GI, "1G", "hugepages-1Gi"),
+}
+
+
+def parse_quantity(value):
+    """A Kubernetes quantity ('100000Mi', '1.5Gi', '500m', 16) as an exact Decimal."""
+    match = _QUANTITY.match(str(value).strip())
+    if not match:
+        raise ValueError(f"not a Kubernetes quantity: {value!r}")
+    try:
+        number = Decimal(match.group(1))
+    except InvalidOperation as exc:  # pragma: no cover - the regex admits only numbers
+        raise ValueError(f"not a Kubernetes quantity: {value!r}") from exc
+    return number * _SUFFIXES[match.group(2) or ""]
+
+
+def format_mebibytes(byte_count):
+    """Bytes as a whole-Mi quantity string, the unit kubelet reports huge pages in."""
+    mebibytes = Decimal(byte_count) / MI
+    if mebibytes != mebibytes.to_integral_value():
+        raise ValueError(f"{byte_count} bytes is not a whole number of MiB")
+    return f"{int(mebibytes)}Mi"
+
+
+def parse_cpuset(text):
+    """'0-3,8,10-11' -> {0, 1, 2, 3, 8, 10, 11}."""
+    cpus = set()
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        first, _, last = part.partition("-")
+        if not first.isdigit() or (last and not last.isdigit()):
+            raise ValueError(f"not a CPU list: {text!r} (expected e.g. 0-3,8)")
+        low, high = int(first), int(last or first)
+        if high < low:
+            raise ValueError(f"not a CPU list: {text!r} ({part} runs backwards)")
+        cpus.update(range(low, high + 1))
+    return cpus
+
+
+def hugepage_bytes(hugepages):
+    """Total bytes of a {size: count} huge-page request, e.g. {'2Mi': 50000, '1Gi': 0}."""
+    return sum(HUGEPAGE_SIZES[size][0] * int(count) for size, count in hugepages.items())
+
+
+def hugepage_kernel_args(hugepages):
+    """Kernel args that allocate the pages at boot, the only reliable time for 1 GiB pages.
+
+    The default size is the larger one configured, so hugetlbfs mounts without a size option
+    get the pages the validator asks for first.
+    """
+    args = []
+    sizes = [size for size in ("2Mi", "1Gi") if int(hugepages.get(size, 0)) > 0]
+    for size in sizes:
+        args += [f"hugepagesz={HUGEPAGE_SIZES[size][1]}", f"hugepages={int(hugepages[size])}"]
+    if sizes:
+        args.append(f"default_hugepagesz={HUGEPAGE_SIZES[sizes[-1]][1]}")
+    return args
+
+
+def effective_cpu_reservation(reserved_system_cpus, kube_reserved, system_reserved):
+    """Cores kept from pods. reservedSystemCPUs replaces the cpu entries of both reservations."""
+    if reserved_system_cpus:
+        return Decimal(len(parse_cpuset(reserved_system_cpus)))
+    return sum(parse_quantity(r.get("cpu", 0)) for r in (kube_reserved, system_reserved))
+
+
+def memory_reservation(kube_reserved, system_reserved, eviction_hard):
+    """Bytes the memory manager's reservedMemory must add up to (kubelet checks the sum)."""
+    return (parse_quantity(kube_reserved.get("memory", 0))
+            + parse_quantity(system_reserved.get("memory", 0))
+            + parse_quantity(eviction_hard.get("memory.available", 0)))
+
+
+def reserved_memory_per_numa(total_bytes, numa_nodes):
+    """Split a reservation over NUMA nodes in whole MiB; the parts sum exactly to the total."""
+    total_mi = Decimal(total_bytes) / MI
+    if total_mi != total_mi.to_integral_value():
+        raise ValueError("the memory reservation must be a whole number of MiB")
+    share, remainder = divmod(int(total_mi), int(numa_nodes))
+    return [
+        {"numaNode": node, "limits": {"memory": f"{share + (1 if node < remainder else 0)}Mi"}}
+        for node in range(int(numa_nodes))
+    ]
+
+
+def expected_node_resources(hardware, hugepages, reserved_system_cpus,
+                            kube_reserved, system_reserved, eviction_hard):
+    """Capacity and allocatable the kubelet will report for this node, as Decimals.
+
+    allocatable cpu = cpus - effective reservation; allocatable memory = memory - huge pages -
+    kube/system reservations - hard eviction threshold.
+    """
+    memory = parse_quantity(hardware["memory"])
+    capacity = {"cpu": Decimal(int(hardware["cpus"])), "memory": memory}
+    for size, (page_bytes, _kernel, resource) in HUGEPAGE_SIZES.items():
+        capacity[resource] = Decimal(page_bytes * int(hugepages.get(size, 0)))
+    allocatable = dict(capacity)
+    allocatable["cpu"] = capacity["cpu"] - effective_cpu_reservation(
+        reserved_system_cpus, kube_reserved, system_reserved)
+    allocatable["memory"] = (memory - hugepage_bytes(hugepages)
+                             - memory_reservation(kube_reserved, system_reserved, eviction_hard))
+    return {"capacity": capacity, "allocatable": allocatable}

@@ -1,0 +1,95 @@
+# Copyright: SolanaOps
+# Apache License 2.0 (see LICENSE)
+"""Handling of files that carry cluster secrets: redaction, private temp dirs, 0600 writes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+
+import yaml
+from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import TalosError
+
+REDACTED = "<redacted>"
+# keys whose values are private keys, tokens or encryption secrets in machine configs,
+# secrets bundles and talosconfigs (compared case-insensitively)
+SECRET_KEYS = frozenset({
+    "key", "token", "secret", "secretboxencryptionsecret", "aescbcencryptionsecret",
+    "bootstraptoken",
+})
+
+
+def _walk(node, on_secret):
+    if isinstance(node, dict):
+        return {k: (on_secret(v) if str(k).lower() in SECRET_KEYS and isinstance(v, str) and v
+                    else _walk(v, on_secret)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_walk(item, on_secret) for item in node]
+    return node
+
+
+def redact(text):
+    """The YAML documents in ``text`` with every secret value replaced by <redacted>."""
+    documents = [_walk(doc, lambda _v: REDACTED) for doc in yaml.safe_load_all(text or "") if doc]
+    return "---\n".join(yaml.safe_dump(doc, sort_keys=False) for doc in documents)
+
+
+def secret_values(text):
+    """Every secret value in the YAML documents of ``text`` (to feed module.no_log_values)."""
+    found = set()
+
+    def collect(value):
+        found.add(value)
+        return value
+
+    for doc in yaml.safe_load_all(text or ""):
+        _walk(doc, collect)
+    return found
+
+
+@contextlib.contextmanager
+def private_dir():
+    """A temporary directory only the current user can read, removed afterwards."""
+    path = tempfile.mkdtemp(prefix="solanaops-talos-")
+    os.chmod(path, 0o700)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def secrets_bundle_path(params, workdir):
+    """Path of the secrets bundle for talosctl: ``secrets_path``, or ``secrets_content``
+    (decrypted from ansible-vault by the caller) written into the private ``workdir``."""
+    if params.get("secrets_content") is not None:
+        path = os.path.join(workdir, "secrets.yaml")
+        with open(path, "w") as handle:
+            handle.write(params["secrets_content"])
+        return path
+    if not os.path.exists(params["secrets_path"]):
+        raise TalosError(f"secrets bundle {params['secrets_path']} does not exist",
+                         hint="generate it with solanaops.talos.talos_secrets first")
+    return params["secrets_path"]
+
+
+def write_private(module, path, content):
+    """Atomically write ``content`` to ``path`` with mode 0600."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(content)
+    os.chmod(tmp, 0o600)
+    module.atomic_move(tmp, path)
+    os.chmod(path, 0o600)
+
+
+def read_text(path):
+    """The file's text, or None when it does not exist."""
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None

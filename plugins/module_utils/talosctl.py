@@ -1,0 +1,143 @@
+# Copyright: SolanaOps
+# Apache License 2.0 (see LICENSE)
+"""The one runner for talosctl, shared by every module of the collection.
+
+talosctl is always called with a list argv, ``LC_ALL=C`` and ``TALOSCONFIG`` in the
+environment; failures become one of the exceptions below, which ``fail_json_from`` turns into
+a module failure carrying the command, rc, stdout, stderr and the talosctl version.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+TALOSCTL_ARGSPEC = {
+    "talosctl_path": {"type": "path"},
+    "talosconfig": {"type": "path"},
+}
+
+
+class TalosError(Exception):
+    """Base of the collection's errors; ``hint`` says what to do about it."""
+
+    hint = ""
+
+    def __init__(self, message, hint=None, **details):
+        super().__init__(message)
+        if hint:
+            self.hint = hint
+        self.details = details
+
+
+class TalosctlNotFound(TalosError):
+    hint = "install it with the solanaops.talos.talosctl role or set talosctl_path"
+
+
+class CommandFailed(TalosError):
+    """talosctl ran and exited non-zero."""
+
+
+class NodeUnreachable(CommandFailed):
+    hint = "check that the node is powered on and port 50000 is reachable from the controller"
+
+
+class CredentialsMismatch(CommandFailed):
+    hint = "the talosconfig does not belong to this cluster's secrets; regenerate it from the same secrets bundle"
+
+
+class MaintenanceMode(CommandFailed):
+    hint = "the node has no configuration yet; apply one with insecure=true first"
+
+
+class AlreadyBootstrapped(CommandFailed):
+    hint = "etcd is already bootstrapped on this cluster; nothing to do"
+
+
+# stderr patterns in the order they are tried; the first match decides the class
+_CLASSIFIERS = (
+    (AlreadyBootstrapped, re.compile(r"AlreadyExists|etcd data directory is not empty")),
+    (CredentialsMismatch, re.compile(r"certificate signed by unknown authority|tls: bad certificate|"
+                                     r"x509:|authentication handshake failed|PermissionDenied")),
+    (MaintenanceMode, re.compile(r"maintenance mode|API is not implemented in maintenance")),
+    (NodeUnreachable, re.compile(r"connection refused|no route to host|i/o timeout|"
+                                 r"context deadline exceeded|Unavailable|connection reset")),
+)
+
+
+def classify(stderr):
+    """Return the exception class that best describes a talosctl failure."""
+    for error_class, pattern in _CLASSIFIERS:
+        if pattern.search(stderr or ""):
+            return error_class
+    return CommandFailed
+
+
+class Talosctl:
+    """Runs talosctl for one module invocation."""
+
+    def __init__(self, module):
+        self.module = module
+        path = module.params.get("talosctl_path") or module.get_bin_path("talosctl")
+        if not path or not os.access(path, os.X_OK):
+            raise TalosctlNotFound(
+                "talosctl was not found"
+                + (f" at {path}" if module.params.get("talosctl_path") else " on PATH")
+            )
+        self.path = path
+        self.talosconfig = module.params.get("talosconfig")
+        self._version = None
+
+    def run(self, args, *, nodes=None, endpoints=None, data=None, check=True, node_name=None):
+        """Run ``talosctl ARGS``; return (rc, stdout, stderr) or raise a classified error."""
+        argv = [self.path, *args]
+        if nodes:
+            argv += ["--nodes", ",".join(nodes)]
+        if endpoints:
+            argv += ["--endpoints", ",".join(endpoints)]
+        environ = {"LC_ALL": "C"}
+        if self.talosconfig:
+            environ["TALOSCONFIG"] = self.talosconfig
+        rc, stdout, stderr = self.module.run_command(
+            argv, environ_update=environ, data=data, binary_data=data is not None
+        )
+        if check and rc != 0:
+            error_class = classify(stderr)
+            where = f" on {node_name}" if node_name else ""
+            raise error_class(
+                f"talosctl {args[0]} failed{where}: {last_line(stderr) or last_line(stdout)}",
+                command=argv, rc=rc, stdout=stdout, stderr=stderr,
+            )
+        return rc, stdout, stderr
+
+    @property
+    def version(self):
+        """The client version, e.g. ``v1.13.9``."""
+        if self._version is None:
+            _rc, stdout, _stderr = self.run(["version", "--client", "--short"])
+            self._version = parse_client_version(stdout)
+        return self._version
+
+
+def parse_client_version(stdout):
+    """``talosctl version --client --short`` prints 'Client:' then 'Talos v1.13.9'."""
+    match = re.search(r"Talos (v\d+\.\d+\.\d+\S*)", stdout)
+    if not match:
+        raise CommandFailed(f"cannot read the talosctl version from: {stdout.strip()!r}")
+    return match.group(1)
+
+
+def last_line(text):
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def fail_json_from(module, error, **result):
+    """The one place where a TalosError becomes a module failure."""
+    message = str(error)
+    if error.hint:
+        message = f"{message} ({error.hint})"
+    details = {key: value for key, value in error.details.items() if key != "command"}
+    if "command" in error.details:
+        details["command"] = " ".join(error.details["command"])
+    module.fail_json(msg=message, error=type(error).__name__, **details, **result)

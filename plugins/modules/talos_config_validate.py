@@ -1,0 +1,114 @@
+#!/usr/bin/python
+# Copyright: SolanaOps
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: talos_config_validate
+short_description: Validate a Talos machine configuration with talosctl
+version_added: 0.1.0
+description:
+  - Runs C(talosctl validate --mode MODE --strict) on a machine configuration file and fails
+    with talosctl's own message and the node's name when the configuration is not valid.
+  - Never changes anything.
+options:
+  path:
+    description: The machine configuration file.
+    type: path
+    required: true
+  mode:
+    description: Platform mode to validate for.
+    type: str
+    choices: [metal, cloud, container]
+    default: metal
+  strict:
+    description: Treat validation warnings (deprecated fields, for example) as errors.
+    type: bool
+    default: true
+  node_name:
+    description: Name of the node the configuration is for, used in messages.
+    type: str
+extends_documentation_fragment:
+  - solanaops.talos.talosctl
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+author:
+  - SolanaOps platform team
+"""
+
+EXAMPLES = r"""
+- name: Validate the validator worker's config
+  solanaops.talos.talos_config_validate:
+    path: /srv/talos/solana-cluster/solana-validator.yaml
+    node_name: solana-validator
+"""
+
+RETURN = r"""
+message:
+  description: What talosctl reported.
+  returned: always
+  type: str
+  sample: /srv/talos/solana-cluster/solana-validator.yaml is valid for metal mode
+talosctl_version:
+  description: Version of the talosctl that validated the configuration.
+  returned: success
+  type: str
+  sample: v1.13.9
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
+    TALOSCTL_ARGSPEC,
+    CommandFailed,
+    Talosctl,
+    TalosError,
+    fail_json_from,
+)
+
+
+def validate_argv(params):
+    argv = ["validate", "--config", params["path"], "--mode", params["mode"]]
+    if params["strict"]:
+        argv.append("--strict")
+    return argv
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            **TALOSCTL_ARGSPEC,
+            "path": {"type": "path", "required": True},
+            "mode": {"type": "str", "default": "metal", "choices": ["metal", "cloud", "container"]},
+            "strict": {"type": "bool", "default": True},
+            "node_name": {"type": "str"},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    result = {"changed": False, "message": ""}
+    node = params["node_name"] or os.path.basename(params["path"])
+    try:
+        if not os.path.exists(params["path"]):
+            raise TalosError(f"{node}: {params['path']} does not exist")
+        talosctl = Talosctl(module)
+        result["talosctl_version"] = talosctl.version
+        rc, stdout, stderr = talosctl.run(validate_argv(params), check=False)
+        if rc != 0:
+            # talosctl lists every problem on stderr; show them all, not just the last line
+            raise CommandFailed(f"{node}: the machine configuration is not valid: {stderr.strip()}",
+                                rc=rc, stdout=stdout, stderr=stderr)
+    except TalosError as error:
+        fail_json_from(module, error, **result)
+    result["message"] = (stdout + stderr).strip()
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

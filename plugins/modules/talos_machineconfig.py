@@ -1,0 +1,237 @@
+#!/usr/bin/python
+# Copyright: SolanaOps
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: talos_machineconfig
+short_description: Render one node's Talos machine configuration with talosctl
+version_added: 0.1.0
+description:
+  - Runs C(talosctl gen config) for one machine type from an existing secrets bundle, applies
+    the given patches in order, and writes the result to O(dest) with mode C(0600).
+  - Rendering is deterministic for a given secrets bundle, so the module reports C(changed)
+    only when the rendered configuration differs from the file on disk.
+  - In diff mode the difference is shown with every private key, token and secret redacted.
+  - Nothing is sent to any node.
+options:
+  dest:
+    description: Where to write the machine configuration.
+    type: path
+    required: true
+  secrets_path:
+    description: Path of a plain secrets bundle made by M(solanaops.talos.talos_secrets).
+    type: path
+  secrets_content:
+    description:
+      - Content of the secrets bundle, for bundles kept encrypted with ansible-vault
+        (read them with C(lookup('ansible.builtin.file', path)), which decrypts).
+      - It is written to a private temporary file for talosctl and removed afterwards.
+    type: str
+  cluster_name:
+    description: Name of the cluster.
+    type: str
+    required: true
+  cluster_endpoint:
+    description: Kubernetes API endpoint, for example C(https://10.0.1.10:6443).
+    type: str
+    required: true
+  machine_type:
+    description: Which configuration to render.
+    type: str
+    required: true
+    choices: [controlplane, worker]
+  talos_version:
+    description: Config contract to generate, for example C(v1.10) or C(v1.13.9).
+    type: str
+  kubernetes_version:
+    description: Kubernetes version the node runs, for example C(1.36.3).
+    type: str
+  install_disk:
+    description: Disk Talos installs to (C(machine.install.disk)).
+    type: str
+  install_image:
+    description: Installer image, for example an Image Factory installer for a schematic.
+    type: str
+  patches:
+    description:
+      - Patches applied in order after generation.
+      - A dict is a strategic merge patch; a list is an RFC 6902 JSON patch (not usable on the
+        multi-document configs of v1.12+ contracts); a string is YAML text (one or more
+        documents), or C(@path) to read a patch file.
+    type: list
+    elements: raw
+    default: []
+  node_name:
+    description: Name of the node, used in messages.
+    type: str
+extends_documentation_fragment:
+  - solanaops.talos.talosctl
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details: secrets are redacted from the diff
+author:
+  - SolanaOps platform team
+"""
+
+EXAMPLES = r"""
+- name: Render the validator worker's config
+  solanaops.talos.talos_machineconfig:
+    dest: /srv/talos/solana-cluster/solana-validator.yaml
+    secrets_path: /srv/talos/solana-cluster/secrets.yaml
+    cluster_name: solana-cluster
+    cluster_endpoint: https://10.0.1.10:6443
+    machine_type: worker
+    talos_version: v1.13
+    kubernetes_version: 1.36.3
+    patches:
+      - machine:
+          sysctls:
+            vm.max_map_count: "1000000"
+      - "@/srv/talos/patches/worker-network.yaml"
+
+- name: Render from a vault-encrypted secrets bundle
+  solanaops.talos.talos_machineconfig:
+    dest: /srv/talos/solana-cluster/cp-1.yaml
+    secrets_content: "{{ lookup('ansible.builtin.file', 'secrets.vault.yaml') }}"
+    cluster_name: solana-cluster
+    cluster_endpoint: https://10.0.1.10:6443
+    machine_type: controlplane
+"""
+
+RETURN = r"""
+dest:
+  description: Path of the machine configuration.
+  returned: always
+  type: str
+  sample: /srv/talos/solana-cluster/cp-1.yaml
+sha256:
+  description: SHA-256 of the rendered configuration.
+  returned: success
+  type: str
+  sample: 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae
+talosctl_version:
+  description: Version of the talosctl that rendered the configuration.
+  returned: success
+  type: str
+  sample: v1.13.9
+"""
+
+import hashlib
+import os
+
+import yaml
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.solanaops.talos.plugins.module_utils import secret_files
+from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
+    TALOSCTL_ARGSPEC,
+    Talosctl,
+    TalosError,
+    fail_json_from,
+)
+
+ARGUMENT_SPEC = {
+    **TALOSCTL_ARGSPEC,
+    "dest": {"type": "path", "required": True},
+    "secrets_path": {"type": "path"},
+    "secrets_content": {"type": "str", "no_log": True},
+    "cluster_name": {"type": "str", "required": True},
+    "cluster_endpoint": {"type": "str", "required": True},
+    "machine_type": {"type": "str", "required": True, "choices": ["controlplane", "worker"]},
+    "talos_version": {"type": "str"},
+    "kubernetes_version": {"type": "str"},
+    "install_disk": {"type": "str"},
+    "install_image": {"type": "str"},
+    "patches": {"type": "list", "elements": "raw", "default": []},
+    "node_name": {"type": "str"},
+}
+
+# optional module option -> talosctl flag
+_FLAGS = {
+    "talos_version": "--talos-version",
+    "kubernetes_version": "--kubernetes-version",
+    "install_disk": "--install-disk",
+    "install_image": "--install-image",
+}
+
+
+def patch_argument(patch, index, workdir):
+    """The --config-patch value for one patch: '@file' written into the private workdir."""
+    if isinstance(patch, str) and patch.startswith("@"):
+        return patch
+    path = os.path.join(workdir, f"patch-{index:03d}.yaml")
+    with open(path, "w") as handle:
+        if isinstance(patch, str):
+            handle.write(patch)
+        elif isinstance(patch, (dict, list)):
+            yaml.safe_dump(patch, handle, sort_keys=False)
+        else:
+            raise TalosError(f"patches[{index}] is a {type(patch).__name__}; use a dict, a list or a string")
+    return "@" + path
+
+
+def gen_config_argv(params, secrets_path, patch_arguments):
+    argv = [
+        "gen", "config", params["cluster_name"], params["cluster_endpoint"],
+        "--with-secrets", secrets_path,
+        "--output-types", params["machine_type"], "--output", "-",
+        "--with-docs=false", "--with-examples=false",
+    ]
+    for option, flag in _FLAGS.items():
+        if params[option]:
+            argv += [flag, params[option]]
+    for argument in patch_arguments:
+        argv += ["--config-patch", argument]
+    return argv
+
+
+def render(module, talosctl):
+    params = module.params
+    with secret_files.private_dir() as workdir:
+        secrets_path = secret_files.secrets_bundle_path(params, workdir)
+        patches = [patch_argument(p, i, workdir) for i, p in enumerate(params["patches"])]
+        _rc, stdout, _stderr = talosctl.run(gen_config_argv(params, secrets_path, patches),
+                                            node_name=params["node_name"])
+    return stdout
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC,
+        mutually_exclusive=[("secrets_path", "secrets_content")],
+        required_one_of=[("secrets_path", "secrets_content")],
+        supports_check_mode=True,
+    )
+    dest = module.params["dest"]
+    result = {"changed": False, "dest": dest}
+    if module.params["secrets_content"]:
+        module.no_log_values.update(secret_files.secret_values(module.params["secrets_content"]))
+    try:
+        talosctl = Talosctl(module)
+        result["talosctl_version"] = talosctl.version
+        rendered = render(module, talosctl)
+    except TalosError as error:
+        fail_json_from(module, error, **result)
+    module.no_log_values.update(secret_files.secret_values(rendered))
+
+    current = secret_files.read_text(dest)
+    mode_wrong = current is not None and os.stat(dest).st_mode & 0o777 != 0o600
+    result["changed"] = current != rendered or mode_wrong
+    result["sha256"] = hashlib.sha256(rendered.encode()).hexdigest()
+    if module._diff and current != rendered:
+        result["diff"] = {
+            "before_header": dest, "after_header": dest,
+            "before": secret_files.redact(current or ""), "after": secret_files.redact(rendered),
+        }
+    if result["changed"] and not module.check_mode:
+        secret_files.write_private(module, dest, rendered)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

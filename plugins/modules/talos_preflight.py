@@ -1,0 +1,99 @@
+#!/usr/bin/python
+# Copyright: SolanaOps
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: talos_preflight
+short_description: Check a Talos cluster description before anything is written or sent
+version_added: 0.1.0
+description:
+  - Checks the whole inventory at once and fails listing every problem, each naming the
+    inventory field and the fix.
+  - "Checks: an odd number of control-plane nodes; unique hostnames and IPs; the VIP and
+    gateway inside the node subnet and owned by no node; valid CIDRs and versions; a
+    Kubernetes version the Talos version supports; huge pages plus reservations that fit the
+    node's memory; reserved CPUs that exist; kernel args Talos rejects; volume requests Talos
+    cannot honour (btrfs, free-form mount options, machine.disks)."
+  - Runs on the controller and contacts nothing.
+options:
+  cluster:
+    description:
+      - The cluster-wide settings.
+      - "Keys: C(talos_version), C(kubernetes_version), C(vip), C(subnet), C(gateway)."
+    type: dict
+    required: true
+  nodes:
+    description:
+      - Every node of the cluster.
+      - "Keys: C(name), C(ip), C(role) (C(controlplane) or C(worker)), C(install_disk),
+        C(hardware) (C(cpus), C(numa_nodes), C(memory)) and, for tuned workers, C(tuning)."
+    type: list
+    elements: dict
+    required: true
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+author:
+  - SolanaOps platform team
+"""
+
+EXAMPLES = r"""
+- name: Check the inventory
+  solanaops.talos.talos_preflight:
+    cluster:
+      talos_version: v1.13.9
+      kubernetes_version: 1.36.3
+      vip: 10.0.1.10
+      subnet: 10.0.1.0/24
+      gateway: 10.0.1.1
+    nodes:
+      - {name: cp-1, ip: 10.0.1.11, role: controlplane}
+      - {name: cp-2, ip: 10.0.1.12, role: controlplane}
+      - {name: cp-3, ip: 10.0.1.13, role: controlplane}
+"""
+
+RETURN = r"""
+warnings_found:
+  description: Problems that do not stop the run.
+  returned: always
+  type: list
+  elements: str
+  sample: ["solana-validator: talos_install_disk /dev/nvme0n1: NVMe names can change between boots"]
+errors:
+  description: Every problem that stops the run.
+  returned: failure
+  type: list
+  elements: str
+  sample: ["talos_cluster_vip: 10.0.2.10 is outside talos_cluster_subnet 10.0.1.0/24"]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.solanaops.talos.plugins.module_utils.preflight import check_cluster
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "cluster": {"type": "dict", "required": True},
+            "nodes": {"type": "list", "elements": "dict", "required": True},
+        },
+        supports_check_mode=True,
+    )
+    errors, warnings = check_cluster(module.params["cluster"], module.params["nodes"])
+    for warning in warnings:
+        module.warn(warning)
+    if errors:
+        module.fail_json(
+            msg=f"the inventory has {len(errors)} problem(s):\n- " + "\n- ".join(errors),
+            errors=errors, warnings_found=warnings,
+        )
+    module.exit_json(changed=False, warnings_found=warnings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Shared fixtures: paths of the real tools and a runner for ansible-playbook."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "testbed"))
+
+import gobuild  # noqa: E402  (testbed/gobuild.py: where the pinned tools live)
+
+PINS = gobuild.pinned_versions()
+
+
+def talosctl_binary(version: str) -> Path:
+    path = gobuild.binary_path("talosctl", version)
+    if not path.exists():
+        pytest.fail(f"talosctl {version} is not built: run `make setup` first")
+    return path
+
+
+@pytest.fixture(scope="session")
+def talosctl() -> Path:
+    """The real talosctl at the pinned version."""
+    return talosctl_binary(PINS["TALOSCTL_VERSION"])
+
+
+@pytest.fixture(scope="session")
+def talosctl_legacy() -> Path:
+    """The real talosctl of the older (v1.10) contract."""
+    return talosctl_binary(PINS["TALOSCTL_LEGACY_VERSION"])
+
+
+@dataclasses.dataclass
+class PlaybookRun:
+    rc: int
+    stdout: str
+    stderr: str
+
+    @property
+    def report(self) -> dict:
+        """The ansible.posix.json callback's document."""
+        return json.loads(self.stdout[self.stdout.index("{"):])
+
+    @property
+    def stats(self) -> dict[str, dict[str, int]]:
+        return self.report["stats"]
+
+    @property
+    def changed(self) -> int:
+        return sum(host["changed"] for host in self.stats.values())
+
+    @property
+    def failed(self) -> int:
+        return sum(host["failures"] + host["unreachable"] for host in self.stats.values())
+
+    def failure_messages(self) -> list[str]:
+        messages = []
+        for play in self.report["plays"]:
+            for task in play["tasks"]:
+                for host, result in task["hosts"].items():
+                    if result.get("failed"):
+                        messages.append(f"{host}: {result.get('msg', '')}")
+        return messages
+
+
+def run_playbook(playbook: str | Path, *args: str, env: dict | None = None) -> PlaybookRun:
+    """Run ansible-playbook from the repository root with the JSON callback."""
+    proc = subprocess.run(
+        ["ansible-playbook", str(playbook), *args],
+        cwd=REPO,
+        env={
+            **os.environ,
+            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+            "ANSIBLE_NOCOLOR": "1",
+            **(env or {}),
+        },
+        capture_output=True,
+        text=True,
+    )
+    return PlaybookRun(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture(scope="session")
+def playbook():
+    return run_playbook
