@@ -23,15 +23,18 @@ _BAD_KERNEL_ARGS = {
 _FILESYSTEMS = ("xfs", "ext4")
 
 
-def check_cluster(cluster, nodes):
-    """Check a cluster description; return (errors, warnings), lists of strings."""
+def check_cluster(cluster, nodes=None, worker=None):
+    """Check the cluster settings, the node topology (``nodes``) and one tuned ``worker``.
+
+    Returns (errors, warnings), lists of strings.
+    """
     errors, warnings = [], []
     _check_versions(cluster, errors)
-    network = _check_network(cluster, nodes, errors)
-    _check_nodes(cluster, nodes, network, errors, warnings)
-    for node in nodes:
-        if node.get("role") == "worker" and node.get("tuning"):
-            _check_tuning(cluster, node, errors, warnings)
+    if nodes is not None:
+        network = _check_network(cluster, nodes, errors)
+        _check_nodes(cluster, nodes, network, errors, warnings)
+    if worker is not None:
+        _check_tuning(cluster, worker, errors, warnings)
     return errors, warnings
 
 
@@ -101,8 +104,8 @@ def _check_nodes(cluster, nodes, network, errors, warnings):
             errors.append(f"{name}: talos_node_ip {address} is outside talos_cluster_subnet {network}")
         disk = str(node.get("install_disk") or "")
         if re.match(r"^/dev/nvme\d+n\d+$", disk):
-            warnings.append(f"{name}: talos_install_disk {disk}: NVMe names can change between boots; "
-                            "prefer talos_install_disk_selector (serial, wwid or model)")
+            warnings.append(f"{name}: talos_node_install_disk {disk}: NVMe names can change between boots; "
+                            "prefer talos_node_install_disk_selector (serial, wwid or model)")
 
 
 def _check_tuning(cluster, node, errors, warnings):
@@ -114,7 +117,7 @@ def _check_tuning(cluster, node, errors, warnings):
         numa_nodes = int(hardware.get("numa_nodes", 1))
         memory = resources.parse_quantity(hardware["memory"])
     except (KeyError, TypeError, ValueError):
-        errors.append(f"{prefix}hardware: needs cpus, numa_nodes and memory (e.g. 512Gi) to check the tuning")
+        errors.append(f"{name}: talos_node_hardware: needs cpus, numa_nodes and memory (e.g. 512Gi) to check the tuning")
         return
     try:
         reserved = resources.parse_cpuset(tuning.get("reserved_system_cpus", ""))
@@ -157,7 +160,7 @@ def _check_tuning(cluster, node, errors, warnings):
         errors.append(f"{prefix}disks: machine.disks is deprecated and always formats XFS; describe each disk "
                       "in talos_solana_worker_volumes (rendered as UserVolumeConfig documents)")
     if tuning.get("boot_mode") not in ("uki", "grub"):
-        errors.append(f"{name}: talos_boot_mode {tuning.get('boot_mode')!r} must be 'uki' or 'grub' "
+        errors.append(f"{name}: talos_node_boot_mode {tuning.get('boot_mode')!r} must be 'uki' or 'grub' "
                       "(check `talosctl get securitystate`, field bootedWithUKI)")
 
 

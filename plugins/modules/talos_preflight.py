@@ -27,12 +27,15 @@ options:
     required: true
   nodes:
     description:
-      - Every node of the cluster.
-      - "Keys: C(name), C(ip), C(role) (C(controlplane) or C(worker)), C(install_disk),
-        C(hardware) (C(cpus), C(numa_nodes), C(memory)) and, for tuned workers, C(tuning)."
+      - Every node of the cluster, for the topology checks.
+      - "Keys: C(name), C(ip), C(role) (C(controlplane) or C(worker)), C(install_disk)."
     type: list
     elements: dict
-    required: true
+  worker:
+    description:
+      - One tuned worker, for the resource and volume checks.
+      - "Keys: C(name), C(hardware) (C(cpus), C(numa_nodes), C(memory)) and C(tuning)."
+    type: dict
 attributes:
   check_mode:
     support: full
@@ -80,11 +83,14 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "cluster": {"type": "dict", "required": True},
-            "nodes": {"type": "list", "elements": "dict", "required": True},
+            "nodes": {"type": "list", "elements": "dict"},
+            "worker": {"type": "dict"},
         },
+        required_one_of=[("nodes", "worker")],
         supports_check_mode=True,
     )
-    errors, warnings = check_cluster(module.params["cluster"], module.params["nodes"])
+    params = module.params
+    errors, warnings = check_cluster(params["cluster"], params["nodes"], params["worker"])
     for warning in warnings:
         module.warn(warning)
     if errors:

@@ -1,0 +1,104 @@
+# Copyright: SolanaOps
+# Apache License 2.0 (see LICENSE)
+"""Filters the roles use to render Talos patches: contract-aware network documents and the
+validator's resource arithmetic (from module_utils, the one place for those facts)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: talos
+short_description: Filters for rendering Talos machine-config patches
+version_added: 0.1.0
+description:
+  - C(network_documents) renders a node's hostname, link, addresses, routes, VIP, resolvers and
+    NTP servers as the contract expects (legacy C(machine.network) before v1.12, separate
+    documents from v1.12).
+  - C(disk_selector) turns a disk description into a UserVolumeConfig CEL match.
+  - C(hugepage_kernel_args), C(reserved_memory_per_numa) and C(kernel_args_target) expose the validator's resource arithmetic.
+author:
+  - SolanaOps platform team
+"""
+
+import ipaddress
+
+from ansible_collections.solanaops.talos.plugins.module_utils import contract, resources
+
+
+def network_documents(node, cluster, talos_version):
+    """Patch documents for a node's network identity.
+
+    node: hostname, ip, link ({name: enp1s0} or {mac: aa:bb:..}), optional mtu and vip.
+    cluster: subnet, gateway, nameservers, ntp_servers.
+    """
+    prefix = ipaddress.ip_network(cluster["subnet"]).prefixlen
+    address = f"{node['ip']}/{prefix}"
+    link = node.get("link") or {}
+    if contract.uses_multidoc_network(talos_version):
+        return _multidoc_network(node, cluster, link, address)
+    interface = {"deviceSelector": {"hardwareAddr": link["mac"]}} if "mac" in link else {"interface": link["name"]}
+    interface.update({"dhcp": False, "addresses": [address]})
+    if cluster.get("gateway"):
+        interface["routes"] = [{"network": "0.0.0.0/0", "gateway": cluster["gateway"]}]
+    if node.get("mtu"):
+        interface["mtu"] = int(node["mtu"])
+    if node.get("vip"):
+        interface["vip"] = {"ip": node["vip"]}
+    machine = {"network": {"hostname": node["hostname"], "interfaces": [interface]}}
+    if cluster.get("nameservers"):
+        machine["network"]["nameservers"] = list(cluster["nameservers"])
+    if cluster.get("ntp_servers"):
+        machine["time"] = {"servers": list(cluster["ntp_servers"])}
+    return [{"machine": machine}]
+
+
+def _multidoc_network(node, cluster, link, address):
+    documents = [{"apiVersion": "v1alpha1", "kind": "HostnameConfig", "hostname": node["hostname"], "auto": "off"}]
+    link_name = link.get("name", "net0")
+    if "mac" in link:
+        # a stable alias, since enp* names depend on the PCI slot the NIC sits in
+        documents.append({"apiVersion": "v1alpha1", "kind": "LinkAliasConfig", "name": link_name,
+                          "selector": {"match": f'mac(link.permanent_addr) == "{link["mac"].lower()}"'}})
+    link_config = {"apiVersion": "v1alpha1", "kind": "LinkConfig", "name": link_name, "up": True,
+                   "addresses": [{"address": address}]}
+    if node.get("mtu"):
+        link_config["mtu"] = int(node["mtu"])
+    if cluster.get("gateway"):
+        link_config["routes"] = [{"gateway": cluster["gateway"]}]
+    documents.append(link_config)
+    if node.get("vip"):
+        documents.append({"apiVersion": "v1alpha1", "kind": "Layer2VIPConfig", "name": node["vip"], "link": link_name})
+    if cluster.get("nameservers"):
+        documents.append({"apiVersion": "v1alpha1", "kind": "ResolverConfig",
+                          "nameservers": [{"address": server} for server in cluster["nameservers"]]})
+    if cluster.get("ntp_servers"):
+        documents.append({"apiVersion": "v1alpha1", "kind": "TimeSyncConfig",
+                          "ntp": {"servers": list(cluster["ntp_servers"])}})
+    return documents
+
+
+_DISK_FIELDS = ("serial", "wwid", "model", "dev_path")
+
+
+def disk_selector(disk):
+    """A UserVolumeConfig CEL match from {serial|wwid|model|dev_path: value}, e.g.
+    {'serial': 'S6XN'} -> 'disk.serial == "S6XN"'."""
+    unknown = set(disk) - set(_DISK_FIELDS)
+    if unknown or not disk:
+        raise ValueError(f"disk selector {disk!r}: use one or more of {', '.join(_DISK_FIELDS)}")
+    return " && ".join(f'disk.{field} == "{disk[field]}"' for field in _DISK_FIELDS if field in disk)
+
+
+def reserved_memory_per_numa(kube_reserved, system_reserved, eviction_hard, numa_nodes):
+    total = resources.memory_reservation(kube_reserved or {}, system_reserved or {}, eviction_hard or {})
+    return resources.reserved_memory_per_numa(total, numa_nodes)
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "network_documents": network_documents,
+            "disk_selector": disk_selector,
+            "hugepage_kernel_args": resources.hugepage_kernel_args,
+            "reserved_memory_per_numa": reserved_memory_per_numa,
+            "kernel_args_target": contract.kernel_args_target,
+        }
