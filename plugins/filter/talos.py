@@ -10,8 +10,8 @@ name: talos
 short_description: Filters for rendering Talos machine-config patches
 version_added: 0.1.0
 description:
-  - C(network_documents) renders a node's hostname, link, addresses, routes, VIP, resolvers and
-    NTP servers as the contract expects (legacy C(machine.network) before v1.12, separate
+  - C(node_documents) renders a node's hostname, link, addresses, routes, VIP, resolvers, NTP
+    servers and install disk selector as the contract expects (legacy C(machine.network) before v1.12, separate
     documents from v1.12).
   - C(disk_selector) turns a disk description into a UserVolumeConfig CEL match.
   - C(hugepage_kernel_args), C(reserved_memory_per_numa) and C(kernel_args_target) expose the validator's resource arithmetic.
@@ -24,17 +24,23 @@ import ipaddress
 from ansible_collections.solanaops.talos.plugins.module_utils import contract, resources
 
 
-def network_documents(node, cluster, talos_version):
-    """Patch documents for a node's network identity.
+def node_documents(node, cluster, talos_version):
+    """Patch documents for a node's identity: hostname, network, VIP and install disk.
 
-    node: hostname, ip, link ({name: enp1s0} or {mac: aa:bb:..}), optional mtu and vip.
+    node: hostname, ip, link ({name: enp1s0} or {mac: aa:bb:..}), optional mtu, vip and
+    install_disk_selector ({serial|wwid|model: value}, replacing machine.install.disk).
     cluster: subnet, gateway, nameservers, ntp_servers.
     """
+    documents = []
+    if node.get("install_disk_selector"):
+        # a device path can change between boots; the selector replaces it entirely
+        documents.append({"machine": {"install": {"disk": {"$patch": "delete"},
+                                                  "diskSelector": dict(node["install_disk_selector"])}}})
     prefix = ipaddress.ip_network(cluster["subnet"]).prefixlen
     address = f"{node['ip']}/{prefix}"
     link = node.get("link") or {}
     if contract.uses_multidoc_network(talos_version):
-        return _multidoc_network(node, cluster, link, address)
+        return documents + _multidoc_network(node, cluster, link, address)
     interface = {"deviceSelector": {"hardwareAddr": link["mac"]}} if "mac" in link else {"interface": link["name"]}
     interface.update({"dhcp": False, "addresses": [address]})
     if cluster.get("gateway"):
@@ -48,7 +54,7 @@ def network_documents(node, cluster, talos_version):
         machine["network"]["nameservers"] = list(cluster["nameservers"])
     if cluster.get("ntp_servers"):
         machine["time"] = {"servers": list(cluster["ntp_servers"])}
-    return [{"machine": machine}]
+    return documents + [{"machine": machine}]
 
 
 def _multidoc_network(node, cluster, link, address):
@@ -96,7 +102,7 @@ def reserved_memory_per_numa(kube_reserved, system_reserved, eviction_hard, numa
 class FilterModule:
     def filters(self):
         return {
-            "network_documents": network_documents,
+            "node_documents": node_documents,
             "disk_selector": disk_selector,
             "hugepage_kernel_args": resources.hugepage_kernel_args,
             "reserved_memory_per_numa": reserved_memory_per_numa,

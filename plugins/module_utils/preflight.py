@@ -103,7 +103,9 @@ def _check_nodes(cluster, nodes, network, errors, warnings):
         if network is not None and address not in network:
             errors.append(f"{name}: talos_node_ip {address} is outside talos_cluster_subnet {network}")
         disk = str(node.get("install_disk") or "")
-        if re.match(r"^/dev/nvme\d+n\d+$", disk):
+        if disk and node.get("install_disk_selector"):
+            errors.append(f"{name}: set talos_node_install_disk or talos_node_install_disk_selector, not both")
+        elif re.match(r"^/dev/nvme\d+n\d+$", disk):
             warnings.append(f"{name}: talos_node_install_disk {disk}: NVMe names can change between boots; "
                             "prefer talos_node_install_disk_selector (serial, wwid or model)")
 
