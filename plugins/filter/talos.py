@@ -1,5 +1,5 @@
-# Copyright: SolanaOps
-# Apache License 2.0 (see LICENSE)
+# Copyright: (c) 2026, SolanaOps platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters the roles use to render Talos patches: contract-aware network documents and the
 validator's resource arithmetic (from module_utils, the one place for those facts)."""
 
@@ -14,9 +14,10 @@ description:
     servers and install disk selector as the contract expects (legacy C(machine.network) before v1.12, separate
     documents from v1.12).
   - C(disk_selector) turns a disk description into a UserVolumeConfig CEL match.
-  - C(hugepage_kernel_args), C(reserved_memory_per_numa) and C(kernel_args_target) expose the validator's resource arithmetic.
+  - C(hugepage_kernel_args), C(reserved_memory_per_numa) and C(kernel_args_target) expose the
+    validator's resource arithmetic.
 author:
-  - SolanaOps platform team
+  - SolanaOps platform team (@solanaops)
 """
 
 import ipaddress

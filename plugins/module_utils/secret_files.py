@@ -1,5 +1,5 @@
-# Copyright: SolanaOps
-# Apache License 2.0 (see LICENSE)
+# Copyright: (c) 2026, SolanaOps platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Handling of files that carry cluster secrets: redaction, private temp dirs, 0600 writes."""
 
 from __future__ import annotations
@@ -9,8 +9,12 @@ import os
 import shutil
 import tempfile
 
-import yaml
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import TalosError
+
+try:
+    import yaml
+except ImportError:  # reported by the modules through missing_required_lib
+    yaml = None
 
 REDACTED = "<redacted>"
 # keys whose values are private keys, tokens or encryption secrets in machine configs,

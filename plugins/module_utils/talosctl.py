@@ -1,5 +1,5 @@
-# Copyright: SolanaOps
-# Apache License 2.0 (see LICENSE)
+# Copyright: (c) 2026, SolanaOps platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one runner for talosctl, shared by every module of the collection.
 
 talosctl is always called with a list argv, ``LC_ALL=C`` and ``TALOSCONFIG`` in the

@@ -1,6 +1,6 @@
 #!/usr/bin/python
-# Copyright: SolanaOps
-# Apache License 2.0 (see LICENSE)
+# Copyright: (c) 2026, SolanaOps platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -50,15 +50,19 @@ options:
   talos_version:
     description: Config contract to generate for, for example C(v1.10).
     type: str
+requirements:
+  - PyYAML
 extends_documentation_fragment:
   - solanaops.talos.talosctl
 attributes:
   check_mode:
     support: full
+    description: Check mode reports what would change and writes nothing.
   diff_mode:
     support: none
+    description: No diff is produced.
 author:
-  - SolanaOps platform team
+  - SolanaOps platform team (@solanaops)
 """
 
 EXAMPLES = r"""
@@ -92,9 +96,9 @@ talosctl_version:
 
 import os
 
-import yaml
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.solanaops.talos.plugins.module_utils import secret_files
+from ansible_collections.solanaops.talos.plugins.module_utils.secret_files import yaml
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     TALOSCTL_ARGSPEC,
     Talosctl,
@@ -125,6 +129,8 @@ def main():
         required_one_of=[("secrets_path", "secrets_content")],
         supports_check_mode=True,
     )
+    if yaml is None:
+        module.fail_json(msg=missing_required_lib("PyYAML"))
     params = module.params
     path = params["path"]
     result = {"changed": False, "path": path, "endpoints": params["endpoints"]}
@@ -141,7 +147,8 @@ def main():
         if current is None:
             with secret_files.private_dir() as workdir:
                 argv = ["gen", "config", params["cluster_name"], params["cluster_endpoint"],
-                        "--with-secrets", secret_files.secrets_bundle_path(params, workdir), "--output-types", "talosconfig", "--output", "-"]
+                        "--with-secrets", secret_files.secrets_bundle_path(params, workdir),
+                        "--output-types", "talosconfig", "--output", "-"]
                 if params["talos_version"]:
                     argv += ["--talos-version", params["talos_version"]]
                 _rc, generated, _stderr = talosctl.run(argv)

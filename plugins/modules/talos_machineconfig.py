@@ -1,6 +1,6 @@
 #!/usr/bin/python
-# Copyright: SolanaOps
-# Apache License 2.0 (see LICENSE)
+# Copyright: (c) 2026, SolanaOps platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -67,16 +67,19 @@ options:
   node_name:
     description: Name of the node, used in messages.
     type: str
+requirements:
+  - PyYAML
 extends_documentation_fragment:
   - solanaops.talos.talosctl
 attributes:
   check_mode:
     support: full
+    description: Check mode reports what would change and writes nothing.
   diff_mode:
     support: full
-    details: secrets are redacted from the diff
+    description: Shows the configuration change with every secret redacted.
 author:
-  - SolanaOps platform team
+  - SolanaOps platform team (@solanaops)
 """
 
 EXAMPLES = r"""
@@ -125,9 +128,9 @@ talosctl_version:
 import hashlib
 import os
 
-import yaml
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.solanaops.talos.plugins.module_utils import secret_files
+from ansible_collections.solanaops.talos.plugins.module_utils.secret_files import yaml
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     TALOSCTL_ARGSPEC,
     Talosctl,
@@ -207,6 +210,8 @@ def main():
         required_one_of=[("secrets_path", "secrets_content")],
         supports_check_mode=True,
     )
+    if yaml is None:
+        module.fail_json(msg=missing_required_lib("PyYAML"))
     dest = module.params["dest"]
     result = {"changed": False, "dest": dest}
     if module.params["secrets_content"]:

@@ -1,6 +1,6 @@
 #!/usr/bin/python
-# Copyright: SolanaOps
-# Apache License 2.0 (see LICENSE)
+# Copyright: (c) 2026, SolanaOps platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -39,10 +39,12 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Check mode reports what would change and writes nothing.
   diff_mode:
     support: none
+    description: No diff is produced.
 author:
-  - SolanaOps platform team
+  - SolanaOps platform team (@solanaops)
 """
 
 EXAMPLES = r"""
