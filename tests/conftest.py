@@ -92,3 +92,24 @@ def run_playbook(playbook: str | Path, *args: str, env: dict | None = None) -> P
 @pytest.fixture(scope="session")
 def playbook():
     return run_playbook
+
+
+@pytest.fixture
+def module(tmp_path):
+    """Run one module of the collection on localhost; return its task result and the run."""
+
+    def run(name: str, args: dict, *options: str, vars_: dict | None = None) -> tuple[dict, PlaybookRun]:
+        play = [{
+            "name": f"run {name}",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}", **(vars_ or {})},
+            "tasks": [{"name": name, f"solanaops.talos.{name}": args}],
+        }]
+        path = tmp_path / f"run-{name}.yml"
+        path.write_text(json.dumps(play))
+        run_ = run_playbook(path, "-i", "localhost,", "-c", "local", *options)
+        task = run_.report["plays"][0]["tasks"][0]
+        return task["hosts"]["localhost"], run_
+
+    return run

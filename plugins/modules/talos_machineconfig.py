@@ -216,6 +216,10 @@ def main():
     result = {"changed": False, "dest": dest}
     if module.params["secrets_content"]:
         module.no_log_values.update(secret_files.secret_values(module.params["secrets_content"]))
+    secrets_path = module.params["secrets_path"]
+    if module.check_mode and secrets_path and not os.path.exists(secrets_path):
+        # a dry run before the first real one: the bundle would be generated first
+        module.exit_json(changed=True, dest=dest, msg=f"{secrets_path} does not exist yet; the config would be created")
     try:
         talosctl = Talosctl(module)
         result["talosctl_version"] = talosctl.version

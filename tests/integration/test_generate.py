@@ -1,0 +1,233 @@
+"""playbooks/generate.yml with the real talosctl on both inventories and both contracts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible_collections.solanaops.talos.plugins.module_utils import resources, secret_files
+
+REPO = Path(__file__).resolve().parents[2]
+CONTRACT_V110 = REPO / "tests/integration/vars/contract-v1.10.yml"
+CONTROLPLANES = ("controlplane-1", "controlplane-2", "controlplane-3")
+WORKER = "solana-validator"
+
+
+def documents(path: Path) -> dict:
+    """The config's documents: 'v1alpha1' for the main one, else 'Kind' or 'Kind/name'."""
+    found = {}
+    for doc in yaml.safe_load_all(path.read_text()):
+        if "kind" not in doc:
+            found["v1alpha1"] = doc
+        else:
+            found[doc["kind"] + (f"/{doc['name']}" if "name" in doc else "")] = doc
+    return found
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+class Deployment:
+    """One inventory rendered into a private output folder."""
+
+    def __init__(self, playbook, inventory, contract, talosctl, out):
+        self.playbook, self.inventory, self.contract, self.out = playbook, inventory, contract, out
+        self.args = ["-i", f"inventory/{inventory}", "-e", f"talos_cluster_output_dir={out}",
+                     "-e", f"talosctl_path={talosctl}"]
+        if contract == "v1.10":
+            self.args += ["-e", f"@{CONTRACT_V110}"]
+        self.vars = yaml.safe_load((REPO / f"inventory/{inventory}/group_vars/all/cluster.yml").read_text())
+        if contract == "v1.10":
+            self.vars.update(yaml.safe_load(CONTRACT_V110.read_text()))
+
+    def run(self, *extra):
+        return self.playbook("playbooks/generate.yml", *self.args, *extra)
+
+
+@pytest.fixture(scope="module", params=[("prod", "v1.13"), ("local", "v1.13"), ("prod", "v1.10"), ("local", "v1.10")],
+                ids=lambda p: f"{p[0]}-{p[1]}")
+def deployment(request, playbook, tmp_path_factory):
+    inventory, contract = request.param
+    talosctl = request.getfixturevalue("talosctl_legacy" if contract == "v1.10" else "talosctl")
+    deployment = Deployment(playbook, inventory, contract, talosctl, tmp_path_factory.mktemp("out"))
+    deployment.first = deployment.run()
+    assert deployment.first.rc == 0, deployment.first.failure_messages() or deployment.first.stderr
+    return deployment
+
+
+def test_first_run_writes_everything_private(deployment):
+    out = deployment.out
+    assert deployment.first.changed > 0
+    assert mode_of(out) == 0o700
+    for name in ("secrets.yaml", "talosconfig", *(f"{n}.yaml" for n in (*CONTROLPLANES, WORKER))):
+        assert mode_of(out / name) == 0o600, name
+    talosconfig = yaml.safe_load((out / "talosconfig").read_text())
+    endpoints = talosconfig["contexts"][deployment.vars["talos_cluster_name"]]["endpoints"]
+    assert len(endpoints) == 3 and deployment.vars["talos_cluster_vip"] not in endpoints
+
+
+def test_controlplane_configs(deployment):
+    vip = deployment.vars["talos_cluster_vip"]
+    for name in CONTROLPLANES:
+        docs = documents(deployment.out / f"{name}.yaml")
+        main = docs["v1alpha1"]
+        assert main["machine"]["type"] == "controlplane"
+        assert main["cluster"]["controlPlane"]["endpoint"] == f"https://{vip}:6443"
+        etcd = main["cluster"]["etcd"]
+        assert etcd["extraArgs"]["election-timeout"] == "5000"
+        assert etcd["extraArgs"]["heartbeat-interval"] == "500"
+        assert etcd["advertisedSubnets"] == [deployment.vars["talos_cluster_subnet"]]
+        assert vip in main["cluster"]["apiServer"]["certSANs"]
+        if deployment.contract == "v1.13":
+            assert docs["HostnameConfig"]["hostname"] == name
+            assert docs[f"Layer2VIPConfig/{vip}"]["link"] == "enp1s0"
+            assert "network" not in main["machine"] or "hostname" not in main["machine"]["network"]
+        else:
+            network = main["machine"]["network"]
+            assert network["hostname"] == name
+            assert network["interfaces"][0]["vip"] == {"ip": vip}
+
+
+def test_worker_kubelet_and_resources(deployment):
+    docs = documents(deployment.out / f"{WORKER}.yaml")
+    kubelet = docs["v1alpha1"]["machine"]["kubelet"]
+    config = kubelet["extraConfig"]
+    assert config["cpuManagerPolicy"] == "static"
+    assert config["topologyManagerPolicy"] == "single-numa-node"
+    assert config["topologyManagerScope"] == "pod"
+    assert config["memoryManagerPolicy"] == "Static"
+    assert config["reservedSystemCPUs"] == "0-3"
+    # the memory manager refuses to start unless reservedMemory adds up exactly
+    reserved = sum(resources.parse_quantity(n["limits"]["memory"]) for n in config["reservedMemory"])
+    assert reserved == resources.parse_quantity("64Gi")
+    assert [n["numaNode"] for n in config["reservedMemory"]] == [0, 1]
+    assert "featureGates" not in config and "extraArgs" not in kubelet
+    assert config.get("mergeDefaultEvictionSettings") is True  # both contracts use Kubernetes >= 1.33
+
+
+def test_worker_sysctls_labels_and_no_unsupported_settings(deployment):
+    docs = documents(deployment.out / f"{WORKER}.yaml")
+    machine = docs["v1alpha1"]["machine"]
+    assert all(isinstance(value, str) for value in machine["sysctls"].values())
+    assert int(machine["sysctls"]["vm.max_map_count"]) >= 1_000_000
+    assert int(machine["sysctls"]["net.core.rmem_max"]) >= 134_217_728
+    assert "vm.nr_hugepages" not in machine["sysctls"]
+    assert machine["nodeTaints"] == {"solana.io/validator": "true:NoSchedule"}
+    assert machine["nodeLabels"]["solana.io/role"] == "validator"
+    assert "disks" not in machine and "files" not in machine
+    assert "extensions" not in machine.get("install", {})
+
+
+def test_worker_volumes(deployment):
+    docs = documents(deployment.out / f"{WORKER}.yaml")
+    for name in ("ledger", "accounts", "snapshots"):
+        volume = docs[f"UserVolumeConfig/{name}"]
+        assert volume["filesystem"]["type"] == "xfs"
+        assert volume["provisioning"]["diskSelector"]["match"].startswith("disk.")
+        noatime = volume.get("mount", {}).get("disableAccessTime")
+        # both inventories ask for noatime; v1.10 has no way to express it (preflight refuses it there)
+        assert noatime is (True if deployment.contract == "v1.13" else None)
+
+
+def test_worker_kernel_args_go_where_the_boot_mode_reads_them(deployment):
+    docs = documents(deployment.out / f"{WORKER}.yaml")
+    install = docs["v1alpha1"]["machine"]["install"]
+    schematic = deployment.out / f"{WORKER}.schematic.yaml"
+    expected = {"hugepagesz=2M", "hugepages=50000", "iommu=pt", "numa_balancing=disable"}
+    if deployment.contract == "v1.10":  # GRUB: the install section
+        assert expected <= set(install["extraKernelArgs"])
+        assert not schematic.exists()
+    else:  # UKI: the Image Factory schematic
+        assert "extraKernelArgs" not in install
+        assert expected <= set(yaml.safe_load(schematic.read_text())["customization"]["extraKernelArgs"])
+    for bad in ("numa_balancing=1", "amd_iommu=on"):
+        assert bad not in (deployment.out / f"{WORKER}.yaml").read_text()
+
+
+def test_worker_network(deployment):
+    docs = documents(deployment.out / f"{WORKER}.yaml")
+    if deployment.contract == "v1.13":
+        link = docs["LinkConfig/enp1s0"]
+        assert link["mtu"] == 9000 and link["addresses"][0]["address"].endswith("/24")
+        assert docs["HostnameConfig"]["hostname"] == WORKER
+    else:
+        interface = docs["v1alpha1"]["machine"]["network"]["interfaces"][0]
+        assert interface["mtu"] == 9000 and interface["dhcp"] is False
+
+
+def test_no_secret_in_playbook_output(deployment):
+    out = deployment.out
+    secrets = secret_files.secret_values((out / "secrets.yaml").read_text())
+    for name in (*CONTROLPLANES, WORKER):
+        secrets |= secret_files.secret_values((out / f"{name}.yaml").read_text())
+    secrets |= secret_files.secret_values((out / "talosconfig").read_text())
+    assert len(secrets) > 5
+    output = deployment.first.stdout + deployment.first.stderr
+    assert [s for s in secrets if s in output] == []
+
+
+def test_second_run_changes_nothing(deployment):
+    again = deployment.run()
+    assert again.rc == 0 and again.changed == 0, again.stats
+
+
+def test_vault_encrypted_secrets_render_the_same_configs(deployment, tmp_path):
+    secrets = deployment.out / "secrets.yaml"
+    password = tmp_path / "vault-pass"
+    password.write_text("s3cret-pass\n")
+    subprocess.run(["ansible-vault", "encrypt", "--vault-password-file", str(password), str(secrets)], check=True)
+    try:
+        again = deployment.run("--vault-password-file", str(password))
+        assert again.rc == 0 and again.changed == 0, again.failure_messages() or again.stats
+    finally:
+        subprocess.run(["ansible-vault", "decrypt", "--vault-password-file", str(password), str(secrets)], check=True)
+
+
+def test_check_mode_on_a_fresh_folder_writes_nothing(playbook, talosctl, tmp_path):
+    out = tmp_path / "fresh"
+    run = playbook("playbooks/generate.yml", "-i", "inventory/local", "--check",
+                   "-e", f"talos_cluster_output_dir={out}", "-e", f"talosctl_path={talosctl}")
+    assert run.rc == 0, run.failure_messages() or run.stderr
+    assert run.changed > 0
+    assert not out.exists()
+
+
+def bad_inventory(tmp_path, controlplanes):
+    inventory = tmp_path / "inventory"
+    shutil.copytree(REPO / "inventory/prod/group_vars", inventory / "group_vars")
+    (inventory / "hosts.yml").write_text(json.dumps({"talos_cluster": {"children": {
+        "talos_controlplane": {"hosts": controlplanes},
+        "talos_solana_worker": {"hosts": {WORKER: {"talos_node_ip": "10.0.1.20"}}}}}}))
+    return inventory
+
+
+def test_bad_topology_stops_before_anything_is_written(playbook, talosctl, tmp_path):
+    twins = {"cp-1": {"talos_node_ip": "10.0.1.11"}, "cp-2": {"talos_node_ip": "10.0.1.11"}}
+    inventory = bad_inventory(tmp_path, twins)
+    out = tmp_path / "out"
+    run = playbook("playbooks/generate.yml", "-i", str(inventory),
+                   "-e", f"talos_cluster_output_dir={out}", "-e", f"talosctl_path={talosctl}")
+    assert run.rc != 0
+    message = "\n".join(run.failure_messages())
+    assert "odd number" in message
+    assert "10.0.1.11 is used by cp-1, cp-2" in message
+    assert not out.exists()
+
+
+def test_bad_tuning_stops_before_anything_is_written(playbook, talosctl, tmp_path):
+    inventory = bad_inventory(tmp_path, {f"cp-{i}": {"talos_node_ip": f"10.0.1.1{i}"} for i in (1, 2, 3)})
+    out = tmp_path / "out"
+    run = playbook("playbooks/generate.yml", "-i", str(inventory), "-e", "talos_solana_worker_hugepages_2mi=300000",
+                   "-e", '{"talos_solana_worker_reserved_system_cpus": "0-3,64-65"}',
+                   "-e", f"talos_cluster_output_dir={out}", "-e", f"talosctl_path={talosctl}")
+    assert run.rc != 0
+    message = "\n".join(run.failure_messages())
+    assert "do not fit in 512.0 GiB of memory" in message
+    assert "CPUs [64, 65] do not exist on a 64-CPU node" in message
+    assert not out.exists()
