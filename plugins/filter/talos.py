@@ -42,7 +42,8 @@ def node_documents(node, cluster, talos_version):
     link = node.get("link") or {}
     if contract.uses_multidoc_network(talos_version):
         return documents + _multidoc_network(node, cluster, link, address)
-    interface = {"deviceSelector": {"hardwareAddr": link["mac"]}} if "mac" in link else {"interface": link["name"]}
+    interface = ({"deviceSelector": {"hardwareAddr": link["mac"].lower()}} if "mac" in link
+                 else {"interface": link["name"]})
     interface.update({"dhcp": False, "addresses": [address]})
     if cluster.get("gateway"):
         interface["routes"] = [{"network": "0.0.0.0/0", "gateway": cluster["gateway"]}]

@@ -41,11 +41,19 @@ def check_cluster(cluster, nodes=None, worker=None):
 def _check_versions(cluster, errors):
     talos_version = cluster.get("talos_version")
     if contract.parse_version(talos_version or "") is None:
-        errors.append(f"talos_version: {talos_version!r} is not a version; use e.g. v1.13.9")
+        errors.append(f"talos_cluster_talos_version: {talos_version!r} is not a version; use e.g. v1.13.9")
         return
     problem = contract.kubernetes_support_error(talos_version, cluster.get("kubernetes_version"))
     if problem:
-        errors.append(f"talos_kubernetes_version: {problem}")
+        errors.append(f"talos_cluster_kubernetes_version: {problem}")
+
+
+def _has_disable_access_time(cluster):
+    """Whether the contract has mount.disableAccessTime; True when the version is malformed
+    (already reported) so no second, misleading error follows."""
+    if contract.parse_version(cluster.get("talos_version") or "") is None:
+        return True
+    return contract.supports_disable_access_time(cluster["talos_version"])
 
 
 def _check_network(cluster, nodes, errors):
@@ -56,6 +64,8 @@ def _check_network(cluster, nodes, errors):
                       "use e.g. 10.0.1.0/24")
         return None
     node_ips = {str(node.get("ip")) for node in nodes}
+    if cluster.get("vip") and cluster.get("vip") == cluster.get("gateway"):
+        errors.append(f"talos_cluster_vip: {cluster['vip']} is also the gateway; pick a free address in the subnet")
     for field in ("vip", "gateway"):
         value = cluster.get(field)
         if value in (None, "") and field == "gateway":
@@ -92,7 +102,7 @@ def _check_nodes(cluster, nodes, network, errors, warnings):
                               "each node needs its own")
     for node in nodes:
         name = str(node.get("name"))
-        if not _HOSTNAME.match(name):
+        if not _HOSTNAME.fullmatch(name):
             errors.append(f"{name}: the inventory hostname is not a valid Kubernetes node name "
                           "(lowercase letters, digits and '-', at most 63)")
         try:
@@ -118,6 +128,8 @@ def _check_tuning(cluster, node, errors, warnings):
         cpus = int(hardware["cpus"])
         numa_nodes = int(hardware.get("numa_nodes", 1))
         memory = resources.parse_quantity(hardware["memory"])
+        if cpus < 1 or numa_nodes < 1:
+            raise ValueError("cpus and numa_nodes must be at least 1")
     except (KeyError, TypeError, ValueError):
         errors.append(f"{name}: talos_node_hardware: needs cpus, numa_nodes and memory (e.g. 512Gi) "
                       "to check the tuning")
@@ -143,15 +155,22 @@ def _check_tuning(cluster, node, errors, warnings):
             tuning.get("kube_reserved") or {}, tuning.get("system_reserved") or {},
             tuning.get("eviction_hard") or {})
     except (KeyError, ValueError) as exc:
-        errors.append(f"{prefix}hugepages/reservations: {exc}")
+        errors.append(f"{prefix}hugepages_2mi/hugepages_1gi/kube_reserved/system_reserved/eviction_hard: {exc}; "
+                      "use page counts and absolute quantities such as 16Gi (percentages cannot be reserved "
+                      "per NUMA node)")
         return
     if hugepage_bytes + reservation >= memory:
         errors.append(
             f"{prefix}hugepages: {_gib(hugepage_bytes)} of huge pages plus {_gib(reservation)} reserved "
             f"do not fit in {_gib(memory)} of memory; lower the page counts or the reservations")
-    if tuning.get("memory_manager_policy") == "Static" and reservation == 0:
-        errors.append(f"{prefix}memory_manager_policy Static needs a memory reservation "
-                      "(kube_reserved, system_reserved or eviction_hard memory)")
+    if tuning.get("memory_manager_policy") == "Static":
+        if reservation == 0:
+            errors.append(f"{prefix}memory_manager_policy Static needs a memory reservation "
+                          "(kube_reserved, system_reserved or eviction_hard memory)")
+        elif reservation % resources.MI:
+            errors.append(f"{prefix}kube_reserved/system_reserved/eviction_hard: the memory reservations add up "
+                          f"to {reservation} bytes, not a whole number of MiB, so reservedMemory cannot be split "
+                          "per NUMA node; use binary units such as 16Gi")
     if numa_nodes > 8 and tuning.get("topology_manager_policy") not in (None, "none"):
         errors.append(f"{prefix}topology_manager_policy: {numa_nodes} NUMA nodes exceed the topology "
                       "manager's limit of 8")
@@ -183,12 +202,12 @@ def _check_volumes(cluster, node, prefix, errors, warnings):
                           "(btrfs and its zstd compression are unavailable); use xfs or ext4")
         if volume.get("mount_options"):
             alternative = ("set noatime: true (mount.disableAccessTime)"
-                           if contract.supports_disable_access_time(cluster["talos_version"])
+                           if _has_disable_access_time(cluster)
                            else "noatime needs Talos v1.13 (mount.disableAccessTime)")
             errors.append(f"{where}.mount_options: user volumes take no free-form mount options "
                           f"({', '.join(volume['mount_options'])}); nobarrier risks corruption on power loss; "
                           f"{alternative}")
-        if volume.get("noatime") and not contract.supports_disable_access_time(cluster["talos_version"]):
+        if volume.get("noatime") and not _has_disable_access_time(cluster):
             errors.append(f"{where}.noatime: needs Talos v1.13 (mount.disableAccessTime); remove it for "
                           f"{cluster['talos_version']}")
         disk = volume.get("disk") or {}

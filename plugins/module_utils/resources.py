@@ -57,8 +57,8 @@ def parse_cpuset(text):
         part = part.strip()
         if not part:
             continue
-        first, _dash, last = part.partition("-")
-        if not first.isdigit() or (last and not last.isdigit()):
+        first, dash, last = part.partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()):
             raise ValueError(f"not a CPU list: {text!r} (expected e.g. 0-3,8)")
         low, high = int(first), int(last or first)
         if high < low:

@@ -25,9 +25,13 @@ SECRET_KEYS = frozenset({
 })
 
 
+def _is_scalar(value):
+    return value is not None and not isinstance(value, (dict, list, bool))
+
+
 def _walk(node, on_secret):
     if isinstance(node, dict):
-        return {k: (on_secret(v) if str(k).lower() in SECRET_KEYS and isinstance(v, str) and v
+        return {k: (on_secret(str(v)) if str(k).lower() in SECRET_KEYS and _is_scalar(v) and v != ""
                     else _walk(v, on_secret)) for k, v in node.items()}
     if isinstance(node, list):
         return [_walk(item, on_secret) for item in node]

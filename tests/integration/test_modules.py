@@ -18,7 +18,7 @@ def mode_of(path):
 @pytest.fixture
 def secrets(module, talosctl, tmp_path):
     path = tmp_path / "secrets.yaml"
-    result, _ = module("talos_secrets", {"path": str(path), "talosctl_path": str(talosctl)})
+    result, _run = module("talos_secrets", {"path": str(path), "talosctl_path": str(talosctl)})
     assert result["changed"] and path.exists()
     return path
 
@@ -26,14 +26,14 @@ def secrets(module, talosctl, tmp_path):
 def test_secrets_are_generated_once_private(module, talosctl, secrets):
     assert mode_of(secrets) == 0o600
     before = secrets.read_bytes()
-    result, _ = module("talos_secrets", {"path": str(secrets), "talosctl_path": str(talosctl)})
+    result, _run = module("talos_secrets", {"path": str(secrets), "talosctl_path": str(talosctl)})
     assert result["changed"] is False
     assert secrets.read_bytes() == before
 
 
 def test_secrets_check_mode_writes_nothing(module, talosctl, tmp_path):
     path = tmp_path / "secrets.yaml"
-    result, _ = module("talos_secrets", {"path": str(path), "talosctl_path": str(talosctl)}, "--check")
+    result, _run = module("talos_secrets", {"path": str(path), "talosctl_path": str(talosctl)}, "--check")
     assert result["changed"] is True
     assert not path.exists()
 
@@ -43,7 +43,7 @@ def test_vault_encrypted_bundle_is_kept_and_usable(module, talosctl, secrets, tm
     password = tmp_path / "vault-pass"
     password.write_text("correct horse battery staple\n")
     subprocess.run(["ansible-vault", "encrypt", "--vault-password-file", str(password), str(secrets)], check=True)
-    result, _ = module("talos_secrets", {"path": str(secrets), "talosctl_path": str(talosctl)})
+    result, _run = module("talos_secrets", {"path": str(secrets), "talosctl_path": str(talosctl)})
     assert result == {**result, "changed": False, "encrypted": True}
     # the file lookup decrypts the bundle on the controller; talosctl gets a private temp copy
     dest = tmp_path / "worker.yaml"
@@ -65,13 +65,13 @@ def render(module, talosctl, secrets, dest, *options, **overrides):
 
 def test_machineconfig_changes_only_when_the_rendering_differs(module, talosctl, secrets, tmp_path):
     dest = tmp_path / "worker.yaml"
-    first, _ = render(module, talosctl, secrets, dest)
+    first, _run = render(module, talosctl, secrets, dest)
     assert first["changed"] is True
     assert first["talosctl_version"].startswith("v1.13.")
     assert mode_of(dest) == 0o600
     config = list(yaml.safe_load_all(dest.read_text()))
     assert config[0]["machine"]["sysctls"] == {"vm.max_map_count": "1000000"}
-    again, _ = render(module, talosctl, secrets, dest)
+    again, _run = render(module, talosctl, secrets, dest)
     assert again["changed"] is False
     assert again["sha256"] == first["sha256"]
 
@@ -93,14 +93,14 @@ def test_machineconfig_check_and_diff_modes_redact_secrets(module, talosctl, sec
 
 def test_machineconfig_reports_talosctl_error_with_node(module, talosctl, secrets, tmp_path):
     dest = tmp_path / "worker.yaml"
-    result, _ = render(module, talosctl, secrets, dest, patches=[{"machine": {"nosuchfield": 1}}])
+    result, _run = render(module, talosctl, secrets, dest, patches=[{"machine": {"nosuchfield": 1}}])
     assert result["failed"] is True
     assert "solana-validator" in result["msg"] and "nosuchfield" in result["stderr"] + result["msg"]
     assert not dest.exists()
 
 
 def test_machineconfig_without_secrets_bundle_says_what_to_do(module, talosctl, tmp_path):
-    result, _ = render(module, talosctl, tmp_path / "missing.yaml", tmp_path / "w.yaml")
+    result, _run = render(module, talosctl, tmp_path / "missing.yaml", tmp_path / "w.yaml")
     assert result["failed"] is True
     assert "does not exist" in result["msg"] and "talos_secrets" in result["msg"]
 
@@ -108,11 +108,11 @@ def test_machineconfig_without_secrets_bundle_says_what_to_do(module, talosctl, 
 def test_validate_passes_a_good_config_and_names_the_node_on_a_bad_one(module, talosctl, secrets, tmp_path):
     good = tmp_path / "good.yaml"
     render(module, talosctl, secrets, good)
-    result, _ = module("talos_config_validate", {"path": str(good), "talosctl_path": str(talosctl)})
+    result, _run = module("talos_config_validate", {"path": str(good), "talosctl_path": str(talosctl)})
     assert result["changed"] is False and "valid for metal mode" in result["message"]
     bad = tmp_path / "bad.yaml"
     bad.write_text(good.read_text().replace("type: worker", "type: nonsense", 1))
-    result, _ = module("talos_config_validate",
+    result, _run = module("talos_config_validate",
                        {"path": str(bad), "node_name": "solana-validator", "talosctl_path": str(talosctl)})
     assert result["failed"] is True
     assert result["msg"].startswith("solana-validator: the machine configuration is not valid")
@@ -123,14 +123,14 @@ def test_client_config_created_once_and_endpoints_kept_current(module, talosctl,
     path = tmp_path / "talosconfig"
     args = {**CLUSTER, "path": str(path), "secrets_path": str(secrets), "talosctl_path": str(talosctl),
             "endpoints": ["127.0.1.11", "127.0.1.12", "127.0.1.13"]}
-    result, _ = module("talos_client_config", args)
+    result, _run = module("talos_client_config", args)
     assert result["changed"] is True and mode_of(path) == 0o600
     context = yaml.safe_load(path.read_text())["contexts"]["it-cluster"]
     assert context["endpoints"] == args["endpoints"]
     key = context["key"]
-    result, _ = module("talos_client_config", args)
+    result, _run = module("talos_client_config", args)
     assert result["changed"] is False
-    result, _ = module("talos_client_config", {**args, "endpoints": ["127.0.1.11"]})
+    result, _run = module("talos_client_config", {**args, "endpoints": ["127.0.1.11"]})
     assert result["changed"] is True
     context = yaml.safe_load(path.read_text())["contexts"]["it-cluster"]
     assert context["endpoints"] == ["127.0.1.11"] and context["key"] == key, "the client key is kept"
@@ -141,7 +141,7 @@ def test_preflight_module_lists_every_problem(module):
                "subnet": "10.0.1.0/24", "gateway": "10.0.1.1"}
     nodes = [{"name": "cp-1", "ip": "10.0.1.11", "role": "controlplane"},
              {"name": "cp-2", "ip": "10.0.1.11", "role": "controlplane"}]
-    result, _ = module("talos_preflight", {"cluster": cluster, "nodes": nodes})
+    result, _run = module("talos_preflight", {"cluster": cluster, "nodes": nodes})
     assert result["failed"] is True
     joined = "\n".join(result["errors"])
     assert "Kubernetes 1.37.0 is not supported by Talos v1.13" in joined

@@ -1,0 +1,190 @@
+"""Unit tests for the talos filter plugin: contract-aware network documents and disk selectors."""
+
+from __future__ import annotations
+
+import pytest
+from ansible_collections.solanaops.talos.plugins.filter import talos
+from ansible_collections.solanaops.talos.plugins.module_utils import contract, resources
+
+CLUSTER = {
+    "subnet": "10.0.1.0/24",
+    "gateway": "10.0.1.1",
+    "nameservers": ["10.0.1.2", "1.1.1.1"],
+    "ntp_servers": ["time.cloudflare.com"],
+}
+
+
+def cp_node(**overrides):
+    return {"hostname": "cp-1", "ip": "10.0.1.11", "link": {"name": "enp1s0"}, "mtu": 9000, "vip": "10.0.1.10",
+            **overrides}
+
+
+# --- v1.10: one legacy machine document ---------------------------------------------------------
+
+
+def test_v1_10_single_machine_document_with_interface_name():
+    documents = talos.node_documents(cp_node(), CLUSTER, "v1.10.6")
+    assert documents == [{
+        "machine": {
+            "network": {
+                "hostname": "cp-1",
+                "interfaces": [{
+                    "interface": "enp1s0",
+                    "dhcp": False,
+                    "addresses": ["10.0.1.11/24"],
+                    "routes": [{"network": "0.0.0.0/0", "gateway": "10.0.1.1"}],
+                    "mtu": 9000,
+                    "vip": {"ip": "10.0.1.10"},
+                }],
+                "nameservers": ["10.0.1.2", "1.1.1.1"],
+            },
+            "time": {"servers": ["time.cloudflare.com"]},
+        },
+    }]
+
+
+def test_v1_10_mac_link_uses_device_selector():
+    node = cp_node(link={"mac": "aa:bb:cc:dd:ee:01"}, vip=None, mtu=None)
+    (document,) = talos.node_documents(node, CLUSTER, "v1.10")
+    (interface,) = document["machine"]["network"]["interfaces"]
+    assert interface == {
+        "deviceSelector": {"hardwareAddr": "aa:bb:cc:dd:ee:01"},
+        "dhcp": False,
+        "addresses": ["10.0.1.11/24"],
+        "routes": [{"network": "0.0.0.0/0", "gateway": "10.0.1.1"}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("subnet", "ip", "address"),
+    [("10.0.1.0/24", "10.0.1.20", "10.0.1.20/24"), ("10.0.0.0/16", "10.0.7.9", "10.0.7.9/16"),
+     ("192.168.4.0/22", "192.168.5.1", "192.168.5.1/22")],
+)
+@pytest.mark.parametrize("version", ["v1.10", "v1.13.9"])
+def test_address_prefix_comes_from_the_subnet(subnet, ip, address, version):
+    documents = talos.node_documents(cp_node(ip=ip), {**CLUSTER, "subnet": subnet}, version)
+    if contract.uses_multidoc_network(version):
+        (link_config,) = [d for d in documents if d.get("kind") == "LinkConfig"]
+        assert link_config["addresses"] == [{"address": address}]
+    else:
+        assert documents[0]["machine"]["network"]["interfaces"][0]["addresses"] == [address]
+
+
+def test_v1_10_minimal_cluster_omits_optional_fields():
+    node = {"hostname": "w-1", "ip": "10.0.1.20", "link": {"name": "eno1"}}
+    assert talos.node_documents(node, {"subnet": "10.0.1.0/24", "gateway": "", "nameservers": [],
+                                       "ntp_servers": []}, "v1.10") == [
+        {"machine": {"network": {"hostname": "w-1", "interfaces": [
+            {"interface": "eno1", "dhcp": False, "addresses": ["10.0.1.20/24"]}]}}}
+    ]
+
+
+# --- v1.13: separate documents --------------------------------------------------------------------
+
+
+def test_v1_13_documents_with_named_link():
+    documents = talos.node_documents(cp_node(mtu="9000"), CLUSTER, "v1.13.9")
+    assert documents == [
+        {"apiVersion": "v1alpha1", "kind": "HostnameConfig", "hostname": "cp-1", "auto": "off"},
+        {"apiVersion": "v1alpha1", "kind": "LinkConfig", "name": "enp1s0", "up": True,
+         "addresses": [{"address": "10.0.1.11/24"}], "mtu": 9000, "routes": [{"gateway": "10.0.1.1"}]},
+        {"apiVersion": "v1alpha1", "kind": "Layer2VIPConfig", "name": "10.0.1.10", "link": "enp1s0"},
+        {"apiVersion": "v1alpha1", "kind": "ResolverConfig",
+         "nameservers": [{"address": "10.0.1.2"}, {"address": "1.1.1.1"}]},
+        {"apiVersion": "v1alpha1", "kind": "TimeSyncConfig", "ntp": {"servers": ["time.cloudflare.com"]}},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("link", "alias"),
+    [({"mac": "AA:BB:CC:DD:EE:01"}, "net0"), ({"mac": "aa:bb:cc:dd:ee:01", "name": "uplink"}, "uplink")],
+)
+def test_v1_13_mac_link_gets_an_alias_with_lowercase_cel_selector(link, alias):
+    documents = talos.node_documents(cp_node(link=link, vip=None), CLUSTER, "v1.12.0")
+    kinds = [d["kind"] for d in documents]
+    assert kinds == ["HostnameConfig", "LinkAliasConfig", "LinkConfig", "ResolverConfig", "TimeSyncConfig"]
+    assert documents[1] == {"apiVersion": "v1alpha1", "kind": "LinkAliasConfig", "name": alias,
+                            "selector": {"match": 'mac(link.permanent_addr) == "aa:bb:cc:dd:ee:01"'}}
+    assert documents[2]["name"] == alias
+
+
+def test_v1_13_vip_document_only_with_vip():
+    without = talos.node_documents(cp_node(vip=None), CLUSTER, "v1.13")
+    assert "Layer2VIPConfig" not in [d["kind"] for d in without]
+    with_vip = talos.node_documents(cp_node(vip="10.0.1.10", link={"name": "bond0"}), CLUSTER, "v1.13")
+    assert [d for d in with_vip if d["kind"] == "Layer2VIPConfig"] == [
+        {"apiVersion": "v1alpha1", "kind": "Layer2VIPConfig", "name": "10.0.1.10", "link": "bond0"}]
+
+
+def test_v1_13_minimal_cluster_omits_optional_documents():
+    node = {"hostname": "w-1", "ip": "10.0.1.20", "link": {"name": "eno1"}}
+    assert talos.node_documents(node, {"subnet": "10.0.1.0/24"}, "v1.13.9") == [
+        {"apiVersion": "v1alpha1", "kind": "HostnameConfig", "hostname": "w-1", "auto": "off"},
+        {"apiVersion": "v1alpha1", "kind": "LinkConfig", "name": "eno1", "up": True,
+         "addresses": [{"address": "10.0.1.20/24"}]},
+    ]
+
+
+# --- install disk selector --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["v1.10.6", "v1.13.9"])
+@pytest.mark.parametrize("selector", [{"serial": "S6XNNS0T100001"}, {"model": "SAMSUNG*", "size": ">= 400GB"}])
+def test_install_disk_selector_document_comes_first(version, selector):
+    documents = talos.node_documents(cp_node(install_disk_selector=selector), CLUSTER, version)
+    assert documents[0] == {"machine": {"install": {"disk": {"$patch": "delete"}, "diskSelector": selector}}}
+    assert documents[0]["machine"]["install"]["diskSelector"] is not selector
+    assert len(documents) == (6 if contract.uses_multidoc_network(version) else 2)
+    assert all("install" not in str(d.get("machine", {})) for d in documents[1:])
+
+
+@pytest.mark.parametrize("selector", [None, {}])
+@pytest.mark.parametrize("version", ["v1.10", "v1.13"])
+def test_no_install_disk_document_without_selector(selector, version):
+    documents = talos.node_documents(cp_node(install_disk_selector=selector), CLUSTER, version)
+    assert not any("install" in d.get("machine", {}) for d in documents)
+
+
+# --- disk_selector ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("disk", "expected"),
+    [
+        ({"serial": "S6XN"}, 'disk.serial == "S6XN"'),
+        ({"model": "SAMSUNG MZQL215THBLA", "serial": "S6XN"},
+         'disk.serial == "S6XN" && disk.model == "SAMSUNG MZQL215THBLA"'),
+        ({"wwid": "eui.0025388b91c0a001"}, 'disk.wwid == "eui.0025388b91c0a001"'),
+        ({"dev_path": "/dev/nvme1n1"}, 'disk.dev_path == "/dev/nvme1n1"'),
+        ({"dev_path": "/dev/nvme1n1", "wwid": "w", "model": "m", "serial": "s"},
+         'disk.serial == "s" && disk.wwid == "w" && disk.model == "m" && disk.dev_path == "/dev/nvme1n1"'),
+    ],
+)
+def test_disk_selector(disk, expected):
+    assert talos.disk_selector(disk) == expected
+
+
+@pytest.mark.parametrize("disk", [{"size": "15T"}, {"serial": "S6XN", "path": "/dev/nvme1n1"}, {}])
+def test_disk_selector_rejects_unknown_or_empty(disk):
+    with pytest.raises(ValueError, match="use one or more of serial, wwid, model, dev_path"):
+        talos.disk_selector(disk)
+
+
+# --- the resource filters -------------------------------------------------------------------------------------
+
+
+def test_filter_reserved_memory_per_numa_splits_the_whole_reservation():
+    parts = talos.reserved_memory_per_numa({"memory": "16Gi"}, {"memory": "16Gi"}, {"memory.available": "32Gi"}, 2)
+    assert parts == [{"numaNode": 0, "limits": {"memory": "32768Mi"}},
+                     {"numaNode": 1, "limits": {"memory": "32768Mi"}}]
+    assert talos.reserved_memory_per_numa(None, None, {"memory.available": "3Mi"}, 2) == [
+        {"numaNode": 0, "limits": {"memory": "2Mi"}}, {"numaNode": 1, "limits": {"memory": "1Mi"}}]
+
+
+def test_filter_map():
+    filters = talos.FilterModule().filters()
+    assert set(filters) == {"node_documents", "disk_selector", "hugepage_kernel_args", "reserved_memory_per_numa",
+                            "kernel_args_target"}
+    assert filters["hugepage_kernel_args"] is resources.hugepage_kernel_args
+    assert filters["kernel_args_target"] is contract.kernel_args_target
+    assert filters["node_documents"] is talos.node_documents

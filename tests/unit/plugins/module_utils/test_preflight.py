@@ -1,0 +1,420 @@
+"""Unit tests for module_utils/preflight.py: every inventory problem is reported with its field and fix."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from ansible_collections.solanaops.talos.plugins.module_utils import resources
+from ansible_collections.solanaops.talos.plugins.module_utils.preflight import check_cluster
+
+CLUSTER = {
+    "name": "solana-cluster",
+    "talos_version": "v1.13.9",
+    "kubernetes_version": "1.36.3",
+    "vip": "10.0.1.10",
+    "subnet": "10.0.1.0/24",
+    "gateway": "10.0.1.1",
+    "nameservers": ["10.0.1.2"],
+    "ntp_servers": ["10.0.1.3"],
+}
+
+NODES = [
+    {"name": "cp-1", "ip": "10.0.1.11", "role": "controlplane", "install_disk": "/dev/sda",
+     "install_disk_selector": {}},
+    {"name": "cp-2", "ip": "10.0.1.12", "role": "controlplane", "install_disk": "",
+     "install_disk_selector": {"serial": "S6XNNS0T100001"}},
+    {"name": "cp-3", "ip": "10.0.1.13", "role": "controlplane", "install_disk": "",
+     "install_disk_selector": {"wwid": "eui.0025388b91c0a001"}},
+    {"name": "solana-validator", "ip": "10.0.1.20", "role": "worker", "install_disk": "",
+     "install_disk_selector": {"serial": "S6XNNS0T100042"}},
+]
+
+# modeled on roles/talos_solana_worker/vars/main.yml __talos_solana_worker_tuning with the defaults
+_HUGEPAGES = {"2Mi": 50000, "1Gi": 0}
+WORKER = {
+    "name": "solana-validator",
+    "hardware": {"cpus": 64, "numa_nodes": 2, "memory": "512Gi"},
+    "tuning": {
+        "hugepages": _HUGEPAGES,
+        "reserved_system_cpus": "0-3",
+        "kube_reserved": {"memory": "16Gi"},
+        "system_reserved": {"memory": "16Gi"},
+        "eviction_hard": {"memory.available": "32Gi"},
+        "memory_manager_policy": "Static",
+        "topology_manager_policy": "single-numa-node",
+        "kernel_args": resources.hugepage_kernel_args(_HUGEPAGES) + [
+            "processor.max_cstate=1", "intel_idle.max_cstate=0", "amd_pstate=active", "iommu=pt",
+            "numa_balancing=disable",
+        ],
+        "volumes": [
+            {"name": "ledger", "disk": {"serial": "S6XNNS0T200001"}, "capacity": "15T", "filesystem": "xfs"},
+            {"name": "accounts", "disk": {"serial": "S6XNNS0T200002"}, "capacity": "6T", "filesystem": "xfs"},
+            {"name": "snapshots", "disk": {"wwid": "eui.0025388b91c0a003", "model": "SAMSUNG MZQL215THBLA"},
+             "capacity": "2T", "filesystem": "ext4"},
+        ],
+        "boot_mode": "uki",
+        "legacy_disks": [],
+    },
+}
+
+
+def baseline():
+    return copy.deepcopy(CLUSTER), copy.deepcopy(NODES), copy.deepcopy(WORKER)
+
+
+def node(nodes, name):
+    return next(n for n in nodes if n["name"] == name)
+
+
+def volume(worker, name):
+    return next(v for v in worker["tuning"]["volumes"] if v["name"] == name)
+
+
+def test_baseline_is_clean():
+    errors, warnings = check_cluster(*baseline())
+    assert errors == []
+    assert warnings == []
+
+
+def test_baseline_kernel_args_are_the_defaults_and_hugepage_args():
+    assert WORKER["tuning"]["kernel_args"][:3] == ["hugepagesz=2M", "hugepages=50000", "default_hugepagesz=2M"]
+
+
+def test_only_cluster_checks_when_no_nodes_and_no_worker():
+    cluster, _nodes, _worker = baseline()
+    assert check_cluster(cluster) == ([], [])
+    cluster["kubernetes_version"] = "1.40.0"
+    errors, _warnings = check_cluster(cluster)
+    assert len(errors) == 1 and "1.40.0" in errors[0]
+
+
+# --- one bad input per case -------------------------------------------------------------------
+# Each mutator breaks the baseline in one way; the case lists the fragments that must appear in a
+# single error: the inventory field and the fix (or the allowed values).
+
+
+def _set_cps(count):
+    def mutate(cluster, nodes, worker):
+        cps = [
+            {"name": f"cp-{i}", "ip": f"10.0.1.{10 + i}", "role": "controlplane", "install_disk": "/dev/sda",
+             "install_disk_selector": {}}
+            for i in range(1, count + 1)
+        ]
+        nodes[:] = cps + [n for n in nodes if n["role"] != "controlplane"]
+    return mutate
+
+
+def _cluster(key, value):
+    def mutate(cluster, nodes, worker):
+        cluster[key] = value
+    return mutate
+
+
+def _node(name, key, value):
+    def mutate(cluster, nodes, worker):
+        node(nodes, name)[key] = value
+    return mutate
+
+
+def _tuning(key, value):
+    def mutate(cluster, nodes, worker):
+        worker["tuning"][key] = value
+    return mutate
+
+
+def _volume(name, key, value):
+    def mutate(cluster, nodes, worker):
+        volume(worker, name)[key] = value
+    return mutate
+
+
+def _hardware(key, value):
+    def mutate(cluster, nodes, worker):
+        worker["hardware"][key] = value
+    return mutate
+
+
+def _legacy_contract_noatime(cluster, nodes, worker):
+    cluster["talos_version"] = "v1.10.6"
+    cluster["kubernetes_version"] = "1.33.5"
+    volume(worker, "ledger")["noatime"] = True
+
+
+def _rename_worker(name):
+    def mutate(cluster, nodes, worker):
+        node(nodes, "solana-validator")["name"] = name
+    return mutate
+
+
+BAD_INPUTS = {
+    "two control planes": (_set_cps(2), ["talos_controlplane group", "2 control-plane nodes", "odd number"]),
+    "four control planes": (_set_cps(4), ["talos_controlplane group", "4 control-plane nodes", "odd number"]),
+    "no control plane": (_set_cps(0), ["talos_controlplane group", "no control-plane node", "add 3 hosts"]),
+    "duplicate hostname": (_node("cp-2", "name", "cp-1"),
+                           ["hostname cp-1 is used by cp-1, cp-1", "each node needs its own"]),
+    "duplicate IP": (_node("cp-2", "ip", "10.0.1.11"),
+                     ["talos_node_ip", "IP 10.0.1.11 is used by cp-1, cp-2", "each node needs its own"]),
+    "VIP outside subnet": (_cluster("vip", "10.0.2.10"),
+                           ["talos_cluster_vip", "10.0.2.10 is outside talos_cluster_subnet 10.0.1.0/24"]),
+    "VIP is a node IP": (_cluster("vip", "10.0.1.12"),
+                         ["talos_cluster_vip", "10.0.1.12 is also a node's IP", "addresses no node owns"]),
+    "VIP not an address": (_cluster("vip", "10.0.1"), ["talos_cluster_vip", "is not an IP address"]),
+    "gateway outside subnet": (_cluster("gateway", "192.168.1.1"),
+                               ["talos_cluster_gateway", "outside talos_cluster_subnet"]),
+    "gateway is a node IP": (_cluster("gateway", "10.0.1.20"),
+                             ["talos_cluster_gateway", "also a node's IP"]),
+    "subnet has host bits": (_cluster("subnet", "10.0.1.5/24"),
+                             ["talos_cluster_subnet", "'10.0.1.5/24' is not a network CIDR", "use e.g. 10.0.1.0/24"]),
+    "subnet is not a CIDR": (_cluster("subnet", "banana"),
+                             ["talos_cluster_subnet", "'banana' is not a network CIDR", "use e.g. 10.0.1.0/24"]),
+    "subnet missing": (_cluster("subnet", None), ["talos_cluster_subnet", "use e.g. 10.0.1.0/24"]),
+    "invalid Talos version": (_cluster("talos_version", "1.13-latest"),
+                              ["talos_version", "'1.13-latest' is not a version", "use e.g. v1.13.9"]),
+    "missing Talos version": (_cluster("talos_version", None), ["talos_version", "use e.g. v1.13.9"]),
+    "Kubernetes too new": (_cluster("kubernetes_version", "1.37.0"),
+                           ["kubernetes_version", "Kubernetes 1.37.0 is not supported by Talos v1.13",
+                            "supported: 1.31 to 1.36"]),
+    "Kubernetes too old for the contract": (_cluster("talos_version", "v1.10.6"),
+                                            ["kubernetes_version", "Kubernetes 1.36.3", "supported: 1.28 to 1.33"]),
+    "huge pages do not fit": (_tuning("hugepages", {"2Mi": 250000, "1Gi": 0}),
+                              ["talos_solana_worker_hugepages", "488.3 GiB of huge pages plus 64.0 GiB reserved",
+                               "512.0 GiB", "lower the page counts or the reservations"]),
+    "1Gi pages plus reservations do not fit": (_tuning("hugepages", {"2Mi": 50000, "1Gi": 384}),
+                                               ["talos_solana_worker_hugepages", "do not fit",
+                                                "lower the page counts"]),
+    "unknown huge page size": (_tuning("hugepages", {"4Mi": 10}),
+                               ["talos_solana_worker_hugepages_2mi/hugepages_1gi", "4Mi"]),
+    "bad reservation quantity": (_tuning("kube_reserved", {"memory": "16 GiB"}),
+                                 ["kube_reserved", "not a Kubernetes quantity", "such as 16Gi"]),
+    "reserved CPUs outside the node": (_tuning("reserved_system_cpus", "0-3,64-65"),
+                                       ["talos_solana_worker_reserved_system_cpus", "CPUs [64, 65] do not exist",
+                                        "64-CPU node", "valid: 0-63"]),
+    "all CPUs reserved": (_tuning("reserved_system_cpus", "0-63"),
+                          ["talos_solana_worker_reserved_system_cpus", "reserves all 64 CPUs",
+                           "leave some for the validator"]),
+    "reserved CPUs not a list": (_tuning("reserved_system_cpus", "0..3"),
+                                 ["talos_solana_worker_reserved_system_cpus", "expected e.g. 0-3,8"]),
+    "Static memory manager without reservation": (
+        lambda c, n, w: w["tuning"].update(kube_reserved={}, system_reserved={}, eviction_hard={}),
+        ["talos_solana_worker_memory_manager_policy Static", "needs a memory reservation"]),
+    "topology manager on too many NUMA nodes": (_hardware("numa_nodes", 16),
+                                                ["talos_solana_worker_topology_manager_policy",
+                                                 "16 NUMA nodes exceed", "limit of 8"]),
+    "hardware missing": (lambda c, n, w: w.pop("hardware"),
+                         ["talos_node_hardware", "cpus, numa_nodes and memory"]),
+    "hardware memory not a quantity": (_hardware("memory", "512GB"), ["talos_node_hardware", "e.g. 512Gi"]),
+    "btrfs volume": (_volume("ledger", "filesystem", "btrfs"),
+                     ["talos_solana_worker_volumes[ledger].filesystem", "btrfs is not supported",
+                      "use xfs or ext4"]),
+    "free-form mount options": (_volume("accounts", "mount_options", ["noatime", "nobarrier"]),
+                                ["talos_solana_worker_volumes[accounts].mount_options", "noatime, nobarrier",
+                                 "set noatime: true (mount.disableAccessTime)"]),
+    "legacy machine.disks": (_tuning("legacy_disks", [{"device": "/dev/nvme1n1",
+                                                       "partitions": [{"mountpoint": "/var/mnt/ledger"}]}]),
+                             ["talos_solana_worker_disks", "machine.disks is deprecated",
+                              "talos_solana_worker_volumes", "UserVolumeConfig"]),
+    "noatime on the v1.10 contract": (_legacy_contract_noatime,
+                                      ["talos_solana_worker_volumes[ledger].noatime", "needs Talos v1.13",
+                                       "remove it for v1.10.6"]),
+    "duplicate volume name": (_volume("accounts", "name", "ledger"),
+                              ["talos_solana_worker_volumes[ledger]", "the volume name is used twice"]),
+    "volume name with uppercase": (_volume("ledger", "name", "Ledger"),
+                                   ["talos_solana_worker_volumes[Ledger]", "lowercase letters, digits and '-'"]),
+    "volume without disk": (_volume("ledger", "disk", {}),
+                            ["talos_solana_worker_volumes[ledger].disk", "serial, wwid, model or dev_path"]),
+    "volume capacity not a quantity": (_volume("ledger", "capacity", "15 TB"),
+                                       ["talos_solana_worker_volumes[ledger].capacity", "'15 TB'", "such as 15T"]),
+    "numa_balancing=1": (_tuning("kernel_args", ["iommu=pt", "numa_balancing=1"]),
+                         ["talos_solana_worker_kernel_args", "numa_balancing=1", "numa_balancing=disable"]),
+    "numa_balancing=enable": (_tuning("kernel_args", ["numa_balancing=enable"]),
+                              ["talos_solana_worker_kernel_args", "numa_balancing=disable"]),
+    "amd_iommu=on": (_tuning("kernel_args", ["amd_iommu=on", "iommu=pt"]),
+                     ["talos_solana_worker_kernel_args", "amd_iommu=on", "keep iommu=pt"]),
+    "install disk and selector": (_node("cp-2", "install_disk", "/dev/sda"),
+                                  ["cp-2", "talos_node_install_disk or talos_node_install_disk_selector, not both"]),
+    "invalid boot mode": (_tuning("boot_mode", "bios"),
+                          ["talos_node_boot_mode 'bios'", "must be 'uki' or 'grub'", "bootedWithUKI"]),
+    "missing boot mode": (_tuning("boot_mode", None), ["talos_node_boot_mode None", "'uki' or 'grub'"]),
+    "uppercase node name": (_rename_worker("Solana-Validator"),
+                            ["Solana-Validator", "not a valid Kubernetes node name", "lowercase letters"]),
+    "underscore node name": (_rename_worker("solana_validator"),
+                             ["solana_validator", "not a valid Kubernetes node name", "'-'"]),
+    "node name ending in a dash": (_rename_worker("validator-"), ["validator-", "not a valid Kubernetes node name"]),
+    "node name too long": (_rename_worker("v" * 64), ["not a valid Kubernetes node name", "at most 63"]),
+    "node IP outside subnet": (_node("solana-validator", "ip", "10.0.2.20"),
+                               ["solana-validator",
+                                "talos_node_ip 10.0.2.20 is outside talos_cluster_subnet 10.0.1.0/24"]),
+    "node IP not an address": (_node("cp-3", "ip", "10.0.1.300"),
+                               ["cp-3", "talos_node_ip '10.0.1.300' is not an IP address"]),
+}
+
+
+@pytest.mark.parametrize(("mutate", "fragments"), list(BAD_INPUTS.values()), ids=list(BAD_INPUTS))
+def test_bad_input_yields_one_error_naming_field_and_fix(mutate, fragments):
+    cluster, nodes, worker = baseline()
+    mutate(cluster, nodes, worker)
+    errors, _warnings = check_cluster(cluster, nodes, worker)
+    assert len(errors) == 1, errors
+    for fragment in fragments:
+        assert fragment in errors[0], (fragment, errors[0])
+
+
+def test_all_problems_are_reported_at_once():
+    cluster, nodes, worker = baseline()
+    for mutate, _fragments in (BAD_INPUTS["VIP outside subnet"], BAD_INPUTS["btrfs volume"],
+                               BAD_INPUTS["amd_iommu=on"], BAD_INPUTS["invalid boot mode"],
+                               BAD_INPUTS["duplicate IP"]):
+        mutate(cluster, nodes, worker)
+    errors, _warnings = check_cluster(cluster, nodes, worker)
+    assert len(errors) == 5
+    for field in ("talos_cluster_vip", ".filesystem", "amd_iommu=on", "talos_node_boot_mode", "10.0.1.11 is used"):
+        assert any(field in error for error in errors), field
+
+
+def test_hugepages_and_reservations_exactly_filling_memory_do_not_fit():
+    """512Gi - 64Gi reserved = 448Gi = 229376 pages of 2Mi: nothing left for the validator."""
+    cluster, nodes, worker = baseline()
+    worker["tuning"]["hugepages"] = {"2Mi": 229376 - 1, "1Gi": 0}
+    assert check_cluster(cluster, nodes, worker)[0] == []
+    worker["tuning"]["hugepages"] = {"2Mi": 229376, "1Gi": 0}
+    errors, _warnings = check_cluster(cluster, nodes, worker)
+    assert len(errors) == 1 and "do not fit" in errors[0]
+
+
+@pytest.mark.parametrize(("count", "warns"), [(1, True), (3, False), (5, False)])
+def test_odd_control_plane_counts(count, warns):
+    cluster, nodes, worker = baseline()
+    _set_cps(count)(cluster, nodes, worker)
+    errors, warnings = check_cluster(cluster, nodes, worker)
+    assert errors == []
+    single = [w for w in warnings if "single control-plane node has no failover; use 3" in w]
+    assert bool(single) is warns
+    assert len(warnings) == (1 if warns else 0)
+
+
+def _kube_reserved_cpu(cluster, nodes, worker):
+    worker["tuning"]["kube_reserved"]["cpu"] = "2"
+
+
+def _system_reserved_cpu(cluster, nodes, worker):
+    worker["tuning"]["system_reserved"]["cpu"] = "1"
+
+
+WARNINGS = {
+    "single control plane": (_set_cps(1), ["talos_controlplane group", "no failover", "use 3"]),
+    "nvme install disk": (_node("cp-1", "install_disk", "/dev/nvme0n1"),
+                          ["cp-1", "talos_node_install_disk /dev/nvme0n1", "NVMe names can change",
+                           "prefer talos_node_install_disk_selector"]),
+    "dev_path volume": (_volume("ledger", "disk", {"dev_path": "/dev/nvme1n1"}),
+                        ["talos_solana_worker_volumes[ledger].disk", "dev_path /dev/nvme1n1 can change",
+                         "prefer serial or wwid"]),
+    "kube_reserved.cpu with reserved_system_cpus": (
+        _kube_reserved_cpu,
+        ["talos_solana_worker_kube_reserved.cpu is ignored", "reserved_system_cpus replaces it",
+         "effective CPU reservation: 4"]),
+    "system_reserved.cpu with reserved_system_cpus": (
+        _system_reserved_cpu, ["talos_solana_worker_system_reserved.cpu is ignored"]),
+}
+
+
+@pytest.mark.parametrize(("mutate", "fragments"), list(WARNINGS.values()), ids=list(WARNINGS))
+def test_warning_without_error(mutate, fragments):
+    cluster, nodes, worker = baseline()
+    mutate(cluster, nodes, worker)
+    errors, warnings = check_cluster(cluster, nodes, worker)
+    assert errors == []
+    assert len(warnings) == 1, warnings
+    for fragment in fragments:
+        assert fragment in warnings[0], (fragment, warnings[0])
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        _node("cp-1", "install_disk", "/dev/nvme0n1p1"),
+        _node("cp-1", "install_disk", "/dev/sdb"),
+        _volume("ledger", "disk", {"dev_path": "/dev/nvme1n1", "model": "SAMSUNG"}),
+        lambda c, n, w: w["tuning"].update(reserved_system_cpus="",
+                                            kube_reserved={"memory": "16Gi", "cpu": "2"}),
+    ],
+    ids=["nvme partition", "sd disk", "dev_path with model", "kube cpu without reserved cpus"],
+)
+def test_no_warning(mutate):
+    cluster, nodes, worker = baseline()
+    mutate(cluster, nodes, worker)
+    assert check_cluster(cluster, nodes, worker) == ([], [])
+
+
+def test_noatime_is_fine_on_v1_13():
+    cluster, nodes, worker = baseline()
+    volume(worker, "ledger")["noatime"] = True
+    assert check_cluster(cluster, nodes, worker) == ([], [])
+
+
+def test_mount_options_on_v1_10_say_noatime_needs_v1_13():
+    cluster, nodes, worker = baseline()
+    cluster["talos_version"], cluster["kubernetes_version"] = "v1.10.6", "1.33.5"
+    volume(worker, "ledger")["mount_options"] = ["noatime"]
+    errors, _warnings = check_cluster(cluster, nodes, worker)
+    assert len(errors) == 1
+    assert "noatime needs Talos v1.13 (mount.disableAccessTime)" in errors[0]
+
+
+# --- defects found by these tests and since fixed ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "field"),
+    [("talos_version", "banana", "talos_cluster_talos_version"),
+     ("kubernetes_version", "1.37.0", "talos_cluster_kubernetes_version")],
+)
+def test_version_errors_name_the_inventory_variable(key, value, field):
+    cluster, nodes, worker = baseline()
+    cluster[key] = value
+    errors, _warnings = check_cluster(cluster, nodes, worker)
+    assert len(errors) == 1
+    assert field in errors[0]
+
+
+@pytest.mark.parametrize("volume_setting", [("noatime", True), ("mount_options", ["nobarrier"])])
+def test_malformed_talos_version_with_volume_options_is_reported_not_raised(volume_setting):
+    cluster, nodes, worker = baseline()
+    cluster["talos_version"] = "banana"
+    volume(worker, "ledger")[volume_setting[0]] = volume_setting[1]
+    errors, _warnings = check_cluster(cluster, nodes, worker)
+    assert any("talos_version" in error and "banana" in error for error in errors)
+
+
+def test_reservation_not_in_whole_mebibytes_is_caught_by_preflight():
+    cluster, nodes, worker = baseline()
+    worker["tuning"]["kube_reserved"] = {"memory": "16G"}
+    with pytest.raises(ValueError):  # what the template would hit
+        resources.reserved_memory_per_numa(
+            resources.memory_reservation(worker["tuning"]["kube_reserved"], worker["tuning"]["system_reserved"],
+                                         worker["tuning"]["eviction_hard"]), 2)
+    errors, _warnings = check_cluster(cluster, nodes, worker)
+    assert errors, "preflight accepted a reservation the template cannot split per NUMA node"
+
+
+def test_zero_numa_nodes_is_caught_by_preflight():
+    cluster, nodes, worker = baseline()
+    worker["hardware"]["numa_nodes"] = 0
+    with pytest.raises(ZeroDivisionError):  # what the template would hit
+        resources.reserved_memory_per_numa(64 * resources.GI, 0)
+    errors, _warnings = check_cluster(cluster, nodes, worker)
+    assert any("numa_nodes" in error for error in errors)
+
+
+def test_vip_equal_to_gateway_is_an_error():
+    cluster, nodes, worker = baseline()
+    cluster["vip"] = cluster["gateway"]
+    errors, _warnings = check_cluster(cluster, nodes, worker)
+    assert any("talos_cluster_vip" in error and "gateway" in error for error in errors)
+
+
+def test_half_open_reserved_cpu_range_is_an_error():
+    cluster, nodes, worker = baseline()
+    worker["tuning"]["reserved_system_cpus"] = "0-3,4-"
+    errors, _warnings = check_cluster(cluster, nodes, worker)
+    assert any("reserved_system_cpus" in error for error in errors)

@@ -1,0 +1,174 @@
+"""Unit tests for module_utils/secret_files.py: redaction and collection of secret values."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+import yaml
+from ansible_collections.solanaops.talos.plugins.module_utils import secret_files
+from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import TalosError
+
+MACHINE_CONFIG = """\
+version: v1alpha1
+machine:
+  type: worker
+  token: wt9x1q.abcdefghij123456
+  ca:
+    crt: LS0tLS1CRUdJTiBDRVJU
+    key: LS0tLS1CRUdJTiBFRDI1NTE5
+  kubelet:
+    extraMounts:
+      - destination: /var/mnt/ledger
+        type: bind
+        options: [bind, rshared]
+      - destination: /var/lib/other
+        Secret: list-nested-secret
+cluster:
+  clusterName: solana-cluster
+  secretboxEncryptionSecret: c2VjcmV0Ym94LXNlY3JldA==
+  token: ""
+  aescbcEncryptionSecret: null
+  serviceAccount:
+    key: ""
+---
+apiVersion: v1alpha1
+kind: HostnameConfig
+hostname: cp-1
+auto: "off"
+"""
+
+SECRETS = {
+    "wt9x1q.abcdefghij123456",
+    "LS0tLS1CRUdJTiBFRDI1NTE5",
+    "list-nested-secret",
+    "c2VjcmV0Ym94LXNlY3JldA==",
+}
+
+SECRETS_BUNDLE = """\
+cluster:
+  id: cluster-id-public
+  secret: cluster-secret-value
+secrets:
+  bootstraptoken: bootstrap.token
+  secretboxencryptionsecret: sbx-bundle-secret
+trustdinfo:
+  token: trustd.token
+certs:
+  os:
+    crt: os-crt
+    key: os-key
+"""
+
+
+def test_redact_machine_config():
+    redacted = secret_files.redact(MACHINE_CONFIG)
+    for value in SECRETS:
+        assert value not in redacted
+    first, second = yaml.safe_load_all(redacted)
+    assert first["machine"]["token"] == "<redacted>"
+    assert first["machine"]["ca"] == {"crt": "LS0tLS1CRUdJTiBDRVJU", "key": "<redacted>"}
+    assert first["machine"]["kubelet"]["extraMounts"] == [
+        {"destination": "/var/mnt/ledger", "type": "bind", "options": ["bind", "rshared"]},
+        {"destination": "/var/lib/other", "Secret": "<redacted>"},
+    ]
+    assert first["cluster"] == {
+        "clusterName": "solana-cluster",
+        "secretboxEncryptionSecret": "<redacted>",
+        # empty or null secrets have nothing to hide and stay as they are
+        "token": "",
+        "aescbcEncryptionSecret": None,
+        "serviceAccount": {"key": ""},
+    }
+    assert first["version"] == "v1alpha1"
+    assert second == {"apiVersion": "v1alpha1", "kind": "HostnameConfig", "hostname": "cp-1", "auto": "off"}
+
+
+def test_redact_keeps_key_order_and_document_separator():
+    redacted = secret_files.redact(MACHINE_CONFIG)
+    assert redacted.count("---\n") == 1
+    assert list(yaml.safe_load_all(redacted))[0]["machine"] == {
+        "type": "worker", "token": "<redacted>", "ca": {"crt": "LS0tLS1CRUdJTiBDRVJU", "key": "<redacted>"},
+        "kubelet": {"extraMounts": [
+            {"destination": "/var/mnt/ledger", "type": "bind", "options": ["bind", "rshared"]},
+            {"destination": "/var/lib/other", "Secret": "<redacted>"},
+        ]},
+    }
+    assert list(list(yaml.safe_load_all(redacted))[0]) == ["version", "machine", "cluster"]
+
+
+@pytest.mark.parametrize("text", ["", None, "---\n", "# comment only\n"])
+def test_redact_empty(text):
+    assert secret_files.redact(text) == ""
+
+
+def test_secret_values_machine_config():
+    assert secret_files.secret_values(MACHINE_CONFIG) == SECRETS
+
+
+def test_secret_values_and_redact_secrets_bundle():
+    expected = {"cluster-secret-value", "bootstrap.token", "sbx-bundle-secret", "trustd.token", "os-key"}
+    assert secret_files.secret_values(SECRETS_BUNDLE) == expected
+    redacted = yaml.safe_load(secret_files.redact(SECRETS_BUNDLE))
+    assert redacted["cluster"] == {"id": "cluster-id-public", "secret": "<redacted>"}
+    assert redacted["secrets"] == {"bootstraptoken": "<redacted>", "secretboxencryptionsecret": "<redacted>"}
+    assert redacted["certs"]["os"] == {"crt": "os-crt", "key": "<redacted>"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", set()),
+        (None, set()),
+        ("token: ''\nkey: null\nsecret: []\n", set()),
+        ("contexts:\n  c:\n    ca: ca-crt\n    crt: crt\n    key: client-key\n", {"client-key"}),
+        ("- BootstrapToken: abc\n- KEY: def\n- keys: not-a-secret-key\n", {"abc", "def"}),
+        # a numeric secret is still a secret
+        ("token: 12345\n", {"12345"}),
+    ],
+)
+def test_secret_values(text, expected):
+    assert secret_files.secret_values(text) == expected
+
+
+def test_private_dir_is_0700_and_removed():
+    with secret_files.private_dir() as path:
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o700
+        with open(os.path.join(path, "secrets.yaml"), "w") as handle:
+            handle.write("x")
+    assert not os.path.exists(path)
+
+
+def test_secrets_bundle_path_writes_content(tmp_path):
+    path = secret_files.secrets_bundle_path({"secrets_content": SECRETS_BUNDLE, "secrets_path": None}, str(tmp_path))
+    assert path == str(tmp_path / "secrets.yaml")
+    assert (tmp_path / "secrets.yaml").read_text() == SECRETS_BUNDLE
+
+
+def test_secrets_bundle_path_uses_existing_path(tmp_path):
+    bundle = tmp_path / "secrets.yaml"
+    bundle.write_text(SECRETS_BUNDLE)
+    params = {"secrets_content": None, "secrets_path": str(bundle)}
+    assert secret_files.secrets_bundle_path(params, str(tmp_path / "work")) == str(bundle)
+
+
+def test_secrets_bundle_path_missing(tmp_path):
+    params = {"secrets_content": None, "secrets_path": str(tmp_path / "nope.yaml")}
+    with pytest.raises(TalosError, match="nope.yaml does not exist") as info:
+        secret_files.secrets_bundle_path(params, str(tmp_path))
+    assert "talos_secrets" in info.value.hint
+
+
+def test_write_private_and_read_text(tmp_path):
+    class Module:
+        def atomic_move(self, src, dest):
+            os.replace(src, dest)
+
+    dest = tmp_path / "out" / "cp-1.yaml"
+    assert secret_files.read_text(str(dest)) is None
+    secret_files.write_private(Module(), str(dest), "machine: {}\n")
+    assert secret_files.read_text(str(dest)) == "machine: {}\n"
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o600
+    assert stat.S_IMODE(dest.parent.stat().st_mode) == 0o700
+    assert [p.name for p in dest.parent.iterdir()] == ["cp-1.yaml"]

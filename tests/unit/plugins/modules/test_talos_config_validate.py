@@ -1,0 +1,23 @@
+"""Unit tests for the pure functions of the talos_config_validate module."""
+
+from __future__ import annotations
+
+import pytest
+from ansible_collections.solanaops.talos.plugins.modules import talos_config_validate
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"path": "/srv/talos/cp-1.yaml", "mode": "metal", "strict": True},
+         ["validate", "--config", "/srv/talos/cp-1.yaml", "--mode", "metal", "--strict"]),
+        ({"path": "/srv/talos/cp-1.yaml", "mode": "metal", "strict": False},
+         ["validate", "--config", "/srv/talos/cp-1.yaml", "--mode", "metal"]),
+        ({"path": "w.yaml", "mode": "container", "strict": True, "node_name": "w-1"},
+         ["validate", "--config", "w.yaml", "--mode", "container", "--strict"]),
+        ({"path": "w.yaml", "mode": "cloud", "strict": False},
+         ["validate", "--config", "w.yaml", "--mode", "cloud"]),
+    ],
+)
+def test_validate_argv(params, expected):
+    assert talos_config_validate.validate_argv(params) == expected
