@@ -33,7 +33,9 @@ tools:
 	python3 testbed/gobuild.py all
 
 demo: setup
-	ansible-playbook playbooks/generate.yml -i inventory/local
+	ansible-playbook playbooks/site.yml -i inventory/local
+	@echo "==> generated and validated (secrets are 0600):"
+	@ls -l out/solana-local
 
 test: setup lint sanity unit integration
 

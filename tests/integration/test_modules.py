@@ -112,8 +112,8 @@ def test_validate_passes_a_good_config_and_names_the_node_on_a_bad_one(module, t
     assert result["changed"] is False and "valid for metal mode" in result["message"]
     bad = tmp_path / "bad.yaml"
     bad.write_text(good.read_text().replace("type: worker", "type: nonsense", 1))
-    result, _run = module("talos_config_validate",
-                       {"path": str(bad), "node_name": "solana-validator", "talosctl_path": str(talosctl)})
+    args = {"path": str(bad), "node_name": "solana-validator", "talosctl_path": str(talosctl)}
+    result, _run = module("talos_config_validate", args)
     assert result["failed"] is True
     assert result["msg"].startswith("solana-validator: the machine configuration is not valid")
     assert "nonsense" in result["msg"]

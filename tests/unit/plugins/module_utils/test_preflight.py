@@ -335,8 +335,7 @@ def test_warning_without_error(mutate, fragments):
         _node("cp-1", "install_disk", "/dev/nvme0n1p1"),
         _node("cp-1", "install_disk", "/dev/sdb"),
         _volume("ledger", "disk", {"dev_path": "/dev/nvme1n1", "model": "SAMSUNG"}),
-        lambda c, n, w: w["tuning"].update(reserved_system_cpus="",
-                                            kube_reserved={"memory": "16Gi", "cpu": "2"}),
+        lambda c, n, w: w["tuning"].update(reserved_system_cpus="", kube_reserved={"memory": "16Gi", "cpu": "2"}),
     ],
     ids=["nvme partition", "sd disk", "dev_path with model", "kube cpu without reserved cpus"],
 )

@@ -173,7 +173,7 @@ def test_run_failure_raises_classified_error(binary, stderr, error_class):
     with pytest.raises(error_class) as info:
         runner.run(["bootstrap"], nodes=["10.0.1.11"], endpoints=["10.0.1.11"], node_name="cp-1")
     error = info.value
-    assert type(error) is error_class
+    assert error.__class__ is error_class  # exactly this class, not a subclass
     assert str(error) == f"talosctl bootstrap failed on cp-1: {talosctl.last_line(stderr)}"
     assert error.details == {
         "command": [binary, "bootstrap", "--nodes", "10.0.1.11", "--endpoints", "10.0.1.11"],
@@ -261,5 +261,5 @@ def test_fail_json_from_message_and_error_name(error, msg, name):
 
 
 def test_hint_given_to_one_error_does_not_change_the_class():
-    NodeUnreachable("down", hint="custom hint")
+    assert NodeUnreachable("down", hint="custom hint").hint == "custom hint"
     assert NodeUnreachable("down").hint == NodeUnreachable.hint != "custom hint"
