@@ -22,10 +22,12 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -36,13 +38,23 @@ VERSIONS_FILE = HERE / "versions.env"
 class Tool:
     module: str
     version_key: str
-    # binary name -> main package import path
+    # binary name -> main package: an import path, or "./dir" for a main of ours in testbed/dir
     binaries: dict[str, str]
     tags: str = ""
-    ldflags: str = "-s -w"
+    # version -> -ldflags
+    ldflags: Callable[[str], str] = lambda _version: "-s -w"
+    # version -> the version of sibling modules the upstream go.mod replaces with local paths
+    sibling_version: Callable[[str], str] = lambda version: version
     # tool version -> {module: replacement}: dependencies whose pinned version this machine's
     # module proxy does not serve, swapped for the nearest served one (verified by building)
     substitutes: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+
+
+def _kubernetes_ldflags(version: str) -> str:
+    major, minor = version.lstrip("v").split(".")[:2]
+    pkg = "k8s.io/component-base/version"
+    return (f"-s -w -X {pkg}.gitVersion={version} -X {pkg}.gitMajor={major} -X {pkg}.gitMinor={minor} "
+            f"-X {pkg}.gitTreeState=clean")
 
 
 TOOLS: dict[str, Tool] = {
@@ -59,6 +71,24 @@ TOOLS: dict[str, Tool] = {
                 "github.com/containerd/containerd/v2": "github.com/containerd/containerd/v2 v2.2.9",
             },
         },
+    ),
+    "etcd": Tool(
+        module="go.etcd.io/etcd/server/v3",
+        version_key="ETCD_VERSION",
+        binaries={"etcd": "go.etcd.io/etcd/server/v3"},
+    ),
+    "kube": Tool(
+        module="k8s.io/kubernetes",
+        version_key="KUBERNETES_VERSION",
+        binaries={"kube": "./kube"},
+        ldflags=_kubernetes_ldflags,
+        # k8s.io/kubernetes v1.36.3 publishes its staging modules (k8s.io/api, ...) as v0.36.3
+        sibling_version=lambda version: "v0." + version.split(".", 1)[1],
+    ),
+    "kwok": Tool(
+        module="sigs.k8s.io/kwok",
+        version_key="KWOK_VERSION",
+        binaries={"kwok": "sigs.k8s.io/kwok/cmd/kwok"},
     ),
 }
 
@@ -102,13 +132,14 @@ def go(*args: str, cwd: Path, capture: bool = True) -> str:
     return proc.stdout or ""
 
 
+_REQUIRE = re.compile(r"^\s*(?:require\s+)?(\S+)\s+(v\S+)\s*$")
 _REPLACE = re.compile(r"^\s*(?:replace\s+)?(\S+)(?:\s+(v\S+))?\s+=>\s+(\S+)(?:\s+(v\S+))?\s*$")
 _EXCLUDE = re.compile(r"^\s*(?:exclude\s+)?(\S+)\s+(v\S+)\s*$")
 
 
-def upstream_directives(gomod: str) -> tuple[list[tuple[str, str, str | None]], list[tuple[str, str]]]:
-    """Return (replaces, excludes) of an upstream go.mod; a local replace has target './...'."""
-    replaces, excludes, block = [], [], None
+def upstream_directives(gomod: str) -> tuple[set[str], list[tuple[str, str, str | None]], list[tuple[str, str]]]:
+    """Return (required paths, replaces, excludes) of a go.mod; a local replace targets './...'."""
+    requires, replaces, excludes, block = set(), [], [], None
     for raw in gomod.splitlines():
         line = raw.split("//", 1)[0].rstrip()
         if not line.strip():
@@ -117,27 +148,33 @@ def upstream_directives(gomod: str) -> tuple[list[tuple[str, str, str | None]], 
             block = None
             continue
         head = line.split()[0]
-        if head in ("replace", "exclude") and line.rstrip().endswith("("):
+        if head in ("require", "replace", "exclude") and line.rstrip().endswith("("):
             block = head
             continue
-        kind = head if head in ("replace", "exclude") else block
-        if kind == "replace" and (m := _REPLACE.match(line)):
+        kind = head if head in ("require", "replace", "exclude") else block
+        if kind == "require" and (m := _REQUIRE.match(line)):
+            requires.add(m.group(1))
+        elif kind == "replace" and (m := _REPLACE.match(line)):
             replaces.append((m.group(1), m.group(3), m.group(4)))
         elif kind == "exclude" and (m := _EXCLUDE.match(line)):
             excludes.append((m.group(1), m.group(2)))
-    return replaces, excludes
+    return requires, replaces, excludes
 
 
 def wrapper_gomod(tool: Tool, version: str, upstream: str) -> str:
-    replaces, excludes = upstream_directives(upstream)
+    requires, replaces, excludes = upstream_directives(upstream)
     substitutes = tool.substitutes.get(version, {})
+    siblings = tool.sibling_version(version)
     lines = ["module solanaops.testbed/" + tool.module.replace("/", "_"), "", "go 1.26", ""]
     lines.append(f"require {tool.module} {version}")
     for path, target, target_version in replaces:
         if target.startswith("."):
-            # a sibling module of the same repository, published at the same version
-            lines.append(f"require {path} {version}")
-            lines.append(f"replace {path} => {path} {version}")
+            # a sibling module of the same repository: use its published release. Local
+            # replaces of modules upstream does not require (etcd's FORBIDDEN_DEPENDENCY
+            # guards) are dropped.
+            if path in requires:
+                lines.append(f"require {path} {siblings}")
+                lines.append(f"replace {path} => {path} {siblings}")
         elif path not in substitutes:
             lines.append(f"replace {path} => {target} {target_version}")
     for path, substitute in substitutes.items():
@@ -147,16 +184,33 @@ def wrapper_gomod(tool: Tool, version: str, upstream: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _heartbeat(label: str, proc: subprocess.Popen, started: float) -> None:
-    """Print a line every 30 s with the count of packages compiled so far."""
-    count = 0
-    last = started
-    for _line in proc.stderr:
-        count += 1
-        now = time.monotonic()
-        if now - last >= 30:
-            print(f"  {label}: {int(now - started)}s, {count} packages", flush=True)
-            last = now
+class Progress:
+    """Counts the packages `go build -v` reports and prints a line every 30 s, output or not
+    (linking a large binary prints nothing for minutes)."""
+
+    def __init__(self, label: str, stream):
+        self.label, self.count, self.started = label, 0, time.monotonic()
+        self.done = threading.Event()
+        self.reader = threading.Thread(target=self._read, args=(stream,))
+        self.ticker = threading.Thread(target=self._tick)
+
+    def __enter__(self):
+        self.reader.start()
+        self.ticker.start()
+        return self
+
+    def __exit__(self, *_exc):
+        self.reader.join()
+        self.done.set()
+        self.ticker.join()
+
+    def _read(self, stream) -> None:
+        for _line in stream:
+            self.count += 1
+
+    def _tick(self) -> None:
+        while not self.done.wait(30):
+            print(f"  {self.label}: {int(time.monotonic() - self.started)}s, {self.count} packages", flush=True)
 
 
 def build(name: str, version: str) -> Path:
@@ -170,20 +224,21 @@ def build(name: str, version: str) -> Path:
     print(f"building {name} {version} from {tool.module} (cold builds take minutes)", flush=True)
     info = json.loads(go("mod", "download", "-json", f"{tool.module}@{version}", cwd=workdir))
     (workdir / "go.mod").write_text(wrapper_gomod(tool, version, Path(info["GoMod"]).read_text()))
+    for package in tool.binaries.values():
+        if package.startswith("./"):
+            shutil.copytree(HERE / package[2:], workdir / package[2:], dirs_exist_ok=True)
     staging = target.parent / ".partial"
     staging.mkdir(parents=True, exist_ok=True)
     for binary, package in tool.binaries.items():
         args = ["go", "build", "-v", "-trimpath", "-o", str(staging / binary)]
         if tool.tags:
             args += ["-tags", tool.tags]
-        args += ["-ldflags", tool.ldflags]
+        args += ["-ldflags", tool.ldflags(version)]
         env = go_env()
         proc = subprocess.Popen(args + [package], cwd=workdir, env=env, text=True,
                                 stderr=subprocess.PIPE)
-        reader = threading.Thread(target=_heartbeat, args=(f"{name} {version}", proc, started))
-        reader.start()
-        proc.wait()
-        reader.join()
+        with Progress(f"{name} {version}", proc.stderr):
+            proc.wait()
         if proc.returncode != 0:
             # rerun without -v: its stderr then holds only the compiler's error
             go("build", "-trimpath", "-o", str(staging / binary), package, cwd=workdir)

@@ -114,13 +114,15 @@ def reserved_memory_per_numa(total_bytes, numa_nodes):
 
 
 def expected_node_resources(hardware, hugepages, reserved_system_cpus,
-                            kube_reserved, system_reserved, eviction_hard):
+                            kube_reserved, system_reserved, eviction_hard, memory_capacity=None):
     """Capacity and allocatable the kubelet will report for this node, as Decimals.
 
     allocatable cpu = cpus - effective reservation; allocatable memory = memory - huge pages -
-    kube/system reservations - hard eviction threshold.
+    kube/system reservations - hard eviction threshold. The kubelet's memory capacity is the
+    kernel's MemTotal, a little below the installed memory: pass the reported one as
+    ``memory_capacity`` to derive allocatable from it.
     """
-    memory = parse_quantity(hardware["memory"])
+    memory = parse_quantity(memory_capacity if memory_capacity is not None else hardware["memory"])
     capacity = {"cpu": Decimal(int(hardware["cpus"])), "memory": memory}
     for size, (page_bytes, _kernel_name, resource) in HUGEPAGE_SIZES.items():
         capacity[resource] = Decimal(page_bytes * int(hugepages.get(size, 0)))

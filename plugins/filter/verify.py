@@ -1,0 +1,43 @@
+# Copyright: (c) 2026, SolanaOps platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters the verify role uses to turn observed cluster state into named check results."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: verify
+short_description: Verification checks for the validator cluster
+version_added: 0.1.0
+description:
+  - C(kubernetes_checks) compares the Kubernetes objects read with C(kubernetes.core.k8s_info)
+    (nodes, priority classes, storage classes, persistent volumes) with what the inventory
+    implies, and returns one result per check.
+  - C(persistent_volume_name) is the naming rule of the validator's local PersistentVolumes.
+author:
+  - SolanaOps platform team (@solanaops)
+"""
+
+from ansible_collections.solanaops.talos.plugins.module_utils import checks
+
+
+def kubernetes_checks(observed, expected):
+    """observed: nodes, priority_classes, storage_classes, persistent_volumes (object lists).
+    expected: nodes (names), validators, priority_class {name, value}, storage_class_prefix,
+    volumes_by_node {node: [volume]}."""
+    results = checks.node_checks(observed["nodes"], expected["nodes"])
+    for validator in expected["validators"]:
+        results += checks.validator_checks(observed["nodes"], validator)
+    results += checks.priority_class_checks(observed["priority_classes"], expected["priority_class"]["name"],
+                                            expected["priority_class"]["value"])
+    results += checks.storage_checks(observed["storage_classes"], expected["volumes_by_node"],
+                                     expected["storage_class_prefix"], observed["persistent_volumes"])
+    return results
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "kubernetes_checks": kubernetes_checks,
+            "persistent_volume_name": checks.persistent_volume_name,
+            "parse_taints": checks.parse_taints,
+        }

@@ -1,0 +1,188 @@
+# Copyright: (c) 2026, SolanaOps platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Verification checks: each compares what the inventory implies with what the cluster reports
+and yields a named result {name, subject, passed, expected, observed, detail}.
+
+Expected values are computed from the inventory (module_utils/resources.py), never written by
+hand, and quantities are compared parsed, so ``100000Mi`` and ``102400000Ki`` are equal while
+``100Gi`` (51200 pages) is not.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.solanaops.talos.plugins.module_utils import resources
+
+
+def result(name, subject, passed, expected, observed, detail=""):
+    return {"name": name, "subject": subject, "passed": bool(passed),
+            "expected": _plain(expected), "observed": _plain(observed), "detail": detail}
+
+
+def _plain(value):
+    """JSON-friendly: Decimals as Kubernetes-style strings, containers recursively."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "normalize"):
+        return format_quantity(value)
+    return value
+
+
+def format_quantity(value):
+    """A Decimal as an exact, readable quantity: whole Mi or Ki for byte counts, else plain."""
+    if value == value.to_integral_value() and value >= resources.MI:
+        for unit, size in (("Mi", resources.MI), ("Ki", 1024)):
+            if value % size == 0:
+                return f"{int(value / size)}{unit}"
+    return f"{value.normalize():f}"
+
+
+def _condition(obj, kind):
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == kind:
+            return condition
+    return {}
+
+
+def _quantity(values, name):
+    raw = (values or {}).get(name)
+    if raw is None:
+        return None
+    try:
+        return resources.parse_quantity(raw)
+    except ValueError:
+        return None
+
+
+def node_checks(nodes, expected_names):
+    """Every expected node is registered and Ready; no unexpected node."""
+    by_name = {n["metadata"]["name"]: n for n in nodes}
+    results = []
+    for name in expected_names:
+        node = by_name.get(name)
+        results.append(result("node registered", name, node is not None, "registered",
+                              "registered" if node else "missing"))
+        if node is not None:
+            ready = _condition(node, "Ready")
+            results.append(result("node Ready", name, ready.get("status") == "True", "True",
+                                  ready.get("status", "unknown"), ready.get("message", "")))
+    return results
+
+
+def validator_checks(nodes, validator):
+    """Capacity, allocatable, labels and taints of one validator node.
+
+    validator: name, hardware {cpus, numa_nodes, memory}, hugepages {'2Mi': n, '1Gi': m},
+    reserved_system_cpus, kube_reserved, system_reserved, eviction_hard, labels, taints.
+    """
+    name = validator["name"]
+    node = next((n for n in nodes if n["metadata"]["name"] == name), None)
+    if node is None:
+        return [result("validator node registered", name, False, "registered", "missing")]
+    status = node.get("status") or {}
+    reported_memory = _quantity(status.get("capacity"), "memory")
+    hugepages = validator.get("hugepages") or {}
+    reservations = [validator.get(k) or {} for k in ("kube_reserved", "system_reserved", "eviction_hard")]
+    expected = resources.expected_node_resources(
+        validator["hardware"], hugepages, validator.get("reserved_system_cpus"), *reservations,
+        memory_capacity=reported_memory)
+    installed = resources.parse_quantity(validator["hardware"]["memory"])
+    needed = resources.hugepage_bytes(hugepages) + resources.memory_reservation(*reservations)
+    results = [result("capacity memory", name,
+                      reported_memory is not None and needed < reported_memory <= installed,
+                      f"at most {format_quantity(installed)}, above {format_quantity(needed)}",
+                      reported_memory if reported_memory is not None else "absent",
+                      "MemTotal sits a little below the installed memory")]
+    for kind in ("capacity", "allocatable"):
+        for resource, wanted in expected[kind].items():
+            if kind == "capacity" and resource == "memory":
+                continue  # checked above against the installed memory
+            observed = _quantity(status.get(kind), resource)
+            results.append(result(f"{kind} {resource}", name, observed == wanted, wanted,
+                                  observed if observed is not None else "absent",
+                                  _hugepage_hint(resource, wanted, observed)))
+    labels = node["metadata"].get("labels") or {}
+    for key, value in (validator.get("labels") or {}).items():
+        results.append(result(f"label {key}", name, labels.get(key) == str(value), str(value),
+                              labels.get(key, "absent")))
+    taints = {(t["key"], t.get("value", ""), t["effect"]) for t in (node.get("spec") or {}).get("taints") or []}
+    for taint in parse_taints(validator.get("taints") or {}):
+        wanted = (taint["key"], taint["value"], taint["effect"])
+        results.append(result(f"taint {taint['key']}", name, wanted in taints, f"{wanted[0]}={wanted[1]}:{wanted[2]}",
+                              ", ".join(f"{k}={v}:{e}" for k, v, e in sorted(taints)) or "none"))
+    return results
+
+
+def _hugepage_hint(resource, wanted, observed):
+    if not resource.startswith("hugepages-") or observed is None or observed == wanted:
+        return ""
+    page = resources.parse_quantity(resource.split("-", 1)[1])
+    return f"{int(observed / page)} pages reported, {int(wanted / page)} configured"
+
+
+def parse_taints(taints):
+    """{'key': 'value:Effect'} (the Talos nodeTaints form) -> [{key, value, effect}]."""
+    parsed = []
+    for key, spec in taints.items():
+        value, _sep, effect = str(spec).rpartition(":")
+        parsed.append({"key": key, "value": value, "effect": effect})
+    return parsed
+
+
+def priority_class_checks(priority_classes, name, value):
+    by_name = {p["metadata"]["name"]: p for p in priority_classes}
+    ours = by_name.get(name)
+    return [
+        result("PriorityClass", name, ours is not None and ours.get("value") == int(value), int(value),
+               ours.get("value") if ours else "missing"),
+        result("built-in PriorityClass", "system-cluster-critical", "system-cluster-critical" in by_name,
+               "present", "present" if "system-cluster-critical" in by_name else "missing"),
+    ]
+
+
+def storage_checks(storage_classes, volumes_by_node, class_prefix, persistent_volumes):
+    """StorageClasses exist as local no-provisioner classes; each PV is Bound or Available."""
+    classes = {s["metadata"]["name"]: s for s in storage_classes}
+    pvs = {p["metadata"]["name"]: p for p in persistent_volumes}
+    results = []
+    names = sorted({v["name"] for volumes in volumes_by_node.values() for v in volumes})
+    for volume in names:
+        klass = classes.get(class_prefix + volume)
+        observed = (f"{klass.get('provisioner')}, {klass.get('volumeBindingMode')}" if klass else "missing")
+        results.append(result("StorageClass", class_prefix + volume,
+                              observed == "kubernetes.io/no-provisioner, WaitForFirstConsumer",
+                              "kubernetes.io/no-provisioner, WaitForFirstConsumer", observed))
+    for node, volumes in sorted(volumes_by_node.items()):
+        for volume in volumes:
+            pv_name = persistent_volume_name(node, volume["name"])
+            pv = pvs.get(pv_name)
+            phase = (pv.get("status") or {}).get("phase") if pv else "missing"
+            results.append(result("PersistentVolume", pv_name, phase in ("Bound", "Available"),
+                                  "Bound or Available", phase))
+    return results
+
+
+def persistent_volume_name(node, volume):
+    """The one naming rule for the local PVs, used by postconfig and verify alike."""
+    return f"{node}-{volume}"
+
+
+def summarize(results):
+    """A table a person reads at a glance, failures first."""
+    ordered = sorted(results, key=lambda r: r["passed"])
+    rows = [("", "check", "subject", "expected", "observed")] + [
+        ("FAIL" if not r["passed"] else "ok", r["name"], r["subject"], _cell(r["expected"]),
+         _cell(r["observed"]) + (f" ({r['detail']})" if r["detail"] and not r["passed"] else ""))
+        for r in ordered]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(row)).rstrip()
+             for row in rows]
+    failed = sum(not r["passed"] for r in results)
+    lines.insert(1, "-" * len(lines[0]))
+    lines.append(f"{len(results) - failed} passed, {failed} failed")
+    return "\n".join(lines)
+
+
+def _cell(value):
+    return value if isinstance(value, str) else str(value)
