@@ -113,3 +113,42 @@ def module(tmp_path):
         return task["hosts"]["localhost"], run_
 
     return run
+
+
+class ControlPlane:
+    """The testbed's real control plane (testbed/controlplane.py), for one test session."""
+
+    def __init__(self, state: Path):
+        self.state = state
+        self.kubeconfig = state / "admin.kubeconfig"
+        self.script = REPO / "testbed" / "controlplane.py"
+
+    def run(self, *args: str) -> None:
+        subprocess.run([sys.executable, str(self.script), *args], check=True)
+
+    def register_node(self, description: dict) -> None:
+        path = self.state / f"node-{description['name']}.json"
+        path.write_text(json.dumps(description))
+        self.run("node", str(self.state), str(path))
+
+    def api(self):
+        from kubernetes import client, config
+
+        return client.ApiClient(config.new_client_from_config(str(self.kubeconfig)))
+
+
+@pytest.fixture(scope="session")
+def controlplane(tmp_path_factory):
+    """etcd, kube-apiserver, controller-manager, scheduler and kwok on 127.0.0.1, started once."""
+    plane = ControlPlane(tmp_path_factory.mktemp("controlplane"))
+    plane.run("up", str(plane.state), "--address", "127.0.0.1", "--port", str(_free_port()))
+    yield plane
+    plane.run("down", str(plane.state))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

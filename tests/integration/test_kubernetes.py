@@ -1,0 +1,187 @@
+"""cluster_postconfig, verify (Kubernetes half) and the NUMA test pod against a real control
+plane: real etcd, kube-apiserver, controller-manager and scheduler, with kwok as the kubelets.
+
+The nodes are described here as a kubelet would report them for the inventory's hardware, with
+the figures worked out by hand below (not by the collection's own arithmetic):
+  - 64 CPUs, reservedSystemCPUs 0-3 -> allocatable cpu 60
+  - MemTotal 527000000Ki (a little under the installed 512Gi = 536870912Ki)
+  - 50000 x 2 MiB pages = 100000Mi; 0 x 1 GiB
+  - allocatable memory = 527000000Ki - 100000Mi (102400000Ki) - 16Gi - 16Gi - 32Gi (67108864Ki)
+                       = 357491136Ki
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+VALIDATOR = "solana-validator"
+CONTROLPLANES = ("controlplane-1", "controlplane-2", "controlplane-3")
+CORRECT_VALIDATOR = {
+    "name": VALIDATOR,
+    "internal_ip": "127.0.1.20",
+    "labels": {"solana.io/role": "validator"},
+    "taints": [{"key": "solana.io/validator", "value": "true", "effect": "NoSchedule"}],
+    "capacity": {"cpu": "64", "memory": "527000000Ki", "pods": "110",
+                 "hugepages-2Mi": "100000Mi", "hugepages-1Gi": "0"},
+    "allocatable": {"cpu": "60", "memory": "357491136Ki", "pods": "110",
+                    "hugepages-2Mi": "100000Mi", "hugepages-1Gi": "0"},
+}
+
+
+def controlplane_node(index: int) -> dict:
+    return {"name": f"controlplane-{index}", "internal_ip": f"127.0.1.1{index}",
+            "labels": {"node-role.kubernetes.io/control-plane": ""},
+            "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"}}
+
+
+@pytest.fixture(scope="module")
+def cluster(controlplane, tmp_path_factory, playbook):
+    """The local inventory's four nodes registered, post-configured once (tests below rely on it)."""
+    for index in (1, 2, 3):
+        controlplane.register_node(controlplane_node(index))
+    controlplane.register_node(CORRECT_VALIDATOR)
+    out = tmp_path_factory.mktemp("out")
+    args = ["-i", "inventory/local", "-e", f"talos_cluster_kubeconfig={controlplane.kubeconfig}",
+            "-e", f"talos_cluster_output_dir={out}"]
+
+    def run(play: str, *extra: str):
+        return playbook(f"playbooks/{play}.yml", *args, *extra)
+
+    run.out = out
+    run.controlplane = controlplane
+    return run
+
+
+def _priority_classes(controlplane):
+    from kubernetes import client
+
+    return {p.metadata.name for p in client.SchedulingV1Api(controlplane.api()).list_priority_class().items}
+
+
+def test_reserved_priority_class_name_is_refused_before_anything_is_applied(cluster):
+    run = cluster("postconfig", "-e", "cluster_postconfig_priority_class_name=system-cluster-critical")
+    assert run.rc != 0
+    assert "may not start with 'system-'" in "\n".join(run.failure_messages())
+    assert "solana-critical" not in _priority_classes(cluster.controlplane)
+
+
+def test_postconfig_check_mode_then_apply_then_nothing_to_do(cluster):
+    dry = cluster("postconfig", "--check")
+    assert dry.rc == 0, dry.failure_messages() or dry.stderr
+    assert dry.changed > 0
+    assert "solana-critical" not in _priority_classes(cluster.controlplane)
+
+    first = cluster("postconfig")
+    assert first.rc == 0, first.failure_messages() or first.stderr
+    assert first.changed > 0
+    assert "solana-critical" in _priority_classes(cluster.controlplane)
+
+    second = cluster("postconfig")
+    assert second.rc == 0 and second.changed == 0, second.stats
+
+
+def test_postconfig_objects(cluster):
+    from kubernetes import client
+
+    api = cluster.controlplane.api()
+    classes = {s.metadata.name: s for s in client.StorageV1Api(api).list_storage_class().items}
+    pvs = {p.metadata.name: p for p in client.CoreV1Api(api).list_persistent_volume().items}
+    for volume, size in (("ledger", "15T"), ("accounts", "6T"), ("snapshots", "2T")):
+        storage_class = classes[f"local-nvme-{volume}"]
+        assert storage_class.provisioner == "kubernetes.io/no-provisioner"
+        assert storage_class.volume_binding_mode == "WaitForFirstConsumer"
+        pv = pvs[f"{VALIDATOR}-{volume}"]
+        assert pv.spec.local.path == f"/var/mnt/{volume}"
+        assert pv.spec.capacity["storage"] == size
+        assert pv.spec.persistent_volume_reclaim_policy == "Retain"
+        term = pv.spec.node_affinity.required.node_selector_terms[0].match_expressions[0]
+        assert (term.key, term.values) == ("kubernetes.io/hostname", [VALIDATOR])
+    node = client.CoreV1Api(api).read_node(VALIDATOR)
+    assert node.metadata.labels["solana.io/role"] == "validator"
+    assert any(t.key == "solana.io/validator" and t.effect == "NoSchedule" for t in node.spec.taints)
+
+
+def test_verify_passes_on_a_correctly_described_validator(cluster):
+    cluster("postconfig")
+    run = cluster("verify")
+    assert run.rc == 0, run.failure_messages()
+    report = json.loads((cluster.out / "verify/report.json").read_text())
+    assert report["failed"] == 0 and report["passed"] >= 20
+    names = {(r["name"], r["subject"]) for r in report["results"]}
+    assert ("capacity hugepages-2Mi", VALIDATOR) in names
+    assert ("allocatable memory", VALIDATOR) in names
+    assert ("PersistentVolume", f"{VALIDATOR}-ledger") in names
+    summary = (cluster.out / "verify/summary.txt").read_text()
+    assert f"{report['passed']} passed, 0 failed" in summary
+
+
+@pytest.mark.parametrize(
+    ("change", "failures"),
+    [
+        pytest.param(
+            # the document's mistake: 100Gi is 51200 pages, not the 50000 configured
+            {"capacity": {"hugepages-2Mi": "100Gi"}, "allocatable": {"hugepages-2Mi": "100Gi"}},
+            ["capacity hugepages-2Mi on solana-validator: expected 100000Mi, observed 102400Mi "
+             "(51200 pages reported, 50000 configured)"],
+            id="wrong-hugepage-count"),
+        pytest.param({"taints": []},
+                     ["taint solana.io/validator on solana-validator: expected "
+                      "solana.io/validator=true:NoSchedule, observed none"],
+                     id="missing-taint"),
+        pytest.param({"allocatable": {"cpu": "56"}},
+                     ["allocatable cpu on solana-validator: expected 60, observed 56"],
+                     id="cpus-reserved-twice"),
+    ],
+)
+def test_verify_fails_with_expected_and_observed_figures(cluster, change, failures):
+    cluster("postconfig")
+    wrong = copy.deepcopy(CORRECT_VALIDATOR)
+    for key, value in change.items():
+        wrong[key] = {**wrong[key], **value} if isinstance(value, dict) else value
+    cluster.controlplane.register_node(wrong)
+    try:
+        run = cluster("verify")
+        assert run.rc != 0
+        message = "\n".join(run.failure_messages())
+        for failure in failures:
+            assert failure in message
+        report = json.loads((cluster.out / "verify/report.json").read_text())
+        assert report["failed"] == len(failures), [r for r in report["results"] if not r["passed"]]
+    finally:
+        cluster.controlplane.register_node(CORRECT_VALIDATOR)
+        cluster("postconfig")  # the taint is part of postconfig's job
+
+
+def test_verify_reports_a_missing_persistent_volume(cluster):
+    from kubernetes import client
+
+    cluster("postconfig")
+    client.CoreV1Api(cluster.controlplane.api()).delete_persistent_volume(f"{VALIDATOR}-accounts")
+    try:
+        run = cluster("verify")
+        assert run.rc != 0
+        assert (f"PersistentVolume on {VALIDATOR}-accounts: expected Bound or Available, observed missing"
+                in "\n".join(run.failure_messages()))
+    finally:
+        assert cluster("postconfig").rc == 0
+
+
+def test_numa_test_pod_is_scheduled_on_the_validator(cluster):
+    cluster("postconfig")
+    run = cluster("numa-test")
+    assert run.rc == 0, run.failure_messages()
+    messages = json.dumps(run.report)
+    assert f"scheduled on {VALIDATOR} with QoS Guaranteed" in messages
+
+
+def test_numa_test_pod_too_big_stays_pending_and_says_why(cluster):
+    cluster("postconfig")
+    run = cluster("numa-test", "-e", "numa_test_hugepages_2mi=200Gi")
+    assert run.rc != 0
+    message = "\n".join(run.failure_messages())
+    assert "was not scheduled on solana-validator" in message
+    assert "Insufficient hugepages-2Mi" in message
+

@@ -1,0 +1,127 @@
+"""Verification checks: results computed from the inventory, compared as parsed quantities."""
+
+from __future__ import annotations
+
+import copy
+from decimal import Decimal
+
+import pytest
+from ansible_collections.solanaops.talos.plugins.module_utils import checks
+
+VALIDATOR = {
+    "name": "v", "hardware": {"cpus": 64, "numa_nodes": 2, "memory": "512Gi"},
+    "hugepages": {"2Mi": 50000, "1Gi": 0}, "reserved_system_cpus": "0-3",
+    "kube_reserved": {"memory": "16Gi"}, "system_reserved": {"memory": "16Gi"},
+    "eviction_hard": {"memory.available": "32Gi"},
+    "labels": {"solana.io/role": "validator"}, "taints": {"solana.io/validator": "true:NoSchedule"},
+}
+# as a kubelet reports it: MemTotal 527000000Ki; allocatable worked out by hand in the
+# integration test module's docstring
+NODE = {
+    "metadata": {"name": "v", "labels": {"solana.io/role": "validator"}},
+    "spec": {"taints": [{"key": "solana.io/validator", "value": "true", "effect": "NoSchedule"}]},
+    "status": {
+        "capacity": {"cpu": "64", "memory": "527000000Ki", "hugepages-2Mi": "100000Mi", "hugepages-1Gi": "0"},
+        "allocatable": {"cpu": "60", "memory": "357491136Ki", "hugepages-2Mi": "102400000Ki",
+                        "hugepages-1Gi": "0"},
+        "conditions": [{"type": "Ready", "status": "True"}],
+    },
+}
+
+
+def failed(results):
+    return {(r["name"], r["subject"]): r for r in results if not r["passed"]}
+
+
+def test_a_correct_validator_passes_every_check():
+    results = checks.validator_checks([NODE], VALIDATOR)
+    assert failed(results) == {}
+    assert len(results) == 10  # capacity memory, 3 other capacities, 4 allocatables, label, taint
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "check", "expected", "observed"),
+    [
+        (("capacity", "hugepages-2Mi"), "100Gi", "capacity hugepages-2Mi", "100000Mi", "102400Mi"),
+        (("allocatable", "cpu"), "56", "allocatable cpu", 60, "56"),
+        (("allocatable", "memory"), "357491137Ki", "allocatable memory", "357491136Ki", "357491137Ki"),
+    ],
+)
+def test_a_wrong_figure_fails_with_expected_and_observed(path, value, check, expected, observed):
+    node = copy.deepcopy(NODE)
+    node["status"][path[0]][path[1]] = value
+    failures = failed(checks.validator_checks([node], VALIDATOR))
+    assert list(failures) == [(check, "v")]
+    assert (failures[(check, "v")]["expected"], failures[(check, "v")]["observed"]) == (
+        expected if isinstance(expected, str) else str(expected), observed)
+
+
+def test_memory_capacity_above_the_installed_memory_fails():
+    node = copy.deepcopy(NODE)
+    node["status"]["capacity"]["memory"] = "600Gi"
+    result = failed(checks.validator_checks([node], VALIDATOR))[("capacity memory", "v")]
+    assert (result["expected"], result["observed"]) == ("at most 524288Mi, above 165536Mi", "614400Mi")
+
+
+def test_hugepage_failures_say_how_many_pages():
+    node = copy.deepcopy(NODE)
+    node["status"]["capacity"]["hugepages-2Mi"] = "100Gi"
+    result = failed(checks.validator_checks([node], VALIDATOR))[("capacity hugepages-2Mi", "v")]
+    assert result["detail"] == "51200 pages reported, 50000 configured"
+
+
+def test_missing_taint_label_and_node():
+    node = copy.deepcopy(NODE)
+    node["spec"]["taints"] = []
+    node["metadata"]["labels"] = {}
+    assert set(failed(checks.validator_checks([node], VALIDATOR))) == {
+        ("taint solana.io/validator", "v"), ("label solana.io/role", "v")}
+    assert checks.validator_checks([], VALIDATOR)[0]["passed"] is False
+
+
+def test_node_checks_report_missing_and_not_ready_nodes():
+    not_ready = copy.deepcopy(NODE)
+    not_ready["status"]["conditions"] = [{"type": "Ready", "status": "False", "message": "kubelet stopped"}]
+    results = checks.node_checks([not_ready], ["v", "cp-1"])
+    assert set(failed(results)) == {("node Ready", "v"), ("node registered", "cp-1")}
+    assert failed(results)[("node Ready", "v")]["detail"] == "kubelet stopped"
+
+
+def test_priority_class_and_builtin():
+    classes = [{"metadata": {"name": "solana-critical"}, "value": 1000000},
+               {"metadata": {"name": "system-cluster-critical"}, "value": 2000000000}]
+    assert failed(checks.priority_class_checks(classes, "solana-critical", 1000000)) == {}
+    assert set(failed(checks.priority_class_checks(classes[:1], "solana-critical", 5))) == {
+        ("PriorityClass", "solana-critical"), ("built-in PriorityClass", "system-cluster-critical")}
+
+
+def test_storage_checks_need_local_classes_and_usable_volumes():
+    volumes = {"v": [{"name": "ledger"}, {"name": "accounts"}]}
+    classes = [{"metadata": {"name": f"local-nvme-{n}"}, "provisioner": "kubernetes.io/no-provisioner",
+                "volumeBindingMode": "WaitForFirstConsumer"} for n in ("ledger", "accounts")]
+    pvs = [{"metadata": {"name": "v-ledger"}, "status": {"phase": "Bound"}},
+           {"metadata": {"name": "v-accounts"}, "status": {"phase": "Released"}}]
+    assert set(failed(checks.storage_checks(classes, volumes, "local-nvme-", pvs))) == {
+        ("PersistentVolume", "v-accounts")}
+    classes[0]["volumeBindingMode"] = "Immediate"
+    assert ("StorageClass", "local-nvme-ledger") in failed(checks.storage_checks(classes, volumes, "local-nvme-", []))
+
+
+def test_parse_taints():
+    assert checks.parse_taints({"a": "true:NoSchedule", "b": ":NoExecute"}) == [
+        {"key": "a", "value": "true", "effect": "NoSchedule"}, {"key": "b", "value": "", "effect": "NoExecute"}]
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (Decimal(104857600000), "100000Mi"), (Decimal(1024 * 1024 * 1024 + 1024), "1048577Ki"),
+    (Decimal(60), "60"), (Decimal("0.5"), "0.5"), (Decimal(0), "0"),
+])
+def test_format_quantity(value, text):
+    assert checks.format_quantity(value) == text
+
+
+def test_summary_puts_failures_first_and_counts():
+    results = [checks.result("a", "x", True, 1, 1), checks.result("b", "y", False, 2, 3, "why")]
+    lines = checks.summarize(results).splitlines()
+    assert lines[2].startswith("FAIL  b") and lines[2].endswith("3 (why)")
+    assert lines[-1] == "1 passed, 1 failed"
