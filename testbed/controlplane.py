@@ -164,6 +164,14 @@ def _https_ok(url: str, pki: Path | None) -> bool:
         return False
 
 
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 def wait_ready(components: list[Component], checks: dict[str, callable], deadline: float) -> None:
     """Poll each component's readiness; fail fast with the log tail of one that died."""
     pending = dict(checks)
@@ -197,7 +205,7 @@ def up(state: Path, address: str, port: int) -> None:
     kubeconfig = state / "admin.kubeconfig"
     write_kubeconfig(kubeconfig, pki, server)
     etcd_client, etcd_peer = free_port("127.0.0.1"), free_port("127.0.0.1")
-    manager_port, scheduler_port = free_port("127.0.0.1"), free_port("127.0.0.1")
+    manager_port, scheduler_port, kwok_port = (free_port("127.0.0.1") for _ in range(3))
     components = [
         Component(state, "etcd", [
             str(etcd), "--name", "testbed", "--data-dir", str(state / "etcd"),
@@ -222,7 +230,7 @@ def up(state: Path, address: str, port: int) -> None:
             "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
             "--service-account-key-file", str(pki / "sa.pub"),
             "--service-account-signing-key-file", str(pki / "sa.key"),
-            "--allow-privileged", "true",
+            "--allow-privileged=true",
         ]),
         Component(state, "kube-controller-manager", [
             str(kube), "kube-controller-manager", "--kubeconfig", str(kubeconfig),
@@ -240,6 +248,7 @@ def up(state: Path, address: str, port: int) -> None:
             "--manage-nodes-with-annotation-selector", f"{KWOK_ANNOTATION}=fake",
             "--node-lease-duration-seconds", "40", "--cidr", "10.244.0.0/16",
             "--node-ip", address, "--config", str(HERE / "kwok" / "stages.yaml"),
+            "--server-address", f"127.0.0.1:{kwok_port}",
         ]),
     ]
     (state / "endpoints.json").write_text(json.dumps({"server": server, "kubeconfig": str(kubeconfig)}))
@@ -255,7 +264,7 @@ def up(state: Path, address: str, port: int) -> None:
         wait_ready(components, {
             "kube-controller-manager": lambda: _https_ok(f"https://127.0.0.1:{manager_port}/healthz", None),
             "kube-scheduler": lambda: _https_ok(f"https://127.0.0.1:{scheduler_port}/readyz", None),
-            "kwok": lambda: components[4].process.poll() is None and "Starting" in components[4].tail(200),
+            "kwok": lambda: _http_ok(f"http://127.0.0.1:{kwok_port}/healthz"),
         }, deadline)
     except RuntimeError as error:
         down(state)
@@ -325,7 +334,6 @@ def node_manifest(description: dict) -> dict:
             "capacity": capacity, "allocatable": allocatable,
             "addresses": [{"type": "InternalIP", "address": description["internal_ip"]},
                           {"type": "Hostname", "address": description["name"]}],
-            "nodeInfo": {"kubeletVersion": description.get("kubelet_version", "emulated")},
         },
     }
 

@@ -132,9 +132,10 @@ class ControlPlane:
         self.run("node", str(self.state), str(path))
 
     def api(self):
-        from kubernetes import client, config
+        """A Kubernetes API client authenticated as the admin."""
+        from kubernetes import config
 
-        return client.ApiClient(config.new_client_from_config(str(self.kubeconfig)))
+        return config.new_client_from_config(str(self.kubeconfig))
 
 
 @pytest.fixture(scope="session")

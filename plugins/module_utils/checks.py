@@ -149,10 +149,9 @@ def storage_checks(storage_classes, volumes_by_node, class_prefix, persistent_vo
     names = sorted({v["name"] for volumes in volumes_by_node.values() for v in volumes})
     for volume in names:
         klass = classes.get(class_prefix + volume)
-        observed = (f"{klass.get('provisioner')}, {klass.get('volumeBindingMode')}" if klass else "missing")
-        results.append(result("StorageClass", class_prefix + volume,
-                              observed == "kubernetes.io/no-provisioner, WaitForFirstConsumer",
-                              "kubernetes.io/no-provisioner, WaitForFirstConsumer", observed))
+        wanted = "kubernetes.io/no-provisioner, WaitForFirstConsumer"
+        observed = f"{klass.get('provisioner')}, {klass.get('volumeBindingMode')}" if klass else "missing"
+        results.append(result("StorageClass", class_prefix + volume, observed == wanted, wanted, observed))
     for node, volumes in sorted(volumes_by_node.items()):
         for volume in volumes:
             pv_name = persistent_volume_name(node, volume["name"])

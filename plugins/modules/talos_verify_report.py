@@ -61,13 +61,13 @@ summary:
   returned: always
   type: str
   sample: "ok    node Ready  solana-validator  True  True"
-passed:
+passed_count:
   description: Number of checks that passed.
   returned: always
   type: int
   sample: 24
-failed:
-  description: Number of checks that failed.
+failed_count:
+  description: Number of checks that failed (C(failed) itself would fail the task).
   returned: always
   type: int
   sample: 1
@@ -114,7 +114,7 @@ def main():
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "w") as handle:
             handle.write(content)
-    module.exit_json(changed=False, summary=summary, passed=report["passed"], failed=len(failures),
+    module.exit_json(changed=False, summary=summary, passed_count=report["passed"], failed_count=len(failures),
                      failures=failures)
 
 

@@ -125,6 +125,8 @@ def test_verify_passes_on_a_correctly_described_validator(cluster):
             # the document's mistake: 100Gi is 51200 pages, not the 50000 configured
             {"capacity": {"hugepages-2Mi": "100Gi"}, "allocatable": {"hugepages-2Mi": "100Gi"}},
             ["capacity hugepages-2Mi on solana-validator: expected 100000Mi, observed 102400Mi "
+             "(51200 pages reported, 50000 configured)",
+             "allocatable hugepages-2Mi on solana-validator: expected 100000Mi, observed 102400Mi "
              "(51200 pages reported, 50000 configured)"],
             id="wrong-hugepage-count"),
         pytest.param({"taints": []},
