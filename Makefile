@@ -54,6 +54,7 @@ integration:
 
 bench: setup
 	$(PYTHON) benchmarks/generate.py
+	$(PYTHON) benchmarks/controlplane.py
 
 clean:
 	rm -rf .collections out tests/output
