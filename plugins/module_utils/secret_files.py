@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 
@@ -42,6 +43,15 @@ def redact(text):
     """The YAML documents in ``text`` with every secret value replaced by <redacted>."""
     documents = [_walk(doc, lambda _v: REDACTED) for doc in yaml.safe_load_all(text or "") if doc]
     return "---\n".join(yaml.safe_dump(doc, sort_keys=False) for doc in documents)
+
+
+_DIFF_SECRET_LINE = re.compile(
+    r"^([-+ ]\s*(?:-\s+)?(?:" + "|".join(sorted(SECRET_KEYS)) + r"):\s*)\S.*$", re.IGNORECASE | re.MULTILINE)
+
+
+def redact_diff(text):
+    """A unified diff of YAML documents with the values of secret keys replaced."""
+    return _DIFF_SECRET_LINE.sub(lambda m: m.group(1) + REDACTED, text or "")
 
 
 def secret_values(text):

@@ -186,4 +186,3 @@ def test_numa_test_pod_too_big_stays_pending_and_says_why(cluster):
     message = "\n".join(run.failure_messages())
     assert "was not scheduled on solana-validator" in message
     assert "Insufficient hugepages-2Mi" in message
-

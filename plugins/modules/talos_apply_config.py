@@ -1,0 +1,195 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, SolanaOps platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: talos_apply_config
+short_description: Apply a machine configuration to a Talos node, deciding C(changed) from a dry run
+version_added: 0.1.0
+description:
+  - Runs C(talosctl apply-config --dry-run) first. A node that already runs a configuration is
+    reached with the talosconfig's credentials and C(changed) follows the node's own config diff
+    (C(No changes.) means nothing to do). A node that answers only insecure connections is in
+    maintenance mode, waiting for its first configuration; it is always changed, and the
+    configuration is applied with C(--insecure).
+  - When the authenticated and the insecure dry runs both fail, the error says whether the node
+    is unreachable or its certificates do not match the talosconfig.
+  - In diff mode the node's config diff is shown with secrets redacted; in maintenance mode the
+    whole configuration would be new, so only a summary is shown.
+options:
+  config_path:
+    description: The machine configuration file to apply.
+    type: path
+    required: true
+  node:
+    description: Address of the node (its Talos API, port 50000).
+    type: str
+    required: true
+  endpoint:
+    description:
+      - Talos API endpoint the request goes through; defaults to O(node) itself.
+      - In maintenance mode the node is always reached directly.
+    type: str
+  mode:
+    description:
+      - How the node takes the configuration. C(auto) applies without a reboot when it can and
+        reboots otherwise; C(staged) applies at the next reboot; C(try) reverts after
+        O(try_timeout) unless confirmed. C(reboot) is not offered (removed in Talos 1.14).
+    type: str
+    choices: [auto, no-reboot, staged, try]
+    default: auto
+  try_timeout:
+    description: How long a C(try) configuration stays before it is reverted, for example C(1m).
+    type: str
+  node_name:
+    description: Name of the node, used in messages.
+    type: str
+extends_documentation_fragment:
+  - solanaops.talos.talosctl
+attributes:
+  check_mode:
+    support: full
+    description: Only the dry run is made.
+  diff_mode:
+    support: full
+    description: Shows the node's config diff with secrets redacted.
+author:
+  - SolanaOps platform team (@solanaops)
+"""
+
+EXAMPLES = r"""
+- name: Apply the control-plane config (first time in maintenance mode, later authenticated)
+  solanaops.talos.talos_apply_config:
+    config_path: /srv/talos/solana-cluster/controlplane-1.yaml
+    node: 10.0.1.11
+    talosconfig: /srv/talos/solana-cluster/talosconfig
+    node_name: controlplane-1
+"""
+
+RETURN = r"""
+maintenance:
+  description: Whether the node was in maintenance mode (no configuration yet).
+  returned: success
+  type: bool
+  sample: false
+mode_details:
+  description: What the node reported about how it takes the configuration.
+  returned: success
+  type: str
+  sample: Applied configuration without a reboot
+talosctl_version:
+  description: Version of the talosctl that ran.
+  returned: success
+  type: str
+  sample: v1.13.9
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.solanaops.talos.plugins.module_utils import secret_files
+from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
+    TALOSCTL_ARGSPEC,
+    CommandFailed,
+    CredentialsMismatch,
+    Talosctl,
+    TalosError,
+    fail_json_from,
+)
+
+
+def apply_argv(params, *, insecure, dry_run):
+    argv = ["apply-config", "--file", params["config_path"], "--mode", params["mode"]]
+    if params["mode"] == "try" and params["try_timeout"]:
+        argv += ["--timeout", params["try_timeout"]]
+    if insecure:
+        argv.append("--insecure")
+    if dry_run:
+        argv.append("--dry-run")
+    return argv
+
+
+def parse_dry_run(stderr):
+    """talosctl prints the node's dry-run summary on stderr: (changed, diff text)."""
+    if "No changes." in stderr:
+        return False, ""
+    marker = "Config diff:"
+    if marker in stderr:
+        return True, stderr.split(marker, 1)[1].strip("\n")
+    raise CommandFailed(f"unexpected dry-run output from talosctl: {stderr.strip()!r}")
+
+
+def mode_details(stderr):
+    """The node's summary line, e.g. 'Applied configuration without a reboot'."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+class Applier:
+    def __init__(self, module, talosctl):
+        self.module, self.talosctl, self.params = module, talosctl, module.params
+        self.name = self.params["node_name"] or self.params["node"]
+        self.node = [self.params["node"]]
+        self.endpoint = [self.params["endpoint"] or self.params["node"]]
+
+    def run(self, *, insecure, dry_run):
+        # in maintenance mode there is no routing: the node is its own endpoint
+        endpoints = self.node if insecure else self.endpoint
+        return self.talosctl.run(apply_argv(self.params, insecure=insecure, dry_run=dry_run),
+                                 nodes=self.node, endpoints=endpoints, node_name=self.name)
+
+    def dry_run(self):
+        """(maintenance, changed, diff)."""
+        try:
+            _rc, _out, stderr = self.run(insecure=False, dry_run=True)
+            return (False, *parse_dry_run(stderr))
+        except CredentialsMismatch as authenticated_error:
+            try:
+                self.run(insecure=True, dry_run=True)
+            except TalosError:
+                raise authenticated_error from None
+            return True, True, ""
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            **TALOSCTL_ARGSPEC,
+            "config_path": {"type": "path", "required": True},
+            "node": {"type": "str", "required": True},
+            "endpoint": {"type": "str"},
+            "mode": {"type": "str", "default": "auto", "choices": ["auto", "no-reboot", "staged", "try"]},
+            "try_timeout": {"type": "str"},
+            "node_name": {"type": "str"},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    result = {"changed": False}
+    try:
+        if not os.path.exists(params["config_path"]):
+            raise TalosError(f"{params['config_path']} does not exist",
+                             hint="render it with solanaops.talos.talos_machineconfig first")
+        with open(params["config_path"]) as handle:
+            module.no_log_values.update(secret_files.secret_values(handle.read()))
+        talosctl = Talosctl(module)
+        result["talosctl_version"] = talosctl.version
+        applier = Applier(module, talosctl)
+        maintenance, changed, diff = applier.dry_run()
+        result.update(changed=changed, maintenance=maintenance, mode_details="")
+        if module._diff and changed:
+            result["diff"] = {"prepared": f"{applier.name}: in maintenance mode, the whole configuration is new\n"
+                              if maintenance else secret_files.redact_diff(diff) + "\n"}
+        if changed and not module.check_mode:
+            _rc, _out, stderr = applier.run(insecure=maintenance, dry_run=False)
+            result["mode_details"] = mode_details(stderr)
+    except TalosError as error:
+        fail_json_from(module, error, **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""talos_apply_config: argv and the dry-run output talosctl prints on stderr."""
+
+from __future__ import annotations
+
+import pytest
+from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import CommandFailed
+from ansible_collections.solanaops.talos.plugins.modules import talos_apply_config
+
+PARAMS = {"config_path": "/out/cp-1.yaml", "mode": "auto", "try_timeout": None}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "insecure", "dry_run", "argv"),
+    [
+        ({}, False, True, ["apply-config", "--file", "/out/cp-1.yaml", "--mode", "auto", "--dry-run"]),
+        ({}, True, False, ["apply-config", "--file", "/out/cp-1.yaml", "--mode", "auto", "--insecure"]),
+        ({"mode": "staged"}, False, False, ["apply-config", "--file", "/out/cp-1.yaml", "--mode", "staged"]),
+        ({"mode": "try", "try_timeout": "2m"}, False, False,
+         ["apply-config", "--file", "/out/cp-1.yaml", "--mode", "try", "--timeout", "2m"]),
+        ({"try_timeout": "2m"}, False, False, ["apply-config", "--file", "/out/cp-1.yaml", "--mode", "auto"]),
+    ],
+)
+def test_apply_argv(overrides, insecure, dry_run, argv):
+    assert talos_apply_config.apply_argv({**PARAMS, **overrides}, insecure=insecure, dry_run=dry_run) == argv
+
+
+def test_dry_run_without_changes():
+    stderr = ("Dry run summary:\nApplied configuration without a reboot (skipped in dry-run).\n"
+              "Config diff:\n\nNo changes.\n")
+    assert talos_apply_config.parse_dry_run(stderr) == (False, "")
+
+
+def test_dry_run_with_a_diff():
+    stderr = ("Dry run summary:\nApplied configuration without a reboot (skipped in dry-run).\nConfig diff:\n\n"
+              "--- a\n+++ b\n@@ -1 +1 @@\n-    vm.swappiness: \"1\"\n+    vm.swappiness: \"10\"\n")
+    changed, diff = talos_apply_config.parse_dry_run(stderr)
+    assert changed is True
+    assert diff.startswith("--- a") and '+    vm.swappiness: "10"' in diff
+
+
+def test_unexpected_dry_run_output_is_an_error():
+    with pytest.raises(CommandFailed, match="unexpected dry-run output"):
+        talos_apply_config.parse_dry_run("something else entirely")
+
+
+def test_mode_details_is_the_last_line():
+    assert talos_apply_config.mode_details("\nApplied configuration without a reboot\n") == (
+        "Applied configuration without a reboot")
+    assert talos_apply_config.mode_details("") == ""
