@@ -1,0 +1,45 @@
+"""The testbed control plane itself: readiness, failure reporting, and a clean stop."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO
+
+SCRIPT = REPO / "testbed" / "controlplane.py"
+
+
+def controlplane(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True)
+
+
+def running(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "zombie" not in status.read_text()
+
+
+def test_down_leaves_no_process_behind(tmp_path):
+    started = controlplane("up", str(tmp_path), "--port", "16444")
+    assert started.returncode == 0, started.stderr
+    pids = {p.name: int(p.read_text()) for p in (tmp_path / "pids").iterdir()}
+    assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
+    assert all(running(pid) for pid in pids.values())
+    stopped = controlplane("down", str(tmp_path))
+    assert stopped.returncode == 0, stopped.stderr
+    assert [name for name, pid in pids.items() if running(pid)] == []
+
+
+def test_a_component_that_dies_fails_startup_with_its_log_tail(tmp_path):
+    with socket.socket() as squatter:  # the API server's port is taken
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        started = controlplane("up", str(tmp_path), "--port", str(port))
+    assert started.returncode != 0
+    assert "kube-apiserver exited" in started.stderr
+    assert "address already in use" in started.stderr
+    pids = tmp_path / "pids"
+    assert not pids.exists() or not any(pids.iterdir()), "the components that started were stopped"
