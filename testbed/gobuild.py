@@ -9,16 +9,21 @@ staging version for Kubernetes). Binaries land in
 ``${XDG_CACHE_HOME:-~/.cache}/solanaops-talos/tools/<name>/<version>/`` so every clone on this
 machine reuses them; the Go module and build caches stay in Go's own user-level defaults.
 
+Modules of our own (the Talos node emulator in testbed/emulator) are built in place; their
+version is a short sha256 of their sources (go.mod, go.sum, *.go), so the cache is keyed by
+content and any edit builds a new binary.
+
 Usage:
     gobuild.py build NAME [VERSION]   build (if missing) and print the binary's path
     gobuild.py path NAME [VERSION]    print the binary's path, fail if it is not built
-    gobuild.py all                    build every pinned tool
+    gobuild.py all                    build every pinned tool and our own modules
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -48,6 +53,8 @@ class Tool:
     # tool version -> {module: replacement}: dependencies whose pinned version this machine's
     # module proxy does not serve, swapped for the nearest served one (verified by building)
     substitutes: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    # a Go module of ours in testbed/<source>, built in place; its version is source_version()
+    source: str = ""
 
 
 def _kubernetes_ldflags(version: str) -> str:
@@ -90,6 +97,12 @@ TOOLS: dict[str, Tool] = {
         version_key="KWOK_VERSION",
         binaries={"kwok": "sigs.k8s.io/kwok/cmd/kwok"},
     ),
+    "talos-emulator": Tool(
+        module="solanaops.testbed/emulator",
+        version_key="",
+        binaries={"talos-emulator": "."},
+        source="emulator",
+    ),
 }
 
 
@@ -101,6 +114,22 @@ def pinned_versions() -> dict[str, str]:
             key, _, value = line.partition("=")
             pins[key.strip()] = value.strip()
     return pins
+
+
+def source_version(tool: Tool) -> str:
+    """A module of ours is versioned by its content: sha256 over its go.mod, go.sum and *.go."""
+    root = HERE / tool.source
+    digest = hashlib.sha256()
+    files = [root / "go.mod", root / "go.sum", *root.rglob("*.go")]
+    for path in sorted(files, key=lambda p: p.relative_to(root).as_posix()):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return "src-" + digest.hexdigest()[:12]
+
+
+def default_version(name: str, pins: dict[str, str]) -> str:
+    tool = TOOLS[name]
+    return source_version(tool) if tool.source else pins[tool.version_key]
 
 
 def cache_root() -> Path:
@@ -218,15 +247,23 @@ def build(name: str, version: str) -> Path:
     target = binary_path(name, version)
     if target.exists():
         return target
-    workdir = cache_root() / "build" / name / version
-    workdir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    print(f"building {name} {version} from {tool.module} (cold builds take minutes)", flush=True)
-    info = json.loads(go("mod", "download", "-json", f"{tool.module}@{version}", cwd=workdir))
-    (workdir / "go.mod").write_text(wrapper_gomod(tool, version, Path(info["GoMod"]).read_text()))
-    for package in tool.binaries.values():
-        if package.startswith("./"):
-            shutil.copytree(HERE / package[2:], workdir / package[2:], dirs_exist_ok=True)
+    if tool.source:
+        # ours: built in place, and only the current sources (the version names their content)
+        workdir = HERE / tool.source
+        if version != source_version(tool):
+            sys.exit(f"{name} {version} is not the current source of testbed/{tool.source} "
+                     f"({source_version(tool)}); only that one can be built")
+        print(f"building {name} {version} from testbed/{tool.source} (cold builds take minutes)", flush=True)
+    else:
+        workdir = cache_root() / "build" / name / version
+        workdir.mkdir(parents=True, exist_ok=True)
+        print(f"building {name} {version} from {tool.module} (cold builds take minutes)", flush=True)
+        info = json.loads(go("mod", "download", "-json", f"{tool.module}@{version}", cwd=workdir))
+        (workdir / "go.mod").write_text(wrapper_gomod(tool, version, Path(info["GoMod"]).read_text()))
+        for package in tool.binaries.values():
+            if package.startswith("./"):
+                shutil.copytree(HERE / package[2:], workdir / package[2:], dirs_exist_ok=True)
     staging = target.parent / ".partial"
     staging.mkdir(parents=True, exist_ok=True)
     for binary, package in tool.binaries.items():
@@ -258,14 +295,14 @@ def main() -> None:
     args = parser.parse_args()
     pins = pinned_versions()
     if args.action == "all":
-        for name, tool in TOOLS.items():
-            build(name, pins[tool.version_key])
+        for name in TOOLS:
+            build(name, default_version(name, pins))
         # the older contract's validator
         build("talosctl", pins["TALOSCTL_LEGACY_VERSION"])
         return
     if not args.name:
         parser.error("NAME is required")
-    version = args.version or pins[TOOLS[args.name].version_key]
+    version = args.version or default_version(args.name, pins)
     if args.action == "build":
         print(build(args.name, version))
     else:

@@ -1,0 +1,328 @@
+#!/usr/bin/env bash
+# Smoke test of the Talos node emulator against the REAL talosctl.
+#
+#   testbed/emulator/smoke_test.sh          (builds both binaries through testbed/gobuild.py)
+#   TALOSCTL=... EMULATOR=... testbed/emulator/smoke_test.sh
+#
+# Three nodes on loopback only: cp1 127.0.1.11 (uki, schematic hugepages), cp2 127.0.1.12
+# (uki, extraKernelArgs that UKI boots ignore), w1 127.0.1.20 (legacy grub: extraKernelArgs
+# apply; a user volume on its second disk). Cluster endpoint https://127.0.1.10:6443.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+gobuild="$here/../gobuild.py"
+TALOSCTL=${TALOSCTL:-$(python3 "$gobuild" build talosctl | tail -n1)}
+EMULATOR=${EMULATOR:-$(python3 "$gobuild" build talos-emulator | tail -n1)}
+
+work=$(mktemp -d)
+emulator_pid=""
+
+cleanup() {
+    if [[ -n "$emulator_pid" ]] && kill -0 "$emulator_pid" 2>/dev/null; then
+        kill -TERM "$emulator_pid"
+        wait "$emulator_pid" || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+cd "$work"
+passed=0
+
+fail() {
+    echo "FAIL: $*" >&2
+    echo "--- last output:" >&2
+    cat out >&2 || true
+    echo "--- emulator log:" >&2
+    tail -n 20 emulator.log >&2 || true
+    exit 1
+}
+
+ok() {
+    passed=$((passed + 1))
+    echo "ok $passed - $*"
+}
+
+# run DESCRIPTION EXPECT(0|fail) ARGS...: run talosctl, stdout+stderr into ./out
+run() {
+    local what=$1 expect=$2
+    shift 2
+    local rc=0
+    "$TALOSCTL" "$@" >out 2>&1 || rc=$?
+    if [[ "$expect" == 0 && $rc -ne 0 ]]; then fail "$what: talosctl $* exited $rc"; fi
+    if [[ "$expect" == fail && $rc -eq 0 ]]; then fail "$what: talosctl $* should have failed"; fi
+    return 0
+}
+
+has() { grep -qF -- "$1" out || fail "$2: output lacks '$1'"; }
+lacks() { if grep -qF -- "$1" out; then fail "$2: output has '$1'"; fi; }
+
+tc() { echo --talosconfig "$work/talosconfig"; }
+
+start_emulator() {
+    : >ready
+    "$EMULATOR" --nodes nodes.yaml --state state >ready 2>>emulator.log &
+    emulator_pid=$!
+    for _ in $(seq 100); do
+        grep -qx ready ready && return 0
+        kill -0 "$emulator_pid" 2>/dev/null || fail "emulator exited"
+        sleep 0.1
+    done
+    fail "emulator not ready"
+}
+
+stop_emulator() {
+    kill -TERM "$emulator_pid"
+    local rc=0
+    wait "$emulator_pid" || rc=$?
+    [[ $rc -eq 0 ]] || fail "emulator exited $rc on SIGTERM"
+    kill -0 "$emulator_pid" 2>/dev/null && fail "emulator still running"
+    emulator_pid=""
+}
+
+# --- configs -------------------------------------------------------------------------------
+
+gen() { "$TALOSCTL" gen config demo https://127.0.1.10:6443 --with-secrets secrets.yaml \
+        --with-docs=false --with-examples=false -o - "$@"; }
+
+"$TALOSCTL" gen secrets -o secrets.yaml >/dev/null 2>&1
+gen -t controlplane --install-disk /dev/nvme0n1 >cp1.yaml 2>/dev/null
+cat >cp2-patch.yaml <<'EOF'
+machine:
+  install:
+    grubUseUKICmdline: false
+    extraKernelArgs: [hugepages=1024]
+EOF
+cat >w1-patch.yaml <<'EOF'
+machine:
+  install:
+    grubUseUKICmdline: false
+    extraKernelArgs: [default_hugepagesz=1G, hugepagesz=1G, hugepages=16, -selinux]
+EOF
+gen -t controlplane --install-disk /dev/nvme0n1 --config-patch @cp2-patch.yaml >cp2.yaml 2>/dev/null
+gen -t worker --install-disk /dev/sda --config-patch @w1-patch.yaml >w1.yaml 2>/dev/null
+cat >>w1.yaml <<'EOF'
+---
+apiVersion: v1alpha1
+kind: UserVolumeConfig
+name: data
+provisioning:
+  diskSelector:
+    match: disk.serial == "WDATA1"
+  maxSize: 100GiB
+filesystem:
+  type: ext4
+---
+apiVersion: v1alpha1
+kind: UserVolumeConfig
+name: nowhere
+provisioning:
+  diskSelector:
+    match: disk.model == "no such model"
+  maxSize: 10GiB
+EOF
+gen -t talosconfig >talosconfig 2>/dev/null
+"$TALOSCTL" $(tc) config endpoint 127.0.1.11
+"$TALOSCTL" $(tc) config node 127.0.1.11
+
+# a certSANs change (applies immediately) and an env change (needs a reboot)
+sed 's/^    certSANs: \[\]$/    certSANs:\n        - cp1.example.test/' cp1.yaml >cp1-sans.yaml
+sed 's/^    certSANs: \[\]$/    certSANs: []\n    env:\n        FOO: bar/' cp1.yaml >cp1-env.yaml
+sed 's#https://127.0.1.10:6443#not a url#' cp1.yaml >invalid.yaml
+grep -q cp1.example.test cp1-sans.yaml && grep -q FOO cp1-env.yaml || fail "could not derive test configs"
+
+cat >nodes.yaml <<'EOF'
+- name: cp1
+  address: 127.0.1.11
+  hardware: {cpus: 32, numa_nodes: 2, memory: 512Gi, boot_mode: uki,
+             disks: [{dev_path: /dev/nvme0n1, serial: CP1SYS, size: 960Gi}]}
+  schematic_kernel_args: [hugepagesz=1G, hugepages=64]
+- name: cp2
+  address: 127.0.1.12
+  hardware: {cpus: 32, numa_nodes: 2, memory: 512Gi, boot_mode: uki,
+             disks: [{dev_path: /dev/nvme0n1, serial: CP2SYS, size: 960Gi}]}
+- name: w1
+  address: 127.0.1.20
+  hardware: {cpus: 16, numa_nodes: 1, memory: 64Gi, boot_mode: grub,
+             disks: [{dev_path: /dev/sda, serial: WSYS1, size: 480Gi},
+                     {dev_path: /dev/sdb, serial: WDATA1, size: 1.92T}]}
+EOF
+
+start_emulator
+ok "emulator ready: $(grep -c '^ready: ' ready) nodes"
+
+# --- 1. maintenance mode -------------------------------------------------------------------
+
+run "maintenance version" 0 version --insecure -n 127.0.1.11 -e 127.0.1.11
+has "Tag:         v1.13.9" "maintenance version"
+ok "maintenance: version --insecure answers v1.13.9"
+
+run "authenticated call in maintenance" fail $(tc) version
+has "x509: certificate signed by unknown authority" "authenticated call in maintenance"
+ok "maintenance: an authenticated call fails verifying the self-signed certificate"
+
+run "invalid config" fail apply-config --insecure -n 127.0.1.11 -e 127.0.1.11 -f invalid.yaml
+has "InvalidArgument" "invalid config"
+ok "maintenance: an invalid config is rejected with InvalidArgument"
+
+run "maintenance dry run" 0 apply-config --insecure --dry-run -n 127.0.1.11 -e 127.0.1.11 -f cp1.yaml
+has "Dry run summary:" "maintenance dry run"
+has "Config diff:" "maintenance dry run"
+ok "maintenance: dry run shows the whole config as new"
+
+# the worker first: its config has no OS CA key, so its API stays down until a control plane
+# holding that key is configured (real workers wait for trustd)
+run "w1 apply" 0 apply-config --insecure -n 127.0.1.20 -e 127.0.1.20 -f w1.yaml
+run "w1 without control plane" fail $(tc) -e 127.0.1.20 -n 127.0.1.20 version
+has "connect: connection refused" "w1 without control plane"
+ok "worker configured before any control plane: its API is down (connection refused)"
+
+run "maintenance apply" 0 apply-config --insecure -n 127.0.1.11 -e 127.0.1.11 -f cp1.yaml
+has "Applied configuration without a reboot" "maintenance apply"
+ok "maintenance: apply-config --insecure configures cp1"
+
+run "w1 after control plane" 0 $(tc) -e 127.0.1.20 -n 127.0.1.20 version
+has "NODE:        127.0.1.20" "w1 after control plane"
+ok "w1's API came up with a certificate signed by cp1's OS CA key"
+
+# --- 2. mTLS ---------------------------------------------------------------------------------
+
+run "version" 0 $(tc) version
+has "Tag:         v1.13.9" "version"
+has "Enabled:     RBAC" "version"
+ok "configured: talosconfig version shows v1.13.9 with RBAC"
+
+run "insecure on configured" fail version --insecure -n 127.0.1.11 -e 127.0.1.11
+# TLS 1.3: the server rejects the missing client certificate after the client finished its
+# side of the handshake, so the client sees the alert or a broken connection
+grep -qE "certificate required|broken pipe|connection reset" out || fail "insecure on configured: not refused by TLS"
+ok "configured: a client without certificate is refused"
+
+# --- 3. authenticated apply ----------------------------------------------------------------
+
+run "dry run unchanged" 0 $(tc) apply-config --dry-run -f cp1.yaml
+has "Applied configuration without a reboot (skipped in dry-run)." "dry run unchanged"
+has "No changes." "dry run unchanged"
+ok "dry run of the same config: No changes."
+
+run "dry run changed" 0 $(tc) apply-config --dry-run -f cp1-sans.yaml
+has "+        - cp1.example.test" "dry run changed"
+lacks "No changes." "dry run changed"
+ok "dry run of a changed config shows the diff"
+
+run "dry run reboot" 0 $(tc) apply-config --dry-run -f cp1-env.yaml
+has "Applied configuration with a reboot (skipped in dry-run)." "dry run reboot"
+ok "dry run of an env change: needs a reboot"
+
+run "no-reboot refused" fail $(tc) apply-config --mode no-reboot -f cp1-env.yaml
+has "this config change can't be applied in immediate mode" "no-reboot refused"
+ok "--mode no-reboot refuses a change needing a reboot"
+
+run "try" 0 $(tc) apply-config --mode try --timeout 2s -f cp1-sans.yaml
+has "automatically reverted back in 2s" "try"
+# (the check runs in try mode too: like Talos, any non-try request cancels the rollback)
+run "try applied" 0 $(tc) apply-config --mode try --dry-run -f cp1-sans.yaml
+has "No changes." "try applied"
+sleep 2.5
+run "try rolled back" 0 $(tc) apply-config --dry-run -f cp1.yaml
+has "No changes." "try rolled back"
+ok "try mode applies, then rolls back after its timeout"
+
+run "staged" 0 $(tc) apply-config --mode staged -f cp1-sans.yaml
+has "Staged configuration to be applied after the next reboot" "staged"
+run "staged not running" 0 $(tc) apply-config --dry-run -f cp1.yaml
+has "No changes." "staged not running"
+ok "staged config is not running yet"
+
+# --- 4. bootstrap ----------------------------------------------------------------------------
+
+run "bootstrap" 0 $(tc) bootstrap
+run "bootstrap again" fail $(tc) bootstrap
+has "AlreadyExists" "bootstrap again"
+has "etcd data directory is not empty" "bootstrap again"
+ok "bootstrap succeeds once, then AlreadyExists"
+
+# --- cp2 joins the bootstrapped etcd ----------------------------------------------------------
+
+run "cp2 apply" 0 apply-config --insecure -n 127.0.1.12 -e 127.0.1.12 -f cp2.yaml
+has "extra kernel arguments are not supported when booting using SDBoot" "cp2 apply"
+ok "cp2 configured (its uki boot ignores extraKernelArgs, with Talos' warning)"
+
+run "worker bootstrap" fail $(tc) -n 127.0.1.20 bootstrap
+has "bootstrap is only available on control plane nodes" "worker bootstrap"
+ok "bootstrap on a worker: Unimplemented, control plane only"
+
+run "cp2 bootstrap" fail $(tc) -e 127.0.1.12 -n 127.0.1.12 bootstrap
+has "AlreadyExists" "cp2 bootstrap"
+ok "cp2 joined the bootstrapped etcd: bootstrap there is AlreadyExists"
+
+# --- 5. kernel view ------------------------------------------------------------------------
+
+run "cp1 cmdline" 0 $(tc) read /proc/cmdline
+has "hugepagesz=1G hugepages=64" "cp1 cmdline"
+run "cp1 meminfo" 0 $(tc) read /proc/meminfo
+has "Hugetlb:        67108864 kB" "cp1 meminfo"
+has "Hugepagesize:       2048 kB" "cp1 meminfo"
+run "cp1 node1 meminfo" 0 $(tc) read /sys/devices/system/node/node1/meminfo
+has "Node 1 MemTotal:" "cp1 node1 meminfo"
+run "cp1 nr_hugepages 1G node1" 0 $(tc) read /sys/devices/system/node/node1/hugepages/hugepages-1048576kB/nr_hugepages
+has "32" "cp1 node1 1G pages"
+ok "uki: schematic kernel args apply (64 x 1G pages, 32 per NUMA node)"
+
+run "cp2 cmdline" 0 $(tc) -n 127.0.1.12 read /proc/cmdline
+lacks "hugepages=1024" "cp2 cmdline"
+ok "uki: machine.install.extraKernelArgs are ignored"
+
+run "w1 cmdline" 0 $(tc) -n 127.0.1.20 read /proc/cmdline
+has "hugepages=16" "w1 cmdline"
+lacks "selinux=1" "w1 cmdline"
+run "w1 meminfo" 0 $(tc) -n 127.0.1.20 read /proc/meminfo
+has "HugePages_Total:      16" "w1 meminfo"
+has "Hugepagesize:    1048576 kB" "w1 meminfo"
+ok "grub (legacy cmdline): extraKernelArgs apply, -selinux removes selinux=1"
+
+run "w1 mounts" 0 $(tc) -n 127.0.1.20 read /proc/mounts
+has "/dev/sda6 /var xfs" "w1 mounts"
+has "/dev/sdb1 /var/mnt/data ext4 rw,nosuid,nodev,relatime 0 0" "w1 mounts"
+lacks "/var/mnt/nowhere" "w1 mounts"
+ok "user volume mounted on the disk its selector matches; unmatched one absent"
+
+# --- 6. services -----------------------------------------------------------------------------
+
+run "service list" 0 $(tc) service
+has "etcd         Running" "service list"
+has "trustd       Running" "service list"
+run "service restart" 0 $(tc) service kubelet restart
+has 'Service "kubelet" restarted' "service restart"
+run "service stop" fail $(tc) service etcd stop
+has "doesn't support stop operation via API" "service stop"
+run "w1 services" 0 $(tc) -n 127.0.1.20 service
+lacks "etcd" "w1 services"
+ok "services: list, kubelet restart, etcd not stoppable, no etcd on the worker"
+
+# --- 7. one-to-many --------------------------------------------------------------------------
+
+run "nodes version" 0 $(tc) -n 127.0.1.11,127.0.1.12,127.0.1.20 version
+[[ $(grep -c "NODE:" out) -eq 3 ]] || fail "nodes version: expected 3 nodes"
+has "NODE:        127.0.1.20" "nodes version"
+run "nodes unknown" 0 $(tc) -n 127.0.1.11,127.0.1.99 service
+has "127.0.1.99: rpc error: code = Unavailable" "nodes unknown"
+has "127.0.1.11   apid" "nodes unknown"
+ok "nodes metadata: replies per node; an unreachable target is a per-node error (talosctl warns)"
+
+# --- restart: state persists, the staged config boots ----------------------------------------
+
+stop_emulator
+ok "SIGTERM: emulator exited 0"
+start_emulator
+run "after restart" 0 $(tc) -n 127.0.1.11,127.0.1.20 version
+[[ $(grep -c "NODE:" out) -eq 2 ]] || fail "after restart: expected 2 nodes"
+run "staged booted" 0 $(tc) apply-config --dry-run -f cp1-sans.yaml
+has "No changes." "staged booted"
+run "bootstrap after restart" fail $(tc) bootstrap
+has "AlreadyExists" "bootstrap after restart"
+ok "restart: nodes stay configured, the staged config is running, etcd data kept"
+
+stop_emulator
+ok "emulator stopped, no process left"
+echo "PASS: $passed checks"
