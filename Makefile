@@ -13,7 +13,7 @@ TALOSCTL_DIR     := $(CACHE)/tools/talosctl/$(TALOSCTL_VERSION)
 export PATH := $(VENV)/bin:$(TALOSCTL_DIR):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: setup tools demo test lint sanity unit integration bench clean
+.PHONY: setup tools demo demo-reset test lint sanity unit testbed integration bench clean
 
 setup: $(VENV)/.installed .collections/ansible_collections/solanaops/talos tools
 
@@ -33,11 +33,14 @@ tools:
 	python3 testbed/gobuild.py all
 
 demo: setup
-	ansible-playbook playbooks/site.yml -i inventory/local
-	@echo "==> generated and validated (secrets are 0600):"
+	$(PYTHON) testbed/demo.py
+	@echo "==> generated, validated and applied (secrets are 0600):"
 	@ls -l out/solana-local
 
-test: setup lint sanity unit integration
+demo-reset:
+	rm -rf $(CACHE)/demo out/solana-local
+
+test: setup lint sanity unit testbed integration
 
 lint:
 	ruff check plugins tests testbed benchmarks
@@ -48,6 +51,11 @@ sanity:
 
 unit:
 	./tests/pytest.sh tests/unit
+
+# the node emulator's own tests, then its end-to-end check with the real talosctl
+testbed:
+	cd testbed/emulator && GOFLAGS=-mod=mod GOSUMDB=off go test ./...
+	testbed/emulator/smoke_test.sh
 
 integration:
 	./tests/pytest.sh tests/integration

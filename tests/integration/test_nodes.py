@@ -1,0 +1,104 @@
+"""The node-facing stages with the real talosctl against emulated Talos machines
+(testbed/emulator): apply in maintenance mode then authenticated, bootstrap exactly once, and
+the faults an operator meets."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from conftest import REPO
+
+
+@pytest.fixture
+def deploy(playbook, emulator, talosctl, tmp_path):
+    out = tmp_path / "out"
+    args = ["-i", "inventory/local", "-e", f"talos_cluster_output_dir={out}", "-e", f"talosctl_path={talosctl}"]
+
+    def run(play: str, *extra: str):
+        return playbook(f"playbooks/{play}.yml", *args, *extra)
+
+    generated = run("generate")
+    assert generated.rc == 0, generated.failure_messages()
+    run.out, run.emulator = out, emulator
+    return run
+
+
+APPLY = "Apply the machine configuration (maintenance mode first time, authenticated later)"
+BOOTSTRAP = "Bootstrap etcd once, on the first control-plane node"
+
+
+def task_results(run, name):
+    """{host: result} of the task with this name (role tasks are prefixed 'role : ')."""
+    return {host: result for play in run.report["plays"] for task in play["tasks"]
+            if task["task"]["name"].split(" : ")[-1] == name for host, result in task["hosts"].items()}
+
+
+def test_site_applies_and_bootstraps_once_then_changes_nothing(deploy, talosctl):
+    first = deploy("site")
+    assert first.rc == 0, first.failure_messages()
+    applied = task_results(first, APPLY)
+    assert set(applied) == {"controlplane-1", "controlplane-2", "controlplane-3"}
+    assert all(r["changed"] and r["maintenance"] for r in applied.values())
+    assert all(r["mode_details"] == "Applied configuration without a reboot" for r in applied.values())
+    bootstrapped = task_results(first, BOOTSTRAP)
+    assert [r["changed"] for r in bootstrapped.values()] == [True]
+
+    again = deploy("site")
+    assert again.rc == 0 and again.changed == 0, again.stats
+    reapplied = task_results(again, APPLY)
+    assert all(r["maintenance"] is False for r in reapplied.values()), "the second run is authenticated"
+
+
+def test_a_changed_config_shows_a_redacted_diff_in_check_mode_and_applies(deploy):
+    assert deploy("site").rc == 0
+    changed = ["-e", '{"talos_controlplane_etcd_extra_args": {"election-timeout": "6000", '
+               '"heartbeat-interval": "600", "snapshot-count": "10000"}}']
+    assert deploy("generate", *changed).changed == 3
+    dry = deploy("controlplane", "--check", "--diff", *changed)
+    assert dry.rc == 0
+    assert all(r["changed"] for r in task_results(dry, APPLY).values())
+    diffs = [r["diff"]["prepared"] for r in task_results(dry, APPLY).values()]
+    assert all('+            election-timeout: "6000"' in d for d in diffs), diffs[0]
+    applied = deploy("controlplane", *changed)
+    assert applied.rc == 0 and applied.changed == 3
+    assert deploy("controlplane", *changed).changed == 0
+
+
+def test_bootstrap_aimed_at_another_node_does_not_bootstrap_twice(deploy, talosctl):
+    assert deploy("site").rc == 0
+    # the inventory now names controlplane-2 first: it joined the cluster, so it refuses
+    run = deploy("controlplane", "-l", "controlplane-2,controlplane-3")
+    assert run.rc == 0, run.failure_messages()
+    assert [r["changed"] for r in task_results(run, BOOTSTRAP).values()] == [False]
+
+
+def test_wrong_talosconfig_is_a_credentials_mismatch(deploy, tmp_path, talosctl):
+    assert deploy("site").rc == 0
+    other = tmp_path / "other"
+    assert deploy("generate", "-e", f"talos_cluster_output_dir={other}").rc == 0
+    run = deploy("controlplane", "-e", f"talos_cluster_talosconfig={other}/talosconfig")
+    assert run.rc != 0
+    applied = task_results(run, APPLY)
+    assert {r.get("error") for r in applied.values()} == {"CredentialsMismatch"}
+    assert all("talosconfig does not belong to this cluster" in r["msg"] for r in applied.values())
+
+
+def test_unreachable_node_fails_alone_and_a_rerun_completes(deploy, tmp_path):
+    # an inventory whose controlplane-3 points at an address nothing listens on
+    inventory = tmp_path / "inventory"
+    shutil.copytree(REPO / "inventory/local", inventory)
+    hosts = inventory / "hosts.yml"
+    hosts.write_text(hosts.read_text().replace("127.0.1.13", "127.0.1.99"))
+    broken = deploy("controlplane", "-i", str(inventory))
+    assert broken.rc != 0
+    applied = task_results(broken, APPLY)
+    assert applied["controlplane-1"]["changed"] and applied["controlplane-2"]["changed"]
+    assert applied["controlplane-3"]["failed"]
+    assert "port 50000" in applied["controlplane-3"]["msg"] and "NodeUnreachable" == applied["controlplane-3"]["error"]
+    # the bootstrap guard cannot see controlplane-3's etcd, so nothing is bootstrapped
+    assert task_results(broken, BOOTSTRAP) == {} or not any(
+        r.get("changed") for r in task_results(broken, BOOTSTRAP).values())
+    fixed = deploy("site")
+    assert fixed.rc == 0, fixed.failure_messages()
+    assert task_results(fixed, APPLY)["controlplane-1"]["changed"] is False
