@@ -13,7 +13,7 @@ SCRIPT = REPO / "testbed" / "controlplane.py"
 
 
 def controlplane(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, check=False)
 
 
 def running(pid: int) -> bool:
