@@ -14,31 +14,19 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import gobuild  # noqa: E402
-
-STATE = gobuild.cache_root() / "demo"
+from machines import LOCAL_MACHINES, Machines  # noqa: E402
 
 
 def main() -> int:
-    pins = gobuild.pinned_versions()
-    emulator = gobuild.build("talos-emulator", gobuild.default_version("talos-emulator", pins))
-    talosctl = gobuild.binary_path("talosctl", pins["TALOSCTL_VERSION"])
-    STATE.mkdir(parents=True, exist_ok=True)
-    with open(STATE / "emulator.log", "a") as log:
-        machines = subprocess.Popen([str(emulator), "--nodes", str(HERE / "local-machines.yaml"),
-                                     "--state", str(STATE / "machines")], stdout=subprocess.PIPE, stderr=log, text=True)
-        try:
-            for line in machines.stdout:
-                print(f"emulator {line.strip()}", flush=True)
-                if line.strip() == "ready":
-                    break
-            else:
-                sys.exit(f"the emulator exited; see {STATE / 'emulator.log'}")
-            return subprocess.call(["ansible-playbook", "playbooks/site.yml", "-i", "inventory/local",
-                                    "-e", f"talosctl_path={talosctl}", *sys.argv[1:]], cwd=HERE.parent,
-                                   env={**os.environ, "ANSIBLE_CONFIG": str(HERE.parent / "ansible.cfg")})
-        finally:
-            machines.terminate()
-            machines.wait(timeout=20)
+    talosctl = gobuild.binary_path("talosctl", gobuild.pinned_versions()["TALOSCTL_VERSION"])
+    machines = Machines(LOCAL_MACHINES, gobuild.cache_root() / "demo")
+    print("emulated machines ready on 127.0.1.11-13 and 127.0.1.20", flush=True)
+    try:
+        return subprocess.call(["ansible-playbook", "playbooks/site.yml", "-i", "inventory/local",
+                                "-e", f"talosctl_path={talosctl}", *sys.argv[1:]], cwd=HERE.parent,
+                               env={**os.environ, "ANSIBLE_CONFIG": str(HERE.parent / "ansible.cfg")})
+    finally:
+        machines.stop()
 
 
 if __name__ == "__main__":

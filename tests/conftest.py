@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "testbed"))
 
 import gobuild  # noqa: E402  (testbed/gobuild.py: where the pinned tools live)
+from machines import LOCAL_MACHINES, Machines  # noqa: E402  (testbed/machines.py: the node emulator)
 
 PINS = gobuild.pinned_versions()
 
@@ -156,33 +156,9 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-LOCAL_MACHINES = yaml.safe_load((REPO / "testbed" / "local-machines.yaml").read_text())
-
-
-class Emulator:
-    """The Talos node emulator (testbed/emulator) serving machines on 127.0.1.x:50000."""
-
-    def __init__(self, state: Path, machines: list[dict]):
-        self.state, self.machines = state, machines
-        state.mkdir(parents=True, exist_ok=True)
-        (state / "nodes.json").write_text(json.dumps(machines))
-        binary = gobuild.build("talos-emulator", gobuild.default_version("talos-emulator", PINS))
-        self.process = subprocess.Popen(
-            [str(binary), "--nodes", str(state / "nodes.json"), "--state", str(state / "machines")],
-            stdout=subprocess.PIPE, stderr=open(state / "emulator.log", "w"), text=True)
-        for line in self.process.stdout:  # returns once every listener is up
-            if line.strip() == "ready":
-                return
-        raise RuntimeError(f"the emulator exited: {(state / 'emulator.log').read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=20)
-
-
 @pytest.fixture
 def emulator(tmp_path):
-    """Fresh machines in maintenance mode, for one test."""
-    machines = Emulator(tmp_path / "emulator", LOCAL_MACHINES)
+    """inventory/local's machines (testbed/local-machines.yaml), fresh in maintenance mode."""
+    machines = Machines(LOCAL_MACHINES, tmp_path / "emulator")
     yield machines
     machines.stop()
