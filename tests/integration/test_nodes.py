@@ -102,3 +102,20 @@ def test_unreachable_node_fails_alone_and_a_rerun_completes(deploy, tmp_path):
     fixed = deploy("site")
     assert fixed.rc == 0, fixed.failure_messages()
     assert task_results(fixed, APPLY)["controlplane-1"]["changed"] is False
+
+
+def test_node_facts_show_install_kernel_args_ignored_under_uki(deploy, module, talosctl):
+    """The validator boots with UKI: kernel args live in the schematic, and the emulated
+    machines run the stock image, so /proc/cmdline has no huge pages and meminfo none either;
+    the volumes selected by serial are mounted."""
+    assert deploy("site").rc == 0
+    facts, _run = module("talos_node_facts", {
+        "node": "127.0.1.20", "endpoint": "127.0.1.11", "numa_nodes": 2,
+        "talosconfig": str(deploy.out / "talosconfig"), "talosctl_path": str(talosctl)})
+    assert facts.get("failed") is not True, facts
+    assert "talos.platform=metal" in facts["cmdline"]
+    assert not any(arg.startswith("hugepages=") for arg in facts["cmdline"])
+    assert facts["meminfo"]["HugePages_Total"] == 0 and facts["meminfo"]["MemTotal"] > 0
+    assert [n["node"] for n in facts["numa"]] == [0, 1]
+    mounted = {m["mountpoint"]: m["fstype"] for m in facts["mounts"]}
+    assert {mounted.get(f"/var/mnt/{v}") for v in ("ledger", "accounts", "snapshots")} == {"xfs"}
