@@ -72,6 +72,11 @@ numa:
   type: list
   elements: dict
   sample: [{"node": 0, "HugePages_Total": 25000}]
+talosctl_version:
+  description: Version of the talosctl that ran.
+  returned: success
+  type: str
+  sample: v1.13.9
 """
 
 import re
