@@ -12,6 +12,8 @@ description:
   - C(kubernetes_checks) compares the Kubernetes objects read with C(kubernetes.core.k8s_info)
     (nodes, priority classes, storage classes, persistent volumes) with what the inventory
     implies, and returns one result per check.
+  - C(talos_checks) compares the kernel view M(solanaops.talos.talos_node_facts) reads with the tuning;
+    kernel args, huge pages in C(/proc/meminfo) and per NUMA node, and mounted volumes.
   - C(persistent_volume_name) is the naming rule of the validator's local PersistentVolumes.
 author:
   - SolanaOps platform team (@solanaops)
@@ -38,6 +40,7 @@ class FilterModule:
     def filters(self):
         return {
             "kubernetes_checks": kubernetes_checks,
+            "talos_checks": checks.talos_checks,
             "persistent_volume_name": checks.persistent_volume_name,
             "parse_taints": checks.parse_taints,
         }

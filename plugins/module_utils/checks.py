@@ -167,6 +167,39 @@ def persistent_volume_name(node, volume):
     return f"{node}-{volume}"
 
 
+def talos_checks(facts, validator):
+    """What the validator's kernel reports (talos_node_facts) against its tuning.
+
+    validator: name, kernel_args, hugepages {'2Mi': n, '1Gi': m}, boot_mode, volumes.
+    """
+    name, cmdline = validator["name"], facts.get("cmdline") or []
+    ignored_hint = ("UKI boots ignore machine.install.extraKernelArgs: install the image built from "
+                    f"{name}.schematic.yaml" if validator.get("boot_mode") == "uki" else "")
+    results = [result(f"kernel arg {arg}", name, arg in cmdline, "present", "present" if arg in cmdline else "absent",
+                      ignored_hint) for arg in validator.get("kernel_args") or []]
+    hugepages = {size: int(count) for size, count in (validator.get("hugepages") or {}).items() if int(count)}
+    meminfo = facts.get("meminfo") or {}
+    total_kib = resources.hugepage_bytes(hugepages) // 1024
+    results.append(result("huge pages reserved (Hugetlb)", name, meminfo.get("Hugetlb") == total_kib,
+                          f"{total_kib} kB", f"{meminfo.get('Hugetlb', 'absent')} kB", ignored_hint))
+    if hugepages:
+        default = max(hugepages, key=lambda size: resources.HUGEPAGE_SIZES[size][0])
+        page_kib = resources.HUGEPAGE_SIZES[default][0] // 1024
+        results.append(result("Hugepagesize", name, meminfo.get("Hugepagesize") == page_kib, f"{page_kib} kB",
+                              f"{meminfo.get('Hugepagesize', 'absent')} kB"))
+        results.append(result("HugePages_Total", name, meminfo.get("HugePages_Total") == hugepages[default],
+                              hugepages[default], meminfo.get("HugePages_Total", "absent"), ignored_hint))
+        per_numa = [node.get("HugePages_Total", 0) for node in facts.get("numa") or []]
+        results.append(result("HugePages_Total over NUMA nodes", name, sum(per_numa) == hugepages[default],
+                              hugepages[default], " + ".join(str(n) for n in per_numa) or "absent"))
+    mounts = {m["mountpoint"]: m["fstype"] for m in facts.get("mounts") or []}
+    for volume in validator.get("volumes") or []:
+        path, fstype = f"/var/mnt/{volume['name']}", volume.get("filesystem", "xfs")
+        results.append(result(f"volume {volume['name']} mounted", name, mounts.get(path) == fstype,
+                              f"{path} ({fstype})", f"{path} ({mounts[path]})" if path in mounts else "not mounted"))
+    return results
+
+
 def summarize(results):
     """A table a person reads at a glance, failures first."""
     ordered = sorted(results, key=lambda r: r["passed"])

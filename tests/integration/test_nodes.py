@@ -7,7 +7,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import REPO
+import yaml
+from conftest import LOCAL_MACHINES, REPO, Machines
 
 
 @pytest.fixture
@@ -104,18 +105,35 @@ def test_unreachable_node_fails_alone_and_a_rerun_completes(deploy, tmp_path):
     assert task_results(fixed, APPLY)["controlplane-1"]["changed"] is False
 
 
-def test_node_facts_show_install_kernel_args_ignored_under_uki(deploy, module, talosctl):
-    """The validator boots with UKI: kernel args live in the schematic, and the emulated
-    machines run the stock image, so /proc/cmdline has no huge pages and meminfo none either;
-    the volumes selected by serial are mounted."""
+def test_node_facts_read_the_validator_kernel(deploy, module, talosctl):
+    """The validator runs the image built from its schematic (testbed/local-machines.yaml)."""
     assert deploy("site").rc == 0
     facts, _run = module("talos_node_facts", {
         "node": "127.0.1.20", "endpoint": "127.0.1.11", "numa_nodes": 2,
         "talosconfig": str(deploy.out / "talosconfig"), "talosctl_path": str(talosctl)})
     assert facts.get("failed") is not True, facts
-    assert "talos.platform=metal" in facts["cmdline"]
-    assert not any(arg.startswith("hugepages=") for arg in facts["cmdline"])
-    assert facts["meminfo"]["HugePages_Total"] == 0 and facts["meminfo"]["MemTotal"] > 0
-    assert [n["node"] for n in facts["numa"]] == [0, 1]
+    assert {"talos.platform=metal", "hugepages=50000", "iommu=pt"} <= set(facts["cmdline"])
+    assert facts["meminfo"]["HugePages_Total"] == 50000 and facts["meminfo"]["Hugepagesize"] == 2048
+    assert [(n["node"], n["HugePages_Total"]) for n in facts["numa"]] == [(0, 25000), (1, 25000)]
     mounted = {m["mountpoint"]: m["fstype"] for m in facts["mounts"]}
     assert {mounted.get(f"/var/mnt/{v}") for v in ("ledger", "accounts", "snapshots")} == {"xfs"}
+
+
+def test_verify_catches_kernel_args_ignored_on_a_stock_uki_image(deploy, tmp_path):
+    """Installed from the stock image instead of the schematic's, the validator boots without the
+    tuning: under UKI the install section's kernel args are ignored, so verify must fail."""
+    deploy.emulator.stop()
+    stock = yaml.safe_load(LOCAL_MACHINES.read_text())
+    for machine in stock:
+        machine.pop("schematic_kernel_args", None)
+    (tmp_path / "stock.yaml").write_text(yaml.safe_dump(stock))
+    machines = Machines(tmp_path / "stock.yaml", tmp_path / "stock-machines")
+    try:
+        run = deploy("site")
+    finally:
+        machines.stop()
+    assert run.rc != 0
+    message = "\n".join(run.failure_messages())
+    assert ("kernel arg hugepages=50000 on solana-validator: expected present, observed absent (UKI boots ignore "
+            "machine.install.extraKernelArgs: install the image built from solana-validator.schematic.yaml)") in message
+    assert "HugePages_Total on solana-validator: expected 50000, observed 0" in message

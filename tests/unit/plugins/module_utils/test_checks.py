@@ -125,3 +125,39 @@ def test_summary_puts_failures_first_and_counts():
     lines = checks.summarize(results).splitlines()
     assert lines[2].startswith("FAIL  b") and lines[2].endswith("3 (why)")
     assert lines[-1] == "1 passed, 1 failed"
+
+
+TUNED = {"name": "v", "kernel_args": ["hugepagesz=1G", "hugepages=32", "hugepagesz=2M", "hugepages=1000", "iommu=pt"],
+         "hugepages": {"2Mi": 1000, "1Gi": 32}, "boot_mode": "uki",
+         "volumes": [{"name": "ledger"}, {"name": "accounts", "filesystem": "ext4"}]}
+KERNEL = {
+    "cmdline": ["talos.platform=metal", "hugepagesz=1G", "hugepages=32", "hugepagesz=2M", "hugepages=1000", "iommu=pt"],
+    # the default size is the larger one: 1 GiB pages are what HugePages_Total counts
+    "meminfo": {"Hugetlb": 32 * 1024 * 1024 + 1000 * 2048, "Hugepagesize": 1048576, "HugePages_Total": 32},
+    "numa": [{"node": 0, "HugePages_Total": 16}, {"node": 1, "HugePages_Total": 16}],
+    "mounts": [{"mountpoint": "/var/mnt/ledger", "fstype": "xfs"},
+               {"mountpoint": "/var/mnt/accounts", "fstype": "ext4"}],
+}
+
+
+def test_a_tuned_kernel_passes():
+    results = checks.talos_checks(KERNEL, TUNED)
+    assert failed(results) == {} and len(results) == 5 + 4 + 2
+
+
+def test_ignored_kernel_args_fail_with_the_uki_hint():
+    stock = {**KERNEL, "cmdline": ["talos.platform=metal"],
+             "meminfo": {"Hugetlb": 0, "Hugepagesize": 2048, "HugePages_Total": 0},
+             "numa": [{"node": 0, "HugePages_Total": 0}]}
+    failures = failed(checks.talos_checks(stock, TUNED))
+    assert ("kernel arg hugepages=32", "v") in failures
+    assert "install the image built from v.schematic.yaml" in failures[("kernel arg iommu=pt", "v")]["detail"]
+    assert failures[("HugePages_Total over NUMA nodes", "v")]["observed"] == "0"
+    assert failures[("Hugepagesize", "v")]["expected"] == "1048576 kB"
+
+
+def test_unmounted_or_wrong_filesystem_volumes_fail():
+    kernel = {**KERNEL, "mounts": [{"mountpoint": "/var/mnt/ledger", "fstype": "ext4"}]}
+    failures = failed(checks.talos_checks(kernel, TUNED))
+    assert failures[("volume ledger mounted", "v")]["observed"] == "/var/mnt/ledger (ext4)"
+    assert failures[("volume accounts mounted", "v")]["observed"] == "not mounted"
