@@ -84,12 +84,14 @@ def main() -> None:
                 path.write_text(json.dumps(node))
                 controlplane("node", state, str(path))
             extra = ["-i", "inventory/local", "-e", f"talos_cluster_kubeconfig={state}/admin.kubeconfig",
-                     "-e", f"talos_cluster_output_dir={state}/out"]
+                     "-e", f"talos_cluster_output_dir={state}/out",
+                     # no Talos machines here: the Kubernetes half of verify only
+                     "-e", "verify_talos=false"]
             env = {"ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
             rows.append(("postconfig, first run", timed(["ansible-playbook", "playbooks/postconfig.yml", *extra], env)))
             rows.append(("postconfig, no-change re-run",
                          timed(["ansible-playbook", "playbooks/postconfig.yml", *extra], env)))
-            rows.append(("verify (26 checks)", timed(["ansible-playbook", "playbooks/verify.yml", *extra], env)))
+            rows.append(("verify, Kubernetes half", timed(["ansible-playbook", "playbooks/verify.yml", *extra], env)))
         finally:
             controlplane("down", state)
     width = max(len(label) for label, _ in rows)

@@ -148,12 +148,9 @@ def go_env() -> dict[str, str]:
     return dict(os.environ, CGO_ENABLED="0", GOFLAGS="-mod=mod", GOWORK="off", GOSUMDB="off")
 
 
-def go(*args: str, cwd: Path, capture: bool = True) -> str:
+def go(*args: str, cwd: Path) -> str:
     env = go_env()
-    proc = subprocess.run(
-        ["go", *args], cwd=cwd, env=env, text=True,
-        stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE,
-    )
+    proc = subprocess.run(["go", *args], cwd=cwd, env=env, text=True, capture_output=True)
     if proc.returncode != 0:
         # `go mod download -json` reports its error in the JSON on stdout
         detail = (proc.stderr or "") + (proc.stdout or "")

@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "testbed"))
 
 import gobuild  # noqa: E402  (testbed/gobuild.py: where the pinned tools live)
+from controlplane import free_port  # noqa: E402  (testbed/controlplane.py: the test control plane)
 from machines import LOCAL_MACHINES, Machines  # noqa: E402  (testbed/machines.py: the node emulator)
 
 PINS = gobuild.pinned_versions()
@@ -124,8 +125,12 @@ class ControlPlane:
         self.kubeconfig = state / "admin.kubeconfig"
         self.script = REPO / "testbed" / "controlplane.py"
 
-    def run(self, *args: str) -> None:
-        subprocess.run([sys.executable, str(self.script), *args], check=True)
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """`controlplane.py ACTION` (the state directory is passed by the caller)."""
+        done = subprocess.run([sys.executable, str(self.script), *args], capture_output=True, text=True, check=False)
+        if check and done.returncode != 0:
+            pytest.fail(f"controlplane.py {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+        return done
 
     def register_node(self, description: dict) -> None:
         path = self.state / f"node-{description['name']}.json"
@@ -143,17 +148,10 @@ class ControlPlane:
 def controlplane(tmp_path_factory):
     """etcd, kube-apiserver, controller-manager, scheduler and kwok on 127.0.0.1, started once."""
     plane = ControlPlane(tmp_path_factory.mktemp("controlplane"))
-    plane.run("up", str(plane.state), "--address", "127.0.0.1", "--port", str(_free_port()))
+    plane.run("up", str(plane.state), "--address", "127.0.0.1", "--port", str(free_port("127.0.0.1")))
     yield plane
     plane.run("down", str(plane.state))
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

@@ -25,17 +25,8 @@ def _plain(value):
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if hasattr(value, "normalize"):
-        return format_quantity(value)
+        return resources.format_quantity(value)
     return value
-
-
-def format_quantity(value):
-    """A Decimal as an exact, readable quantity: whole Mi or Ki for byte counts, else plain."""
-    if value == value.to_integral_value() and value >= resources.MI:
-        for unit, size in (("Mi", resources.MI), ("Ki", 1024)):
-            if value % size == 0:
-                return f"{int(value / size)}{unit}"
-    return f"{value.normalize():f}"
 
 
 def _condition(obj, kind):
@@ -91,7 +82,7 @@ def validator_checks(nodes, validator):
     needed = resources.hugepage_bytes(hugepages) + resources.memory_reservation(*reservations)
     results = [result("capacity memory", name,
                       reported_memory is not None and needed < reported_memory <= installed,
-                      f"at most {format_quantity(installed)}, above {format_quantity(needed)}",
+                      f"at most {resources.format_quantity(installed)}, above {resources.format_quantity(needed)}",
                       reported_memory if reported_memory is not None else "absent",
                       "MemTotal sits a little below the installed memory")]
     for kind in ("capacity", "allocatable"):

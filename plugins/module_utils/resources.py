@@ -42,12 +42,15 @@ def parse_quantity(value):
     return number * _SUFFIXES[match.group(2) or ""]
 
 
-def format_mebibytes(byte_count):
-    """Bytes as a whole-Mi quantity string, the unit kubelet reports huge pages in."""
-    mebibytes = Decimal(byte_count) / MI
-    if mebibytes != mebibytes.to_integral_value():
-        raise ValueError(f"{byte_count} bytes is not a whole number of MiB")
-    return f"{int(mebibytes)}Mi"
+def format_quantity(value):
+    """An exact quantity, readable: whole Mi (the unit kubelet reports huge pages in) or Ki for
+    byte counts of at least 1 MiB, else the plain number."""
+    value = Decimal(value)
+    if value == value.to_integral_value() and value >= MI:
+        for unit, size in (("Mi", MI), ("Ki", 1024)):
+            if value % size == 0:
+                return f"{int(value / size)}{unit}"
+    return f"{value.normalize():f}"
 
 
 def parse_cpuset(text):

@@ -3,17 +3,9 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
-from conftest import REPO
-
-SCRIPT = REPO / "testbed" / "controlplane.py"
-
-
-def controlplane(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, check=False)
+from conftest import ControlPlane
 
 
 def running(pid: int) -> bool:
@@ -22,12 +14,13 @@ def running(pid: int) -> bool:
 
 
 def test_down_leaves_no_process_behind(tmp_path):
-    started = controlplane("up", str(tmp_path), "--port", "16444")
+    plane = ControlPlane(tmp_path)
+    started = plane.run("up", str(tmp_path), "--port", "16444", check=False)
     assert started.returncode == 0, started.stderr
     pids = {p.name: int(p.read_text()) for p in (tmp_path / "pids").iterdir()}
     assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
     assert all(running(pid) for pid in pids.values())
-    stopped = controlplane("down", str(tmp_path))
+    stopped = plane.run("down", str(tmp_path), check=False)
     assert stopped.returncode == 0, stopped.stderr
     assert [name for name, pid in pids.items() if running(pid)] == []
 
@@ -37,7 +30,7 @@ def test_a_component_that_dies_fails_startup_with_its_log_tail(tmp_path):
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        started = controlplane("up", str(tmp_path), "--port", str(port))
+        started = ControlPlane(tmp_path).run("up", str(tmp_path), "--port", str(port), check=False)
     assert started.returncode != 0
     assert "kube-apiserver exited" in started.stderr
     assert "address already in use" in started.stderr

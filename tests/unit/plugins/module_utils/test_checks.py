@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from decimal import Decimal
 
 import pytest
 from ansible_collections.solanaops.talos.plugins.module_utils import checks
@@ -110,14 +109,6 @@ def test_storage_checks_need_local_classes_and_usable_volumes():
 def test_parse_taints():
     assert checks.parse_taints({"a": "true:NoSchedule", "b": ":NoExecute"}) == [
         {"key": "a", "value": "true", "effect": "NoSchedule"}, {"key": "b", "value": "", "effect": "NoExecute"}]
-
-
-@pytest.mark.parametrize(("value", "text"), [
-    (Decimal(104857600000), "100000Mi"), (Decimal(1024 * 1024 * 1024 + 1024), "1048577Ki"),
-    (Decimal(60), "60"), (Decimal("0.5"), "0.5"), (Decimal(0), "0"),
-])
-def test_format_quantity(value, text):
-    assert checks.format_quantity(value) == text
 
 
 def test_summary_puts_failures_first_and_counts():

@@ -58,7 +58,7 @@ def test_validator_hugepages_are_100000mi_not_100gi():
     assert page_bytes == 104_857_600_000
     assert page_bytes == resources.parse_quantity("100000Mi")
     assert page_bytes != resources.parse_quantity("100Gi")
-    assert resources.format_mebibytes(page_bytes) == "100000Mi"
+    assert resources.format_quantity(page_bytes) == "100000Mi"
     # 100Gi would need 51200 pages of 2 MiB
     assert resources.parse_quantity("100Gi") / resources.HUGEPAGE_SIZES["2Mi"][0] == 51200
     assert resources.hugepage_bytes({"2Mi": 51200}) == resources.parse_quantity("100Gi")
@@ -80,16 +80,17 @@ def test_hugepage_bytes(hugepages, expected):
 
 @pytest.mark.parametrize(
     ("byte_count", "expected"),
-    [(0, "0Mi"), (MI, "1Mi"), (GI, "1024Mi"), (Decimal(64 * GI), "65536Mi")],
+    [(0, "0"), (MI, "1Mi"), (GI, "1024Mi"), (Decimal(64 * GI), "65536Mi"),
+     (Decimal(104857600000), "100000Mi"), (GI + 1024, "1048577Ki"), (Decimal(60), "60"), (Decimal("0.5"), "0.5")],
 )
-def test_format_mebibytes(byte_count, expected):
-    assert resources.format_mebibytes(byte_count) == expected
+def test_format_quantity(byte_count, expected):
+    assert resources.format_quantity(byte_count) == expected
 
 
-@pytest.mark.parametrize("byte_count", [1, MI + 1, 16 * 10**9])
-def test_format_mebibytes_rejects_partial_mebibytes(byte_count):
-    with pytest.raises(ValueError, match="not a whole number of MiB"):
-        resources.format_mebibytes(byte_count)
+@pytest.mark.parametrize(("byte_count", "expected"), [(1, "1"), (MI + 1, "1048577"), (16 * 10**9, "15625000Ki")])
+def test_format_quantity_keeps_partial_mebibytes_exact(byte_count, expected):
+    # never rounded: a figure in a report must be the one observed
+    assert resources.format_quantity(byte_count) == expected
 
 
 @pytest.mark.parametrize(
@@ -227,7 +228,7 @@ def test_expected_node_resources_for_the_design_validator():
     assert allocatable["cpu"] == 60
     # 524288Mi - 100000Mi of huge pages - 65536Mi reserved = 358752Mi
     assert allocatable["memory"] == 358752 * MI == 376_178_737_152
-    assert resources.format_mebibytes(allocatable["memory"]) == "358752Mi"
+    assert resources.format_quantity(allocatable["memory"]) == "358752Mi"
     assert allocatable["hugepages-2Mi"] == result["capacity"]["hugepages-2Mi"]
     assert allocatable["hugepages-1Gi"] == 0
 
