@@ -14,12 +14,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import gobuild  # noqa: E402
-from machines import LOCAL_MACHINES, Machines  # noqa: E402
+from machines import DEMO_STATE, LOCAL_MACHINES, Machines  # noqa: E402
 
 
 def main() -> int:
     talosctl = gobuild.binary_path("talosctl", gobuild.pinned_versions()["TALOSCTL_VERSION"])
-    machines = Machines(LOCAL_MACHINES, gobuild.cache_root() / "demo")
+    machines = Machines(LOCAL_MACHINES, DEMO_STATE)
     print("emulated machines ready on 127.0.1.11-13 and 127.0.1.20", flush=True)
     try:
         return subprocess.call(["ansible-playbook", "playbooks/site.yml", "-i", "inventory/local",

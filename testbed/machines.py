@@ -1,8 +1,17 @@
+#!/usr/bin/env python3
 """Start and stop the Talos node emulator (testbed/emulator) serving the machines of a
-description file, for `make demo` and the tests."""
+description file, for `make demo` and the tests; and its power control, what a BMC is to a
+real machine:
+
+    machines.py power-on|power-off NAME [--state DIR]     (DIR: the emulator's --state)
+
+Control planes run real etcd and Kubernetes (built by gobuild.py) once bootstrapped."""
 
 from __future__ import annotations
 
+import argparse
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,23 +21,65 @@ sys.path.insert(0, str(HERE))
 import gobuild  # noqa: E402
 
 LOCAL_MACHINES = HERE / "local-machines.yaml"
+DEMO_STATE = gobuild.cache_root() / "demo"
 
 
 class Machines:
     """The emulator process; returns from start once every node's listener is up."""
 
-    def __init__(self, description: Path, state: Path):
-        binary = gobuild.build("talos-emulator", gobuild.default_version("talos-emulator", gobuild.pinned_versions()))
+    def __init__(self, description: Path, state: Path, *, control_planes: bool = True):
+        pins = gobuild.pinned_versions()
+        binary = gobuild.build("talos-emulator", gobuild.default_version("talos-emulator", pins))
+        argv = [str(binary), "--nodes", str(description), "--state", str(state / "machines")]
+        if control_planes:
+            argv += ["--etcd", str(gobuild.build("etcd", pins["ETCD_VERSION"])),
+                     "--kube", str(gobuild.build("kube", pins["KUBERNETES_VERSION"])),
+                     "--kwok", str(gobuild.build("kwok", pins["KWOK_VERSION"])),
+                     "--kwok-config", str(HERE / "kwok" / "stages.yaml")]
         state.mkdir(parents=True, exist_ok=True)
+        self.state = state
         self.log = state / "emulator.log"
         with open(self.log, "a") as log:
-            argv = [str(binary), "--nodes", str(description), "--state", str(state / "machines")]
             self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True)
         for line in self.process.stdout:
             if line.strip() == "ready":
                 return
         raise RuntimeError(f"the emulator exited: {self.log.read_text()[-2000:]}")
 
+    def power(self, node: str, on: bool) -> str:
+        return power(self.state, node, on)
+
     def stop(self) -> None:
         self.process.terminate()
-        self.process.wait(timeout=20)
+        self.process.wait(timeout=60)
+
+
+def power(state: Path, node: str, on: bool) -> str:
+    """Switch an emulated machine on or off through the emulator's control socket."""
+    action = "power-on" if on else "power-off"
+    with socket.socket(socket.AF_UNIX) as control:
+        control.connect(str(state / "machines" / "control.sock"))
+        control.sendall(f"POST /{action}?node={node} HTTP/1.0\r\nHost: emulator\r\n\r\n".encode())
+        reply = b""
+        while chunk := control.recv(4096):
+            reply += chunk
+    head, _, body = reply.decode().partition("\r\n\r\n")
+    if " 200 " not in head.splitlines()[0]:
+        raise RuntimeError(f"{action} {node}: {body.strip()}")
+    return body.strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=["power-on", "power-off"])
+    parser.add_argument("node", help="the machine's name or address")
+    parser.add_argument("--state", type=Path, default=Path(os.environ.get("TESTBED_STATE", DEMO_STATE)))
+    args = parser.parse_args()
+    try:
+        print(power(args.state, args.node, args.action == "power-on"))
+    except (OSError, RuntimeError) as error:
+        sys.exit(f"{args.action} {args.node}: {error}")
+
+
+if __name__ == "__main__":
+    main()

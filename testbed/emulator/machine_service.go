@@ -51,6 +51,11 @@ var rules = map[string]role.Set{
 	// reader: maintenance mode only, checked in the handler
 	"/machine.MachineService/ApplyConfiguration": role.MakeSet(role.Admin, role.Reader),
 	"/machine.MachineService/Bootstrap":          role.MakeSet(role.Admin),
+	"/machine.MachineService/EtcdMemberList":     role.MakeSet(role.Admin, role.Operator, role.Reader),
+	"/machine.MachineService/EtcdStatus":         role.MakeSet(role.Admin, role.Operator, role.Reader),
+	"/machine.MachineService/Kubeconfig":         role.MakeSet(role.Admin),
+	"/machine.MachineService/Shutdown":           role.MakeSet(role.Admin),
+	"/cluster.ClusterService/HealthCheck":        role.MakeSet(role.Admin, role.Operator, role.Reader),
 	"/machine.MachineService/Read":               role.MakeSet(role.Admin),
 	"/machine.MachineService/ServiceList":        role.MakeSet(role.Admin, role.Operator, role.Reader),
 	"/machine.MachineService/ServiceRestart":     role.MakeSet(role.Admin, role.Operator),
@@ -636,7 +641,7 @@ func (em *Emulator) bootstrap(n *Node, in *machine.BootstrapRequest) (*machine.B
 
 	// phase 1 records the bootstrap: this member's data directory is populated, and the
 	// cluster's other configured control planes join
-	n.disk.EtcdData = true
+	n.disk.EtcdData, n.disk.EtcdInitial = true, true
 
 	for _, o := range em.nodes {
 		if o != n && o.isControlPlane() && o.clusterID() == n.clusterID() {

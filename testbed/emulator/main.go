@@ -16,10 +16,12 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
 
+	"github.com/siderolabs/talos/pkg/machinery/api/cluster"
 	"github.com/siderolabs/talos/pkg/machinery/api/machine"
 	"github.com/siderolabs/talos/pkg/machinery/constants"
 	"google.golang.org/grpc"
@@ -30,6 +32,13 @@ func main() {
 	nodesPath := flag.String("nodes", "", "NODES.yaml describing the emulated machines (required)")
 	stateDir := flag.String("state", "", "directory keeping each node's state under DIR/<name>/ (required)")
 	port := flag.Int("port", constants.ApidPort, "Talos API port on every node address")
+
+	var tools Tools
+
+	flag.StringVar(&tools.Etcd, "etcd", "", "etcd binary: control planes run real etcd and Kubernetes (needs --kube)")
+	flag.StringVar(&tools.Kube, "kube", "", "binary dispatching kube-apiserver|kube-controller-manager|kube-scheduler")
+	flag.StringVar(&tools.Kwok, "kwok", "", "kwok binary keeping the registered Nodes Ready")
+	flag.StringVar(&tools.KwokConfig, "kwok-config", "", "kwok stages file")
 	flag.Parse()
 
 	logger := log.New(os.Stderr, "talos-emulator: ", log.LstdFlags|log.Lmicroseconds)
@@ -39,19 +48,19 @@ func main() {
 		os.Exit(2)
 	}
 
-	if err := run(*nodesPath, *stateDir, *port, logger); err != nil {
+	if err := run(*nodesPath, *stateDir, *port, tools, logger); err != nil {
 		logger.Printf("error: %v", err)
 		os.Exit(1)
 	}
 }
 
-func run(nodesPath, stateDir string, port int, logger *log.Logger) error {
+func run(nodesPath, stateDir string, port int, tools Tools, logger *log.Logger) error {
 	specs, err := loadNodeSpecs(nodesPath)
 	if err != nil {
 		return err
 	}
 
-	em, err := newEmulator(specs, stateDir, logger.Printf)
+	em, err := newEmulator(specs, stateDir, tools, logger.Printf)
 	if err != nil {
 		return err
 	}
@@ -86,6 +95,20 @@ func run(nodesPath, stateDir string, port int, logger *log.Logger) error {
 
 	em.mu.Unlock()
 
+	stopControl, err := em.serveControl(filepath.Join(stateDir, "control.sock"))
+	if err != nil {
+		stopAll(endpoints)
+
+		return err
+	}
+
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	if tools.enabled() {
+		go em.runControlPlanes(stop, stopped)
+	} else {
+		close(stopped)
+	}
+
 	fmt.Println("ready")
 
 	signals := make(chan os.Signal, 1)
@@ -94,7 +117,10 @@ func run(nodesPath, stateDir string, port int, logger *log.Logger) error {
 	sig := <-signals
 	logger.Printf("%s received, stopping", sig)
 
+	stopControl()
 	stopAll(endpoints)
+	close(stop)
+	<-stopped
 
 	return nil
 }
@@ -125,6 +151,7 @@ func newEndpoint(em *Emulator, n *Node, port int) *endpoint {
 		grpc.MaxRecvMsgSize(constants.GRPCMaxMessageSize),
 	)
 	machine.RegisterMachineServiceServer(srv, svc)
+	cluster.RegisterClusterServiceServer(srv, &clusterServer{em: em})
 
 	return &endpoint{em: em, node: n, addr: net.JoinHostPort(n.spec.Address, strconv.Itoa(port)), srv: srv}
 }

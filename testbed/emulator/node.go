@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -221,6 +222,11 @@ type Node struct {
 
 	maintenanceCert *certEntry
 	serverCert      *certEntry
+
+	// off: powered off (Shutdown, or the testbed's power control); not persisted, an emulator
+	// restart powers every machine on
+	off bool
+	rt  runtime
 }
 
 // persistedState is DIR/<name>/node.json.
@@ -229,6 +235,11 @@ type persistedState struct {
 	Install *installRecord `json:"install,omitempty"`
 	// EtcdData: the etcd data directory is not empty (bootstrapped or joined).
 	EtcdData bool `json:"etcd_data"`
+	// EtcdInitial: this member was bootstrapped (it starts a new etcd cluster; others join).
+	EtcdInitial bool `json:"etcd_initial,omitempty"`
+	// EtcdMember: the real etcd member has been healthy once, so its data directory is a
+	// member's (a join interrupted before that starts over from an empty directory).
+	EtcdMember bool `json:"etcd_member,omitempty"`
 }
 
 type installRecord struct {
@@ -356,17 +367,26 @@ func writeFileAtomic(path string, data []byte) error {
 
 // Emulator holds all nodes; one mutex guards all node state (the load is tiny).
 type Emulator struct {
-	mu    sync.Mutex
-	nodes []*Node
-	log   func(format string, args ...any)
+	mu       sync.Mutex
+	nodes    []*Node
+	log      func(format string, args ...any)
+	tools    Tools
+	stateDir string
+
+	// the control-plane runtime (controlplane.go): reconcile requests, VIP listeners and the
+	// node holding each, kwok
+	kicks     chan struct{}
+	vips      map[netip.Addr]net.Listener
+	vipHolder *Node
+	kwok      *process
 
 	// onChange is called (with mu held) after any node's state changed, so listeners can
 	// follow (a worker's API comes up once a control plane can issue its certificate).
 	onChange func()
 }
 
-func newEmulator(specs []NodeSpec, stateDir string, logf func(string, ...any)) (*Emulator, error) {
-	em := &Emulator{log: logf}
+func newEmulator(specs []NodeSpec, stateDir string, tools Tools, logf func(string, ...any)) (*Emulator, error) {
+	em := &Emulator{log: logf, tools: tools, stateDir: stateDir, kicks: make(chan struct{}, 1), vips: map[netip.Addr]net.Listener{}}
 
 	for _, spec := range specs {
 		n, err := newNode(spec, stateDir)
@@ -408,6 +428,8 @@ func (em *Emulator) changed() {
 	if em.onChange != nil {
 		em.onChange()
 	}
+
+	em.kick()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -539,6 +561,8 @@ func (em *Emulator) refreshServices(n *Node) {
 	}
 
 	now := time.Now()
+	// with real etcd the service is Running while the member answers /health
+	etcdRunning := n.disk.EtcdData && (!em.tools.enabled() || n.rt.etcdUp)
 
 	for _, id := range want {
 		svc, ok := n.services[id]
@@ -547,7 +571,7 @@ func (em *Emulator) refreshServices(n *Node) {
 			n.services[id] = svc
 			svc.event(now, "Starting", "Starting service")
 
-			if id == "etcd" && !n.disk.EtcdData {
+			if id == "etcd" && !etcdRunning {
 				svc.event(now, "Preparing", "Running pre state")
 
 				continue
@@ -556,8 +580,13 @@ func (em *Emulator) refreshServices(n *Node) {
 			svc.start(id, now)
 		}
 
-		if id == "etcd" && n.disk.EtcdData && svc.state == "Preparing" {
+		switch {
+		case id != "etcd":
+		case etcdRunning && svc.state == "Preparing":
 			svc.start(id, now)
+		case !etcdRunning && svc.state == "Running":
+			svc.healthy = false
+			svc.event(now, "Preparing", "Running pre state")
 		}
 	}
 }

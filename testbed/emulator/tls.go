@@ -239,7 +239,7 @@ func (em *Emulator) serverCert(n *Node) (*certEntry, error) {
 		return nil, err
 	}
 
-	cert, err := issueCert(t.issuing, signer, n.hostname(), ips, dns, nil)
+	cert, err := issueCert(t.issuing, signer, n.hostname(), ips, dns)
 	if err != nil {
 		return nil, err
 	}
@@ -252,6 +252,10 @@ func (em *Emulator) serverCert(n *Node) (*certEntry, error) {
 // canServe reports whether the node's API can come up: in maintenance mode always, once
 // configured only with a server certificate.
 func (em *Emulator) canServe(n *Node) bool {
+	if n.off {
+		return false
+	}
+
 	if !n.configured() {
 		return true
 	}
@@ -261,13 +265,19 @@ func (em *Emulator) canServe(n *Node) bool {
 	return err == nil
 }
 
-func issueCert(parent *x509.Certificate, signer crypto.Signer, cn string, ips []net.IP, dns []string, self *ecdsa.PrivateKey) (tls.Certificate, error) {
-	key := self
-	if key == nil {
-		var err error
-		if key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
-			return tls.Certificate{}, err
-		}
+// leafRequest describes a certificate to issue.
+type leafRequest struct {
+	subject pkix.Name
+	ips     []net.IP
+	dns     []string
+	usages  []x509.ExtKeyUsage
+}
+
+// issue signs a new ECDSA key's certificate with parent/signer; parent nil = self-signed.
+func (r leafRequest) issue(parent *x509.Certificate, signer crypto.Signer) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
 	}
 
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
@@ -278,16 +288,16 @@ func issueCert(parent *x509.Certificate, signer crypto.Signer, cn string, ips []
 	now := time.Now()
 	template := &x509.Certificate{
 		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: cn},
+		Subject:      r.subject,
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(365 * 24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  ips,
-		DNSNames:     dns,
+		ExtKeyUsage:  r.usages,
+		IPAddresses:  r.ips,
+		DNSNames:     r.dns,
 	}
 
-	if parent == nil { // self-signed
+	if parent == nil {
 		parent, signer = template, key
 	}
 
@@ -299,13 +309,12 @@ func issueCert(parent *x509.Certificate, signer crypto.Signer, cn string, ips []
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
-func selfSignedCert(n *Node) (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
+func issueCert(parent *x509.Certificate, signer crypto.Signer, cn string, ips []net.IP, dns []string) (tls.Certificate, error) {
+	return leafRequest{subject: pkix.Name{CommonName: cn}, ips: ips, dns: dns, usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}.issue(parent, signer)
+}
 
-	return issueCert(nil, nil, n.spec.Name, []net.IP{net.ParseIP(n.spec.Address)}, []string{n.spec.Name}, key)
+func selfSignedCert(n *Node) (tls.Certificate, error) {
+	return issueCert(nil, nil, n.spec.Name, []net.IP{net.ParseIP(n.spec.Address)}, []string{n.spec.Name})
 }
 
 func parseCert(pemBytes []byte) (*x509.Certificate, error) {

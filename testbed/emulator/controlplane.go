@@ -1,0 +1,965 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/siderolabs/talos/pkg/machinery/config"
+	"github.com/siderolabs/talos/pkg/machinery/constants"
+)
+
+// Phase 2: every configured control plane whose etcd data is populated (bootstrapped or
+// joined) runs a REAL etcd member, then a real kube-apiserver against it, then a real
+// kube-controller-manager and kube-scheduler (leader-elected), all bound to the node's
+// address with certificates issued from the cluster CAs in its machine config. Every powered-on
+// configured node registers its Node (kubelet.go) once the cluster's API answers; one kwok
+// process keeps those Nodes Ready. The Layer2VIPConfig address forwards port 6443 to a ready
+// API server. A reconcile loop (once a second and after every change) drives it all, like
+// machined's controllers do.
+
+// Tools are the real binaries the control planes run; without them (unit tests, the smoke
+// test) etcd data is only recorded and no process starts.
+type Tools struct {
+	Etcd, Kube, Kwok, KwokConfig string
+}
+
+func (t Tools) enabled() bool { return t.Etcd != "" && t.Kube != "" }
+
+const (
+	apiServerPort         = 6443
+	controllerManagerPort = 10257
+	schedulerPort         = 10259
+)
+
+// runtime is a node's running programs and what the last probe saw; only the reconcile loop
+// writes procs; the flags are read by API handlers under Emulator.mu.
+type runtime struct {
+	procs      map[string]*process
+	pki        *nodePKI
+	etcdUp     bool // etcd answers /health
+	apiReady   bool // kube-apiserver answers /readyz
+	registered string
+}
+
+// ---------------------------------------------------------------------------------------------
+// certificates
+
+// nodePKI is the node's control-plane certificates on disk (DIR/<name>/pki), issued from
+// cluster.ca, cluster.etcd.ca and cluster.serviceAccount of its config.
+type nodePKI struct {
+	dir  string
+	hash string
+	etcd *http.Client // to etcd, with the node's etcd peer/client certificate
+	kube *http.Client // to kube-apiserver, as admin (O=system:masters)
+}
+
+func (p *nodePKI) path(name string) string { return filepath.Join(p.dir, name) }
+
+func pemCert(c tls.Certificate) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]})
+}
+
+func pemKey(c tls.Certificate) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), err
+}
+
+// caOf returns a CA certificate and its signer from a config's PEM pair.
+func caOf(crt, key []byte) (*x509.Certificate, crypto.Signer, error) {
+	cert, err := parseCert(crt)
+	if err != nil {
+		return nil, nil, err
+	}
+
+	block, _ := pem.Decode(key)
+	if block == nil {
+		return nil, nil, errors.New("no PEM key")
+	}
+
+	var parsed any
+
+	switch block.Type {
+	case "EC PRIVATE KEY":
+		parsed, err = x509.ParseECPrivateKey(block.Bytes)
+	case "RSA PRIVATE KEY":
+		parsed, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+	default:
+		parsed, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	}
+
+	if err != nil {
+		return nil, nil, err
+	}
+
+	signer, ok := parsed.(crypto.Signer)
+	if !ok {
+		return nil, nil, errors.New("key cannot sign")
+	}
+
+	return cert, signer, nil
+}
+
+// vipAddresses are the Layer2VIPConfig addresses of a config.
+func vipAddresses(cfg config.Provider) []netip.Addr {
+	var vips []netip.Addr
+	for _, v := range cfg.NetworkVirtualIPConfigs() {
+		vips = append(vips, v.VIP())
+	}
+
+	return vips
+}
+
+// ensurePKI writes the node's certificates, again only when what they derive from changed.
+func (n *Node) ensurePKI(cfg config.Provider) (*nodePKI, error) {
+	cluster := cfg.Cluster()
+	k8sCA, etcdCA, sa := cluster.IssuingCA(), cluster.Etcd().CA(), cluster.ServiceAccount()
+
+	if k8sCA == nil || etcdCA == nil || sa == nil {
+		return nil, errors.New("the config lacks cluster.ca, cluster.etcd.ca or cluster.serviceAccount")
+	}
+
+	sans := []string{n.spec.Address, "127.0.0.1", cluster.Endpoint().Hostname()}
+	for _, vip := range vipAddresses(cfg) {
+		sans = append(sans, vip.String())
+	}
+
+	sans = append(sans, cluster.CertSANs()...)
+
+	if ips, err := cluster.Network().APIServerIPs(); err == nil {
+		for _, ip := range ips {
+			sans = append(sans, ip.String())
+		}
+	}
+
+	h := sha256.New()
+	for _, part := range [][]byte{k8sCA.Crt, etcdCA.Crt, sa.Key, []byte(n.hostname()), []byte(strings.Join(sans, ","))} {
+		h.Write(part)
+		h.Write([]byte{0})
+	}
+
+	hash := hex.EncodeToString(h.Sum(nil))
+	if n.rt.pki != nil && n.rt.pki.hash == hash {
+		return n.rt.pki, nil
+	}
+
+	p := &nodePKI{dir: filepath.Join(n.dir, "pki"), hash: hash}
+	if err := os.MkdirAll(p.dir, 0o700); err != nil {
+		return nil, err
+	}
+
+	kubeCert, kubeKey, err := caOf(k8sCA.Crt, k8sCA.Key)
+	if err != nil {
+		return nil, fmt.Errorf("cluster.ca: %w", err)
+	}
+
+	etcdCert, etcdKey, err := caOf(etcdCA.Crt, etcdCA.Key)
+	if err != nil {
+		return nil, fmt.Errorf("cluster.etcd.ca: %w", err)
+	}
+
+	var ips []net.IP
+
+	dns := []string{n.hostname(), "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+		"kubernetes.default.svc." + cluster.Network().DNSDomain()}
+
+	for _, san := range sans {
+		if ip := net.ParseIP(san); ip != nil {
+			ips = append(ips, ip)
+		} else if san != "" {
+			dns = append(dns, san)
+		}
+	}
+
+	both := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	leaves := []struct {
+		name   string
+		issuer *x509.Certificate
+		signer crypto.Signer
+		req    leafRequest
+	}{
+		{"etcd", etcdCert, etcdKey, leafRequest{subject: pkix.Name{CommonName: n.hostname()}, ips: []net.IP{net.ParseIP(n.spec.Address), net.ParseIP("127.0.0.1")}, dns: []string{n.hostname(), "localhost"}, usages: both}},
+		{"apiserver", kubeCert, kubeKey, leafRequest{subject: pkix.Name{CommonName: "kube-apiserver"}, ips: ips, dns: dns, usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}},
+		{"admin", kubeCert, kubeKey, leafRequest{subject: pkix.Name{CommonName: "admin", Organization: []string{constants.KubernetesAdminCertOrganization}}, usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}},
+	}
+
+	files := map[string][]byte{"etcd-ca.crt": etcdCA.Crt, "ca.crt": k8sCA.Crt, "ca.key": k8sCA.Key, "sa.key": sa.Key}
+	certs := map[string]tls.Certificate{}
+
+	for _, leaf := range leaves {
+		c, err := leaf.req.issue(leaf.issuer, leaf.signer)
+		if err != nil {
+			return nil, fmt.Errorf("%s certificate: %w", leaf.name, err)
+		}
+
+		key, err := pemKey(c)
+		if err != nil {
+			return nil, err
+		}
+
+		certs[leaf.name] = c
+		files[leaf.name+".crt"], files[leaf.name+".key"] = pemCert(c), key
+	}
+
+	files["admin.kubeconfig"] = kubeconfigYAML(fmt.Sprintf("https://%s", net.JoinHostPort(n.spec.Address, strconv.Itoa(apiServerPort))),
+		k8sCA.Crt, files["admin.crt"], files["admin.key"])
+
+	for name, content := range files {
+		if err := writeFileAtomic(p.path(name), content); err != nil {
+			return nil, err
+		}
+	}
+
+	p.etcd = httpsClient(etcdCA.Crt, certs["etcd"])
+	p.kube = httpsClient(k8sCA.Crt, certs["admin"])
+	n.rt.pki = p
+
+	return p, nil
+}
+
+func httpsClient(caPEM []byte, cert tls.Certificate) *http.Client {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+
+	return &http.Client{
+		Timeout: 3 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+			DisableKeepAlives: true,
+		},
+	}
+}
+
+// kubeconfigYAML is an admin kubeconfig with embedded credentials.
+func kubeconfigYAML(server string, ca, crt, key []byte) []byte {
+	enc := base64.StdEncoding.EncodeToString
+
+	return fmt.Appendf(nil, `apiVersion: v1
+kind: Config
+clusters:
+- name: cluster
+  cluster:
+    server: %s
+    certificate-authority-data: %s
+users:
+- name: admin
+  user:
+    client-certificate-data: %s
+    client-key-data: %s
+contexts:
+- name: admin@cluster
+  context:
+    cluster: cluster
+    user: admin
+current-context: admin@cluster
+`, server, enc(ca), enc(crt), enc(key))
+}
+
+// ---------------------------------------------------------------------------------------------
+// etcd through its JSON gateway (no client library needed)
+
+type etcdMember struct {
+	ID         string   `json:"ID"`
+	Name       string   `json:"name"`
+	PeerURLs   []string `json:"peerURLs"`
+	ClientURLs []string `json:"clientURLs"`
+	IsLearner  bool     `json:"isLearner"`
+}
+
+func (n *Node) etcdURL(port int) string {
+	return "https://" + net.JoinHostPort(n.spec.Address, strconv.Itoa(port))
+}
+
+func etcdCall(client *http.Client, endpoint, path string, body, out any) error {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+
+	resp, err := client.Post(endpoint+path, "application/json", bytes.NewReader(raw))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close() //nolint:errcheck
+
+	reply, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("etcd %s: %s: %s", path, resp.Status, strings.TrimSpace(string(reply)))
+	}
+
+	return json.Unmarshal(reply, out)
+}
+
+func etcdMembers(client *http.Client, endpoint string) ([]etcdMember, error) {
+	var reply struct {
+		Members []etcdMember `json:"members"`
+	}
+
+	err := etcdCall(client, endpoint, "/v3/cluster/member/list", map[string]any{"linearizable": true}, &reply)
+
+	return reply.Members, err
+}
+
+// etcdStatus is /v3/maintenance/status (uint64s arrive as strings).
+type etcdStatus struct {
+	Header struct {
+		MemberID string `json:"member_id"`
+	} `json:"header"`
+	Version          string   `json:"version"`
+	StorageVersion   string   `json:"storageVersion"`
+	DBSize           string   `json:"dbSize"`
+	DBSizeInUse      string   `json:"dbSizeInUse"`
+	Leader           string   `json:"leader"`
+	RaftIndex        string   `json:"raftIndex"`
+	RaftTerm         string   `json:"raftTerm"`
+	RaftAppliedIndex string   `json:"raftAppliedIndex"`
+	Errors           []string `json:"errors"`
+	IsLearner        bool     `json:"isLearner"`
+}
+
+func etcdHealthy(client *http.Client, endpoint string) bool {
+	resp, err := client.Get(endpoint + "/health")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close() //nolint:errcheck
+
+	var health struct {
+		Health string `json:"health"`
+	}
+
+	return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&health) == nil && health.Health == "true"
+}
+
+func httpOK(client *http.Client, url string) bool {
+	resp, err := client.Get(url)
+	if err != nil {
+		return false
+	}
+
+	resp.Body.Close() //nolint:errcheck
+
+	return resp.StatusCode == http.StatusOK
+}
+
+// errWait: the step cannot be taken yet (no healthy peer, another member is joining).
+var errWait = errors.New("waiting")
+
+// etcdArgs is the etcd command line: a new single-member cluster for the node that was
+// bootstrapped, a restart on existing data, or joining: the node adds itself through a healthy
+// member (one join at a time, as etcd requires) and starts with the resulting member list.
+func (em *Emulator) etcdArgs(n *Node, cfg config.Provider, p *nodePKI) ([]string, error) {
+	dataDir := filepath.Join(n.dir, "etcd")
+	self := n.etcdURL(constants.EtcdPeerPort)
+	args := []string{
+		em.tools.Etcd, "--name", n.hostname(), "--data-dir", dataDir,
+		"--listen-client-urls", n.etcdURL(constants.EtcdClientPort), "--advertise-client-urls", n.etcdURL(constants.EtcdClientPort),
+		"--listen-peer-urls", self, "--initial-advertise-peer-urls", self,
+		"--cert-file", p.path("etcd.crt"), "--key-file", p.path("etcd.key"), "--trusted-ca-file", p.path("etcd-ca.crt"), "--client-cert-auth",
+		"--peer-cert-file", p.path("etcd.crt"), "--peer-key-file", p.path("etcd.key"), "--peer-trusted-ca-file", p.path("etcd-ca.crt"),
+		"--peer-client-cert-auth", "--initial-cluster-token", cfg.Cluster().ID(), "--unsafe-no-fsync", "--listen-metrics-urls", "",
+	}
+
+	em.mu.Lock()
+	initial, member := n.disk.EtcdInitial, n.disk.EtcdMember
+	peers := em.etcdPeers(n)
+	em.mu.Unlock()
+
+	if member {
+		return args, nil // restart: etcd ignores the initial-cluster flags
+	}
+
+	if err := os.RemoveAll(dataDir); err != nil {
+		return nil, err
+	}
+
+	if initial {
+		return append(args, "--initial-cluster", n.hostname()+"="+self, "--initial-cluster-state", "new"), nil
+	}
+
+	if len(peers) == 0 {
+		return nil, fmt.Errorf("%w: no healthy etcd member to join through", errWait)
+	}
+
+	peer := peers[0]
+
+	members, err := etcdMembers(peer.rt.pki.etcd, peer.etcdURL(constants.EtcdClientPort))
+	if err != nil {
+		return nil, err
+	}
+
+	if !slices.ContainsFunc(members, func(m etcdMember) bool { return slices.Contains(m.PeerURLs, self) }) {
+		if slices.ContainsFunc(members, func(m etcdMember) bool { return m.Name == "" }) {
+			return nil, fmt.Errorf("%w: another member is joining", errWait)
+		}
+
+		var added struct {
+			Members []etcdMember `json:"members"`
+		}
+
+		if err := etcdCall(peer.rt.pki.etcd, peer.etcdURL(constants.EtcdClientPort), "/v3/cluster/member/add",
+			map[string]any{"peerURLs": []string{self}}, &added); err != nil {
+			return nil, err
+		}
+
+		em.log("%s: added to etcd through %s", n.spec.Name, peer.spec.Name)
+		members = added.Members
+	}
+
+	var cluster []string
+
+	for _, m := range members {
+		name := m.Name
+		if slices.Contains(m.PeerURLs, self) {
+			name = n.hostname()
+		}
+
+		for _, u := range m.PeerURLs {
+			cluster = append(cluster, name+"="+u)
+		}
+	}
+
+	return append(args, "--initial-cluster", strings.Join(cluster, ","), "--initial-cluster-state", "existing"), nil
+}
+
+// etcdPeers are the other control planes of n's cluster whose etcd is healthy. Called with
+// em.mu held.
+func (em *Emulator) etcdPeers(n *Node) []*Node {
+	var peers []*Node
+
+	for _, o := range em.nodes {
+		if o != n && o.isControlPlane() && o.clusterID() == n.clusterID() && o.rt.etcdUp && !o.off {
+			peers = append(peers, o)
+		}
+	}
+
+	return peers
+}
+
+// ---------------------------------------------------------------------------------------------
+// the reconcile loop
+
+func (em *Emulator) kick() {
+	select {
+	case em.kicks <- struct{}{}:
+	default:
+	}
+}
+
+// runControlPlanes reconciles until stop is closed, then stops every process.
+func (em *Emulator) runControlPlanes(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+
+	ticker := time.NewTicker(time.Second)
+	defer ticker.Stop()
+
+	for {
+		em.reconcile()
+
+		select {
+		case <-stop:
+			em.stopEverything()
+
+			return
+		case <-em.kicks:
+		case <-ticker.C:
+		}
+	}
+}
+
+func (em *Emulator) stopEverything() {
+	var wg sync.WaitGroup
+
+	for _, n := range em.nodes {
+		for _, p := range n.rt.procs {
+			wg.Go(p.stop)
+		}
+	}
+
+	if em.kwok != nil {
+		wg.Go(em.kwok.stop)
+	}
+
+	wg.Wait()
+}
+
+func (em *Emulator) reconcile() {
+	for _, n := range em.nodes {
+		if err := em.reconcileControlPlane(n); err != nil && !errors.Is(err, errWait) {
+			em.log("%s: %v", n.spec.Name, err)
+		}
+	}
+
+	em.reconcileVIP()
+	em.reconcileKwok()
+
+	for _, n := range em.nodes {
+		if err := em.registerNode(n); err != nil {
+			em.log("%s: registering the Node: %v", n.spec.Name, err)
+		}
+	}
+}
+
+// component is one program of a control plane, started once its predecessor is up.
+type component struct {
+	name string
+	args func() ([]string, error)
+}
+
+func (em *Emulator) reconcileControlPlane(n *Node) error {
+	em.mu.Lock()
+	want := n.isControlPlane() && !n.off && n.disk.EtcdData
+	cfg := n.running
+	em.mu.Unlock()
+
+	if !want {
+		em.stopProcesses(n)
+
+		return nil
+	}
+
+	p, err := n.ensurePKI(cfg)
+	if err != nil {
+		return err
+	}
+
+	addr := n.spec.Address
+	kubeconfig := p.path("admin.kubeconfig")
+	components := []component{
+		{"etcd", func() ([]string, error) { return em.etcdArgs(n, cfg, p) }},
+		{"kube-apiserver", func() ([]string, error) {
+			return []string{
+				em.tools.Kube, "kube-apiserver",
+				"--etcd-servers", n.etcdURL(constants.EtcdClientPort), "--etcd-cafile", p.path("etcd-ca.crt"),
+				"--etcd-certfile", p.path("etcd.crt"), "--etcd-keyfile", p.path("etcd.key"),
+				"--bind-address", addr, "--advertise-address", addr, "--secure-port", strconv.Itoa(apiServerPort),
+				"--tls-cert-file", p.path("apiserver.crt"), "--tls-private-key-file", p.path("apiserver.key"),
+				"--client-ca-file", p.path("ca.crt"), "--cert-dir", filepath.Join(n.dir, "apiserver-certs"),
+				"--service-cluster-ip-range", strings.Join(cfg.Cluster().Network().ServiceCIDRs(), ","),
+				"--authorization-mode", "Node,RBAC", "--allow-privileged=true",
+				"--service-account-issuer", cfg.Cluster().Endpoint().String(),
+				"--service-account-key-file", p.path("sa.key"), "--service-account-signing-key-file", p.path("sa.key"),
+			}, nil
+		}},
+		{"kube-controller-manager", func() ([]string, error) {
+			return []string{
+				em.tools.Kube, "kube-controller-manager", "--kubeconfig", kubeconfig,
+				"--bind-address", addr, "--secure-port", strconv.Itoa(controllerManagerPort), "--leader-elect=true",
+				"--service-account-private-key-file", p.path("sa.key"), "--root-ca-file", p.path("ca.crt"),
+				"--cluster-signing-cert-file", p.path("ca.crt"), "--cluster-signing-key-file", p.path("ca.key"),
+				"--use-service-account-credentials=false",
+			}, nil
+		}},
+		{"kube-scheduler", func() ([]string, error) {
+			return []string{em.tools.Kube, "kube-scheduler", "--kubeconfig", kubeconfig,
+				"--bind-address", addr, "--secure-port", strconv.Itoa(schedulerPort), "--leader-elect=true"}, nil
+		}},
+	}
+
+	for i, c := range components {
+		if err := em.ensureProcess(n, c); err != nil {
+			return fmt.Errorf("%s: %w", c.name, err)
+		}
+
+		// the next component waits for this one
+		switch i {
+		case 0:
+			up := etcdHealthy(p.etcd, n.etcdURL(constants.EtcdClientPort))
+			em.setProbe(n, func() { n.rt.etcdUp = up })
+
+			if !up {
+				return errWait
+			}
+		case 1:
+			ready := httpOK(p.kube, fmt.Sprintf("https://%s/readyz", net.JoinHostPort(addr, strconv.Itoa(apiServerPort))))
+			em.setProbe(n, func() { n.rt.apiReady = ready })
+
+			if !ready {
+				return errWait
+			}
+		}
+	}
+
+	return nil
+}
+
+func (em *Emulator) setProbe(n *Node, set func()) {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+
+	before := n.rt.etcdUp
+	set()
+
+	if n.rt.etcdUp == before {
+		return
+	}
+
+	em.refreshServices(n)
+
+	if n.rt.etcdUp && !n.disk.EtcdMember {
+		n.disk.EtcdMember = true
+		if err := n.savePersisted(); err != nil {
+			em.log("%s: saving state: %v", n.spec.Name, err)
+		}
+	}
+}
+
+// ensureProcess starts the component if it is not running (again, if it died: Talos restarts
+// failed services), logging why it stopped.
+func (em *Emulator) ensureProcess(n *Node, c component) error {
+	if p := n.rt.procs[c.name]; p != nil {
+		if p.alive() {
+			return nil
+		}
+
+		em.log("%s: %s exited (%v), restarting; log tail:\n%s", n.spec.Name, c.name, p.cmd.ProcessState, p.tail())
+	}
+
+	argv, err := c.args()
+	if err != nil {
+		return err
+	}
+
+	logs := filepath.Join(n.dir, "logs")
+	if err := os.MkdirAll(logs, 0o700); err != nil {
+		return err
+	}
+
+	p, err := startProcess(c.name, filepath.Join(logs, c.name+".log"), argv)
+	if err != nil {
+		return err
+	}
+
+	em.mu.Lock()
+	if n.rt.procs == nil {
+		n.rt.procs = map[string]*process{}
+	}
+
+	n.rt.procs[c.name] = p
+	em.mu.Unlock()
+	em.log("%s: started %s (pid %d)", n.spec.Name, c.name, p.cmd.Process.Pid)
+
+	return nil
+}
+
+// stopProcesses stops a node's programs (power off, or no longer a control plane).
+func (em *Emulator) stopProcesses(n *Node) {
+	if len(n.rt.procs) == 0 {
+		return
+	}
+
+	var wg sync.WaitGroup
+
+	for name, p := range n.rt.procs {
+		em.log("%s: stopping %s", n.spec.Name, name)
+		wg.Go(p.stop)
+	}
+
+	wg.Wait()
+
+	em.mu.Lock()
+	n.rt.procs = nil
+	em.mu.Unlock()
+
+	em.setProbe(n, func() { n.rt.etcdUp, n.rt.apiReady = false, false })
+}
+
+// ---------------------------------------------------------------------------------------------
+// the VIP and kwok
+
+// readyAPIServers lists the powered-on control planes whose API server is ready, the holder
+// of addr (a Layer2VIPConfig address) first: the VIP stays where it is while that node is up.
+func (em *Emulator) readyAPIServers(vip netip.Addr) []*Node {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+
+	var ready []*Node
+
+	for _, n := range em.nodes {
+		if n.isControlPlane() && !n.off && n.rt.apiReady && (!vip.IsValid() || slices.Contains(vipAddresses(n.running), vip)) {
+			ready = append(ready, n)
+		}
+	}
+
+	if holder := slices.Index(ready, em.vipHolder); holder > 0 {
+		ready[0], ready[holder] = ready[holder], ready[0]
+	}
+
+	return ready
+}
+
+// reconcileVIP listens on every Layer2VIPConfig address (loopback only) of a configured control
+// plane and forwards each connection to a ready API server.
+func (em *Emulator) reconcileVIP() {
+	em.mu.Lock()
+	var vips []netip.Addr
+	for _, n := range em.nodes {
+		if n.isControlPlane() {
+			vips = append(vips, vipAddresses(n.running)...)
+		}
+	}
+	em.mu.Unlock()
+
+	for _, vip := range vips {
+		if _, listening := em.vips[vip]; listening || !vip.IsLoopback() {
+			continue
+		}
+
+		ln, err := net.Listen("tcp", net.JoinHostPort(vip.String(), strconv.Itoa(apiServerPort)))
+		if err != nil {
+			em.log("VIP %s: %v", vip, err)
+
+			continue
+		}
+
+		em.vips[vip] = ln
+		em.log("VIP %s:%d forwards to a ready API server", vip, apiServerPort)
+
+		go em.serveVIP(vip, ln)
+	}
+}
+
+func (em *Emulator) serveVIP(vip netip.Addr, ln net.Listener) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+
+		go func() {
+			defer conn.Close() //nolint:errcheck
+
+			ready := em.readyAPIServers(vip)
+			if len(ready) == 0 {
+				return // nobody holds the VIP
+			}
+
+			em.mu.Lock()
+			if em.vipHolder != ready[0] {
+				em.log("VIP %s now held by %s", vip, ready[0].spec.Name)
+				em.vipHolder = ready[0]
+			}
+			em.mu.Unlock()
+
+			upstream, err := net.DialTimeout("tcp", net.JoinHostPort(ready[0].spec.Address, strconv.Itoa(apiServerPort)), 2*time.Second)
+			if err != nil {
+				return
+			}
+			defer upstream.Close() //nolint:errcheck
+
+			go io.Copy(upstream, conn) //nolint:errcheck
+			io.Copy(conn, upstream)    //nolint:errcheck
+		}()
+	}
+}
+
+// clusterAPI is how the emulator itself reaches the Kubernetes API: through a ready API
+// server, with the admin client of that node.
+func (em *Emulator) clusterAPI() (string, *http.Client, bool) {
+	ready := em.readyAPIServers(netip.Addr{})
+	if len(ready) == 0 {
+		return "", nil, false
+	}
+
+	n := ready[0]
+
+	return fmt.Sprintf("https://%s", net.JoinHostPort(n.spec.Address, strconv.Itoa(apiServerPort))), n.rt.pki.kube, true
+}
+
+// reconcileKwok starts kwok once an API server is ready; its kubeconfig names the VIP (or the
+// first control plane when there is none).
+func (em *Emulator) reconcileKwok() {
+	if em.tools.Kwok == "" || (em.kwok != nil && em.kwok.alive()) {
+		return
+	}
+
+	ready := em.readyAPIServers(netip.Addr{})
+	if len(ready) == 0 {
+		return
+	}
+
+	n := ready[0]
+
+	em.mu.Lock()
+	server := n.spec.Address
+	if vips := vipAddresses(n.running); len(vips) > 0 && vips[0].IsLoopback() {
+		server = vips[0].String()
+	}
+	em.mu.Unlock()
+
+	dir := filepath.Join(em.stateDir, "kwok")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		em.log("kwok: %v", err)
+
+		return
+	}
+
+	ca, _ := os.ReadFile(n.rt.pki.path("ca.crt"))
+	crt, _ := os.ReadFile(n.rt.pki.path("admin.crt"))
+	key, _ := os.ReadFile(n.rt.pki.path("admin.key"))
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+
+	if err := writeFileAtomic(kubeconfig, kubeconfigYAML("https://"+net.JoinHostPort(server, strconv.Itoa(apiServerPort)), ca, crt, key)); err != nil {
+		em.log("kwok: %v", err)
+
+		return
+	}
+
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return
+	}
+
+	healthAddr := probe.Addr().String()
+	probe.Close() //nolint:errcheck
+
+	p, err := startProcess("kwok", filepath.Join(dir, "kwok.log"), []string{
+		em.tools.Kwok, "--kubeconfig", kubeconfig, "--manage-all-nodes=false",
+		"--manage-nodes-with-annotation-selector", kwokAnnotation + "=fake",
+		"--node-lease-duration-seconds", "40", "--cidr", "10.244.0.0/16", "--node-ip", server,
+		"--config", em.tools.KwokConfig, "--server-address", healthAddr,
+	})
+	if err != nil {
+		em.log("kwok: %v", err)
+
+		return
+	}
+
+	em.kwok = p
+	em.log("started kwok (pid %d) against %s", p.cmd.Process.Pid, server)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Node registration (the kubelet's part)
+
+// registerNode creates the node's Node, or brings its labels, annotations and status up to
+// date when the config changed; taints are only set at registration (the kubelet's
+// registerWithTaints), so taints added later by others stay.
+func (em *Emulator) registerNode(n *Node) error {
+	em.mu.Lock()
+	off := n.off
+
+	if !n.configured() || off {
+		em.mu.Unlock()
+
+		if off && n.rt.registered != "" {
+			em.releaseHeartbeat(n)
+		}
+
+		return nil
+	}
+
+	manifest := n.nodeManifest()
+	em.mu.Unlock()
+
+	raw, err := json.Marshal(manifest)
+	if err != nil {
+		return err
+	}
+
+	sum := sha256.Sum256(raw)
+	hash := hex.EncodeToString(sum[:])
+
+	if n.rt.registered == hash {
+		return nil
+	}
+
+	server, client, ok := em.clusterAPI()
+	if !ok {
+		return nil
+	}
+
+	name := n.hostname()
+
+	status, body, err := kubeRequest(client, http.MethodPost, server+"/api/v1/nodes", "application/json", raw)
+	if err != nil {
+		return err
+	}
+
+	if status == http.StatusConflict {
+		meta, _ := json.Marshal(map[string]any{"metadata": manifest["metadata"]})
+		if status, body, err = kubeRequest(client, http.MethodPatch, server+"/api/v1/nodes/"+name, "application/merge-patch+json", meta); err != nil {
+			return err
+		}
+	}
+
+	if status >= 300 {
+		return fmt.Errorf("%d: %s", status, body)
+	}
+
+	statusPatch, _ := json.Marshal(map[string]any{"status": manifest["status"]})
+	if status, body, err = kubeRequest(client, http.MethodPatch, server+"/api/v1/nodes/"+name+"/status", "application/merge-patch+json", statusPatch); err != nil {
+		return err
+	} else if status >= 300 {
+		return fmt.Errorf("status: %d: %s", status, body)
+	}
+
+	n.rt.registered = hash
+	em.log("%s: Node %s registered", n.spec.Name, name)
+
+	return nil
+}
+
+// releaseHeartbeat takes a powered-off node's Node away from kwok: its lease expires and
+// the node controller marks it NotReady, as when a real kubelet stops.
+func (em *Emulator) releaseHeartbeat(n *Node) {
+	n.rt.registered = ""
+
+	server, client, ok := em.clusterAPI()
+	if !ok {
+		return
+	}
+
+	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:null}}}`, kwokAnnotation)
+	if status, body, err := kubeRequest(client, http.MethodPatch, server+"/api/v1/nodes/"+n.hostname(), "application/merge-patch+json", patch); err != nil || status >= 300 {
+		em.log("%s: releasing the Node from kwok: %v %s", n.spec.Name, err, body)
+	}
+}
+
+func kubeRequest(client *http.Client, method, url, contentType string, body []byte) (int, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+
+	req.Header.Set("Content-Type", contentType)
+
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close() //nolint:errcheck
+
+	reply, _ := io.ReadAll(resp.Body)
+
+	return resp.StatusCode, strings.TrimSpace(string(reply)), nil
+}

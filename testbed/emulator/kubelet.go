@@ -1,0 +1,255 @@
+package main
+
+import (
+	"fmt"
+	"maps"
+	"math/big"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/siderolabs/talos/pkg/machinery/constants"
+	"github.com/siderolabs/talos/pkg/machinery/version"
+	"gopkg.in/yaml.v3"
+)
+
+// The emulated kubelet: the KubeletConfiguration Talos writes to /etc/kubernetes/kubelet.yaml
+// and the Node object the kubelet registers, both derived from the running config and the
+// hardware. Real kubelets compute capacity from cAdvisor; here it is the emulated kernel's
+// view (kernel.go), so the same rules decide what /proc/meminfo and the Node report.
+
+const kubeletConfigPath = "/etc/kubernetes/kubelet.yaml"
+
+// kubeletConfig is machine.kubelet.extraConfig with the fields Talos always sets or defaults
+// (NewKubeletConfiguration in talos' kubelet_spec.go): a subset, enough for what is inspected.
+func (n *Node) kubeletConfig() map[string]any {
+	cfg := maps.Clone(n.running.Machine().Kubelet().ExtraConfig())
+	if cfg == nil {
+		cfg = map[string]any{}
+	}
+
+	cfg["apiVersion"] = "kubelet.config.k8s.io/v1beta1"
+	cfg["kind"] = "KubeletConfiguration"
+	cfg["port"] = constants.KubeletPort
+	cfg["staticPodPath"] = constants.ManifestsDirectory
+	cfg["rotateCertificates"] = true
+	cfg["protectKernelDefaults"] = true
+
+	if _, ok := cfg["clusterDomain"]; !ok {
+		cfg["clusterDomain"] = n.running.Cluster().Network().DNSDomain()
+	}
+
+	if reserved, ok := cfg["systemReserved"].(map[string]any); !ok || len(reserved) == 0 {
+		memory := constants.KubeletSystemReservedMemoryWorker
+		if n.isControlPlane() {
+			memory = constants.KubeletSystemReservedMemoryControlPlane
+		}
+
+		cfg["systemReserved"] = map[string]any{
+			"cpu": constants.KubeletSystemReservedCPU, "memory": memory,
+			"pid": constants.KubeletSystemReservedPid, "ephemeral-storage": constants.KubeletSystemReservedEphemeralStorage,
+		}
+	}
+
+	if n.isControlPlane() && !n.running.Cluster().ScheduleOnControlPlanes() {
+		cfg["registerWithTaints"] = []any{map[string]any{"key": constants.LabelNodeRoleControlPlane, "effect": "NoSchedule"}}
+	}
+
+	return cfg
+}
+
+func (n *Node) kubeletConfigYAML() ([]byte, error) {
+	return yaml.Marshal(n.kubeletConfig())
+}
+
+// nodeResources is what the kubelet reports as capacity and allocatable:
+//
+//	capacity: cpu = CPUs, memory = MemTotal, hugepages-<size> = pool bytes, pods = maxPods (110)
+//	allocatable: cpu = CPUs - |reservedSystemCPUs| if set, else - (kube+system reserved cpu);
+//	memory = MemTotal - huge pages - kube/system reserved memory - evictionHard memory.available
+//	(default 100Mi, the kubelet's).
+func (n *Node) nodeResources() (capacity, allocatable map[string]string) {
+	cfg := n.kubeletConfig()
+	mem := n.memory()
+	cpus := int64(n.spec.Hardware.CPUs)
+
+	memoryBytes := new(big.Int).SetUint64(mem.totalKB * kib)
+	capacity = map[string]string{
+		"cpu":    fmt.Sprint(cpus),
+		"memory": fmt.Sprintf("%dKi", mem.totalKB),
+		"pods":   fmt.Sprint(intOr(cfg["maxPods"], 110)),
+	}
+	allocatable = maps.Clone(capacity)
+
+	hugeBytes := new(big.Int)
+
+	for _, size := range []struct {
+		kb       uint64
+		resource string
+	}{{2048, "hugepages-2Mi"}, {1024 * 1024, "hugepages-1Gi"}} {
+		bytes := new(big.Int).SetUint64(mem.pool(size.kb).total() * size.kb * kib)
+		capacity[size.resource] = bytes.String()
+		allocatable[size.resource] = bytes.String()
+		hugeBytes.Add(hugeBytes, bytes)
+	}
+
+	reservedMilli := int64(0)
+	if set, ok := cfg["reservedSystemCPUs"].(string); ok && set != "" {
+		reservedMilli = int64(len(cpusetMembers(set))) * 1000
+	} else {
+		for _, key := range []string{"kubeReserved", "systemReserved"} {
+			reservedMilli += milli(lookup(cfg, key, "cpu"))
+		}
+	}
+
+	allocatable["cpu"] = fmt.Sprintf("%dm", cpus*1000-reservedMilli)
+
+	reservedMemory := new(big.Int)
+	for _, key := range []string{"kubeReserved", "systemReserved"} {
+		reservedMemory.Add(reservedMemory, bytesOf(lookup(cfg, key, "memory")))
+	}
+
+	eviction := "100Mi"
+	if hard, ok := cfg["evictionHard"].(map[string]any); ok {
+		eviction, _ = hard["memory.available"].(string)
+	}
+
+	reservedMemory.Add(reservedMemory, bytesOf(eviction))
+
+	free := new(big.Int).Sub(memoryBytes, hugeBytes)
+	free.Sub(free, reservedMemory)
+	allocatable["memory"] = free.String()
+
+	return capacity, allocatable
+}
+
+func lookup(cfg map[string]any, section, key string) string {
+	m, _ := cfg[section].(map[string]any)
+	v, _ := m[key].(string)
+
+	return v
+}
+
+func intOr(v any, fallback int) int {
+	if i, ok := v.(int); ok {
+		return i
+	}
+
+	return fallback
+}
+
+var quantityRE = regexp.MustCompile(`^([0-9]+)(m|Ki|Mi|Gi|Ti|k|M|G|T)?$`)
+
+// milli parses a CPU quantity ("500m", "2") into millicores; "" is 0.
+func milli(q string) int64 {
+	m := quantityRE.FindStringSubmatch(q)
+	if m == nil {
+		return 0
+	}
+
+	v, _ := new(big.Int).SetString(m[1], 10)
+	if m[2] == "m" {
+		return v.Int64()
+	}
+
+	return v.Int64() * 1000
+}
+
+// bytesOf parses a memory quantity ("512Mi", "1G", "100") into bytes; "" is 0.
+func bytesOf(q string) *big.Int {
+	m := quantityRE.FindStringSubmatch(q)
+	if m == nil {
+		return new(big.Int)
+	}
+
+	v, _ := new(big.Int).SetString(m[1], 10)
+	factor := map[string]int64{"": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40}[m[2]]
+
+	return v.Mul(v, big.NewInt(factor))
+}
+
+// cpusetMembers expands "0-1,32-33" into its CPUs.
+func cpusetMembers(set string) []int {
+	var cpus []int
+
+	for part := range strings.SplitSeq(set, ",") {
+		var lo, hi int
+		if _, err := fmt.Sscanf(part, "%d-%d", &lo, &hi); err != nil {
+			if _, err := fmt.Sscanf(part, "%d", &lo); err != nil {
+				continue
+			}
+
+			hi = lo
+		}
+
+		for c := lo; c <= hi; c++ {
+			cpus = append(cpus, c)
+		}
+	}
+
+	return cpus
+}
+
+// nodeManifest is the Node the kubelet registers (labels and taints as Talos sets them:
+// node-role.kubernetes.io/control-plane, machine.nodeLabels, machine.nodeTaints).
+func (n *Node) nodeManifest() map[string]any {
+	labels := map[string]any{
+		"kubernetes.io/hostname": n.hostname(), "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+	}
+
+	if n.isControlPlane() {
+		labels[constants.LabelNodeRoleControlPlane] = ""
+	}
+
+	for k, v := range n.running.Machine().NodeLabels() {
+		labels[k] = v
+	}
+
+	taints := []any{}
+
+	if registered, ok := n.kubeletConfig()["registerWithTaints"].([]any); ok {
+		taints = append(taints, registered...)
+	}
+
+	keys := make([]string, 0, len(n.running.Machine().NodeTaints()))
+	for k := range n.running.Machine().NodeTaints() {
+		keys = append(keys, k)
+	}
+
+	sort.Strings(keys)
+
+	for _, k := range keys {
+		value, effect, found := strings.Cut(n.running.Machine().NodeTaints()[k], ":")
+		if !found {
+			value, effect = "", value
+		}
+
+		taints = append(taints, map[string]any{"key": k, "value": value, "effect": effect})
+	}
+
+	capacity, allocatable := n.nodeResources()
+	kubeletVersion := n.running.Machine().Kubelet().Image()
+	kubeletVersion = kubeletVersion[strings.LastIndex(kubeletVersion, ":")+1:]
+
+	return map[string]any{
+		"apiVersion": "v1", "kind": "Node",
+		"metadata": map[string]any{
+			"name": n.hostname(), "labels": labels,
+			"annotations": map[string]any{kwokAnnotation: "fake", "node.alpha.kubernetes.io/ttl": "0"},
+		},
+		"spec": map[string]any{"taints": taints},
+		"status": map[string]any{
+			"capacity": capacity, "allocatable": allocatable,
+			"addresses": []any{
+				map[string]any{"type": "InternalIP", "address": n.spec.Address},
+				map[string]any{"type": "Hostname", "address": n.hostname()},
+			},
+			"nodeInfo": map[string]any{"kubeletVersion": kubeletVersion, "osImage": "Talos (" + version.Tag + ")",
+				"operatingSystem": "linux", "architecture": "amd64"},
+		},
+	}
+}
+
+// kwokAnnotation marks the Nodes kwok keeps Ready (testbed/kwok/stages.yaml); a powered-off
+// node loses it, so its lease expires and the node controller marks it NotReady.
+const kwokAnnotation = "kwok.x-k8s.io/node"
