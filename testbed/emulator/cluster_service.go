@@ -58,7 +58,7 @@ func (s *machineServer) EtcdMemberList(ctx context.Context, _ *machine.EtcdMembe
 			return nil, err
 		}
 
-		members, err := etcdMembers(client, endpoint)
+		members, err := etcdMembers(client, endpoint, true)
 		if err != nil {
 			return nil, status.Error(codes.Unavailable, err.Error())
 		}
@@ -449,7 +449,7 @@ func (em *Emulator) memberPeers(ips []string) ([]string, error) {
 			return nil, fmt.Errorf("%s: %w", ip, err)
 		}
 
-		members, err := etcdMembers(client, endpoint)
+		members, err := etcdMembers(client, endpoint, true)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", ip, err)
 		}

@@ -316,12 +316,12 @@ func etcdCall(client *http.Client, endpoint, path string, body, out any) error {
 	return json.Unmarshal(reply, out)
 }
 
-func etcdMembers(client *http.Client, endpoint string) ([]etcdMember, error) {
+func etcdMembers(client *http.Client, endpoint string, linearizable bool) ([]etcdMember, error) {
 	var reply struct {
 		Members []etcdMember `json:"members"`
 	}
 
-	err := etcdCall(client, endpoint, "/v3/cluster/member/list", map[string]any{"linearizable": true}, &reply)
+	err := etcdCall(client, endpoint, "/v3/cluster/member/list", map[string]any{"linearizable": linearizable}, &reply)
 
 	return reply.Members, err
 }
@@ -387,7 +387,7 @@ func (em *Emulator) etcdArgs(n *Node, cfg config.Provider, p *nodePKI) ([]string
 	}
 
 	em.mu.Lock()
-	initial, member := n.disk.EtcdInitial, n.disk.EtcdMember
+	initial, member, join := n.disk.EtcdInitial, n.disk.EtcdMember, n.disk.EtcdJoin
 	peers := em.etcdPeers(n)
 	em.mu.Unlock()
 
@@ -399,17 +399,18 @@ func (em *Emulator) etcdArgs(n *Node, cfg config.Provider, p *nodePKI) ([]string
 		return nil, err
 	}
 
-	if initial {
+	switch {
+	case initial:
 		return append(args, "--initial-cluster", n.hostname()+"="+self, "--initial-cluster-state", "new"), nil
-	}
-
-	if len(peers) == 0 {
+	case join != "":
+		return append(args, "--initial-cluster", join, "--initial-cluster-state", "existing"), nil
+	case len(peers) == 0:
 		return nil, fmt.Errorf("%w: no healthy etcd member to join through", errWait)
 	}
 
 	peer := peers[0]
 
-	members, err := etcdMembers(peer.rt.pki.etcd, peer.etcdURL(constants.EtcdClientPort))
+	members, err := etcdMembers(peer.rt.pki.etcd, peer.etcdURL(constants.EtcdClientPort), true)
 	if err != nil {
 		return nil, err
 	}
@@ -445,7 +446,12 @@ func (em *Emulator) etcdArgs(n *Node, cfg config.Provider, p *nodePKI) ([]string
 		}
 	}
 
-	return append(args, "--initial-cluster", strings.Join(cluster, ","), "--initial-cluster-state", "existing"), nil
+	em.mu.Lock()
+	n.disk.EtcdJoin = strings.Join(cluster, ",")
+	err = n.savePersisted()
+	em.mu.Unlock()
+
+	return append(args, "--initial-cluster", strings.Join(cluster, ","), "--initial-cluster-state", "existing"), err
 }
 
 // etcdPeers are the other control planes of n's cluster whose etcd is healthy. Called with

@@ -240,6 +240,9 @@ type persistedState struct {
 	// EtcdMember: the real etcd member has been healthy once, so its data directory is a
 	// member's (a join interrupted before that starts over from an empty directory).
 	EtcdMember bool `json:"etcd_member,omitempty"`
+	// EtcdJoin is the --initial-cluster this member was added with, so a join interrupted
+	// before the member first ran (when the cluster already counts it in its quorum) resumes.
+	EtcdJoin string `json:"etcd_join,omitempty"`
 }
 
 type installRecord struct {
