@@ -13,7 +13,10 @@ description:
     (nodes, priority classes, storage classes, persistent volumes) with what the inventory
     implies, and returns one result per check.
   - C(talos_checks) compares the kernel view M(solanaops.talos.talos_node_facts) reads with the tuning;
-    kernel args, huge pages in C(/proc/meminfo) and per NUMA node, and mounted volumes.
+    kernel args, huge pages in C(/proc/meminfo) and per NUMA node, mounted volumes, and the
+    kubelet's CPU, topology and memory manager policies and reserved CPUs.
+  - C(service_checks) wants apid and kubelet (and etcd on control planes) Running and healthy;
+    C(etcd_checks) wants one healthy etcd member per control plane, with quorum and one leader.
   - C(persistent_volume_name) is the naming rule of the validator's local PersistentVolumes.
 author:
   - SolanaOps platform team (@solanaops)
@@ -41,6 +44,8 @@ class FilterModule:
         return {
             "kubernetes_checks": kubernetes_checks,
             "talos_checks": checks.talos_checks,
+            "service_checks": checks.service_checks,
+            "etcd_checks": checks.etcd_checks,
             "persistent_volume_name": checks.persistent_volume_name,
             "parse_taints": checks.parse_taints,
         }

@@ -183,12 +183,50 @@ def talos_checks(facts, validator):
         per_numa = [node.get("HugePages_Total", 0) for node in facts.get("numa") or []]
         results.append(result("HugePages_Total over NUMA nodes", name, sum(per_numa) == hugepages[default],
                               hugepages[default], " + ".join(str(n) for n in per_numa) or "absent"))
+    kubelet = facts.get("kubelet_config")
+    if kubelet is not None:
+        for field, key in (("cpuManagerPolicy", "cpu_manager_policy"), ("topologyManagerPolicy", "topology_manager_policy"),
+                           ("memoryManagerPolicy", "memory_manager_policy"), ("reservedSystemCPUs", "reserved_system_cpus")):
+            if validator.get(key):
+                results.append(result(f"kubelet {field}", name, str(kubelet.get(field)) == str(validator[key]),
+                                      validator[key], kubelet.get(field, "unset")))
     mounts = {m["mountpoint"]: m["fstype"] for m in facts.get("mounts") or []}
     for volume in validator.get("volumes") or []:
         path, fstype = f"/var/mnt/{volume['name']}", volume.get("filesystem", "xfs")
         results.append(result(f"volume {volume['name']} mounted", name, mounts.get(path) == fstype,
                               f"{path} ({fstype})", f"{path} ({mounts[path]})" if path in mounts else "not mounted"))
     return results
+
+
+def service_checks(services_by_node, controlplane_nodes):
+    """apid and kubelet Running and healthy on every node, etcd too on control planes.
+
+    services_by_node: {node name: talos_node_facts' services}."""
+    results = []
+    for node, services in services_by_node.items():
+        wanted = ["apid", "kubelet"] + (["etcd"] if node in controlplane_nodes else [])
+        for service in wanted:
+            state = services.get(service) or {}
+            observed = f"{state.get('state', 'absent')}, health {state.get('health', '?')}"
+            results.append(result(f"service {service}", node, state.get("state") == "Running"
+                                  and state.get("health") == "OK", "Running, health OK", observed))
+    return results
+
+
+def etcd_checks(etcd, controlplane_nodes):
+    """talos_etcd's status result: one member per control plane, all healthy, quorum, one leader."""
+    quorum = etcd.get("quorum") or {}
+    hostnames = sorted(m["hostname"] for m in etcd.get("members") or [])
+    expected = len(controlplane_nodes)
+    errors = "; ".join(f"{node}: {s['error']}" for node, s in (etcd.get("status") or {}).items() if "error" in s)
+    return [
+        result("etcd members", "etcd", hostnames == sorted(controlplane_nodes), ", ".join(sorted(controlplane_nodes)),
+               ", ".join(hostnames) or "none"),
+        result("etcd members healthy", "etcd", quorum.get("responding") == expected, f"{expected} of {expected}",
+               f"{quorum.get('responding', 0)} of {quorum.get('members', 0)}", errors),
+        result("etcd quorum", "etcd", quorum.get("has_quorum"), f"leader agreed by at least {expected // 2 + 1}",
+               f"leader {quorum['leader']}" if quorum.get("has_quorum") else "lost", errors),
+    ]
 
 
 def summarize(results):

@@ -11,7 +11,10 @@ short_description: Read what a Talos node's kernel reports, for verification
 version_added: 0.1.0
 description:
   - Reads C(/proc/cmdline), C(/proc/meminfo), C(/proc/mounts) and each NUMA node's
-    C(/sys/devices/system/node/nodeN/meminfo) with C(talosctl read) and returns them parsed.
+    C(/sys/devices/system/node/nodeN/meminfo) with C(talosctl read) and returns them parsed
+    (O(gather) C(kernel)).
+  - Reads the kubelet configuration Talos rendered, C(/etc/kubernetes/kubelet.yaml)
+    (O(gather) C(kubelet)), and the state of the node's services (O(gather) C(services)).
   - Read-only; never changes anything.
 options:
   node:
@@ -25,6 +28,12 @@ options:
     description: How many NUMA nodes to read C(meminfo) of.
     type: int
     default: 1
+  gather:
+    description: Which facts to read.
+    type: list
+    elements: str
+    choices: [kernel, kubelet, services]
+    default: [kernel, kubelet, services]
 extends_documentation_fragment:
   - solanaops.talos.talosctl
 attributes:
@@ -72,6 +81,16 @@ numa:
   type: list
   elements: dict
   sample: [{"node": 0, "HugePages_Total": 25000}]
+kubelet_config:
+  description: The KubeletConfiguration the node's kubelet runs with.
+  returned: when O(gather) has C(kubelet)
+  type: dict
+  sample: {"cpuManagerPolicy": "static", "topologyManagerPolicy": "single-numa-node", "reservedSystemCPUs": "0-1,32-33"}
+services:
+  description: Each service's state and health.
+  returned: when O(gather) has C(services)
+  type: dict
+  sample: {"kubelet": {"state": "Running", "health": "OK"}, "etcd": {"state": "Running", "health": "OK"}}
 talosctl_version:
   description: Version of the talosctl that ran.
   returned: success
@@ -82,6 +101,11 @@ talosctl_version:
 import re
 
 from ansible.module_utils.basic import AnsibleModule
+
+try:
+    import yaml
+except ImportError:  # pragma: no cover - ships with ansible-core
+    yaml = None
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     TALOSCTL_ARGSPEC,
     Talosctl,
@@ -112,6 +136,16 @@ def parse_mounts(text):
     return mounts
 
 
+def parse_services(stdout):
+    """`talosctl service` rows (NODE SERVICE STATE HEALTH LAST CHANGE LAST EVENT) -> {id: {state, health}}."""
+    services = {}
+    for line in stdout.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 4:
+            services[fields[1]] = {"state": fields[2], "health": fields[3]}
+    return services
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -119,6 +153,8 @@ def main():
             "node": {"type": "str", "required": True},
             "endpoint": {"type": "str"},
             "numa_nodes": {"type": "int", "default": 1},
+            "gather": {"type": "list", "elements": "str", "choices": ["kernel", "kubelet", "services"],
+                       "default": ["kernel", "kubelet", "services"]},
         },
         supports_check_mode=True,
     )
@@ -130,15 +166,20 @@ def main():
         def read(path):
             return talosctl.run(["read", path], nodes=nodes, endpoints=endpoints, node_name=params["node"])[1]
 
-        result = {
-            "changed": False,
-            "talosctl_version": talosctl.version,
-            "cmdline": read("/proc/cmdline").split(),
-            "meminfo": parse_meminfo(read("/proc/meminfo")),
-            "mounts": parse_mounts(read("/proc/mounts")),
-            "numa": [{"node": n, **parse_meminfo(read(f"/sys/devices/system/node/node{n}/meminfo"))}
-                     for n in range(params["numa_nodes"])],
-        }
+        result = {"changed": False, "talosctl_version": talosctl.version}
+        if "kernel" in params["gather"]:
+            result.update(
+                cmdline=read("/proc/cmdline").split(),
+                meminfo=parse_meminfo(read("/proc/meminfo")),
+                mounts=parse_mounts(read("/proc/mounts")),
+                numa=[{"node": n, **parse_meminfo(read(f"/sys/devices/system/node/node{n}/meminfo"))}
+                      for n in range(params["numa_nodes"])],
+            )
+        if "kubelet" in params["gather"]:
+            result["kubelet_config"] = yaml.safe_load(read("/etc/kubernetes/kubelet.yaml")) or {}
+        if "services" in params["gather"]:
+            stdout = talosctl.run(["service"], nodes=nodes, endpoints=endpoints, node_name=params["node"])[1]
+            result["services"] = parse_services(stdout)
     except TalosError as error:
         fail_json_from(module, error)
     module.exit_json(**result)

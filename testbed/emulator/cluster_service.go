@@ -8,7 +8,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -94,6 +96,57 @@ func (s *machineServer) EtcdStatus(ctx context.Context, _ *emptypb.Empty) (*mach
 			RaftIndex: parseID(st.RaftIndex), RaftTerm: parseID(st.RaftTerm), RaftAppliedIndex: parseID(st.RaftAppliedIndex),
 			Errors: st.Errors, IsLearner: st.IsLearner,
 		}}}}, nil
+	})
+}
+
+// EtcdSnapshot streams the member's database, read through etcd's snapshot API (the
+// gateway's newline-delimited JSON stream of base64 blobs).
+func (s *machineServer) EtcdSnapshot(_ *machine.EtcdSnapshotRequest, stream grpc.ServerStreamingServer[common.Data]) error {
+	return s.dispatchStream(stream.Context(), stream.Send, func(n *Node, send func(*common.Data) error) error {
+		endpoint, client, err := s.em.etcdClient(n)
+		if err != nil {
+			return err
+		}
+
+		long := *client
+		long.Timeout = 5 * time.Minute
+
+		resp, err := long.Post(endpoint+"/v3/maintenance/snapshot", "application/json", strings.NewReader("{}"))
+		if err != nil {
+			return status.Error(codes.Unavailable, err.Error())
+		}
+		defer resp.Body.Close() //nolint:errcheck
+
+		decoder := json.NewDecoder(resp.Body)
+
+		for {
+			var chunk struct {
+				Result struct {
+					Blob []byte `json:"blob"`
+				} `json:"result"`
+				Error *struct {
+					Message string `json:"message"`
+				} `json:"error"`
+			}
+
+			if err := decoder.Decode(&chunk); err != nil {
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+
+				return err
+			}
+
+			if chunk.Error != nil {
+				return status.Error(codes.Unavailable, chunk.Error.Message)
+			}
+
+			if len(chunk.Result.Blob) > 0 {
+				if err := send(&common.Data{Bytes: chunk.Result.Blob}); err != nil {
+					return err
+				}
+			}
+		}
 	})
 }
 
@@ -522,7 +575,7 @@ func (em *Emulator) k8sNodes(ips []string) (map[string]bool, error) {
 		}
 
 		if !slices.Contains(ips, ip) {
-			unexpected = append(unexpected, item.Metadata.Name)
+			unexpected = append(unexpected, ip)
 
 			continue
 		}
@@ -540,11 +593,14 @@ func (em *Emulator) k8sNodes(ips []string) (map[string]bool, error) {
 		}
 	}
 
+	// Talos' wording (cluster.NodesMatch)
 	switch {
 	case len(missing) > 0:
-		return nil, fmt.Errorf("expected nodes with addresses %v not found", missing)
+		return nil, fmt.Errorf("can't find expected node with IPs %q", missing)
 	case len(unexpected) > 0:
-		return nil, fmt.Errorf("unexpected nodes %v", unexpected)
+		slices.Sort(unexpected)
+
+		return nil, fmt.Errorf("unexpected nodes with IPs %q", unexpected)
 	}
 
 	return ready, nil

@@ -630,7 +630,7 @@ var (
 	nodeMeminfoRE  = regexp.MustCompile(`^/sys/devices/system/node/node([0-9]+)/meminfo$`)
 	nodeHugeRE     = regexp.MustCompile(`^/sys/devices/system/node/node([0-9]+)/hugepages/hugepages-([0-9]+)kB/nr_hugepages$`)
 	globalHugeRE   = regexp.MustCompile(`^/sys/kernel/mm/hugepages/hugepages-([0-9]+)kB/nr_hugepages$`)
-	directoryPaths = []string{"/", "/proc", "/sys", "/sys/devices/system/node", "/sys/kernel/mm/hugepages", "/var", "/var/mnt"}
+	directoryPaths = []string{"/", "/etc", "/etc/kubernetes", "/proc", "/sys", "/sys/devices/system/node", "/sys/kernel/mm/hugepages", "/var", "/var/mnt"}
 )
 
 // readFile returns the content of an emulated file.
@@ -665,6 +665,10 @@ func (n *Node) readFile(path string) ([]byte, error) {
 		return fmt.Appendf(nil, "0-%d\n", mem.numa-1), nil
 	case "/proc/sys/kernel/hostname":
 		return []byte(n.hostname() + "\n"), nil
+	case kubeletConfigPath:
+		if n.configured() {
+			return n.kubeletConfigYAML()
+		}
 	}
 
 	if m := nodeMeminfoRE.FindStringSubmatch(path); m != nil {

@@ -53,6 +53,7 @@ var rules = map[string]role.Set{
 	"/machine.MachineService/Bootstrap":          role.MakeSet(role.Admin),
 	"/machine.MachineService/EtcdMemberList":     role.MakeSet(role.Admin, role.Operator, role.Reader),
 	"/machine.MachineService/EtcdStatus":         role.MakeSet(role.Admin, role.Operator, role.Reader),
+	"/machine.MachineService/EtcdSnapshot":       role.MakeSet(role.Admin, role.Operator),
 	"/machine.MachineService/Kubeconfig":         role.MakeSet(role.Admin),
 	"/machine.MachineService/Shutdown":           role.MakeSet(role.Admin),
 	"/cluster.ClusterService/HealthCheck":        role.MakeSet(role.Admin, role.Operator, role.Reader),

@@ -1,0 +1,216 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, SolanaOps platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: talos_etcd
+short_description: Inspect the etcd cluster of Talos control planes, or take a snapshot
+version_added: 0.2.0
+description:
+  - O(state=status) asks every node in O(nodes) for its member status and one reachable node for
+    the member list, and sums up quorum - how many members answer, whether they agree on a leader,
+    and whether that is a majority of the members.
+  - O(state=snapshot) streams a consistent snapshot of one member's database to O(dest) (mode
+    0600; C(talosctl etcd snapshot) verifies it).
+  - Only O(state=snapshot) changes anything (it writes O(dest)).
+options:
+  nodes:
+    description: Control-plane nodes to ask. For O(state=snapshot) the first reachable one is used.
+    type: list
+    elements: str
+    required: true
+  state:
+    description: What to do.
+    type: str
+    choices: [status, snapshot]
+    default: status
+  dest:
+    description: Path of the snapshot file, for O(state=snapshot).
+    type: path
+  require_quorum:
+    description: With O(state=status), fail (after gathering everything) when etcd has no quorum.
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - solanaops.talos.talosctl
+attributes:
+  check_mode:
+    support: full
+    description: Status reads the same; a snapshot is not taken.
+  diff_mode:
+    support: none
+    description: No diff is produced.
+author:
+  - SolanaOps platform team (@solanaops)
+"""
+
+EXAMPLES = r"""
+- name: Require etcd quorum
+  solanaops.talos.talos_etcd:
+    nodes: [10.0.1.11, 10.0.1.12, 10.0.1.13]
+    require_quorum: true
+    talosconfig: /srv/talos/solana-cluster/talosconfig
+
+- name: Snapshot etcd before an upgrade
+  solanaops.talos.talos_etcd:
+    nodes: [10.0.1.11]
+    state: snapshot
+    dest: /srv/backup/etcd.snapshot
+    talosconfig: /srv/talos/solana-cluster/talosconfig
+"""
+
+RETURN = r"""
+members:
+  description: The etcd members, as one reachable node lists them.
+  returned: state=status
+  type: list
+  elements: dict
+  sample: [{"id": "9d2f47d609371970", "hostname": "controlplane-1", "peer_urls": ["https://10.0.1.11:2380"], "learner": false}]
+status:
+  description: Per node asked, its member status, or the error it answered with.
+  returned: state=status
+  type: dict
+  sample: {"10.0.1.11": {"member": "9d2f47d609371970", "leader": "9d2f47d609371970", "raft_index": 342, "errors": ""}}
+quorum:
+  description: >-
+    C(members) (count), C(responding) (members answering with a status and no errors), C(needed)
+    (majority), C(leader) (when the responding members agree) and C(has_quorum).
+  returned: state=status
+  type: dict
+  sample: {"members": 3, "responding": 2, "needed": 2, "leader": "9d2f47d609371970", "has_quorum": true}
+dest:
+  description: The snapshot written.
+  returned: state=snapshot
+  type: str
+talosctl_version:
+  description: Version of the talosctl that ran.
+  returned: success
+  type: str
+"""
+
+import os
+import re
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
+    TALOSCTL_ARGSPEC,
+    NodeUnreachable,
+    Talosctl,
+    TalosError,
+    fail_json_from,
+)
+
+_COLUMNS = re.compile(r"\s{2,}")
+
+
+def parse_table(stdout):
+    """talosctl's aligned tables (columns two or more spaces apart) -> list of {HEADER: value}."""
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    if not lines:
+        return []
+    header = _COLUMNS.split(lines[0].strip())
+    return [dict(zip(header, _COLUMNS.split(line.strip()))) for line in lines[1:]]
+
+
+def parse_members(stdout):
+    return [{"id": row["ID"], "hostname": row["HOSTNAME"], "peer_urls": row["PEER URLS"].split(","),
+             "client_urls": row["CLIENT URLS"].split(","), "learner": row.get("LEARNER") == "true"}
+            for row in parse_table(stdout)]
+
+
+def parse_status(stdout):
+    """{node: status} from `talosctl etcd status`."""
+    return {row["NODE"]: {"member": row["MEMBER"], "leader": row["LEADER"], "raft_index": int(row["RAFT INDEX"]),
+                          "raft_term": int(row["RAFT TERM"]), "db_size": row["DB SIZE"],
+                          "learner": row.get("LEARNER") == "true", "errors": row.get("ERRORS", "")}
+            for row in parse_table(stdout)}
+
+
+def parse_node_errors(stderr):
+    """'* 10.0.1.12: rpc error: ...' lines of a multi-node failure -> {node: message}."""
+    return {match.group(1): match.group(2).strip()
+            for match in re.finditer(r"^\s*\* ([^:\s]+): (.*)$", stderr or "", re.MULTILINE)}
+
+
+def summarize_quorum(members, status):
+    voters = [m for m in members if not m["learner"]]
+    ids = {m["id"] for m in voters}
+    healthy = [s for s in status.values() if "member" in s and s["member"] in ids and not s["errors"]]
+    leaders = {s["leader"] for s in healthy}
+    needed = len(voters) // 2 + 1
+    leader = leaders.pop() if len(leaders) == 1 else None
+    return {"members": len(voters), "responding": len(healthy), "needed": needed, "leader": leader,
+            "has_quorum": bool(voters) and len(healthy) >= needed and leader in ids}
+
+
+def status(module, talosctl, nodes):
+    result = {"changed": False, "members": [], "status": {}}
+    for node in nodes:  # the member list from the first node that can give it
+        try:
+            _rc, stdout, _stderr = talosctl.run(["etcd", "members"], nodes=[node], endpoints=[node], node_name=node)
+        except TalosError:
+            continue
+        result["members"] = parse_members(stdout)
+        break
+    for node in nodes:  # each node through itself, so one dead endpoint does not hide the others
+        rc, stdout, stderr = talosctl.run(["etcd", "status"], nodes=[node], endpoints=[node], check=False)
+        parsed = parse_status(stdout)
+        if rc == 0 and node in parsed:
+            result["status"][node] = parsed[node]
+        else:
+            error = parse_node_errors(stderr).get(node) or (stderr.strip().splitlines() or ["no answer"])[-1]
+            result["status"][node] = {"error": error}
+    result["quorum"] = summarize_quorum(result["members"], result["status"])
+    if module.params["require_quorum"] and not result["quorum"]["has_quorum"]:
+        quorum = result["quorum"]
+        errors = "; ".join(f"{node}: {s['error']}" for node, s in result["status"].items() if "error" in s)
+        module.fail_json(msg=f"etcd has lost quorum: {quorum['responding']} of {quorum['members']} members "
+                             f"respond, {quorum['needed']} needed" + (f" ({errors})" if errors else ""), **result)
+    return result
+
+
+def snapshot(module, talosctl, nodes):
+    dest = module.params["dest"]
+    result = {"changed": True, "dest": dest}
+    if module.check_mode:
+        return result
+    errors = []
+    for node in nodes:
+        try:
+            talosctl.run(["etcd", "snapshot", dest], nodes=[node], endpoints=[node], node_name=node)
+        except NodeUnreachable as error:
+            errors.append(str(error))
+            continue
+        os.chmod(dest, 0o600)
+        result["node"] = node
+        return result
+    raise NodeUnreachable("no node could take the snapshot: " + "; ".join(errors))
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            **TALOSCTL_ARGSPEC,
+            "nodes": {"type": "list", "elements": "str", "required": True},
+            "state": {"type": "str", "choices": ["status", "snapshot"], "default": "status"},
+            "dest": {"type": "path"},
+            "require_quorum": {"type": "bool", "default": False},
+        },
+        required_if=[("state", "snapshot", ["dest"])],
+        supports_check_mode=True,
+    )
+    try:
+        talosctl = Talosctl(module)
+        act = status if module.params["state"] == "status" else snapshot
+        result = act(module, talosctl, module.params["nodes"])
+        result["talosctl_version"] = talosctl.version
+    except TalosError as error:
+        fail_json_from(module, error)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, SolanaOps platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: talos_kubeconfig
+short_description: Fetch the cluster's admin kubeconfig from a control-plane node
+version_added: 0.2.0
+description:
+  - Runs C(talosctl kubeconfig) against one control-plane node and writes the result to O(path)
+    with mode 0600 (atomically, the credentials never appear in the output).
+  - Talos issues a new client certificate on every request, so an existing file is kept (no
+    change) while it points at the same server, trusts the same cluster CA and its certificate
+    stays valid for more than O(min_valid_days) days.
+  - O(server) points the kubeconfig at another API address, for example the VIP.
+options:
+  node:
+    description: Control-plane node to fetch from (also the endpoint).
+    type: str
+    required: true
+  path:
+    description: Where to write the kubeconfig.
+    type: path
+    required: true
+  server:
+    description: API server URL to write instead of the one Talos returns (C(cluster.controlPlane.endpoint)).
+    type: str
+  min_valid_days:
+    description: Renew the file when its client certificate expires within this many days.
+    type: int
+    default: 30
+extends_documentation_fragment:
+  - solanaops.talos.talosctl
+attributes:
+  check_mode:
+    support: full
+    description: Reports whether the file would be written, without writing it.
+  diff_mode:
+    support: partial
+    description: The diff shows the server and the CA fingerprint, never the credentials.
+author:
+  - SolanaOps platform team (@solanaops)
+"""
+
+EXAMPLES = r"""
+- name: Fetch the kubeconfig, pointed at the VIP
+  solanaops.talos.talos_kubeconfig:
+    node: 10.0.1.11
+    path: /srv/talos/solana-cluster/kubeconfig
+    server: https://10.0.1.10:6443
+    talosconfig: /srv/talos/solana-cluster/talosconfig
+"""
+
+RETURN = r"""
+path:
+  description: The kubeconfig written (or kept).
+  returned: success
+  type: str
+server:
+  description: The API server URL the kubeconfig names.
+  returned: success
+  type: str
+  sample: https://10.0.1.10:6443
+expires:
+  description: When the client certificate in the file expires (ISO 8601, UTC).
+  returned: success
+  type: str
+talosctl_version:
+  description: Version of the talosctl that ran.
+  returned: success
+  type: str
+"""
+
+import base64
+import datetime
+import hashlib
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.solanaops.talos.plugins.module_utils.secret_files import read_text, write_private
+from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
+    TALOSCTL_ARGSPEC,
+    Talosctl,
+    TalosError,
+    fail_json_from,
+)
+
+try:
+    import yaml
+    from cryptography import x509
+except ImportError:  # pragma: no cover - both ship with ansible-core's controller requirements
+    yaml = x509 = None
+
+
+class KubeconfigError(TalosError):
+    hint = "fetch it again, or remove the file so it is rewritten"
+
+
+def summarize(text):
+    """(server, CA fingerprint, client certificate expiry) of a kubeconfig's current context."""
+    try:
+        config = yaml.safe_load(text) or {}
+        context_name = config.get("current-context")
+        context = next(c["context"] for c in config["contexts"] if c["name"] == context_name)
+        cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"])
+        user = next(u["user"] for u in config["users"] if u["name"] == context["user"])
+        ca = base64.b64decode(cluster["certificate-authority-data"])
+        cert = x509.load_pem_x509_certificate(base64.b64decode(user["client-certificate-data"]))
+    except (yaml.YAMLError, KeyError, StopIteration, TypeError, ValueError) as error:
+        raise KubeconfigError(f"not a usable kubeconfig: {error}") from None
+    return cluster["server"], hashlib.sha256(ca).hexdigest()[:16], cert.not_valid_after_utc
+
+
+def with_server(text, server):
+    """The kubeconfig with every cluster's server replaced."""
+    config = yaml.safe_load(text)
+    for cluster in config["clusters"]:
+        cluster["cluster"]["server"] = server
+    return yaml.safe_dump(config, default_flow_style=False, sort_keys=False)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            **TALOSCTL_ARGSPEC,
+            "node": {"type": "str", "required": True},
+            "path": {"type": "path", "required": True},
+            "server": {"type": "str"},
+            "min_valid_days": {"type": "int", "default": 30},
+        },
+        supports_check_mode=True,
+    )
+    if yaml is None:
+        module.fail_json(msg="talos_kubeconfig needs PyYAML and cryptography on the controller")
+    params = module.params
+    path = params["path"]
+    result = {"changed": False, "path": path}
+    try:
+        talosctl = Talosctl(module)
+        result["talosctl_version"] = talosctl.version
+        _rc, fetched, _stderr = talosctl.run(["kubeconfig", "-", "--merge=false"], nodes=[params["node"]],
+                                             endpoints=[params["node"]], node_name=params["node"])
+        if params["server"]:
+            fetched = with_server(fetched, params["server"])
+        server, ca, expires = summarize(fetched)
+        result.update(server=server, expires=expires.isoformat())
+
+        renew_before = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=params["min_valid_days"])
+        before = None
+        if os.path.exists(path):
+            try:
+                before = summarize(read_text(path))
+            except KubeconfigError:
+                before = ("(unreadable)", "", None)
+            if before[:2] == (server, ca) and before[2] and before[2] > renew_before:
+                result["expires"] = before[2].isoformat()
+                module.exit_json(**result)
+
+        result["changed"] = True
+        if module._diff:
+            describe = "server: {0}\nca sha256: {1}\n"
+            result["diff"] = {"before": describe.format(*before[:2]) if before else "",
+                              "after": describe.format(server, ca), "before_header": path, "after_header": path}
+        if not module.check_mode:
+            write_private(module, path, fetched)
+    except TalosError as error:
+        fail_json_from(module, error, **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
