@@ -34,6 +34,17 @@ options:
     description: With O(state=status), fail (after gathering everything) when etcd has no quorum.
     type: bool
     default: false
+  wait_for:
+    description:
+      - With O(state=status), ask again until etcd has C(quorum), or until C(all) members respond,
+        for at most O(timeout) seconds; C(none) asks once.
+    type: str
+    choices: [none, quorum, all]
+    default: none
+  timeout:
+    description: Seconds O(wait_for) may take.
+    type: int
+    default: 60
 extends_documentation_fragment:
   - solanaops.talos.talosctl
 attributes:
@@ -77,7 +88,8 @@ status:
 quorum:
   description: >-
     C(members) (count), C(responding) (members answering with a status and no errors), C(needed)
-    (majority), C(leader) (when the responding members agree) and C(has_quorum).
+    (majority), C(leader) (when the responding members agree) and C(has_quorum). When no node can
+    list the members (etcd answers that only with quorum), C(members) counts the nodes asked.
   returned: state=status
   type: dict
   sample: {"members": 3, "responding": 2, "needed": 2, "leader": "9d2f47d609371970", "has_quorum": true}
@@ -93,6 +105,7 @@ talosctl_version:
 
 import os
 import re
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
@@ -135,18 +148,20 @@ def parse_node_errors(stderr):
             for match in re.finditer(r"^\s*\* ([^:\s]+): (.*)$", stderr or "", re.MULTILINE)}
 
 
-def summarize_quorum(members, status):
+def summarize_quorum(members, status, asked):
+    """Quorum from the member list, or, when no node could list it, from the nodes asked."""
     voters = [m for m in members if not m["learner"]]
-    ids = {m["id"] for m in voters}
-    healthy = [s for s in status.values() if "member" in s and s["member"] in ids and not s["errors"]]
+    ids = {m["id"] for m in voters} if voters else {s.get("member") for s in status.values()}
+    count = len(voters) or len(asked)
+    healthy = [s for s in status.values() if s.get("member") in ids and not s.get("errors") and s.get("leader", "").strip("0")]
     leaders = {s["leader"] for s in healthy}
-    needed = len(voters) // 2 + 1
+    needed = count // 2 + 1
     leader = leaders.pop() if len(leaders) == 1 else None
-    return {"members": len(voters), "responding": len(healthy), "needed": needed, "leader": leader,
-            "has_quorum": bool(voters) and len(healthy) >= needed and leader in ids}
+    return {"members": count, "responding": len(healthy), "needed": needed, "leader": leader,
+            "has_quorum": len(healthy) >= needed and leader is not None}
 
 
-def status(module, talosctl, nodes):
+def ask(talosctl, nodes):
     result = {"changed": False, "members": [], "status": {}}
     for node in nodes:  # the member list from the first node that can give it
         try:
@@ -163,12 +178,32 @@ def status(module, talosctl, nodes):
         else:
             error = parse_node_errors(stderr).get(node) or (stderr.strip().splitlines() or ["no answer"])[-1]
             result["status"][node] = {"error": error}
-    result["quorum"] = summarize_quorum(result["members"], result["status"])
-    if module.params["require_quorum"] and not result["quorum"]["has_quorum"]:
-        quorum = result["quorum"]
-        errors = "; ".join(f"{node}: {s['error']}" for node, s in result["status"].items() if "error" in s)
-        module.fail_json(msg=f"etcd has lost quorum: {quorum['responding']} of {quorum['members']} members "
-                             f"respond, {quorum['needed']} needed" + (f" ({errors})" if errors else ""), **result)
+    result["quorum"] = summarize_quorum(result["members"], result["status"], nodes)
+    return result
+
+
+def waited_for(result, wait_for):
+    quorum = result["quorum"]
+    return {"none": True, "quorum": quorum["has_quorum"],
+            "all": quorum["has_quorum"] and quorum["responding"] == quorum["members"]}[wait_for]
+
+
+def status(module, talosctl, nodes):
+    params = module.params
+    deadline = time.monotonic() + params["timeout"]
+    result = ask(talosctl, nodes)
+    while not waited_for(result, params["wait_for"]) and time.monotonic() < deadline:
+        time.sleep(1)
+        result = ask(talosctl, nodes)
+    quorum = result["quorum"]
+    errors = "; ".join(f"{node}: {s['error']}" for node, s in result["status"].items() if "error" in s)
+    summary = (f"{quorum['responding']} of {quorum['members']} members respond, {quorum['needed']} needed"
+               + (f" ({errors})" if errors else ""))
+    if params["require_quorum"] and not quorum["has_quorum"]:
+        module.fail_json(msg=f"etcd has lost quorum: {summary}", **result)
+    if not waited_for(result, params["wait_for"]):
+        module.fail_json(msg=f"etcd did not reach {params['wait_for']} within {params['timeout']}s: {summary}",
+                         **result)
     return result
 
 
@@ -198,6 +233,8 @@ def main():
             "state": {"type": "str", "choices": ["status", "snapshot"], "default": "status"},
             "dest": {"type": "path"},
             "require_quorum": {"type": "bool", "default": False},
+            "wait_for": {"type": "str", "choices": ["none", "quorum", "all"], "default": "none"},
+            "timeout": {"type": "int", "default": 60},
         },
         required_if=[("state", "snapshot", ["dest"])],
         supports_check_mode=True,

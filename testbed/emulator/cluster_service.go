@@ -207,13 +207,28 @@ func (s *machineServer) Kubeconfig(_ *emptypb.Empty, stream grpc.ServerStreaming
 	})
 }
 
-// Shutdown powers the node off once the reply is on its way: its programs stop and its API goes
-// away until the testbed's power control turns it on again (a real machine needs its BMC).
+// Shutdown powers the node off: its API goes away until the testbed's power control turns it on
+// again (a real machine needs its BMC). The reply comes once its programs have stopped, so a
+// caller observes the cluster without them.
 func (s *machineServer) Shutdown(ctx context.Context, _ *machine.ShutdownRequest) (*machine.ShutdownResponse, error) {
-	return dispatch(ctx, s, func(_ context.Context, n *Node) (*machine.ShutdownResponse, error) {
+	return dispatch(ctx, s, func(ctx context.Context, n *Node) (*machine.ShutdownResponse, error) {
 		s.em.setPower(n, false)
 
-		return &machine.ShutdownResponse{Messages: []*machine.Shutdown{{ActorId: "emulator"}}}, nil
+		for {
+			s.em.mu.Lock()
+			stopped := len(n.rt.procs) == 0
+			s.em.mu.Unlock()
+
+			if stopped {
+				return &machine.ShutdownResponse{Messages: []*machine.Shutdown{{ActorId: "emulator"}}}, nil
+			}
+
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
 	})
 }
 

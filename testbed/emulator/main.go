@@ -164,7 +164,12 @@ func (ep *endpoint) sync() error {
 	}
 
 	if !up {
-		ep.em.log("%s: API down: %v", ep.node.spec.Name, errNoIssuer)
+		reason := errNoIssuer.Error()
+		if ep.node.off {
+			reason = "powered off"
+		}
+
+		ep.em.log("%s: API down: %s", ep.node.spec.Name, reason)
 		ep.ln.Close() //nolint:errcheck
 		ep.ln, ep.node.listening = nil, false
 
@@ -191,6 +196,8 @@ func (ep *endpoint) sync() error {
 
 func (ep *endpoint) describe() string {
 	switch {
+	case ep.node.off:
+		return "powered off"
 	case !ep.node.configured():
 		return "maintenance"
 	case !ep.node.listening:
