@@ -36,8 +36,8 @@ options:
     default: false
   wait_for:
     description:
-      - With O(state=status), ask again until etcd has C(quorum), or until C(all) members respond,
-        for at most O(timeout) seconds; C(none) asks once.
+      - With O(state=status), ask again until etcd has C(quorum), or until C(all) nodes asked are
+        members and respond, for at most O(timeout) seconds; C(none) asks once.
     type: str
     choices: [none, quorum, all]
     default: none
@@ -182,17 +182,18 @@ def ask(talosctl, nodes):
     return result
 
 
-def waited_for(result, wait_for):
+def waited_for(result, wait_for, nodes):
+    """``all``: every node asked is a voting member and answers (a member still joining is not)."""
     quorum = result["quorum"]
     return {"none": True, "quorum": quorum["has_quorum"],
-            "all": quorum["has_quorum"] and quorum["responding"] == quorum["members"]}[wait_for]
+            "all": quorum["has_quorum"] and quorum["responding"] == quorum["members"] == len(nodes)}[wait_for]
 
 
 def status(module, talosctl, nodes):
     params = module.params
     deadline = time.monotonic() + params["timeout"]
     result = ask(talosctl, nodes)
-    while not waited_for(result, params["wait_for"]) and time.monotonic() < deadline:
+    while not waited_for(result, params["wait_for"], nodes) and time.monotonic() < deadline:
         time.sleep(1)
         result = ask(talosctl, nodes)
     quorum = result["quorum"]
@@ -201,7 +202,7 @@ def status(module, talosctl, nodes):
                + (f" ({errors})" if errors else ""))
     if params["require_quorum"] and not quorum["has_quorum"]:
         module.fail_json(msg=f"etcd has lost quorum: {summary}", **result)
-    if not waited_for(result, params["wait_for"]):
+    if not waited_for(result, params["wait_for"], nodes):
         module.fail_json(msg=f"etcd did not reach {params['wait_for']} within {params['timeout']}s: {summary}",
                          **result)
     return result

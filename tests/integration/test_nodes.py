@@ -1,10 +1,13 @@
-"""The node-facing stages with the real talosctl against emulated Talos machines
-(testbed/emulator): apply in maintenance mode then authenticated, bootstrap exactly once, and
-the faults an operator meets."""
+"""The whole deployment with the real talosctl against emulated Talos machines
+(testbed/emulator) whose control planes run real etcd and Kubernetes: apply in maintenance mode
+then authenticated, bootstrap exactly once, health, kubeconfig, post-configuration, verify, the
+failover drill, and the faults an operator meets."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import stat
 
 import pytest
 import yaml
@@ -17,7 +20,8 @@ def deploy(playbook, emulator, talosctl, tmp_path):
     args = ["-i", "inventory/local", "-e", f"talos_cluster_output_dir={out}", "-e", f"talosctl_path={talosctl}"]
 
     def run(play: str, *extra: str):
-        return playbook(f"playbooks/{play}.yml", *args, *extra)
+        # the drill powers nodes back on through this emulator's control socket
+        return playbook(f"playbooks/{play}.yml", *args, *extra, env={"TESTBED_STATE": str(emulator.state)})
 
     generated = run("generate")
     assert generated.rc == 0, generated.failure_messages()
@@ -26,6 +30,7 @@ def deploy(playbook, emulator, talosctl, tmp_path):
 
 
 APPLY = "Apply the machine configuration (maintenance mode first time, authenticated later)"
+WORKER_APPLY = "Apply the validator's machine configuration (maintenance mode first time, authenticated later)"
 BOOTSTRAP = "Bootstrap etcd once, on the first control-plane node"
 
 
@@ -35,20 +40,68 @@ def task_results(run, name):
             if task["task"]["name"].split(" : ")[-1] == name for host, result in task["hosts"].items()}
 
 
-def test_site_applies_and_bootstraps_once_then_changes_nothing(deploy, talosctl):
+def test_site_deploys_a_healthy_verified_cluster_then_changes_nothing(deploy, talosctl):
     first = deploy("site")
     assert first.rc == 0, first.failure_messages()
-    applied = task_results(first, APPLY)
-    assert set(applied) == {"controlplane-1", "controlplane-2", "controlplane-3"}
+    applied = {**task_results(first, APPLY), **task_results(first, WORKER_APPLY)}
+    assert set(applied) == {"controlplane-1", "controlplane-2", "controlplane-3", "solana-validator"}
     assert all(r["changed"] and r["maintenance"] for r in applied.values())
     assert all(r["mode_details"] == "Applied configuration without a reboot" for r in applied.values())
     bootstrapped = task_results(first, BOOTSTRAP)
     assert [r["changed"] for r in bootstrapped.values()] == [True]
+    # real etcd formed a three-member cluster; every Talos health check passed
+    (etcd,) = task_results(first, "Wait for etcd to form its cluster, every member healthy").values()
+    assert sorted(m["hostname"] for m in etcd["members"]) == ["controlplane-1", "controlplane-2", "controlplane-3"]
+    (health,) = task_results(first, "Wait for the workers to join and the whole cluster to report healthy").values()
+    assert health["healthy"] and "all k8s nodes to report ready" in [c["name"] for c in health["checks"]]
+    # the kubeconfig is private and names the VIP, whatever node it came from
+    kubeconfig = deploy.out / "kubeconfig"
+    assert stat.S_IMODE(kubeconfig.stat().st_mode) == 0o600
+    assert yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"] == "https://127.0.1.10:6443"
+    # verify covered both halves: Kubernetes objects, kernel, kubelet policies, services, etcd
+    report = json.loads((deploy.out / "verify" / "report.json").read_text())
+    names = {r["name"] for r in report["results"]}
+    assert {"etcd quorum", "service etcd", "kubelet cpuManagerPolicy", "HugePages_Total", "PriorityClass",
+            "allocatable hugepages-2Mi"} <= names, names
+    assert all(r["passed"] for r in report["results"])
 
     again = deploy("site")
     assert again.rc == 0 and again.changed == 0, again.stats
     reapplied = task_results(again, APPLY)
     assert all(r["maintenance"] is False for r in reapplied.values()), "the second run is authenticated"
+
+
+def test_failover_drill_survives_one_control_plane_and_reports_lost_quorum_with_two(deploy):
+    assert deploy("site").rc == 0
+    drill = deploy("failover")
+    assert drill.rc == 0, drill.failure_messages()
+    outcome = json.loads((deploy.out / "failover-drill.json").read_text())
+    assert outcome["stopped"] == ["controlplane-1"] and outcome["survived"] and outcome["rejoined"]
+    assert outcome["proofs"]["etcd quorum"] == "ok: 2 of 3 members respond, 2 needed"
+    assert outcome["proofs"]["probe pod scheduled"].startswith("ok, on ")
+
+    lost = deploy("failover", "-e", "failover_drill_stop_count=2", "-e", "failover_drill_wait_timeout=24")
+    assert lost.rc != 0
+    message = "\n".join(lost.failure_messages())
+    assert "etcd quorum: LOST: 0 of 3 members respond, 2 needed" in message, message
+    assert "kubernetes API accepts writes through the endpoint: unavailable through https://127.0.1.10:6443" in message
+    outcome = json.loads((deploy.out / "failover-drill.json").read_text())
+    assert outcome["rejoined"], "the nodes are powered back on and the cluster heals"
+    # and the cluster is whole again: a full site run changes nothing
+    assert deploy("site").changed == 0
+
+
+def test_worker_before_the_control_plane_is_refused_untouched(deploy, module, talosctl):
+    run = deploy("worker")
+    assert run.rc != 0
+    message = "\n".join(run.failure_messages())
+    assert "the control plane is not up" in message and "no worker was touched" in message, message
+    assert task_results(run, WORKER_APPLY) == {}, "the worker config was not applied"
+    # the worker is still waiting in maintenance mode
+    version, _ = module("talos_apply_config", {
+        "config_path": str(deploy.out / "solana-validator.yaml"), "node": "127.0.1.20",
+        "talosconfig": str(deploy.out / "talosconfig"), "talosctl_path": str(talosctl)}, "--check")
+    assert version["maintenance"] is True and version["changed"] is True
 
 
 def test_a_changed_config_shows_a_redacted_diff_in_check_mode_and_applies(deploy):
@@ -117,6 +170,30 @@ def test_node_facts_read_the_validator_kernel(deploy, module, talosctl):
     assert [(n["node"], n["HugePages_Total"]) for n in facts["numa"]] == [(0, 25000), (1, 25000)]
     mounted = {m["mountpoint"]: m["fstype"] for m in facts["mounts"]}
     assert {mounted.get(f"/var/mnt/{v}") for v in ("ledger", "accounts", "snapshots")} == {"xfs"}
+    assert facts["kubelet_config"]["cpuManagerPolicy"] == "static"
+    assert facts["services"]["kubelet"] == {"state": "Running", "health": "OK"}
+
+
+def test_cluster_modules_against_the_testbed(deploy, module, talosctl, tmp_path):
+    assert deploy("site").rc == 0
+    common = {"talosconfig": str(deploy.out / "talosconfig"), "talosctl_path": str(talosctl)}
+    # etcd: a verified snapshot of the real database, private
+    snap, _ = module("talos_etcd", {"nodes": ["127.0.1.12"], "state": "snapshot",
+                                    "dest": str(tmp_path / "etcd.db"), **common})
+    assert snap["changed"] and snap["node"] == "127.0.1.12", snap
+    assert stat.S_IMODE((tmp_path / "etcd.db").stat().st_mode) == 0o600 and (tmp_path / "etcd.db").stat().st_size > 0
+    # kubeconfig: kept while valid for the same server and CA, rewritten for another server
+    args = {"node": "127.0.1.11", "path": str(tmp_path / "kubeconfig"), **common}
+    fetched, _ = module("talos_kubeconfig", args)
+    assert fetched["changed"] and fetched["server"] == "https://127.0.1.10:6443", fetched
+    assert module("talos_kubeconfig", args)[0]["changed"] is False
+    direct, _ = module("talos_kubeconfig", {**args, "server": "https://127.0.1.12:6443"})
+    assert direct["changed"] and direct["server"] == "https://127.0.1.12:6443"
+    # health: a node the cluster does not have is named in the failure, within the bound
+    health, _ = module("talos_health", {"node": "127.0.1.11", "controlplane_nodes": ["127.0.1.11", "127.0.1.12", "127.0.1.13"],
+                                        "worker_nodes": ["127.0.1.20", "127.0.1.21"], "timeout": 3, **common})
+    assert health["failed"] and health["healthy"] is False
+    assert health["failed_check"] == "apid to be ready: 127.0.1.21: no such node", health
 
 
 def test_verify_catches_kernel_args_ignored_on_a_stock_uki_image(deploy, tmp_path):

@@ -81,5 +81,10 @@ def test_learners_do_not_count_towards_quorum():
 
 def test_waited_for():
     ok = {"quorum": {"has_quorum": True, "responding": 2, "members": 3}}
-    assert talos_etcd.waited_for(ok, "none") and talos_etcd.waited_for(ok, "quorum")
-    assert not talos_etcd.waited_for(ok, "all")
+    nodes = ["n1", "n2", "n3"]
+    assert talos_etcd.waited_for(ok, "none", nodes) and talos_etcd.waited_for(ok, "quorum", nodes)
+    assert not talos_etcd.waited_for(ok, "all", nodes)
+    # two members, both healthy, but the third control plane has not joined yet
+    joining = {"quorum": {"has_quorum": True, "responding": 2, "members": 2}}
+    assert not talos_etcd.waited_for(joining, "all", nodes)
+    assert talos_etcd.waited_for({"quorum": {"has_quorum": True, "responding": 3, "members": 3}}, "all", nodes)
