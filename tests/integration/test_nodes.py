@@ -84,7 +84,7 @@ def test_failover_drill_survives_one_control_plane_and_reports_lost_quorum_with_
     assert lost.rc != 0
     message = "\n".join(lost.failure_messages())
     assert "etcd quorum: LOST: 0 of 3 members respond, 2 needed" in message, message
-    assert "kubernetes API accepts writes through the endpoint: unavailable through https://127.0.1.10:6443" in message
+    assert "kubernetes API through the endpoint: unavailable through https://127.0.1.10:6443" in message
     outcome = json.loads((deploy.out / "failover-drill.json").read_text())
     assert outcome["rejoined"], "the nodes are powered back on and the cluster heals"
     # and the cluster is whole again: a full site run changes nothing
