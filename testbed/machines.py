@@ -82,14 +82,6 @@ def stop(state: Path) -> None:
     pid_file.unlink()
 
 
-def power(self, node: str, on: bool) -> str:
-        return power(self.state, node, on)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=60)
-
-
 def power(state: Path, node: str, on: bool) -> str:
     """Switch an emulated machine on or off through the emulator's control socket."""
     action = "power-on" if on else "power-off"
