@@ -13,7 +13,7 @@ TALOSCTL_DIR     := $(CACHE)/tools/talosctl/$(TALOSCTL_VERSION)
 export PATH := $(VENV)/bin:$(TALOSCTL_DIR):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: setup tools demo demo-reset test lint sanity unit testbed integration bench clean
+.PHONY: setup tools demo demo-reset test lint sanity unit testbed integration molecule bench clean
 
 setup: $(VENV)/.installed .collections/ansible_collections/solanaops/talos tools
 
@@ -40,7 +40,7 @@ demo: setup
 demo-reset:
 	rm -rf $(CACHE)/demo out/solana-local
 
-test: setup lint sanity unit testbed integration
+test: setup lint sanity unit testbed integration molecule
 
 lint:
 	ruff check plugins tests testbed benchmarks
@@ -59,6 +59,11 @@ testbed:
 
 integration:
 	./tests/pytest.sh tests/integration
+
+# the collection's scenarios (extensions/molecule): offline pipeline, then the whole testbed
+molecule:
+	molecule test -s offline
+	molecule test -s testbed
 
 bench: setup
 	$(PYTHON) benchmarks/generate.py

@@ -185,8 +185,10 @@ def talos_checks(facts, validator):
                               hugepages[default], " + ".join(str(n) for n in per_numa) or "absent"))
     kubelet = facts.get("kubelet_config")
     if kubelet is not None:
-        for field, key in (("cpuManagerPolicy", "cpu_manager_policy"), ("topologyManagerPolicy", "topology_manager_policy"),
-                           ("memoryManagerPolicy", "memory_manager_policy"), ("reservedSystemCPUs", "reserved_system_cpus")):
+        for field, key in (("cpuManagerPolicy", "cpu_manager_policy"),
+                           ("topologyManagerPolicy", "topology_manager_policy"),
+                           ("memoryManagerPolicy", "memory_manager_policy"),
+                           ("reservedSystemCPUs", "reserved_system_cpus")):
             if validator.get(key):
                 results.append(result(f"kubelet {field}", name, str(kubelet.get(field)) == str(validator[key]),
                                       validator[key], kubelet.get(field, "unset")))

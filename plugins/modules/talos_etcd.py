@@ -79,7 +79,9 @@ members:
   returned: state=status
   type: list
   elements: dict
-  sample: [{"id": "9d2f47d609371970", "hostname": "controlplane-1", "peer_urls": ["https://10.0.1.11:2380"], "learner": false}]
+  sample:
+    - {"id": "9d2f47d609371970", "hostname": "controlplane-1", "peer_urls": ["https://10.0.1.11:2380"],
+       "learner": false}
 status:
   description: Per node asked, its member status, or the error it answered with.
   returned: state=status
@@ -125,7 +127,7 @@ def parse_table(stdout):
     if not lines:
         return []
     header = _COLUMNS.split(lines[0].strip())
-    return [dict(zip(header, _COLUMNS.split(line.strip()))) for line in lines[1:]]
+    return [dict(zip(header, _COLUMNS.split(line.strip()))) for line in lines[1:]]  # noqa: B905 (py3.8 targets)
 
 
 def parse_members(stdout):
@@ -153,7 +155,9 @@ def summarize_quorum(members, status, asked):
     voters = [m for m in members if not m["learner"]]
     ids = {m["id"] for m in voters} if voters else {s.get("member") for s in status.values()}
     count = len(voters) or len(asked)
-    healthy = [s for s in status.values() if s.get("member") in ids and not s.get("errors") and s.get("leader", "").strip("0")]
+    # a member answers with quorum when it reports no errors and knows a leader (0 = none)
+    healthy = [s for s in status.values()
+               if s.get("member") in ids and not s.get("errors") and s.get("leader", "").strip("0")]
     leaders = {s["leader"] for s in healthy}
     needed = count // 2 + 1
     leader = leaders.pop() if len(leaders) == 1 else None

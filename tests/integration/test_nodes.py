@@ -98,9 +98,9 @@ def test_worker_before_the_control_plane_is_refused_untouched(deploy, module, ta
     assert "the control plane is not up" in message and "no worker was touched" in message, message
     assert task_results(run, WORKER_APPLY) == {}, "the worker config was not applied"
     # the worker is still waiting in maintenance mode
-    version, _ = module("talos_apply_config", {
+    version = module("talos_apply_config", {
         "config_path": str(deploy.out / "solana-validator.yaml"), "node": "127.0.1.20",
-        "talosconfig": str(deploy.out / "talosconfig"), "talosctl_path": str(talosctl)}, "--check")
+        "talosconfig": str(deploy.out / "talosconfig"), "talosctl_path": str(talosctl)}, "--check")[0]
     assert version["maintenance"] is True and version["changed"] is True
 
 
@@ -161,9 +161,9 @@ def test_unreachable_node_fails_alone_and_a_rerun_completes(deploy, tmp_path):
 def test_node_facts_read_the_validator_kernel(deploy, module, talosctl):
     """The validator runs the image built from its schematic (testbed/local-machines.yaml)."""
     assert deploy("site").rc == 0
-    facts, _run = module("talos_node_facts", {
+    facts = module("talos_node_facts", {
         "node": "127.0.1.20", "endpoint": "127.0.1.11", "numa_nodes": 2,
-        "talosconfig": str(deploy.out / "talosconfig"), "talosctl_path": str(talosctl)})
+        "talosconfig": str(deploy.out / "talosconfig"), "talosctl_path": str(talosctl)})[0]
     assert facts.get("failed") is not True, facts
     assert {"talos.platform=metal", "hugepages=50000", "iommu=pt"} <= set(facts["cmdline"])
     assert facts["meminfo"]["HugePages_Total"] == 50000 and facts["meminfo"]["Hugepagesize"] == 2048
@@ -178,20 +178,21 @@ def test_cluster_modules_against_the_testbed(deploy, module, talosctl, tmp_path)
     assert deploy("site").rc == 0
     common = {"talosconfig": str(deploy.out / "talosconfig"), "talosctl_path": str(talosctl)}
     # etcd: a verified snapshot of the real database, private
-    snap, _ = module("talos_etcd", {"nodes": ["127.0.1.12"], "state": "snapshot",
-                                    "dest": str(tmp_path / "etcd.db"), **common})
+    snap = module("talos_etcd", {"nodes": ["127.0.1.12"], "state": "snapshot",
+                                 "dest": str(tmp_path / "etcd.db"), **common})[0]
     assert snap["changed"] and snap["node"] == "127.0.1.12", snap
     assert stat.S_IMODE((tmp_path / "etcd.db").stat().st_mode) == 0o600 and (tmp_path / "etcd.db").stat().st_size > 0
     # kubeconfig: kept while valid for the same server and CA, rewritten for another server
     args = {"node": "127.0.1.11", "path": str(tmp_path / "kubeconfig"), **common}
-    fetched, _ = module("talos_kubeconfig", args)
+    fetched = module("talos_kubeconfig", args)[0]
     assert fetched["changed"] and fetched["server"] == "https://127.0.1.10:6443", fetched
     assert module("talos_kubeconfig", args)[0]["changed"] is False
-    direct, _ = module("talos_kubeconfig", {**args, "server": "https://127.0.1.12:6443"})
+    direct = module("talos_kubeconfig", {**args, "server": "https://127.0.1.12:6443"})[0]
     assert direct["changed"] and direct["server"] == "https://127.0.1.12:6443"
     # health: a node the cluster does not have is named in the failure, within the bound
-    health, _ = module("talos_health", {"node": "127.0.1.11", "controlplane_nodes": ["127.0.1.11", "127.0.1.12", "127.0.1.13"],
-                                        "worker_nodes": ["127.0.1.20", "127.0.1.21"], "timeout": 3, **common})
+    health = module("talos_health", {
+        "node": "127.0.1.11", "controlplane_nodes": ["127.0.1.11", "127.0.1.12", "127.0.1.13"],
+        "worker_nodes": ["127.0.1.20", "127.0.1.21"], "timeout": 3, **common})[0]
     assert health["failed"] and health["healthy"] is False
     assert health["failed_check"] == "apid to be ready: 127.0.1.21: no such node", health
 

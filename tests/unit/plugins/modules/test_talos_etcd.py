@@ -11,10 +11,12 @@ NODE         ID                 HOSTNAME         PEER URLS                 CLIEN
 127.0.1.11   9d2f47d609371970   controlplane-1   https://127.0.1.11:2380   https://127.0.1.11:2379   false
 127.0.1.11   e7548e9fe6760681   controlplane-2   https://127.0.1.12:2380   https://127.0.1.12:2379   false
 """
-STATUS = """\
-NODE         MEMBER             DB SIZE   IN USE            LEADER             RAFT INDEX   RAFT TERM   RAFT APPLIED INDEX   LEARNER   PROTOCOL   STORAGE   ERRORS
-127.0.1.11   9d2f47d609371970   381 kB    352 kB (92.47%)   9d2f47d609371970   342          5           342                  false     3.6.14     3.6.0     
-"""
+STATUS = (
+    "NODE         MEMBER             DB SIZE   IN USE            LEADER             RAFT INDEX   RAFT TERM   "
+    "RAFT APPLIED INDEX   LEARNER   PROTOCOL   STORAGE   ERRORS\n"
+    "127.0.1.11   9d2f47d609371970   381 kB    352 kB (92.47%)   9d2f47d609371970   342          5           "
+    "342                  false     3.6.14     3.6.0     \n"
+)
 ERRORS = """error getting status: 2 errors occurred:
 \t* 127.0.1.12: rpc error: code = Unavailable desc = connection refused
 \t* 127.0.1.13: rpc error: code = FailedPrecondition desc = etcd is not running on this node
