@@ -65,6 +65,11 @@ var rules = map[string]role.Set{
 	"/machine.MachineService/Version":            role.MakeSet(role.Admin, role.Operator, role.Reader),
 }
 
+// maintenanceMethods are what a reader may call in maintenance mode.
+var maintenanceMethods = []string{
+	"/machine.MachineService/ApplyConfiguration", "/machine.MachineService/ServiceList", "/machine.MachineService/Version",
+}
+
 type rolesKey struct{}
 
 func rolesFrom(ctx context.Context) role.Set {
@@ -107,6 +112,14 @@ func (s *machineServer) authorize(ctx context.Context, method string) (context.C
 	roles := peerRoles(ctx)
 	if !allowed.IncludesAny(roles) {
 		return nil, errNotAuthorized
+	}
+
+	s.em.mu.Lock()
+	maintenance := !s.self.configured()
+	s.em.mu.Unlock()
+
+	if maintenance && !slices.Contains(maintenanceMethods, method) {
+		return nil, status.Error(codes.Unimplemented, "API is not implemented in maintenance mode")
 	}
 
 	return context.WithValue(ctx, rolesKey{}, roles), nil

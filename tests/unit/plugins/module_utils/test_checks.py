@@ -152,3 +152,57 @@ def test_unmounted_or_wrong_filesystem_volumes_fail():
     failures = failed(checks.talos_checks(kernel, TUNED))
     assert failures[("volume ledger mounted", "v")]["observed"] == "/var/mnt/ledger (ext4)"
     assert failures[("volume accounts mounted", "v")]["observed"] == "not mounted"
+
+
+POLICIES = {**TUNED, "cpu_manager_policy": "static", "topology_manager_policy": "single-numa-node",
+            "memory_manager_policy": "Static", "reserved_system_cpus": "0-3"}
+
+
+def test_kubelet_policies_are_compared_with_the_tuning():
+    kubelet = {"cpuManagerPolicy": "static", "topologyManagerPolicy": "single-numa-node",
+               "memoryManagerPolicy": "Static", "reservedSystemCPUs": "0-3"}
+    assert failed(checks.talos_checks({**KERNEL, "kubelet_config": kubelet}, POLICIES)) == {}
+    failures = failed(checks.talos_checks({**KERNEL, "kubelet_config": {"cpuManagerPolicy": "none"}}, POLICIES))
+    assert failures[("kubelet cpuManagerPolicy", "v")]["observed"] == "none"
+    assert failures[("kubelet memoryManagerPolicy", "v")]["observed"] == "unset"
+    # without the kubelet configuration read, there is nothing to compare
+    assert not any(r["name"].startswith("kubelet") for r in checks.talos_checks(KERNEL, POLICIES))
+
+
+RUNNING = {"state": "Running", "health": "OK"}
+
+
+def test_services_need_apid_kubelet_and_etcd_on_control_planes():
+    services = {"cp1": {"apid": RUNNING, "kubelet": RUNNING, "etcd": RUNNING},
+                "cp2": {"apid": RUNNING, "kubelet": RUNNING, "etcd": {"state": "Preparing", "health": "?"}},
+                "worker": {"apid": RUNNING, "kubelet": RUNNING}}
+    results = checks.service_checks(services, ["cp1", "cp2"])
+    assert len(results) == 3 + 3 + 2
+    assert set(failed(results)) == {("service etcd", "cp2")}
+    assert failed(results)[("service etcd", "cp2")]["observed"] == "Preparing, health ?"
+    assert failed(checks.service_checks({"cp1": {}}, ["cp1"]))[("service apid", "cp1")]["observed"] == "absent, health ?"
+
+
+ETCD = {"members": [{"hostname": f"cp{i}"} for i in (1, 2, 3)],
+        "status": {"10.0.1.11": {"member": "a"}, "10.0.1.12": {"member": "b"}, "10.0.1.13": {"member": "c"}},
+        "quorum": {"members": 3, "responding": 3, "needed": 2, "leader": "a", "has_quorum": True}}
+
+
+def test_etcd_with_every_member_healthy_passes():
+    assert failed(checks.etcd_checks(ETCD, ["cp1", "cp2", "cp3"])) == {}
+
+
+def test_etcd_with_a_member_down_keeps_quorum_but_is_reported():
+    degraded = copy.deepcopy(ETCD)
+    degraded["status"]["10.0.1.13"] = {"error": "connection refused"}
+    degraded["quorum"]["responding"] = 2
+    failures = failed(checks.etcd_checks(degraded, ["cp1", "cp2", "cp3"]))
+    assert set(failures) == {("etcd members healthy", "etcd")}
+    assert failures[("etcd members healthy", "etcd")]["detail"] == "10.0.1.13: connection refused"
+
+
+def test_etcd_without_quorum_fails_every_check():
+    lost = {"members": [], "status": {}, "quorum": {"members": 3, "responding": 0, "needed": 2, "has_quorum": False}}
+    failures = failed(checks.etcd_checks(lost, ["cp1", "cp2", "cp3"]))
+    assert failures[("etcd quorum", "etcd")]["observed"] == "lost"
+    assert failures[("etcd members", "etcd")]["observed"] == "none"

@@ -22,3 +22,18 @@ def test_parse_mounts():
         {"device": "/dev/nvme1n1p1", "mountpoint": "/var/mnt/ledger", "fstype": "xfs",
          "options": ["rw", "nosuid", "noatime"]},
         {"device": "proc", "mountpoint": "/proc", "fstype": "proc", "options": ["rw"]}]
+
+
+SERVICES = """NODE         SERVICE      STATE     HEALTH   LAST CHANGE   LAST EVENT
+127.0.1.20   apid         Running   OK       53s ago       Health check successful
+127.0.1.20   auditd       Running   ?        53s ago       Service started
+127.0.1.11   etcd         Preparing ?        2s ago        Running pre state
+"""
+
+
+def test_parse_services():
+    from ansible_collections.solanaops.talos.plugins.modules import talos_node_facts
+
+    assert talos_node_facts.parse_services(SERVICES) == {
+        "apid": {"state": "Running", "health": "OK"}, "auditd": {"state": "Running", "health": "?"},
+        "etcd": {"state": "Preparing", "health": "?"}}

@@ -1,0 +1,50 @@
+"""talos_kubeconfig: what decides whether a fetched kubeconfig replaces the file."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+
+import pytest
+import yaml
+from ansible_collections.solanaops.talos.plugins.modules import talos_kubeconfig
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+
+def _kubeconfig(server="https://10.0.1.10:6443", days=365, ca=b"CA"):
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "admin")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=days))
+            .sign(key, hashes.SHA256()))
+    def encode(data):
+        return base64.b64encode(data).decode()
+
+    return yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "admin@solana",
+        "clusters": [{"name": "solana", "cluster": {"server": server, "certificate-authority-data": encode(ca)}}],
+        "users": [{"name": "admin", "user": {"client-certificate-data": encode(cert.public_bytes(
+            serialization.Encoding.PEM)), "client-key-data": encode(b"not read")}}],
+        "contexts": [{"name": "admin@solana", "context": {"cluster": "solana", "user": "admin"}}],
+    })
+
+
+def test_summarize_reads_server_ca_and_expiry():
+    server, ca, expires = talos_kubeconfig.summarize(_kubeconfig(days=10))
+    assert server == "https://10.0.1.10:6443" and len(ca) == 16
+    assert 9 <= (expires - datetime.datetime.now(datetime.UTC)).days <= 10
+    assert talos_kubeconfig.summarize(_kubeconfig(ca=b"other"))[1] != ca
+
+
+def test_with_server_rewrites_every_cluster():
+    rewritten = talos_kubeconfig.with_server(_kubeconfig(), "https://10.0.1.11:6443")
+    assert talos_kubeconfig.summarize(rewritten)[0] == "https://10.0.1.11:6443"
+
+
+def test_not_a_kubeconfig_is_a_clear_error():
+    with pytest.raises(talos_kubeconfig.KubeconfigError, match="not a usable kubeconfig"):
+        talos_kubeconfig.summarize("apiVersion: v1\nkind: Config\n")
