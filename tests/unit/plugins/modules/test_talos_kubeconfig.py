@@ -21,6 +21,7 @@ def _kubeconfig(server="https://10.0.1.10:6443", days=365, ca=b"CA"):
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=days))
             .sign(key, hashes.SHA256()))
+
     def encode(data):
         return base64.b64encode(data).decode()
 
