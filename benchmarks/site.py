@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""How long site.yml takes on the testbed for 3 control planes plus 1, 20 and 100 validator
+workers, phase by phase, next to the bare talosctl calls the same deployment needs.
+
+For each size: fresh emulated machines (real etcd and Kubernetes behind them), then each stage
+of site.yml timed on its own (generate, controlplane, worker, postconfig, verify), then a
+no-change re-run of site.yml (its changed count is printed too). Then fresh machines again
+and the bare talosctl calls back to back: gen secrets, per node gen config + validate +
+apply-config, bootstrap, health, kubeconfig. Nothing leaves 127.0.0.0/8.
+
+Usage: benchmarks/site.py [WORKER_COUNT ...]   (default: 1 20 100)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "testbed"))
+import gobuild  # noqa: E402
+from machines import LOCAL_MACHINES, Machines  # noqa: E402
+
+TALOSCTL = gobuild.binary_path("talosctl", gobuild.pinned_versions()["TALOSCTL_VERSION"])
+STAGES = ["generate", "controlplane", "worker", "postconfig", "verify"]
+
+
+def worker_address(n: int) -> str:
+    return f"127.1.{1 + n // 250}.{1 + n % 250}"
+
+
+def testbed(root: Path, workers: int) -> tuple[Path, Path]:
+    """An inventory and the matching machines: local-machines.yaml's, with N validators."""
+    machines = yaml.safe_load(LOCAL_MACHINES.read_text())
+    controlplane, validator = machines[0:3], machines[3]
+    for i, machine in enumerate(controlplane, 1):
+        machine["address"] = f"127.1.0.1{i}"
+    nodes = controlplane + [{**validator, "name": f"solana-validator-{n}", "address": worker_address(n)}
+                            for n in range(workers)]
+    (root / "machines.yaml").write_text(yaml.safe_dump(nodes))
+    inventory = root / "inventory"
+    inventory.mkdir()
+    (inventory / "group_vars").symlink_to(REPO / "inventory/local/group_vars")
+    # extra vars outrank group_vars/all/cluster.yml
+    (root / "network.json").write_text(json.dumps({
+        "talos_cluster_vip": "127.1.0.10", "talos_cluster_subnet": "127.1.0.0/16",
+        "talos_cluster_gateway": "127.1.0.1", "talos_cluster_nameservers": ["127.1.0.1"],
+        "talos_cluster_ntp_servers": ["127.1.0.1"], "talos_cluster_output_dir": str(root / "out"),
+        "talosctl_path": str(TALOSCTL)}))
+    (inventory / "hosts.yml").write_text(json.dumps({"talos_cluster": {"children": {
+        "talos_controlplane": {"hosts": {m["name"]: {"talos_node_ip": m["address"]} for m in controlplane}},
+        "talos_solana_worker": {"hosts": {f"solana-validator-{n}": {"talos_node_ip": worker_address(n)}
+                                          for n in range(workers)}}}}}))
+    return inventory, root / "machines.yaml"
+
+
+def playbook(name: str, root: Path, inventory: Path) -> tuple[float, int]:
+    """Wall time and changed count of one playbook."""
+    started = time.monotonic()
+    done = subprocess.run(
+        ["ansible-playbook", f"playbooks/{name}.yml", "-i", str(inventory / "hosts.yml"), "-e", f"@{root / 'network.json'}"],
+        cwd=REPO, capture_output=True, text=True,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "TESTBED_STATE": str(root / "machines")})
+    elapsed = time.monotonic() - started
+    if done.returncode != 0:
+        sys.exit(f"{name}.yml failed:\n{done.stdout[-4000:]}")
+    return elapsed, sum(int(n) for n in re.findall(r"changed=(\d+)", done.stdout))
+
+
+def talosctl(*args: str, talosconfig: Path | None = None) -> None:
+    env = {**os.environ, **({"TALOSCONFIG": str(talosconfig)} if talosconfig else {})}
+    subprocess.run([str(TALOSCTL), *args], check=True, capture_output=True, env=env)
+
+
+def bare(root: Path, workers: int) -> float:
+    """The deployment as bare talosctl calls, back to back, with the configs site.yml rendered."""
+    out, scratch = root / "out", root / "bare"
+    scratch.mkdir()
+    controlplanes = [f"127.1.0.1{i}" for i in (1, 2, 3)]
+    nodes = [(f"controlplane-{i}", ip, "controlplane") for i, ip in enumerate(controlplanes, 1)]
+    nodes += [(f"solana-validator-{n}", worker_address(n), "worker") for n in range(workers)]
+    started = time.monotonic()
+    talosctl("gen", "secrets", "-o", str(scratch / "secrets.yaml"))
+    for name, _ip, kind in nodes:
+        talosctl("gen", "config", "solana", "https://127.1.0.10:6443", "--with-secrets", str(scratch / "secrets.yaml"),
+                 "--output-types", kind, "-o", str(scratch / f"{name}.yaml"), "--force")
+        talosctl("validate", "--config", str(out / f"{name}.yaml"), "--mode", "metal", "--strict")
+    for name, ip, _kind in nodes:
+        talosctl("apply-config", "--insecure", "-n", ip, "-e", ip, "-f", str(out / f"{name}.yaml"))
+    config = out / "talosconfig"
+    talosctl("bootstrap", "-n", controlplanes[0], "-e", controlplanes[0], talosconfig=config)
+    talosctl("health", "-n", controlplanes[0], "-e", controlplanes[0], "--control-plane-nodes", ",".join(controlplanes),
+             "--worker-nodes", ",".join(ip for _n, ip, kind in nodes if kind == "worker"), "--wait-timeout", "10m",
+             talosconfig=config)
+    talosctl("kubeconfig", str(scratch / "kubeconfig"), "--merge=false", "--force", "-n", controlplanes[0],
+             "-e", controlplanes[0], talosconfig=config)
+    return time.monotonic() - started
+
+
+def measure(workers: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix=f"bench-site-{workers}-") as tmp:
+        root = Path(tmp)
+        inventory, machines_file = testbed(root, workers)
+        machines = Machines(machines_file, root / "machines")
+        try:
+            stages = {stage: playbook(stage, root, inventory)[0] for stage in STAGES}
+            rerun, rerun_changed = playbook("site", root, inventory)
+        finally:
+            machines.stop()
+        machines = Machines(machines_file, root / "bare-machines")
+        try:
+            bare_seconds = bare(root, workers)
+        finally:
+            machines.stop()
+    return {"workers": workers, "stages": stages, "rerun": rerun, "rerun_changed": rerun_changed, "bare": bare_seconds}
+
+
+def main() -> None:
+    sizes = [int(arg) for arg in sys.argv[1:]] or [1, 20, 100]
+    print(f"site.yml on the testbed, {os.cpu_count()} CPUs; seconds", flush=True)
+    header = f"{'nodes':>7} " + " ".join(f"{s:>12}" for s in STAGES) + f" {'site.yml':>9} {'re-run':>7} " \
+             f"{'changed':>7} {'bare':>6} {'ratio':>6}"
+    rows = []
+    for workers in sizes:
+        r = measure(workers)
+        total = sum(r["stages"].values())
+        rows.append(f"{'3+' + str(workers):>7} " + " ".join(f"{r['stages'][s]:12.1f}" for s in STAGES)
+                    + f" {total:9.1f} {r['rerun']:7.1f} {r['rerun_changed']:7d} {r['bare']:6.1f} {total / r['bare']:6.1f}")
+        print(f"measured 3+{workers}", flush=True)
+    print(header)
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
