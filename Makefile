@@ -68,6 +68,7 @@ molecule:
 bench: setup
 	$(PYTHON) benchmarks/generate.py
 	$(PYTHON) benchmarks/controlplane.py
+	$(PYTHON) benchmarks/site.py
 
 clean:
 	rm -rf .collections out tests/output
