@@ -195,6 +195,14 @@ def test_cluster_modules_against_the_testbed(deploy, module, talosctl, tmp_path)
         "worker_nodes": ["127.0.1.20", "127.0.1.21"], "timeout": 3, **common})[0]
     assert health["failed"] and health["healthy"] is False
     assert health["failed_check"] == "apid to be ready: 127.0.1.21: no such node", health
+    # services: a running kubelet is left alone, restarted on request; Talos refuses to stop it
+    kubelet = {"node": "127.0.1.20", "endpoint": "127.0.1.11", "service": "kubelet", **common}
+    started = module("talos_service", kubelet)[0]
+    assert started["changed"] is False and started["before"] == "Running", started
+    restarted = module("talos_service", {**kubelet, "state": "restarted"})[0]
+    assert restarted["changed"] and restarted["before"] == "Running"
+    refused = module("talos_service", {**kubelet, "state": "stopped"})[0]
+    assert refused["failed"] and "doesn't support stop operation via API" in refused["msg"]
 
 
 def test_verify_catches_kernel_args_ignored_on_a_stock_uki_image(deploy, tmp_path):
