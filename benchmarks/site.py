@@ -66,7 +66,8 @@ def playbook(name: str, root: Path, inventory: Path) -> tuple[float, int]:
     """Wall time and changed count of one playbook."""
     started = time.monotonic()
     done = subprocess.run(
-        ["ansible-playbook", f"playbooks/{name}.yml", "-i", str(inventory / "hosts.yml"), "-e", f"@{root / 'network.json'}"],
+        ["ansible-playbook", f"playbooks/{name}.yml", "-i", str(inventory / "hosts.yml"),
+         "-e", f"@{root / 'network.json'}"],
         cwd=REPO, capture_output=True, text=True,
         env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "TESTBED_STATE": str(root / "machines")})
     elapsed = time.monotonic() - started
@@ -132,8 +133,9 @@ def main() -> None:
     for workers in sizes:
         r = measure(workers)
         total = sum(r["stages"].values())
-        rows.append(f"{'3+' + str(workers):>7} " + " ".join(f"{r['stages'][s]:12.1f}" for s in STAGES)
-                    + f" {total:9.1f} {r['rerun']:7.1f} {r['rerun_changed']:7d} {r['bare']:6.1f} {total / r['bare']:6.1f}")
+        stages = " ".join(f"{r['stages'][s]:12.1f}" for s in STAGES)
+        rows.append(f"{'3+' + str(workers):>7} {stages} {total:9.1f} {r['rerun']:7.1f} {r['rerun_changed']:7d} "
+                    f"{r['bare']:6.1f} {total / r['bare']:6.1f}")
         print(f"measured 3+{workers}", flush=True)
     print(header)
     print("\n".join(rows))
