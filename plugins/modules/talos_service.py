@@ -11,7 +11,7 @@ short_description: Start, stop or restart a service of a Talos node
 version_added: 0.2.0
 description:
   - Reads the service's state with C(talosctl service ID) and runs C(talosctl service ID
-    start|stop|restart) only when needed: O(state=started) on a running service and
+    start|stop|restart) only when needed. O(state=started) on a running service and
     O(state=stopped) on a stopped one change nothing; O(state=restarted) always restarts.
   - Talos decides which services its API may control (the kubelet may be started and
     restarted; system services such as etcd or apid may not be stopped); its refusal is
