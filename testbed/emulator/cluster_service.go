@@ -29,7 +29,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 )
 
-// The API of the phase-2 control plane: etcd members and status (answered by the node's real
+// The API of the real control planes: etcd members and status (answered by the node's real
 // etcd), the admin kubeconfig, Shutdown, the server-side health check, and the testbed's power
 // control (the "BMC").
 

@@ -30,7 +30,7 @@ import (
 	"github.com/siderolabs/talos/pkg/machinery/constants"
 )
 
-// Phase 2: every configured control plane whose etcd data is populated (bootstrapped or
+// Real control planes: every configured control plane whose etcd data is populated (bootstrapped or
 // joined) runs a REAL etcd member, then a real kube-apiserver against it, then a real
 // kube-controller-manager and kube-scheduler (leader-elected), all bound to the node's
 // address with certificates issued from the cluster CAs in its machine config. Every powered-on

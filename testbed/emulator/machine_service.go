@@ -653,7 +653,7 @@ func (em *Emulator) bootstrap(n *Node, in *machine.BootstrapRequest) (*machine.B
 		return nil, status.Error(codes.Unimplemented, "etcd recovery is not implemented by the Talos emulator")
 	}
 
-	// phase 1 records the bootstrap: this member's data directory is populated, and the
+	// record the bootstrap: this member's data directory is populated, and the
 	// cluster's other configured control planes join
 	n.disk.EtcdData, n.disk.EtcdInitial = true, true
 
