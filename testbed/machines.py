@@ -57,9 +57,6 @@ class Machines:
             time.sleep(0.1)
         raise RuntimeError(f"the emulator exited: {self.log.read_text()[-2000:]}")
 
-    def power(self, node: str, on: bool) -> str:
-        return power(self.state, node, on)
-
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=60)

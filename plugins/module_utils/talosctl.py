@@ -102,12 +102,7 @@ class Talosctl:
             argv, environ_update=environ, data=data, binary_data=data is not None
         )
         if check and rc != 0:
-            error_class = classify(stderr)
-            where = f" on {node_name}" if node_name else ""
-            raise error_class(
-                f"talosctl {args[0]} failed{where}: {last_line(stderr) or last_line(stdout)}",
-                command=argv, rc=rc, stdout=stdout, stderr=stderr,
-            )
+            raise failure(argv, rc, stdout, stderr, node_name)
         return rc, stdout, stderr
 
     @property
@@ -117,6 +112,32 @@ class Talosctl:
             _rc, stdout, _stderr = self.run(["version", "--client", "--short"])
             self._version = parse_client_version(stdout)
         return self._version
+
+
+def failure(argv, rc, stdout, stderr, node_name=None):
+    """The classified error for a talosctl run that exited non-zero (argv[1] is the command)."""
+    where = f" on {node_name}" if node_name else ""
+    return classify(stderr)(f"talosctl {argv[1]} failed{where}: {last_line(stderr) or last_line(stdout)}",
+                            command=argv, rc=rc, stdout=stdout, stderr=stderr)
+
+
+_TABLE_COLUMNS = re.compile(r"\s{2,}")
+
+
+def parse_table(stdout):
+    """talosctl's aligned tables (columns two or more spaces apart) -> list of {HEADER: value}."""
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    if not lines:
+        return []
+    header = _TABLE_COLUMNS.split(lines[0].strip())
+    return [dict(zip(header, _TABLE_COLUMNS.split(line.strip()))) for line in lines[1:]]  # noqa: B905 (py3.8)
+
+
+def parse_etcd_members(stdout):
+    """`talosctl etcd members`: NODE ID HOSTNAME PEER URLS CLIENT URLS LEARNER."""
+    return [{"id": row["ID"], "hostname": row["HOSTNAME"], "peer_urls": row["PEER URLS"].split(","),
+             "client_urls": row["CLIENT URLS"].split(","), "learner": row.get("LEARNER") == "true"}
+            for row in parse_table(stdout)]
 
 
 def parse_client_version(stdout):

@@ -71,17 +71,8 @@ from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     Talosctl,
     TalosError,
     fail_json_from,
+    parse_etcd_members,
 )
-
-
-def parse_etcd_members(stdout):
-    """Rows of `talosctl etcd members`: NODE ID HOSTNAME PEER-URLS CLIENT-URLS LEARNER."""
-    members = []
-    for line in stdout.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) >= 3:
-            members.append({"id": fields[1], "hostname": fields[2]})
-    return members
 
 
 def existing_members(talosctl, nodes):

@@ -116,24 +116,9 @@ from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     Talosctl,
     TalosError,
     fail_json_from,
+    parse_etcd_members,
+    parse_table,
 )
-
-_COLUMNS = re.compile(r"\s{2,}")
-
-
-def parse_table(stdout):
-    """talosctl's aligned tables (columns two or more spaces apart) -> list of {HEADER: value}."""
-    lines = [line for line in stdout.splitlines() if line.strip()]
-    if not lines:
-        return []
-    header = _COLUMNS.split(lines[0].strip())
-    return [dict(zip(header, _COLUMNS.split(line.strip()))) for line in lines[1:]]  # noqa: B905 (py3.8 targets)
-
-
-def parse_members(stdout):
-    return [{"id": row["ID"], "hostname": row["HOSTNAME"], "peer_urls": row["PEER URLS"].split(","),
-             "client_urls": row["CLIENT URLS"].split(","), "learner": row.get("LEARNER") == "true"}
-            for row in parse_table(stdout)]
 
 
 def parse_status(stdout):
@@ -172,7 +157,7 @@ def ask(talosctl, nodes):
             _rc, stdout, _stderr = talosctl.run(["etcd", "members"], nodes=[node], endpoints=[node], node_name=node)
         except TalosError:
             continue
-        result["members"] = parse_members(stdout)
+        result["members"] = parse_etcd_members(stdout)
         break
     for node in nodes:  # each node through itself, so one dead endpoint does not hide the others
         rc, stdout, stderr = talosctl.run(["etcd", "status"], nodes=[node], endpoints=[node], check=False)

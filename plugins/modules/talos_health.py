@@ -92,9 +92,8 @@ from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     TALOSCTL_ARGSPEC,
     Talosctl,
     TalosError,
-    classify,
     fail_json_from,
-    last_line,
+    failure,
 )
 
 _PROGRESS = re.compile(r"^waiting for (.+?): (.*)$")
@@ -146,8 +145,7 @@ def main():
             module.fail_json(msg=f"the cluster is not healthy after {params['timeout']}s: waiting for "
                                  f"{result['failed_check']}", stderr=stderr, **result)
         # the checks could not run at all: unreachable node, wrong credentials, ...
-        raise classify(stderr)(f"talosctl health failed on {params['node']}: {last_line(stderr)}",
-                               rc=rc, stdout=stdout, stderr=stderr)
+        raise failure([talosctl.path, *args], rc, stdout, stderr, params["node"])
     except TalosError as error:
         fail_json_from(module, error, **result)
 

@@ -159,6 +159,8 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
+    if yaml is None and "kubelet" in params["gather"]:
+        module.fail_json(msg="reading the kubelet configuration needs PyYAML on the controller")
     nodes, endpoints = [params["node"]], [params["endpoint"] or params["node"]]
     try:
         talosctl = Talosctl(module)

@@ -98,10 +98,10 @@ def test_worker_before_the_control_plane_is_refused_untouched(deploy, module, ta
     assert "the control plane is not up" in message and "no worker was touched" in message, message
     assert task_results(run, WORKER_APPLY) == {}, "the worker config was not applied"
     # the worker is still waiting in maintenance mode
-    version = module("talos_apply_config", {
+    dry_run = module("talos_apply_config", {
         "config_path": str(deploy.out / "solana-validator.yaml"), "node": "127.0.1.20",
         "talosconfig": str(deploy.out / "talosconfig"), "talosctl_path": str(talosctl)}, "--check")[0]
-    assert version["maintenance"] is True and version["changed"] is True
+    assert dry_run["maintenance"] is True and dry_run["changed"] is True
 
 
 def test_a_changed_config_shows_a_redacted_diff_in_check_mode_and_applies(deploy):

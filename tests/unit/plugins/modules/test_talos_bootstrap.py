@@ -17,9 +17,8 @@ MEMBERS = """NODE        ID                HOSTNAME        PEER URLS            
 
 
 def test_parse_etcd_members():
-    assert talos_bootstrap.parse_etcd_members(MEMBERS) == [
-        {"id": "5c1f0e8b7a2d4c11", "hostname": "controlplane-1"},
-        {"id": "9a0b3c4d5e6f7081", "hostname": "controlplane-2"}]
+    assert [(m["id"], m["hostname"]) for m in talos_bootstrap.parse_etcd_members(MEMBERS)] == [
+        ("5c1f0e8b7a2d4c11", "controlplane-1"), ("9a0b3c4d5e6f7081", "controlplane-2")]
     assert talos_bootstrap.parse_etcd_members("NODE ID HOSTNAME PEER URLS CLIENT URLS LEARNER\n") == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import parse_etcd_members
 from ansible_collections.solanaops.talos.plugins.modules import talos_etcd
 
 # as talosctl v1.13.9 prints them (captured from the testbed)
@@ -25,7 +26,7 @@ ERRORS = """error getting status: 2 errors occurred:
 
 
 def test_parse_members():
-    members = talos_etcd.parse_members(MEMBERS)
+    members = parse_etcd_members(MEMBERS)
     assert [m["hostname"] for m in members] == ["controlplane-3", "controlplane-1", "controlplane-2"]
     assert members[1] == {"id": "9d2f47d609371970", "hostname": "controlplane-1",
                           "peer_urls": ["https://127.0.1.11:2380"], "client_urls": ["https://127.0.1.11:2379"],
