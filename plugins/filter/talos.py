@@ -16,13 +16,15 @@ description:
   - C(disk_selector) turns a disk description into a UserVolumeConfig CEL match.
   - C(hugepage_kernel_args), C(reserved_memory_per_numa) and C(kernel_args_target) expose the
     validator's resource arithmetic.
+  - C(installer) describes the Image Factory installer a node boots: its schematic (from kernel
+    args and official extensions), the schematic ID computed offline and the image reference.
 author:
   - SolanaOps platform team (@solanaops)
 """
 
 import ipaddress
 
-from ansible_collections.solanaops.talos.plugins.module_utils import contract, resources
+from ansible_collections.solanaops.talos.plugins.module_utils import contract, resources, schematic
 
 
 def node_documents(node, cluster, talos_version):
@@ -101,6 +103,16 @@ def reserved_memory_per_numa(kube_reserved, system_reserved, eviction_hard, numa
     return resources.reserved_memory_per_numa(total, numa_nodes)
 
 
+def installer(inputs, factory, talos_version, secureboot=False, image=""):
+    """The installer a node boots, from its schematic inputs ({kernel_args, extensions}):
+    {schematic, id, image, derived}. A hand-set ``image`` replaces the derived reference
+    (preflight has checked that it names the same schematic)."""
+    document = schematic.build(inputs.get("kernel_args") or [], inputs.get("extensions") or [])
+    identifier = schematic.schematic_id(document)
+    derived = schematic.installer_image(factory, identifier, talos_version, secureboot)
+    return {"schematic": document, "id": identifier, "image": image or derived, "derived": derived}
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -109,4 +121,7 @@ class FilterModule:
             "hugepage_kernel_args": resources.hugepage_kernel_args,
             "reserved_memory_per_numa": reserved_memory_per_numa,
             "kernel_args_target": contract.kernel_args_target,
+            "installer": installer,
+            "schematic_id": schematic.schematic_id,
+            "canonical_schematic": schematic.canonical_yaml,
         }

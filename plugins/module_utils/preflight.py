@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from ansible_collections.solanaops.talos.plugins.module_utils import contract, resources
+from ansible_collections.solanaops.talos.plugins.module_utils import contract, resources, schematic
 
 _HOSTNAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # kernel args Talos rejects or that defeat validator pinning; value = what to do instead
@@ -23,18 +23,22 @@ _BAD_KERNEL_ARGS = {
 _FILESYSTEMS = ("xfs", "ext4")
 
 
-def check_cluster(cluster, nodes=None, worker=None):
-    """Check the cluster settings, the node topology (``nodes``) and one tuned ``worker``.
+def check_cluster(cluster, nodes=None, worker=None, installer=None):
+    """Check the cluster settings, the node topology (``nodes``), one tuned ``worker`` and the
+    ``installer`` one node boots.
 
     Returns (errors, warnings), lists of strings.
     """
     errors, warnings = [], []
     _check_versions(cluster, errors)
     if nodes is not None:
+        _check_image_settings(cluster, errors)
         network = _check_network(cluster, nodes, errors)
         _check_nodes(cluster, nodes, network, errors, warnings)
     if worker is not None:
         _check_tuning(cluster, worker, errors, warnings)
+    if installer is not None:
+        _check_installer(cluster, installer, errors)
     return errors, warnings
 
 
@@ -46,6 +50,61 @@ def _check_versions(cluster, errors):
     problem = contract.kubernetes_support_error(talos_version, cluster.get("kubernetes_version"))
     if problem:
         errors.append(f"talos_cluster_kubernetes_version: {problem}")
+
+
+def _check_image_settings(cluster, errors):
+    if cluster.get("install_image"):
+        errors.append(f"talos_cluster_install_image: {cluster['install_image']!r} is no longer used: one image for "
+                      "every node would boot the validator's kernel args on the control planes. Each node's "
+                      "installer is derived from its own schematic; remove it, point talos_cluster_image_factory "
+                      "at your factory or mirror, or set talos_node_install_image on a host")
+    factory = str(cluster.get("image_factory") or "")
+    if not factory or "://" in factory or factory.endswith("/") or " " in factory:
+        errors.append(f"talos_cluster_image_factory: {factory!r} must be the registry host (and port) installers "
+                      "are pulled from, without a scheme, e.g. factory.talos.dev")
+
+
+def _check_installer(cluster, node, errors):
+    """The node's schematic renders, a control plane's carries no validator tuning, and a
+    hand-set image names the rendered schematic for this Talos version."""
+    name, role = node["name"], node.get("role")
+    inputs = "talos_controlplane_kernel_args/extensions" if role == "controlplane" else \
+        "talos_solana_worker_kernel_args/extensions"
+    kernel_args = node.get("kernel_args") or []
+    try:
+        expected_id = schematic.schematic_id(schematic.build(kernel_args, node.get("extensions") or []))
+    except schematic.SchematicError as exc:
+        errors.append(f"{name}: {inputs}: {exc}")
+        return
+    tuning = schematic.validator_only_args(kernel_args)
+    if role == "controlplane" and tuning:
+        errors.append(f"{name}: talos_controlplane_kernel_args: {' '.join(tuning)} belong on the validator only; "
+                      "a control plane booting them loses its memory to huge pages or its power management. "
+                      "Remove them (control planes boot the empty schematic by default)")
+    secureboot = bool(node.get("secureboot"))
+    if secureboot and node.get("boot_mode") != "uki":
+        errors.append(f"{name}: talos_node_secureboot needs talos_node_boot_mode uki (SecureBoot boots a signed UKI)")
+    image = node.get("image")
+    if not image:
+        return
+    expected = schematic.installer_image(cluster.get("image_factory") or "", expected_id,
+                                         cluster.get("talos_version"), secureboot)
+    parsed = schematic.parse_installer_image(image)
+    if parsed is None:
+        errors.append(f"{name}: talos_node_install_image: {image!r} is not an Image Factory installer "
+                      "(<registry>/metal-installer/<schematic id>:<talos version>), so nothing can tell which "
+                      f"kernel args it boots; remove it to install {expected}, or name a mirror that keeps "
+                      "the factory's paths")
+        return
+    if parsed["id"] != expected_id:
+        errors.append(f"{name}: talos_node_install_image: {image} installs schematic {parsed['id']}, but this "
+                      f"node's rendered schematic is {expected_id}; use {expected} (or remove the override)")
+    if parsed["tag"] != cluster.get("talos_version"):
+        errors.append(f"{name}: talos_node_install_image: {image} is tagged {parsed['tag']}, but the cluster "
+                      f"runs Talos {cluster.get('talos_version')} (talos_cluster_talos_version)")
+    if parsed["secureboot"] != secureboot:
+        errors.append(f"{name}: talos_node_install_image: {image} is the {parsed['flavour']} flavour but "
+                      f"talos_node_secureboot is {secureboot}; use {expected}")
 
 
 def _has_disable_access_time(cluster):

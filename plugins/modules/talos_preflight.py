@@ -16,13 +16,17 @@ description:
     gateway inside the node subnet and owned by no node; valid CIDRs and versions; a
     Kubernetes version the Talos version supports; huge pages plus reservations that fit the
     node's memory; reserved CPUs that exist; kernel args Talos rejects; volume requests Talos
-    cannot honour (btrfs, free-form mount options, machine.disks)."
+    cannot honour (btrfs, free-form mount options, machine.disks); the installer image each node
+    boots (a control plane's schematic without validator tuning, a hand-set image naming the
+    rendered schematic and Talos version)."
   - Runs on the controller and contacts nothing.
 options:
   cluster:
     description:
       - The cluster-wide settings.
-      - "Keys: C(talos_version), C(kubernetes_version), C(vip), C(subnet), C(gateway)."
+      - "Keys: C(talos_version), C(kubernetes_version), C(vip), C(subnet), C(gateway),
+        C(image_factory) (registry host of the installers), C(install_image) (the removed
+        cluster-wide image, refused when set)."
     type: dict
     required: true
   nodes:
@@ -35,6 +39,12 @@ options:
     description:
       - One tuned worker, for the resource and volume checks.
       - "Keys: C(name), C(hardware) (C(cpus), C(numa_nodes), C(memory)) and C(tuning)."
+    type: dict
+  installer:
+    description:
+      - The installer one node boots, for the image checks.
+      - "Keys: C(name), C(role), C(kernel_args) and C(extensions) (its schematic), C(secureboot),
+        C(boot_mode) and C(image) (a hand-set C(talos_node_install_image), empty when derived)."
     type: dict
 attributes:
   check_mode:
@@ -87,12 +97,14 @@ def main():
             "cluster": {"type": "dict", "required": True},
             "nodes": {"type": "list", "elements": "dict"},
             "worker": {"type": "dict"},
+            "installer": {"type": "dict"},
         },
-        required_one_of=[("nodes", "worker")],
+        required_one_of=[("nodes", "worker", "installer")],
         supports_check_mode=True,
     )
     params = module.params
-    errors, warnings = check_cluster(params["cluster"], params["nodes"], params["worker"])
+    errors, warnings = check_cluster(params["cluster"], params["nodes"], params["worker"],
+                                     params["installer"])
     for warning in warnings:
         module.warn(warning)
     if errors:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from ansible_collections.solanaops.talos.plugins.module_utils import resources
+from ansible_collections.solanaops.talos.plugins.module_utils import resources, schematic
 from ansible_collections.solanaops.talos.plugins.module_utils.preflight import check_cluster
 
 CLUSTER = {
@@ -17,6 +17,8 @@ CLUSTER = {
     "gateway": "10.0.1.1",
     "nameservers": ["10.0.1.2"],
     "ntp_servers": ["10.0.1.3"],
+    "image_factory": "factory.talos.dev",
+    "install_image": "",
 }
 
 NODES = [
@@ -247,6 +249,11 @@ BAD_INPUTS = {
                                 "talos_node_ip 10.0.2.20 is outside talos_cluster_subnet 10.0.1.0/24"]),
     "node IP not an address": (_node("cp-3", "ip", "10.0.1.300"),
                                ["cp-3", "talos_node_ip '10.0.1.300' is not an IP address"]),
+    "the removed cluster-wide image": (_cluster("install_image", "ghcr.io/our-org/installer:custom-solana-v1.13.9"),
+                                       ["talos_cluster_install_image", "no longer used",
+                                        "validator's kernel args on the control planes", "talos_node_install_image"]),
+    "factory with a scheme": (_cluster("image_factory", "https://factory.talos.dev"),
+                              ["talos_cluster_image_factory", "without a scheme"]),
 }
 
 
@@ -417,3 +424,76 @@ def test_half_open_reserved_cpu_range_is_an_error():
     worker["tuning"]["reserved_system_cpus"] = "0-3,4-"
     errors, _warnings = check_cluster(cluster, nodes, worker)
     assert any("reserved_system_cpus" in error for error in errors)
+
+
+# --- the installer each node boots ------------------------------------------------------------
+
+VALIDATOR_ARGS = WORKER["tuning"]["kernel_args"]
+VALIDATOR_ID = schematic.schematic_id(schematic.build(VALIDATOR_ARGS))
+
+
+def installer(**overrides):
+    node = {"name": "cp-1", "role": "controlplane", "kernel_args": [], "extensions": [], "secureboot": False,
+            "boot_mode": "uki", "image": ""}
+    node.update(overrides)
+    return node
+
+
+def installer_errors(**overrides):
+    errors, warnings = check_cluster(copy.deepcopy(CLUSTER), installer=installer(**overrides))
+    assert warnings == []
+    return errors
+
+
+@pytest.mark.parametrize("overrides", [
+    {},
+    {"image": f"factory.talos.dev/metal-installer/{schematic.EMPTY_ID}:v1.13.9"},
+    {"image": f"mirror.internal:5000/talos/metal-installer/{schematic.EMPTY_ID}:v1.13.9"},
+    {"role": "worker", "name": "solana-validator", "kernel_args": VALIDATOR_ARGS,
+     "image": f"factory.talos.dev/metal-installer/{VALIDATOR_ID}:v1.13.9"},
+    {"secureboot": True, "image": f"factory.talos.dev/metal-installer-secureboot/{schematic.EMPTY_ID}:v1.13.9"},
+], ids=["derived", "factory override", "mirror override", "validator override", "secureboot override"])
+def test_installer_accepted(overrides):
+    assert installer_errors(**overrides) == []
+
+
+BAD_INSTALLERS = {
+    "control plane with the validator's huge pages": (
+        {"kernel_args": ["hugepagesz=2M", "hugepages=50000", "iommu=pt"]},
+        ["cp-1: talos_controlplane_kernel_args", "hugepagesz=2M hugepages=50000", "validator only",
+         "empty schematic"]),
+    "control plane with c-state limits": (
+        {"kernel_args": ["processor.max_cstate=1"]}, ["talos_controlplane_kernel_args", "processor.max_cstate=1"]),
+    "control plane given the validator's image": (
+        {"image": f"factory.talos.dev/metal-installer/{VALIDATOR_ID}:v1.13.9"},
+        ["cp-1: talos_node_install_image", f"installs schematic {VALIDATOR_ID}",
+         f"rendered schematic is {schematic.EMPTY_ID}",
+         f"use factory.talos.dev/metal-installer/{schematic.EMPTY_ID}:v1.13.9"]),
+    "validator given a stale image": (
+        {"role": "worker", "name": "solana-validator", "kernel_args": VALIDATOR_ARGS,
+         "image": f"factory.talos.dev/metal-installer/{schematic.EMPTY_ID}:v1.13.9"},
+        ["solana-validator: talos_node_install_image", f"rendered schematic is {VALIDATOR_ID}",
+         f"use factory.talos.dev/metal-installer/{VALIDATOR_ID}:v1.13.9"]),
+    "an image nothing can trace to a schematic": (
+        {"image": "ghcr.io/our-org/installer:custom-solana-v1.13.9"},
+        ["talos_node_install_image", "not an Image Factory installer", "remove it to install"]),
+    "an image for another Talos version": (
+        {"image": f"factory.talos.dev/metal-installer/{schematic.EMPTY_ID}:v1.13.8"},
+        ["talos_node_install_image", "tagged v1.13.8", "Talos v1.13.9", "talos_cluster_talos_version"]),
+    "a SecureBoot image on a node that is not SecureBoot": (
+        {"image": f"factory.talos.dev/metal-installer-secureboot/{schematic.EMPTY_ID}:v1.13.9"},
+        ["metal-installer-secureboot flavour", "talos_node_secureboot is False"]),
+    "SecureBoot with GRUB": (
+        {"secureboot": True, "boot_mode": "grub"}, ["talos_node_secureboot needs talos_node_boot_mode uki"]),
+    "a kernel arg with a space": (
+        {"role": "worker", "kernel_args": ["console=ttyS0 quiet"]},
+        ["talos_solana_worker_kernel_args/extensions", "without spaces"]),
+}
+
+
+@pytest.mark.parametrize(("overrides", "fragments"), list(BAD_INSTALLERS.values()), ids=list(BAD_INSTALLERS))
+def test_bad_installer_yields_one_error_naming_field_and_fix(overrides, fragments):
+    errors = installer_errors(**overrides)
+    assert len(errors) == 1, errors
+    for fragment in fragments:
+        assert fragment in errors[0], (fragment, errors[0])
