@@ -15,7 +15,9 @@ description:
   - C(talos_checks) compares the kernel view M(solanaops.talos.talos_node_facts) reads with the tuning;
     kernel args, huge pages in C(/proc/meminfo) and per NUMA node, mounted volumes, and the
     kubelet's CPU, topology and memory manager policies and reserved CPUs.
-  - C(service_checks) wants apid and kubelet (and etcd on control planes) Running and healthy;
+  - C(boot_checks) compares what a node booted (schematic ID, Talos version, UKI, SecureBoot)
+    with the installer its config names.
+  - C(service_checks) wants apid and kubelet (and etcd on control planes) running and healthy;
     C(etcd_checks) wants one healthy etcd member per control plane, with quorum and one leader.
   - C(persistent_volume_name) is the naming rule of the validator's local PersistentVolumes.
 author:
@@ -27,9 +29,9 @@ from ansible_collections.solanaops.talos.plugins.module_utils import checks
 
 def kubernetes_checks(observed, expected):
     """observed: nodes, priority_classes, storage_classes, persistent_volumes (object lists).
-    expected: nodes (names), validators, priority_class {name, value}, storage_class_prefix,
+    expected: nodes (names), kubernetes_version, validators, priority_class {name, value}, storage_class_prefix,
     volumes_by_node {node: [volume]}."""
-    results = checks.node_checks(observed["nodes"], expected["nodes"])
+    results = checks.node_checks(observed["nodes"], expected["nodes"], expected.get("kubernetes_version"))
     for validator in expected["validators"]:
         results += checks.validator_checks(observed["nodes"], validator)
     results += checks.priority_class_checks(observed["priority_classes"], expected["priority_class"]["name"],
@@ -46,6 +48,7 @@ class FilterModule:
             "talos_checks": checks.talos_checks,
             "service_checks": checks.service_checks,
             "etcd_checks": checks.etcd_checks,
+            "boot_checks": checks.boot_checks,
             "persistent_volume_name": checks.persistent_volume_name,
             "parse_taints": checks.parse_taints,
         }

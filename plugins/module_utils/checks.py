@@ -46,8 +46,9 @@ def _quantity(values, name):
         return None
 
 
-def node_checks(nodes, expected_names):
-    """Every expected node is registered and Ready; no unexpected node."""
+def node_checks(nodes, expected_names, kubernetes_version=None):
+    """Every expected node is registered and Ready, its kubelet at the inventory's Kubernetes
+    version; no unexpected node."""
     by_name = {n["metadata"]["name"]: n for n in nodes}
     results = []
     for name in expected_names:
@@ -58,6 +59,11 @@ def node_checks(nodes, expected_names):
             ready = _condition(node, "Ready")
             results.append(result("node Ready", name, ready.get("status") == "True", "True",
                                   ready.get("status", "unknown"), ready.get("message", "")))
+            if kubernetes_version:
+                wanted = "v" + str(kubernetes_version).lstrip("v")
+                running = ((node.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion", "unknown")
+                results.append(result("kubelet version", name, running == wanted, wanted, running,
+                                      "the node's kubelet image (machine.kubelet.image) runs another version"))
     return results
 
 
@@ -164,8 +170,8 @@ def talos_checks(facts, validator):
     validator: name, kernel_args, hugepages {'2Mi': n, '1Gi': m}, boot_mode, volumes.
     """
     name, cmdline = validator["name"], facts.get("cmdline") or []
-    ignored_hint = ("UKI boots ignore machine.install.extraKernelArgs: install the image built from "
-                    f"{name}.schematic.yaml" if validator.get("boot_mode") == "uki" else "")
+    ignored_hint = ("UKI boots take their kernel args from the installed image: install (or upgrade to) the "
+                    f"image of {name}.schematic.yaml" if validator.get("boot_mode") == "uki" else "")
     results = [result(f"kernel arg {arg}", name, arg in cmdline, "present", "present" if arg in cmdline else "absent",
                       ignored_hint) for arg in validator.get("kernel_args") or []]
     hugepages = {size: int(count) for size, count in (validator.get("hugepages") or {}).items() if int(count)}
@@ -203,16 +209,42 @@ def talos_checks(facts, validator):
 def service_checks(services_by_node, controlplane_nodes):
     """apid and kubelet Running and healthy on every node, etcd too on control planes.
 
-    services_by_node: {node name: talos_node_facts' services}."""
+    services_by_node: {node name: talos_node_facts' services (Talos lists running services only)}."""
     results = []
     for node, services in services_by_node.items():
         wanted = ["apid", "kubelet"] + (["etcd"] if node in controlplane_nodes else [])
         for service in wanted:
-            state = services.get(service) or {}
-            observed = f"{state.get('state', 'absent')}, health {state.get('health', '?')}"
-            results.append(result(f"service {service}", node, state.get("state") == "Running"
-                                  and state.get("health") == "OK", "Running, health OK", observed))
+            state = services.get(service)
+            observed = ("not running" if state is None
+                        else "running, " + ("healthy" if state.get("healthy") else "not healthy"))
+            healthy = bool(state and state.get("running") and state.get("healthy"))
+            results.append(result(f"service {service}", node, healthy, "running, healthy", observed))
     return results
+
+
+def boot_checks(facts, expected):
+    """What a node booted (talos_node_facts' boot) against what its config installs.
+
+    expected: name, installer {id, image}, talos_version, boot_mode, secureboot."""
+    name, boot, installer = expected["name"], facts.get("boot") or {}, expected["installer"]
+    upgrade = (f"a running node keeps the image it installed: upgrade it to {installer['image']} "
+               "for the schematic's kernel args and extensions to take effect")
+    observed_schematic = boot.get("schematic") or "none (not an Image Factory image)"
+    uki = expected.get("boot_mode", "uki") == "uki"
+    if not boot:  # nothing was read: no check may pass on a default
+        return [result(check, name, False, "read from the node", "not read") for check in
+                ("booted schematic", "Talos version", "booted with UKI", "SecureBoot")]
+    return [
+        result("booted schematic", name, boot.get("schematic") == installer["id"], installer["id"],
+               observed_schematic, upgrade),
+        result("Talos version", name, boot.get("talos_version") == expected["talos_version"],
+               expected["talos_version"], boot.get("talos_version") or "unknown"),
+        result("booted with UKI", name, bool(boot.get("booted_with_uki")) == uki, uki,
+               bool(boot.get("booted_with_uki")),
+               "talos_node_boot_mode must say how the node boots: uki (systemd-boot) or grub"),
+        result("SecureBoot", name, bool(boot.get("secure_boot")) == bool(expected.get("secureboot")),
+               bool(expected.get("secureboot")), bool(boot.get("secure_boot"))),
+    ]
 
 
 def etcd_checks(etcd, controlplane_nodes):

@@ -9,6 +9,7 @@ a module failure carrying the command, rc, stdout, stderr and the talosctl versi
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -105,6 +106,10 @@ class Talosctl:
             raise failure(argv, rc, stdout, stderr, node_name)
         return rc, stdout, stderr
 
+    def get(self, resource, **kwargs):
+        """``talosctl get RESOURCE -o json``: the resources, each {node, metadata, spec}."""
+        return parse_resources(self.run(["get", resource, "--output", "json"], **kwargs)[1])
+
     @property
     def version(self):
         """The client version, e.g. ``v1.13.9``."""
@@ -138,6 +143,18 @@ def parse_etcd_members(stdout):
     return [{"id": row["ID"], "hostname": row["HOSTNAME"], "peer_urls": row["PEER URLS"].split(","),
              "client_urls": row["CLIENT URLS"].split(","), "learner": row.get("LEARNER") == "true"}
             for row in parse_table(stdout)]
+
+
+def parse_resources(stdout):
+    """``talosctl get -o json`` prints one JSON document per resource, one after another."""
+    decoder, resources, position = json.JSONDecoder(), [], 0
+    text = stdout.strip()
+    while position < len(text):
+        document, position = decoder.raw_decode(text, position)
+        resources.append(document)
+        while position < len(text) and text[position].isspace():
+            position += 1
+    return resources
 
 
 def parse_client_version(stdout):

@@ -14,7 +14,11 @@ description:
     C(/sys/devices/system/node/nodeN/meminfo) with C(talosctl read) and returns them parsed
     (O(gather) C(kernel)).
   - Reads the kubelet configuration Talos rendered, C(/etc/kubernetes/kubelet.yaml)
-    (O(gather) C(kubelet)), and the state of the node's services (O(gather) C(services)).
+    (O(gather) C(kubelet)), and the state of the node's services from its C(Service)
+    resources (O(gather) C(services)).
+  - Reads what the node booted (O(gather) C(boot)) from its resources: the Image Factory
+    schematic ID (the C(schematic) entry of C(talosctl get extensions)), the extensions, the
+    Talos version (C(get version)) and whether it booted a UKI (C(get securitystate)).
   - Read-only; never changes anything.
 options:
   node:
@@ -32,8 +36,8 @@ options:
     description: Which facts to read.
     type: list
     elements: str
-    choices: [kernel, kubelet, services]
-    default: [kernel, kubelet, services]
+    choices: [kernel, kubelet, services, boot]
+    default: [kernel, kubelet, services, boot]
 extends_documentation_fragment:
   - solanaops.talos.talosctl
 attributes:
@@ -87,10 +91,36 @@ kubelet_config:
   type: dict
   sample: {"cpuManagerPolicy": "static", "topologyManagerPolicy": "single-numa-node", "reservedSystemCPUs": "0-1,32-33"}
 services:
-  description: Each service's state and health.
+  description: Each running service's C(Service) resource (Talos lists only running services).
   returned: when O(gather) has C(services)
   type: dict
-  sample: {"kubelet": {"state": "Running", "health": "OK"}, "etcd": {"state": "Running", "health": "OK"}}
+  sample: {"kubelet": {"running": true, "healthy": true}, "etcd": {"running": true, "healthy": true}}
+boot:
+  description: What the node booted.
+  returned: when O(gather) has C(boot)
+  type: dict
+  contains:
+    schematic:
+      description: The Image Factory schematic ID of the installed image; null for an image the factory did not build.
+      type: str
+      sample: 376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba
+    extensions:
+      description: The system extensions, C(name) and C(version) each (the schematic entry excluded).
+      type: list
+      elements: dict
+      sample: [{"name": "amd-ucode", "version": "20251111"}]
+    talos_version:
+      description: The Talos version running.
+      type: str
+      sample: v1.13.9
+    booted_with_uki:
+      description: Whether the node booted a unified kernel image (systemd-boot).
+      type: bool
+      sample: true
+    secure_boot:
+      description: Whether the node booted with SecureBoot.
+      type: bool
+      sample: false
 talosctl_version:
   description: Version of the talosctl that ran.
   returned: success
@@ -136,14 +166,25 @@ def parse_mounts(text):
     return mounts
 
 
-def parse_services(stdout):
-    """`talosctl service` rows (NODE SERVICE STATE HEALTH LAST CHANGE LAST EVENT) -> {id: {state, health}}."""
-    services = {}
-    for line in stdout.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) >= 4:
-            services[fields[1]] = {"state": fields[2], "health": fields[3]}
-    return services
+def parse_services(resources):
+    """``Service`` resources -> {id: {running, healthy}}."""
+    return {r["metadata"]["id"]: {"running": bool(r["spec"].get("running")), "healthy": bool(r["spec"].get("healthy"))}
+            for r in resources}
+
+
+def parse_boot(extensions, security, version):
+    """``ExtensionStatus``, ``SecurityState`` and ``Version`` resources -> what the node booted.
+    Image Factory images list their schematic as an extension named ``schematic``."""
+    metadata = [(r["spec"].get("metadata") or {}) for r in extensions]
+    security_spec = security[0]["spec"] if security else {}
+    return {
+        "schematic": next((m.get("version") for m in metadata if m.get("name") == "schematic"), None),
+        "extensions": [{"name": m.get("name"), "version": m.get("version")}
+                       for m in metadata if m.get("name") != "schematic"],
+        "talos_version": version[0]["spec"].get("version") if version else None,
+        "booted_with_uki": bool(security_spec.get("bootedWithUKI")),
+        "secure_boot": bool(security_spec.get("secureBoot")),
+    }
 
 
 def main():
@@ -153,8 +194,8 @@ def main():
             "node": {"type": "str", "required": True},
             "endpoint": {"type": "str"},
             "numa_nodes": {"type": "int", "default": 1},
-            "gather": {"type": "list", "elements": "str", "choices": ["kernel", "kubelet", "services"],
-                       "default": ["kernel", "kubelet", "services"]},
+            "gather": {"type": "list", "elements": "str", "choices": ["kernel", "kubelet", "services", "boot"],
+                       "default": ["kernel", "kubelet", "services", "boot"]},
         },
         supports_check_mode=True,
     )
@@ -168,6 +209,9 @@ def main():
         def read(path):
             return talosctl.run(["read", path], nodes=nodes, endpoints=endpoints, node_name=params["node"])[1]
 
+        def get(resource):
+            return talosctl.get(resource, nodes=nodes, endpoints=endpoints, node_name=params["node"])
+
         result = {"changed": False, "talosctl_version": talosctl.version}
         if "kernel" in params["gather"]:
             result.update(
@@ -180,8 +224,9 @@ def main():
         if "kubelet" in params["gather"]:
             result["kubelet_config"] = yaml.safe_load(read("/etc/kubernetes/kubelet.yaml")) or {}
         if "services" in params["gather"]:
-            stdout = talosctl.run(["service"], nodes=nodes, endpoints=endpoints, node_name=params["node"])[1]
-            result["services"] = parse_services(stdout)
+            result["services"] = parse_services(get("services"))
+        if "boot" in params["gather"]:
+            result["boot"] = parse_boot(get("extensions"), get("securitystate"), get("version"))
     except TalosError as error:
         fail_json_from(module, error)
     module.exit_json(**result)

@@ -194,14 +194,16 @@ def test_installer_derives_the_image_from_the_schematic_id():
     validator = talos.installer({"kernel_args": ["hugepagesz=2M", "hugepages=50000"], "extensions": []},
                                 "factory.talos.dev", "v1.13.9")
     assert validator["schematic"] == {"customization": {"extraKernelArgs": ["hugepagesz=2M", "hugepages=50000"]}}
-    assert validator["image"] == validator["derived"] == f"factory.talos.dev/metal-installer/{validator['id']}:v1.13.9"
+    derived = f"factory.talos.dev/metal-installer/{validator['id']}:v1.13.9"
+    assert validator["image"] == validator["derived"] == derived
     control_plane = talos.installer({}, "127.0.1.5:5000", "v1.13.9")
     assert control_plane["id"] == "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba"
     assert control_plane["image"] == f"127.0.1.5:5000/metal-installer/{control_plane['id']}:v1.13.9"
 
 
 def test_installer_keeps_a_hand_set_image_and_the_derived_one():
-    mirrored = "mirror.internal/metal-installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.13.9"
+    empty = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba"
+    mirrored = f"mirror.internal/metal-installer/{empty}:v1.13.9"
     result = talos.installer({}, "factory.talos.dev", "v1.13.9", image=mirrored)
     assert result["image"] == mirrored
     assert result["derived"] == mirrored.replace("mirror.internal", "factory.talos.dev")

@@ -142,7 +142,7 @@ def test_ignored_kernel_args_fail_with_the_uki_hint():
              "numa": [{"node": 0, "HugePages_Total": 0}]}
     failures = failed(checks.talos_checks(stock, TUNED))
     assert ("kernel arg hugepages=32", "v") in failures
-    assert "install the image built from v.schematic.yaml" in failures[("kernel arg iommu=pt", "v")]["detail"]
+    assert "upgrade to) the image of v.schematic.yaml" in failures[("kernel arg iommu=pt", "v")]["detail"]
     assert failures[("HugePages_Total over NUMA nodes", "v")]["observed"] == "0"
     assert failures[("Hugepagesize", "v")]["expected"] == "1048576 kB"
 
@@ -169,19 +169,20 @@ def test_kubelet_policies_are_compared_with_the_tuning():
     assert not any(r["name"].startswith("kubelet") for r in checks.talos_checks(KERNEL, POLICIES))
 
 
-RUNNING = {"state": "Running", "health": "OK"}
+RUNNING = {"running": True, "healthy": True}
 
 
 def test_services_need_apid_kubelet_and_etcd_on_control_planes():
     services = {"cp1": {"apid": RUNNING, "kubelet": RUNNING, "etcd": RUNNING},
-                "cp2": {"apid": RUNNING, "kubelet": RUNNING, "etcd": {"state": "Preparing", "health": "?"}},
+                "cp2": {"apid": RUNNING, "kubelet": RUNNING, "etcd": {"running": True, "healthy": False}},
                 "worker": {"apid": RUNNING, "kubelet": RUNNING}}
     results = checks.service_checks(services, ["cp1", "cp2"])
     assert len(results) == 3 + 3 + 2
     assert set(failed(results)) == {("service etcd", "cp2")}
-    assert failed(results)[("service etcd", "cp2")]["observed"] == "Preparing, health ?"
+    assert failed(results)[("service etcd", "cp2")]["observed"] == "running, not healthy"
     missing = failed(checks.service_checks({"cp1": {}}, ["cp1"]))
-    assert missing[("service apid", "cp1")]["observed"] == "absent, health ?"
+    assert set(missing) == {("service apid", "cp1"), ("service kubelet", "cp1"), ("service etcd", "cp1")}
+    assert missing[("service apid", "cp1")]["observed"] == "not running"
 
 
 ETCD = {"members": [{"hostname": f"cp{i}"} for i in (1, 2, 3)],
@@ -207,3 +208,49 @@ def test_etcd_without_quorum_fails_every_check():
     failures = failed(checks.etcd_checks(lost, ["cp1", "cp2", "cp3"]))
     assert failures[("etcd quorum", "etcd")]["observed"] == "lost"
     assert failures[("etcd members", "etcd")]["observed"] == "none"
+
+
+EMPTY_ID = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba"
+TUNED_ID = "44a703a9f9384a3357b120f84ec380edf6ba987cfe903d6581f6546453478294"
+BOOTED = {"boot": {"schematic": TUNED_ID, "extensions": [], "talos_version": "v1.13.9", "booted_with_uki": True,
+                   "secure_boot": False}}
+INSTALLS = {"name": "v", "installer": {"id": TUNED_ID, "image": f"f/metal-installer/{TUNED_ID}:v1.13.9"},
+            "talos_version": "v1.13.9", "boot_mode": "uki", "secureboot": False}
+
+
+def test_boot_checks_pass_when_the_node_booted_its_installer():
+    results = checks.boot_checks(BOOTED, INSTALLS)
+    assert [r["name"] for r in results] == ["booted schematic", "Talos version", "booted with UKI", "SecureBoot"]
+    assert failed(results) == {}
+
+
+def test_boot_checks_name_the_schematic_a_node_booted_instead():
+    stock = {"boot": {**BOOTED["boot"], "schematic": EMPTY_ID}}
+    failure = failed(checks.boot_checks(stock, INSTALLS))[("booted schematic", "v")]
+    assert (failure["expected"], failure["observed"]) == (TUNED_ID, EMPTY_ID)
+    assert f"upgrade it to f/metal-installer/{TUNED_ID}:v1.13.9" in failure["detail"]
+    unknown = failed(checks.boot_checks({"boot": {**BOOTED["boot"], "schematic": None}}, INSTALLS))
+    assert unknown[("booted schematic", "v")]["observed"] == "none (not an Image Factory image)"
+
+
+@pytest.mark.parametrize(("boot", "check", "observed"), [
+    ({"talos_version": "v1.13.8"}, "Talos version", "v1.13.8"),
+    ({"booted_with_uki": False}, "booted with UKI", False),
+    ({"secure_boot": True}, "SecureBoot", True),
+])
+def test_boot_checks_fail_on_each_difference(boot, check, observed):
+    failures = failed(checks.boot_checks({"boot": {**BOOTED["boot"], **boot}}, INSTALLS))
+    assert set(failures) == {(check, "v")}
+    assert failures[(check, "v")]["observed"] == observed
+
+
+def test_boot_checks_without_facts_fail_every_check():
+    assert len(failed(checks.boot_checks({}, INSTALLS))) == 4
+
+
+def test_kubelet_version_is_checked_on_every_node():
+    node = {"metadata": {"name": "cp1"}, "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                                                      "nodeInfo": {"kubeletVersion": "v1.36.3"}}}
+    assert failed(checks.node_checks([node], ["cp1"], "1.36.3")) == {}
+    failure = failed(checks.node_checks([node], ["cp1"], "1.36.2"))[("kubelet version", "cp1")]
+    assert (failure["expected"], failure["observed"]) == ("v1.36.2", "v1.36.3")

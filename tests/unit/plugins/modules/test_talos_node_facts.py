@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+from ansible_collections.solanaops.talos.plugins.module_utils import talosctl
 from ansible_collections.solanaops.talos.plugins.modules import talos_node_facts
 
 
@@ -24,16 +27,39 @@ def test_parse_mounts():
         {"device": "proc", "mountpoint": "/proc", "fstype": "proc", "options": ["rw"]}]
 
 
-SERVICES = """NODE         SERVICE      STATE     HEALTH   LAST CHANGE   LAST EVENT
-127.0.1.20   apid         Running   OK       53s ago       Health check successful
-127.0.1.20   auditd       Running   ?        53s ago       Service started
-127.0.1.11   etcd         Preparing ?        2s ago        Running pre state
-"""
+def resource(kind, identifier, spec, namespace="runtime"):
+    """One resource as `talosctl get -o json` prints it."""
+    return json.dumps({"node": "127.0.1.20", "metadata": {"namespace": namespace, "type": kind, "id": identifier,
+                                                          "version": 1, "phase": "running"}, "spec": spec}, indent=4)
 
 
-def test_parse_services():
-    from ansible_collections.solanaops.talos.plugins.modules import talos_node_facts
+def test_parse_resources_reads_one_document_after_another():
+    stdout = resource("Services.v1alpha1.talos.dev", "apid", {"running": True, "healthy": True}) + "\n" + \
+        resource("Services.v1alpha1.talos.dev", "etcd", {"running": True, "healthy": False}) + "\n"
+    services = talos_node_facts.parse_services(talosctl.parse_resources(stdout))
+    assert services == {"apid": {"running": True, "healthy": True}, "etcd": {"running": True, "healthy": False}}
+    assert talosctl.parse_resources("") == []
 
-    assert talos_node_facts.parse_services(SERVICES) == {
-        "apid": {"state": "Running", "health": "OK"}, "auditd": {"state": "Running", "health": "?"},
-        "etcd": {"state": "Preparing", "health": "?"}}
+
+SCHEMATIC = "44a703a9f9384a3357b120f84ec380edf6ba987cfe903d6581f6546453478294"
+
+
+def test_parse_boot_finds_the_schematic_among_the_extensions():
+    kind = "ExtensionStatuses.runtime.talos.dev"
+    extensions = [json.loads(resource(kind, str(i), {"image": image, "metadata": meta}))
+                  for i, (image, meta) in enumerate([
+                      ("amd-ucode.sqsh", {"name": "amd-ucode", "version": "20251111"}),
+                      ("", {"name": "schematic", "version": SCHEMATIC})])]
+    security = [json.loads(resource("SecurityStates.talos.dev", "securitystate", {"secureBoot": False,
+                                                                                  "bootedWithUKI": True}))]
+    version = [json.loads(resource("Versions.runtime.talos.dev", "version", {"version": "v1.13.9", "name": "Talos"}))]
+    assert talos_node_facts.parse_boot(extensions, security, version) == {
+        "schematic": SCHEMATIC, "extensions": [{"name": "amd-ucode", "version": "20251111"}],
+        "talos_version": "v1.13.9", "booted_with_uki": True, "secure_boot": False}
+
+
+def test_parse_boot_of_a_grub_node_from_a_stock_image():
+    """bootedWithUKI is omitted when false; a stock image lists no schematic."""
+    security = [json.loads(resource("SecurityStates.talos.dev", "securitystate", {"secureBoot": False}))]
+    assert talos_node_facts.parse_boot([], security, []) == {
+        "schematic": None, "extensions": [], "talos_version": None, "booted_with_uki": False, "secure_boot": False}
