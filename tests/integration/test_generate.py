@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible_collections.solanaops.talos.plugins.module_utils import resources, secret_files
+from ansible_collections.solanaops.talos.plugins.module_utils import resources, schematic, secret_files
 
 REPO = Path(__file__).resolve().parents[2]
 CONTRACT_V110 = REPO / "tests/integration/vars/contract-v1.10.yml"
@@ -140,14 +140,47 @@ def test_worker_kernel_args_go_where_the_boot_mode_reads_them(deployment):
     install = docs["v1alpha1"]["machine"]["install"]
     schematic = deployment.out / f"{WORKER}.schematic.yaml"
     expected = {"hugepagesz=2M", "hugepages=50000", "iommu=pt", "numa_balancing=disable"}
-    if deployment.contract == "v1.10":  # GRUB: the install section
+    if deployment.contract == "v1.10":  # GRUB: the install section; the schematic has none
         assert expected <= set(install["extraKernelArgs"])
-        assert not schematic.exists()
+        assert yaml.safe_load(schematic.read_text()) == {"customization": {}}
     else:  # UKI: the Image Factory schematic
         assert "extraKernelArgs" not in install
         assert expected <= set(yaml.safe_load(schematic.read_text())["customization"]["extraKernelArgs"])
     for bad in ("numa_balancing=1", "amd_iommu=on"):
         assert bad not in (deployment.out / f"{WORKER}.yaml").read_text()
+
+
+def test_each_node_installs_the_image_of_its_own_schematic(deployment):
+    """Control planes boot the empty schematic, never the validator's; every image is
+    <factory>/metal-installer/<id of the schematic written beside the config>:<talos version>."""
+    factory, version = deployment.vars["talos_cluster_image_factory"], deployment.vars["talos_cluster_talos_version"]
+    images = {}
+    for name in (*CONTROLPLANES, WORKER):
+        text = (deployment.out / f"{name}.schematic.yaml").read_text()
+        identifier = schematic.schematic_id(yaml.safe_load(text))
+        image = f"{factory}/metal-installer/{identifier}:{version}"
+        assert f"# schematic ID {identifier}\n" in text and f"# installer    {image}\n" in text
+        assert documents(deployment.out / f"{name}.yaml")["v1alpha1"]["machine"]["install"]["image"] == image
+        images[name] = image
+    assert {images[name] for name in CONTROLPLANES} == {f"{factory}/metal-installer/{schematic.EMPTY_ID}:{version}"}
+    assert (images[WORKER] == images[CONTROLPLANES[0]]) is (deployment.contract == "v1.10")
+    shown = [line for line in deployment.first.stdout.splitlines() if " boots " in line]
+    assert any(f"{WORKER} boots {images[WORKER]}" in line for line in shown), shown
+
+
+def test_a_tuning_change_in_check_mode_says_the_validator_needs_an_upgrade(deployment):
+    if deployment.contract == "v1.10":
+        pytest.skip("v1.10 with GRUB takes its kernel args from the install section, not the image")
+    before = (deployment.out / f"{WORKER}.schematic.yaml").read_text()
+    run = deployment.run("--check", "--diff", "-e", "talos_solana_worker_hugepages_2mi=40000")
+    assert run.rc == 0, run.failure_messages()
+    assert (deployment.out / f"{WORKER}.schematic.yaml").read_text() == before, "check mode wrote nothing"
+    new_id = schematic.schematic_id(yaml.safe_load(before.replace("hugepages=50000", "hugepages=40000")))
+    output = " ".join(run.stdout.split())
+    assert f"{WORKER}: its installer changes from schematic {schematic.schematic_id(yaml.safe_load(before))} to " \
+           f"{new_id}" in output
+    assert "take effect only after an upgrade (talosctl upgrade -n" in output
+    assert "its installer changes" not in output.replace(f"{WORKER}: its installer changes", "")
 
 
 def test_worker_network(deployment):
@@ -230,4 +263,47 @@ def test_bad_tuning_stops_before_anything_is_written(playbook, talosctl, tmp_pat
     message = "\n".join(run.failure_messages())
     assert "do not fit in 512.0 GiB of memory" in message
     assert "CPUs [64, 65] do not exist on a 64-CPU node" in message
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("extra", "fragments"), [
+    ({"talos_node_install_image": f"factory.talos.dev/metal-installer/{'ab' * 32}:v1.13.9"},
+     ["cp-1: talos_node_install_image", f"installs schematic {'ab' * 32}",
+      f"rendered schematic is {schematic.EMPTY_ID}"]),
+    ({"talos_controlplane_kernel_args": ["hugepages=50000"]},
+     ["cp-1: talos_controlplane_kernel_args: hugepages=50000 belong on the validator only"]),
+    ({"talos_cluster_install_image": "ghcr.io/our-org/installer:custom-solana-v1.13.9"},
+     ["talos_cluster_install_image", "no longer used"]),
+], ids=["a control plane given another schematic's image", "huge pages on control planes",
+        "the removed cluster-wide image"])
+def test_a_wrong_installer_stops_before_anything_is_written(playbook, talosctl, tmp_path, extra, fragments):
+    inventory = bad_inventory(tmp_path, {f"cp-{i}": {"talos_node_ip": f"10.0.1.1{i}"} for i in (1, 2, 3)})
+    out = tmp_path / "out"
+    run = playbook("playbooks/generate.yml", "-i", str(inventory), "-e", json.dumps(extra),
+                   "-e", f"talos_cluster_output_dir={out}", "-e", f"talosctl_path={talosctl}")
+    assert run.rc != 0
+    message = "\n".join(run.failure_messages())
+    for fragment in fragments:
+        assert fragment in message, message
+    assert not out.exists()
+
+
+def test_the_validator_image_on_a_control_plane_is_refused(playbook, talosctl, tmp_path):
+    """The mistake issue 8 found: the validator's installer given to a control plane."""
+    inventory = bad_inventory(tmp_path, {f"cp-{i}": {"talos_node_ip": f"10.0.1.1{i}"} for i in (1, 2, 3)})
+    good = tmp_path / "good"
+    assert playbook("playbooks/generate.yml", "-i", str(inventory), "-e", f"talos_cluster_output_dir={good}",
+                    "-e", f"talosctl_path={talosctl}").rc == 0
+    validator_image = documents(good / f"{WORKER}.yaml")["v1alpha1"]["machine"]["install"]["image"]
+    hosts = json.loads((inventory / "hosts.yml").read_text())
+    hosts["talos_cluster"]["children"]["talos_controlplane"]["hosts"]["cp-2"]["talos_node_install_image"] = \
+        validator_image
+    (inventory / "hosts.yml").write_text(json.dumps(hosts))
+    out = tmp_path / "out"
+    run = playbook("playbooks/generate.yml", "-i", str(inventory), "-e", f"talos_cluster_output_dir={out}",
+                   "-e", f"talosctl_path={talosctl}")
+    assert run.rc != 0
+    message = "\n".join(run.failure_messages())
+    assert f"cp-2: talos_node_install_image: {validator_image} installs schematic" in message, message
+    assert f"use factory.talos.dev/metal-installer/{schematic.EMPTY_ID}:v1.13.9" in message
     assert not out.exists()
