@@ -11,7 +11,8 @@ import stat
 
 import pytest
 import yaml
-from conftest import LOCAL_MACHINES, REPO, Machines
+from ansible_collections.solanaops.talos.plugins.module_utils import schematic
+from conftest import REPO
 
 
 @pytest.fixture
@@ -159,8 +160,10 @@ def test_unreachable_node_fails_alone_and_a_rerun_completes(deploy, tmp_path):
 
 
 def test_node_facts_read_the_validator_kernel(deploy, module, talosctl):
-    """The validator runs the image built from its schematic (testbed/local-machines.yaml)."""
+    """The validator booted the image of its schematic: the testbed's factory gave the emulated
+    machine that schematic's kernel args when it installed."""
     assert deploy("site").rc == 0
+    tuned = schematic.schematic_id(yaml.safe_load((deploy.out / "solana-validator.schematic.yaml").read_text()))
     facts = module("talos_node_facts", {
         "node": "127.0.1.20", "endpoint": "127.0.1.11", "numa_nodes": 2,
         "talosconfig": str(deploy.out / "talosconfig"), "talosctl_path": str(talosctl)})[0]
@@ -171,7 +174,13 @@ def test_node_facts_read_the_validator_kernel(deploy, module, talosctl):
     mounted = {m["mountpoint"]: m["fstype"] for m in facts["mounts"]}
     assert {mounted.get(f"/var/mnt/{v}") for v in ("ledger", "accounts", "snapshots")} == {"xfs"}
     assert facts["kubelet_config"]["cpuManagerPolicy"] == "static"
-    assert facts["services"]["kubelet"] == {"state": "Running", "health": "OK"}
+    assert facts["services"]["kubelet"] == {"running": True, "healthy": True}
+    assert facts["boot"] == {"schematic": tuned, "extensions": [], "talos_version": "v1.13.9",
+                             "booted_with_uki": True, "secure_boot": False}
+    control_plane = module("talos_node_facts", {
+        "node": "127.0.1.12", "gather": ["boot"],
+        "talosconfig": str(deploy.out / "talosconfig"), "talosctl_path": str(talosctl)})[0]
+    assert control_plane["boot"]["schematic"] == schematic.EMPTY_ID, control_plane
 
 
 def test_cluster_modules_against_the_testbed(deploy, module, talosctl, tmp_path):
@@ -205,21 +214,35 @@ def test_cluster_modules_against_the_testbed(deploy, module, talosctl, tmp_path)
     assert refused["failed"] and "doesn't support stop operation via API" in refused["msg"]
 
 
-def test_verify_catches_kernel_args_ignored_on_a_stock_uki_image(deploy, tmp_path):
-    """Installed from the stock image instead of the schematic's, the validator boots without the
-    tuning: under UKI the install section's kernel args are ignored, so verify must fail."""
-    deploy.emulator.stop()
-    stock = yaml.safe_load(LOCAL_MACHINES.read_text())
-    for machine in stock:
-        machine.pop("schematic_kernel_args", None)
-    (tmp_path / "stock.yaml").write_text(yaml.safe_dump(stock))
-    machines = Machines(tmp_path / "stock.yaml", tmp_path / "stock-machines")
-    try:
-        run = deploy("site")
-    finally:
-        machines.stop()
+def test_verify_fails_a_validator_installed_from_the_empty_schematic(deploy):
+    """A validator whose config names the control planes' (empty) schematic boots without the
+    tuning, whatever its machine config says: verify names the schematic and the missing args."""
+    config = deploy.out / "solana-validator.yaml"
+    tuned = schematic.schematic_id(yaml.safe_load((deploy.out / "solana-validator.schematic.yaml").read_text()))
+    config.write_text(config.read_text().replace(f"/metal-installer/{tuned}:", f"/metal-installer/{schematic.EMPTY_ID}:"))
+    for play in ("controlplane", "worker", "postconfig"):
+        assert deploy(play).rc == 0, play
+    run = deploy("verify")
     assert run.rc != 0
     message = "\n".join(run.failure_messages())
-    assert ("kernel arg hugepages=50000 on solana-validator: expected present, observed absent (UKI boots ignore "
-            "machine.install.extraKernelArgs: install the image built from solana-validator.schematic.yaml)") in message
+    assert f"booted schematic on solana-validator: expected {tuned}, observed {schematic.EMPTY_ID}" in message, message
+    assert "kernel arg hugepages=50000 on solana-validator: expected present, observed absent" in message
     assert "HugePages_Total on solana-validator: expected 50000, observed 0" in message
+    assert "booted schematic on controlplane-1" not in message, "the control planes booted theirs"
+
+
+def test_a_tuning_change_applies_but_verify_says_the_node_needs_an_upgrade(deploy):
+    """A new schematic changes machine.install.image, which a running node takes without a
+    reboot; its kernel stays the installed one until an upgrade, and verify says so."""
+    assert deploy("site").rc == 0
+    before = schematic.schematic_id(yaml.safe_load((deploy.out / "solana-validator.schematic.yaml").read_text()))
+    fewer = ["-e", "talos_solana_worker_hugepages_2mi=40000"]
+    assert deploy("generate", *fewer).rc == 0
+    after = schematic.schematic_id(yaml.safe_load((deploy.out / "solana-validator.schematic.yaml").read_text()))
+    applied = deploy("worker", *fewer)
+    assert applied.rc == 0 and task_results(applied, WORKER_APPLY)["solana-validator"]["changed"]
+    run = deploy("verify", *fewer)
+    assert run.rc != 0
+    message = "\n".join(run.failure_messages())
+    assert f"booted schematic on solana-validator: expected {after}, observed {before}" in message, message
+    assert "HugePages_Total on solana-validator: expected 40000, observed 50000" in message
