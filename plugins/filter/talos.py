@@ -16,8 +16,9 @@ description:
   - C(disk_selector) turns a disk description into a UserVolumeConfig CEL match.
   - C(hugepage_kernel_args), C(reserved_memory_per_numa) and C(kernel_args_target) expose the
     validator's resource arithmetic.
-  - C(installer) describes the Image Factory installer a node boots: its schematic (from kernel
-    args and official extensions), the schematic ID computed offline and the image reference.
+  - C(installer) describes the Image Factory installer a node boots, that is its schematic (from
+    kernel args and official extensions), the schematic ID computed offline and the image reference.
+  - C(schematic_id) and C(canonical_schematic) give a schematic's ID and the canonical text it is computed over.
 author:
   - SolanaOps platform team (@solanaops)
 """

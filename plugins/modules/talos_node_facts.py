@@ -16,7 +16,7 @@ description:
   - Reads the kubelet configuration Talos rendered, C(/etc/kubernetes/kubelet.yaml)
     (O(gather) C(kubelet)), and the state of the node's services from its C(Service)
     resources (O(gather) C(services)).
-  - Reads what the node booted (O(gather) C(boot)) from its resources: the Image Factory
+  - Reads what the node booted (O(gather) C(boot)) from its resources, that is the Image Factory
     schematic ID (the C(schematic) entry of C(talosctl get extensions)), the extensions, the
     Talos version (C(get version)) and whether it booted a UKI (C(get securitystate)).
   - Read-only; never changes anything.

@@ -249,8 +249,8 @@ def test_boot_checks_without_facts_fail_every_check():
 
 
 def test_kubelet_version_is_checked_on_every_node():
-    node = {"metadata": {"name": "cp1"}, "status": {"conditions": [{"type": "Ready", "status": "True"}],
-                                                      "nodeInfo": {"kubeletVersion": "v1.36.3"}}}
+    status = {"conditions": [{"type": "Ready", "status": "True"}], "nodeInfo": {"kubeletVersion": "v1.36.3"}}
+    node = {"metadata": {"name": "cp1"}, "status": status}
     assert failed(checks.node_checks([node], ["cp1"], "1.36.3")) == {}
     failure = failed(checks.node_checks([node], ["cp1"], "1.36.2"))[("kubelet version", "cp1")]
     assert (failure["expected"], failure["observed"]) == ("v1.36.2", "v1.36.3")
