@@ -137,6 +137,7 @@ def _scalar(text):
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
     starts_indicator = (text[0] in _INDICATORS or text.startswith(("---", "..."))
                         or (text[0] in "?:-" and len(text) == 1))
-    if starts_indicator or ": " in text or " #" in text:
+    # ':' before a blank or the end would start a mapping value
+    if starts_indicator or ": " in text or text.endswith(":") or " #" in text:
         return "'" + text.replace("'", "''") + "'"
     return text

@@ -219,7 +219,8 @@ def test_verify_fails_a_validator_installed_from_the_empty_schematic(deploy):
     tuning, whatever its machine config says: verify names the schematic and the missing args."""
     config = deploy.out / "solana-validator.yaml"
     tuned = schematic.schematic_id(yaml.safe_load((deploy.out / "solana-validator.schematic.yaml").read_text()))
-    config.write_text(config.read_text().replace(f"/metal-installer/{tuned}:", f"/metal-installer/{schematic.EMPTY_ID}:"))
+    empty = f"/metal-installer/{schematic.EMPTY_ID}:"
+    config.write_text(config.read_text().replace(f"/metal-installer/{tuned}:", empty))
     for play in ("controlplane", "worker", "postconfig"):
         assert deploy(play).rc == 0, play
     run = deploy("verify")

@@ -26,7 +26,8 @@ def test_known_ids_of_the_factory_package(document, expected):
 
 def test_canonical_form_is_go_yaml_with_four_space_indent_in_struct_order():
     document = {"customization": {"systemExtensions": {"officialExtensions": ["siderolabs/amd-ucode"]},
-                                  "extraKernelArgs": ["hugepages=0:16,1:16", "-console", "yes", "1", "#x", "~"]}}
+                                  "extraKernelArgs": ["hugepages=0:16,1:16", "-console", "yes", "1", "#x", "~",
+                                                      "a:"]}}
     assert schematic.canonical_yaml(document) == (
         "customization:\n"
         "    extraKernelArgs:\n"
@@ -36,6 +37,7 @@ def test_canonical_form_is_go_yaml_with_four_space_indent_in_struct_order():
         '        - "1"\n'
         "        - '#x'\n"
         '        - "~"\n'
+        "        - 'a:'\n"
         "    systemExtensions:\n"
         "        officialExtensions:\n"
         "            - siderolabs/amd-ucode\n")
