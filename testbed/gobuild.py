@@ -9,9 +9,11 @@ staging version for Kubernetes). Binaries land in
 ``${XDG_CACHE_HOME:-~/.cache}/solanaops-talos/tools/<name>/<version>/`` so every clone on this
 machine reuses them; the Go module and build caches stay in Go's own user-level defaults.
 
-Modules of our own (the Talos node emulator in testbed/emulator) are built in place; their
-version is a short sha256 of their sources (go.mod, go.sum, *.go), so the cache is keyed by
-content and any edit builds a new binary.
+Modules of our own (the Talos node emulator in testbed/emulator, the Image Factory in
+testbed/imagefactory) are built in place; their version is a short sha256 of their sources
+(go.mod, go.sum, *.go), so the cache is keyed by content and any edit builds a new binary. An
+upstream module such a module requires at a version pinned in versions.env must be required at
+exactly that version, or the build is refused.
 
 Usage:
     gobuild.py build NAME [VERSION]   build (if missing) and print the binary's path
@@ -55,6 +57,8 @@ class Tool:
     substitutes: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
     # a Go module of ours in testbed/<source>, built in place; its version is source_version()
     source: str = ""
+    # module the source's go.mod requires -> the versions.env key pinning its version
+    pinned_requires: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def _kubernetes_ldflags(version: str) -> str:
@@ -102,6 +106,14 @@ TOOLS: dict[str, Tool] = {
         version_key="",
         binaries={"talos-emulator": "."},
         source="emulator",
+    ),
+    # schematic IDs from the Image Factory's own package (testbed/imagefactory/README.md)
+    "image-factory": Tool(
+        module="solanaops.testbed/imagefactory",
+        version_key="",
+        binaries={"image-factory": "."},
+        source="imagefactory",
+        pinned_requires={"github.com/siderolabs/image-factory": "IMAGE_FACTORY_VERSION"},
     ),
 }
 
@@ -163,9 +175,10 @@ _REPLACE = re.compile(r"^\s*(?:replace\s+)?(\S+)(?:\s+(v\S+))?\s+=>\s+(\S+)(?:\s
 _EXCLUDE = re.compile(r"^\s*(?:exclude\s+)?(\S+)\s+(v\S+)\s*$")
 
 
-def upstream_directives(gomod: str) -> tuple[set[str], list[tuple[str, str, str | None]], list[tuple[str, str]]]:
-    """Return (required paths, replaces, excludes) of a go.mod; a local replace targets './...'."""
-    requires, replaces, excludes, block = set(), [], [], None
+def upstream_directives(gomod: str) -> tuple[dict[str, str], list[tuple[str, str, str | None]], list[tuple[str, str]]]:
+    """Return (requires: path -> version, replaces, excludes) of a go.mod; a local replace
+    targets './...'."""
+    requires, replaces, excludes, block = {}, [], [], None
     for raw in gomod.splitlines():
         line = raw.split("//", 1)[0].rstrip()
         if not line.strip():
@@ -179,12 +192,28 @@ def upstream_directives(gomod: str) -> tuple[set[str], list[tuple[str, str, str 
             continue
         kind = head if head in ("require", "replace", "exclude") else block
         if kind == "require" and (m := _REQUIRE.match(line)):
-            requires.add(m.group(1))
+            requires[m.group(1)] = m.group(2)
         elif kind == "replace" and (m := _REPLACE.match(line)):
             replaces.append((m.group(1), m.group(3), m.group(4)))
         elif kind == "exclude" and (m := _EXCLUDE.match(line)):
             excludes.append((m.group(1), m.group(2)))
     return requires, replaces, excludes
+
+
+def check_pinned_requires(tool: Tool, pins: dict[str, str]) -> None:
+    """Refuse to build a module of ours whose go.mod requires a pinned module at another version
+    than versions.env names: versions.env is the one place for the testbed's Go pins."""
+    gomod = HERE / tool.source / "go.mod"
+    requires = upstream_directives(gomod.read_text())[0]
+    for module, key in tool.pinned_requires.items():
+        if key not in pins:
+            sys.exit(f"{VERSIONS_FILE} does not pin {key} ({module}, required by testbed/{tool.source})")
+        required = requires.get(module)
+        if required != pins[key]:
+            found = f"requires {module} {required}" if required else f"does not require {module}"
+            sys.exit(f"testbed/{tool.source}/go.mod {found}, but {VERSIONS_FILE.name} pins "
+                     f"{key}={pins[key]}: make them agree (edit go.mod, then `go mod tidy` there), "
+                     "then build again")
 
 
 def wrapper_gomod(tool: Tool, version: str, upstream: str) -> str:
@@ -242,6 +271,9 @@ class Progress:
 def build(name: str, version: str) -> Path:
     tool = TOOLS[name]
     target = binary_path(name, version)
+    if tool.source:
+        # before the cache: a binary built under another pin must not be handed out either
+        check_pinned_requires(tool, pinned_versions())
     if target.exists():
         return target
     started = time.monotonic()

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Start and stop the Talos node emulator (testbed/emulator) serving the machines of a
-description file, for `make demo` and the tests; and its power control, what a BMC is to a
-real machine:
+description file, with the testbed's Image Factory (testbed/imagefactory) the machines pull
+their installers from, for `make demo` and the tests; and the machines' power control, what a
+BMC is to a real machine:
 
     machines.py start [--state DIR] [--nodes NODES.yaml]   start it and leave it running
     machines.py stop [--state DIR]
@@ -20,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -28,11 +30,57 @@ import gobuild  # noqa: E402
 
 LOCAL_MACHINES = HERE / "local-machines.yaml"
 DEMO_STATE = gobuild.cache_root() / "demo"
+# The testbed's Image Factory: the address inventory/local's talos_cluster_image_factory names
+# (installers 127.0.1.5:5000/metal-installer/<schematic id>:<talos version>), served over plain
+# HTTP (talos_cluster_image_factory_url).
+IMAGE_FACTORY = "127.0.1.5:5000"
+
+
+def _spawn(argv: list[str], state: Path, name: str, ready: Callable[[list[str]], bool]) -> subprocess.Popen:
+    """Start NAME in a session of its own, stdout to STATE/NAME.out and stderr to STATE/NAME.log;
+    once `ready` holds for its complete stdout lines, keep its pid in STATE/NAME.pid and return.
+    (Written only then: a start that fails, say on a busy address, leaves the pid file of a
+    process already running from the same STATE alone.)"""
+    announced, log = state / f"{name}.out", state / f"{name}.log"
+    with open(announced, "w") as out, open(log, "a") as err:
+        process = subprocess.Popen(argv, stdout=out, stderr=err, start_new_session=True)
+    try:
+        while process.poll() is None:
+            if ready([line for line in announced.read_text().splitlines(keepends=True) if line.endswith("\n")]):
+                (state / f"{name}.pid").write_text(str(process.pid))
+                return process
+            time.sleep(0.1)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    raise RuntimeError(f"the {name} exited: {log.read_text()[-2000:]}")
+
+
+def start_image_factory(state: Path) -> subprocess.Popen:
+    """The Image Factory on IMAGE_FACTORY, its schematics kept in STATE/imagefactory."""
+    binary = gobuild.build("image-factory", gobuild.default_version("image-factory", gobuild.pinned_versions()))
+    argv = [str(binary), "serve", "--listen", IMAGE_FACTORY, "--state", str(state / "imagefactory")]
+    try:
+        return _spawn(argv, state, "imagefactory", lambda lines: any(x.startswith("ready: ") for x in lines))
+    except RuntimeError as error:
+        if "address already in use" in str(error):
+            raise RuntimeError(f"the Image Factory's address {IMAGE_FACTORY} is busy: another process listens "
+                               "there (a testbed left running? `testbed/machines.py stop --state DIR` stops "
+                               "it)") from None
+        raise
+
+
+def _terminate(process: subprocess.Popen, pid_file: Path) -> None:
+    process.terminate()
+    process.wait(timeout=60)
+    pid_file.unlink(missing_ok=True)
 
 
 class Machines:
-    """The emulator process, in a session of its own; returns from start once every node's
-    listener is up. Its pid is kept in STATE/emulator.pid so `machines.py stop` finds it."""
+    """The Image Factory, then the emulator, each in a session of its own; returns from start
+    once the factory and every node's listener are up. Their pids are kept in
+    STATE/imagefactory.pid and STATE/emulator.pid so `machines.py stop` finds them."""
 
     def __init__(self, description: Path, state: Path, *, control_planes: bool = True):
         pins = gobuild.pinned_versions()
@@ -46,37 +94,38 @@ class Machines:
         state.mkdir(parents=True, exist_ok=True)
         self.state = state
         self.log = state / "emulator.log"
-        announced = state / "emulator.out"
-        with open(announced, "w") as out, open(self.log, "a") as log:
-            self.process = subprocess.Popen(argv, stdout=out, stderr=log, start_new_session=True)
-        (state / "emulator.pid").write_text(str(self.process.pid))
-        # the emulator prints "ready" once every listener is up
-        while self.process.poll() is None:
-            if "ready\n" in announced.read_text().splitlines(keepends=True):
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"the emulator exited: {self.log.read_text()[-2000:]}")
+        # first the factory: machines pull their installers from it
+        self.factory = start_image_factory(state)
+        try:
+            # the emulator prints "ready" once every listener is up
+            self.process = _spawn(argv, state, "emulator", lambda lines: "ready\n" in lines)
+        except BaseException:
+            _terminate(self.factory, state / "imagefactory.pid")
+            raise
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=60)
-        (self.state / "emulator.pid").unlink(missing_ok=True)
+        try:
+            _terminate(self.process, self.state / "emulator.pid")
+        finally:
+            _terminate(self.factory, self.state / "imagefactory.pid")
 
 
 def stop(state: Path) -> None:
-    """Stop the emulator `start` left running (it stops its etcd and Kubernetes first)."""
-    pid_file = state / "emulator.pid"
-    if not pid_file.exists():
-        return
-    pid = int(pid_file.read_text())
-    try:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 60
-        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-    except ProcessLookupError:
-        pass
-    pid_file.unlink()
+    """Stop the emulator `start` left running (it stops its etcd and Kubernetes first), then
+    the Image Factory."""
+    for name in ("emulator", "imagefactory"):
+        pid_file = state / f"{name}.pid"
+        if not pid_file.exists():
+            continue
+        pid = int(pid_file.read_text())
+        try:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 60
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        except ProcessLookupError:
+            pass
+        pid_file.unlink()
 
 
 def power(state: Path, node: str, on: bool) -> str:
@@ -104,7 +153,8 @@ def main() -> None:
     try:
         if args.action == "start":
             Machines(args.nodes, args.state)
-            print(f"emulated machines of {args.nodes.name} ready; state in {args.state}")
+            print(f"emulated machines of {args.nodes.name} and the Image Factory on {IMAGE_FACTORY} ready; "
+                  f"state in {args.state}")
         elif args.action == "stop":
             stop(args.state)
         elif not args.node:
