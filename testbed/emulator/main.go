@@ -4,28 +4,24 @@
 //
 //	talos-emulator --nodes NODES.yaml --state DIR
 //
-// See README.md for what is emulated.
+// See README.md for what is emulated. The machines are package machines, their API package
+// talosapi, their kernel view package kernel.
 package main
 
 import (
-	"crypto/tls"
-	"errors"
 	"flag"
 	"fmt"
 	"log"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"syscall"
-	"time"
 
-	"github.com/siderolabs/talos/pkg/machinery/api/cluster"
-	"github.com/siderolabs/talos/pkg/machinery/api/machine"
 	"github.com/siderolabs/talos/pkg/machinery/constants"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
+
+	"solanaops.testbed/emulator/machines"
+	"solanaops.testbed/emulator/talosapi"
 )
 
 func main() {
@@ -33,7 +29,7 @@ func main() {
 	stateDir := flag.String("state", "", "directory keeping each node's state under DIR/<name>/ (required)")
 	port := flag.Int("port", constants.ApidPort, "Talos API port on every node address")
 
-	var tools Tools
+	var tools machines.Tools
 
 	flag.StringVar(&tools.Etcd, "etcd", "", "etcd binary: control planes run real etcd and Kubernetes (needs --kube)")
 	flag.StringVar(&tools.Kube, "kube", "", "binary dispatching kube-apiserver|kube-controller-manager|kube-scheduler")
@@ -54,57 +50,35 @@ func main() {
 	}
 }
 
-func run(nodesPath, stateDir string, port int, tools Tools, logger *log.Logger) error {
-	specs, err := loadNodeSpecs(nodesPath)
+func run(nodesPath, stateDir string, port int, tools machines.Tools, logger *log.Logger) error {
+	specs, err := machines.LoadNodeSpecs(nodesPath)
 	if err != nil {
 		return err
 	}
 
-	em, err := newEmulator(specs, stateDir, tools, logger.Printf)
+	em, err := machines.New(specs, stateDir, tools, logger.Printf)
 	if err != nil {
 		return err
 	}
 
-	endpoints := make([]*endpoint, 0, len(em.nodes))
-	for _, n := range em.nodes {
-		endpoints = append(endpoints, newEndpoint(em, n, port))
+	if err := em.Serve(port, func(n *machines.Node) *grpc.Server { return talosapi.NewServer(em, n) }); err != nil {
+		return err
 	}
 
-	em.mu.Lock()
-
-	for _, ep := range endpoints {
-		if err := ep.sync(); err != nil {
-			em.mu.Unlock()
-			stopAll(endpoints)
-
-			return err
-		}
+	for _, line := range em.Describe() {
+		fmt.Println("ready: " + line)
 	}
 
-	em.onChange = func() {
-		for _, ep := range endpoints {
-			if err := ep.sync(); err != nil {
-				logger.Printf("%s: %v", ep.node.spec.Name, err)
-			}
-		}
-	}
-
-	for _, ep := range endpoints {
-		fmt.Printf("ready: %s %s %s\n", ep.node.spec.Name, ep.addr, ep.describe())
-	}
-
-	em.mu.Unlock()
-
-	stopControl, err := em.serveControl(filepath.Join(stateDir, "control.sock"))
+	stopControl, err := em.ServeControl(filepath.Join(stateDir, "control.sock"))
 	if err != nil {
-		stopAll(endpoints)
+		em.StopServing()
 
 		return err
 	}
 
 	stop, stopped := make(chan struct{}), make(chan struct{})
-	if tools.enabled() {
-		go em.runControlPlanes(stop, stopped)
+	if tools.Enabled() {
+		go em.RunControlPlanes(stop, stopped)
 	} else {
 		close(stopped)
 	}
@@ -118,110 +92,9 @@ func run(nodesPath, stateDir string, port int, tools Tools, logger *log.Logger) 
 	logger.Printf("%s received, stopping", sig)
 
 	stopControl()
-	stopAll(endpoints)
+	em.StopServing()
 	close(stop)
 	<-stopped
 
 	return nil
-}
-
-// endpoint is one node's API server; its listener is open whenever the node's API is up
-// (always in maintenance mode; once configured, as soon as it has a server certificate).
-type endpoint struct {
-	em   *Emulator
-	node *Node
-	addr string
-	srv  *grpc.Server
-	ln   net.Listener
-}
-
-func newEndpoint(em *Emulator, n *Node, port int) *endpoint {
-	svc := &machineServer{em: em, self: n}
-
-	tlsConfig := &tls.Config{
-		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return em.serverTLSConfig(n) },
-		MinVersion:         tls.VersionTLS12,
-	}
-
-	srv := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(tlsConfig)),
-		grpc.ChainUnaryInterceptor(svc.unaryInterceptor),
-		grpc.ChainStreamInterceptor(svc.streamInterceptor),
-		grpc.UnknownServiceHandler(unknownService),
-		grpc.MaxRecvMsgSize(constants.GRPCMaxMessageSize),
-	)
-	machine.RegisterMachineServiceServer(srv, svc)
-	cluster.RegisterClusterServiceServer(srv, &clusterServer{em: em})
-
-	return &endpoint{em: em, node: n, addr: net.JoinHostPort(n.spec.Address, strconv.Itoa(port)), srv: srv}
-}
-
-// sync opens or closes the listener to match the node's state. Called with em.mu held.
-func (ep *endpoint) sync() error {
-	up := ep.em.canServe(ep.node)
-	if up == ep.node.listening {
-		return nil
-	}
-
-	if !up {
-		reason := errNoIssuer.Error()
-		if ep.node.off {
-			reason = "powered off"
-		}
-
-		ep.em.log("%s: API down: %s", ep.node.spec.Name, reason)
-		ep.ln.Close() //nolint:errcheck
-		ep.ln, ep.node.listening = nil, false
-
-		return nil
-	}
-
-	ln, err := net.Listen("tcp", ep.addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", ep.addr, err)
-	}
-
-	ep.ln, ep.node.listening = ln, true
-
-	go func() {
-		if err := ep.srv.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) && !errors.Is(err, net.ErrClosed) {
-			ep.em.log("%s: serve: %v", ep.node.spec.Name, err)
-		}
-	}()
-
-	ep.em.log("%s: API up on %s (%s)", ep.node.spec.Name, ep.addr, ep.describe())
-
-	return nil
-}
-
-func (ep *endpoint) describe() string {
-	switch {
-	case ep.node.off:
-		return "powered off"
-	case !ep.node.configured():
-		return "maintenance"
-	case !ep.node.listening:
-		return "configured, not listening: " + errNoIssuer.Error()
-	case ep.node.isControlPlane():
-		return "configured controlplane"
-	default:
-		return "configured worker"
-	}
-}
-
-func stopAll(endpoints []*endpoint) {
-	for _, ep := range endpoints {
-		done := make(chan struct{})
-
-		go func() {
-			ep.srv.GracefulStop()
-			close(done)
-		}()
-
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			ep.srv.Stop()
-		}
-	}
 }

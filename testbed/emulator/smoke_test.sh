@@ -1,27 +1,39 @@
 #!/usr/bin/env bash
-# Smoke test of the Talos node emulator against the REAL talosctl.
+# Smoke test of the Talos node emulator against the REAL talosctl and the testbed Image
+# Factory (testbed/imagefactory).
 #
-#   testbed/emulator/smoke_test.sh          (builds both binaries through testbed/gobuild.py)
-#   TALOSCTL=... EMULATOR=... testbed/emulator/smoke_test.sh
+#   testbed/emulator/smoke_test.sh          (builds the binaries through testbed/gobuild.py)
+#   TALOSCTL=... EMULATOR=... IMAGE_FACTORY=... testbed/emulator/smoke_test.sh
 #
-# Three nodes on loopback only: cp1 127.0.1.11 (uki, schematic hugepages), cp2 127.0.1.12
-# (uki, extraKernelArgs that UKI boots ignore), w1 127.0.1.20 (legacy grub: extraKernelArgs
-# apply; a user volume on its second disk). Cluster endpoint https://127.0.1.10:6443.
+# Loopback only. The Image Factory on 127.0.1.5:5000 registers two schematics: "tuned" (1G huge
+# pages, the amd-ucode extension) and the empty one. Nodes: cp1 127.0.1.11 (uki, installs the
+# tuned image), cp2 127.0.1.12 (uki, the stock installer; extraKernelArgs that UKI boots
+# ignore), w1 127.0.1.20 (legacy grub: its extraKernelArgs apply, the schematic's do not; a user
+# volume on its second disk), w2 127.0.1.21 (grub with grubUseUKICmdline: the tuned image's
+# command line), f1 127.0.1.22 (installs that must fail: unknown schematic, another registry,
+# another Talos release). Cluster endpoint https://127.0.1.10:6443.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 gobuild="$here/../gobuild.py"
 TALOSCTL=${TALOSCTL:-$(python3 "$gobuild" build talosctl | tail -n1)}
 EMULATOR=${EMULATOR:-$(python3 "$gobuild" build talos-emulator | tail -n1)}
+IMAGE_FACTORY=${IMAGE_FACTORY:-$(python3 "$gobuild" build image-factory | tail -n1)}
+[[ -x "$IMAGE_FACTORY" ]] || { echo "FAIL: no image-factory binary ($IMAGE_FACTORY)" >&2; exit 1; }
 
 work=$(mktemp -d)
 emulator_pid=""
+factory_pid=""
+factory=127.0.1.5:5000
+version=v1.13.9
 
 cleanup() {
-    if [[ -n "$emulator_pid" ]] && kill -0 "$emulator_pid" 2>/dev/null; then
-        kill -TERM "$emulator_pid"
-        wait "$emulator_pid" || true
-    fi
+    for pid in "$emulator_pid" "$factory_pid"; do
+        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid"
+            wait "$pid" || true
+        fi
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -54,6 +66,20 @@ run() {
     return 0
 }
 
+# json DESCRIPTION JQ ARGS...: run talosctl (it must succeed), slurp the JSON objects it
+# prints on stdout and write jq's compact result to ./out
+json() {
+    local what=$1 filter=$2
+    shift 2
+    local rc=0
+    "$TALOSCTL" "$@" >json.out 2>json.err || rc=$?
+    [[ $rc -eq 0 ]] || { cp json.err out; fail "$what: talosctl $* exited $rc"; }
+    jq -c -s "$filter" json.out >out || fail "$what: output is not JSON"
+}
+
+# same VALUE DESCRIPTION: ./out must be exactly VALUE
+same() { [[ "$(cat out)" == "$1" ]] || fail "$2: got '$(cat out)', want '$1'"; }
+
 has() { grep -qF -- "$1" out || fail "$2: output lacks '$1'"; }
 lacks() { if grep -qF -- "$1" out; then fail "$2: output has '$1'"; fi; }
 
@@ -80,13 +106,44 @@ stop_emulator() {
     emulator_pid=""
 }
 
+# --- the Image Factory -----------------------------------------------------------------------
+
+"$IMAGE_FACTORY" serve --listen "$factory" --state factory-state >factory.out 2>>factory.log &
+factory_pid=$!
+for _ in $(seq 100); do
+    grep -qx "ready: http://$factory" factory.out && break
+    kill -0 "$factory_pid" 2>/dev/null || fail "image factory exited: $(cat factory.log)"
+    sleep 0.1
+done
+grep -qx "ready: http://$factory" factory.out || fail "image factory not ready"
+
+register() {
+    curl -sf -X POST --data-binary @"$1" "http://$factory/schematics" | jq -r .id
+}
+
+cat >tuned.schematic.yaml <<'EOF'
+customization:
+  extraKernelArgs: [hugepagesz=1G, hugepages=64]
+  systemExtensions:
+    officialExtensions: [siderolabs/amd-ucode]
+EOF
+echo 'customization: {}' >empty.schematic.yaml
+tuned=$(register tuned.schematic.yaml)
+empty=$(register empty.schematic.yaml)
+[[ "$tuned" =~ ^[0-9a-f]{64}$ ]] || fail "registering the tuned schematic: '$tuned'"
+[[ "$empty" == 376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba ]] || fail "empty schematic: '$empty'"
+ok "image factory ready: tuned schematic $tuned"
+
+tuned_image=$factory/metal-installer/$tuned:$version
+stock_image=ghcr.io/siderolabs/installer:$version
+
 # --- configs -------------------------------------------------------------------------------
 
 gen() { "$TALOSCTL" gen config demo https://127.0.1.10:6443 --with-secrets secrets.yaml \
         --with-docs=false --with-examples=false -o - "$@"; }
 
 "$TALOSCTL" gen secrets -o secrets.yaml >/dev/null 2>&1
-gen -t controlplane --install-disk /dev/nvme0n1 >cp1.yaml 2>/dev/null
+gen -t controlplane --install-disk /dev/nvme0n1 --install-image "$tuned_image" >cp1.yaml 2>/dev/null
 cat >cp2-patch.yaml <<'EOF'
 machine:
   install:
@@ -99,8 +156,9 @@ machine:
     grubUseUKICmdline: false
     extraKernelArgs: [default_hugepagesz=1G, hugepagesz=1G, hugepages=16, -selinux]
 EOF
-gen -t controlplane --install-disk /dev/nvme0n1 --config-patch @cp2-patch.yaml >cp2.yaml 2>/dev/null
-gen -t worker --install-disk /dev/sda --config-patch @w1-patch.yaml >w1.yaml 2>/dev/null
+gen -t controlplane --install-disk /dev/nvme0n1 --install-image "$stock_image" --config-patch @cp2-patch.yaml >cp2.yaml 2>/dev/null
+gen -t worker --install-disk /dev/sda --install-image "$tuned_image" --config-patch @w1-patch.yaml >w1.yaml 2>/dev/null
+gen -t worker --install-disk /dev/sda --install-image "$tuned_image" >w2.yaml 2>/dev/null
 cat >>w1.yaml <<'EOF'
 ---
 apiVersion: v1alpha1
@@ -121,6 +179,10 @@ provisioning:
     match: disk.model == "no such model"
   maxSize: 10GiB
 EOF
+unknown=ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff
+gen -t worker --install-disk /dev/sda --install-image "$factory/metal-installer/$unknown:$version" >f1-unknown.yaml 2>/dev/null
+gen -t worker --install-disk /dev/sda --install-image "factory.talos.dev/metal-installer/$tuned:$version" >f1-remote.yaml 2>/dev/null
+gen -t worker --install-disk /dev/sda --install-image "$factory/metal-installer/$tuned:v1.13.8" >f1-tag.yaml 2>/dev/null
 gen -t talosconfig >talosconfig 2>/dev/null
 "$TALOSCTL" $(tc) config endpoint 127.0.1.11
 "$TALOSCTL" $(tc) config node 127.0.1.11
@@ -136,7 +198,6 @@ cat >nodes.yaml <<'EOF'
   address: 127.0.1.11
   hardware: {cpus: 32, numa_nodes: 2, memory: 512Gi, boot_mode: uki,
              disks: [{dev_path: /dev/nvme0n1, serial: CP1SYS, size: 960Gi}]}
-  schematic_kernel_args: [hugepagesz=1G, hugepages=64]
 - name: cp2
   address: 127.0.1.12
   hardware: {cpus: 32, numa_nodes: 2, memory: 512Gi, boot_mode: uki,
@@ -146,7 +207,22 @@ cat >nodes.yaml <<'EOF'
   hardware: {cpus: 16, numa_nodes: 1, memory: 64Gi, boot_mode: grub,
              disks: [{dev_path: /dev/sda, serial: WSYS1, size: 480Gi},
                      {dev_path: /dev/sdb, serial: WDATA1, size: 1.92T}]}
+- name: w2
+  address: 127.0.1.21
+  hardware: {cpus: 16, numa_nodes: 1, memory: 128Gi, boot_mode: grub,
+             disks: [{dev_path: /dev/sda, serial: WSYS2, size: 480Gi}]}
+- name: f1
+  address: 127.0.1.22
+  hardware: {cpus: 4, memory: 16Gi, disks: [{dev_path: /dev/sda, serial: FSYS, size: 100Gi}]}
 EOF
+
+# a NODES.yaml carrying the kernel command line would hand the emulator the answer: refused
+sed 's/^  address: 127.0.1.11$/  address: 127.0.1.11\n  schematic_kernel_args: [hugepages=1]/' nodes.yaml >old-nodes.yaml
+rc=0
+"$EMULATOR" --nodes old-nodes.yaml --state old-state >out 2>&1 || rc=$?
+[[ $rc -ne 0 ]] || fail "NODES.yaml with schematic_kernel_args was accepted"
+has '"schematic_kernel_args" is no longer accepted' "schematic_kernel_args refused"
+ok "NODES.yaml with schematic_kernel_args is refused"
 
 start_emulator
 ok "emulator ready: $(grep -c '^ready: ' ready) nodes"
@@ -170,6 +246,18 @@ has "Dry run summary:" "maintenance dry run"
 has "Config diff:" "maintenance dry run"
 ok "maintenance: dry run shows the whole config as new"
 
+# installs that cannot pull their image: the node stays in maintenance mode
+run "f1 unknown schematic" 0 apply-config --insecure -n 127.0.1.22 -e 127.0.1.22 -f f1-unknown.yaml
+has "install failed: pulling image \"$factory/metal-installer/$unknown:$version\": 404 Not Found: MANIFEST_UNKNOWN: schematic $unknown is not registered; the node stays in maintenance mode" "f1 unknown schematic"
+run "f1 remote factory" 0 apply-config --insecure -n 127.0.1.22 -e 127.0.1.22 -f f1-remote.yaml
+has "install failed: image \"factory.talos.dev/metal-installer/$tuned:$version\": registry factory.talos.dev cannot be reached from the testbed" "f1 remote factory"
+run "f1 other release" 0 apply-config --insecure -n 127.0.1.22 -e 127.0.1.22 -f f1-tag.yaml
+has "installer tag v1.13.8 is not Talos v1.13.9" "f1 other release"
+run "f1 still in maintenance" 0 apply-config --insecure --dry-run -n 127.0.1.22 -e 127.0.1.22 -f f1-tag.yaml
+has "Dry run summary:" "f1 still in maintenance"
+grep -q "GET /v2/metal-installer/$unknown/manifests/$version" factory.log || fail "the factory saw no pull of the unknown schematic"
+ok "installs whose image cannot be pulled fail, the node stays in maintenance mode"
+
 # the worker first: its config has no OS CA key, so its API stays down until a control plane
 # holding that key is configured (real workers wait for trustd)
 run "w1 apply" 0 apply-config --insecure -n 127.0.1.20 -e 127.0.1.20 -f w1.yaml
@@ -184,6 +272,10 @@ ok "maintenance: apply-config --insecure configures cp1"
 run "w1 after control plane" 0 $(tc) -e 127.0.1.20 -n 127.0.1.20 version
 has "NODE:        127.0.1.20" "w1 after control plane"
 ok "w1's API came up with a certificate signed by cp1's OS CA key"
+
+run "w2 apply" 0 apply-config --insecure -n 127.0.1.21 -e 127.0.1.21 -f w2.yaml
+has "Applied configuration without a reboot" "w2 apply"
+ok "w2 (grub) installs the tuned image"
 
 # --- 2. mTLS ---------------------------------------------------------------------------------
 
@@ -258,28 +350,37 @@ ok "cp2 joined the bootstrapped etcd: bootstrap there is AlreadyExists"
 
 # --- 5. kernel view ------------------------------------------------------------------------
 
+# what every Talos v1.13.9 metal boot entry starts with (platform, console, machinery's defaults)
+base="talos.platform=metal console=tty0 init_on_alloc=1 slab_nomerge pti=on consoleblank=0 nvme_core.io_timeout=4294967295 printk.devkmsg=on selinux=1 module.sig_enforce=1 proc_mem.force_override=never"
+
 run "cp1 cmdline" 0 $(tc) read /proc/cmdline
-has "hugepagesz=1G hugepages=64" "cp1 cmdline"
+same "$base hugepagesz=1G hugepages=64" "cp1 cmdline"
 run "cp1 meminfo" 0 $(tc) read /proc/meminfo
 has "Hugetlb:        67108864 kB" "cp1 meminfo"
 has "Hugepagesize:       2048 kB" "cp1 meminfo"
 run "cp1 node1 meminfo" 0 $(tc) read /sys/devices/system/node/node1/meminfo
 has "Node 1 MemTotal:" "cp1 node1 meminfo"
 run "cp1 nr_hugepages 1G node1" 0 $(tc) read /sys/devices/system/node/node1/hugepages/hugepages-1048576kB/nr_hugepages
-has "32" "cp1 node1 1G pages"
-ok "uki: schematic kernel args apply (64 x 1G pages, 32 per NUMA node)"
+same "32" "cp1 node1 1G pages"
+ok "uki: the installed image's schematic kernel args apply (64 x 1G pages, 32 per NUMA node)"
 
 run "cp2 cmdline" 0 $(tc) -n 127.0.1.12 read /proc/cmdline
-lacks "hugepages=1024" "cp2 cmdline"
-ok "uki: machine.install.extraKernelArgs are ignored"
+same "$base" "cp2 cmdline"
+run "cp2 meminfo" 0 $(tc) -n 127.0.1.12 read /proc/meminfo
+has "HugePages_Total:       0" "cp2 meminfo"
+has "Hugetlb:               0 kB" "cp2 meminfo"
+ok "uki, stock installer: no tuning args (machine.install.extraKernelArgs ignored), no huge pages"
 
 run "w1 cmdline" 0 $(tc) -n 127.0.1.20 read /proc/cmdline
-has "hugepages=16" "w1 cmdline"
-lacks "selinux=1" "w1 cmdline"
+same "${base/ selinux=1/} default_hugepagesz=1G hugepagesz=1G hugepages=16" "w1 cmdline"
 run "w1 meminfo" 0 $(tc) -n 127.0.1.20 read /proc/meminfo
 has "HugePages_Total:      16" "w1 meminfo"
 has "Hugepagesize:    1048576 kB" "w1 meminfo"
-ok "grub (legacy cmdline): extraKernelArgs apply, -selinux removes selinux=1"
+ok "grub, legacy command line: extraKernelArgs apply (-selinux removes selinux=1), the schematic's do not"
+
+run "w2 cmdline" 0 $(tc) -n 127.0.1.21 read /proc/cmdline
+same "$base hugepagesz=1G hugepages=64" "w2 cmdline"
+ok "grub with grubUseUKICmdline: the installed image's command line"
 
 run "w1 mounts" 0 $(tc) -n 127.0.1.20 read /proc/mounts
 has "/dev/sda6 /var xfs" "w1 mounts"
@@ -300,7 +401,44 @@ run "w1 services" 0 $(tc) -n 127.0.1.20 service
 lacks "etcd" "w1 services"
 ok "services: list, kubelet restart, etcd not stoppable, no etcd on the worker"
 
-# --- 7. one-to-many --------------------------------------------------------------------------
+# --- 7. COSI (talosctl get) ------------------------------------------------------------------
+
+json "cp1 extensions" '[.[] | [.metadata.id, .spec.metadata.name, .spec.metadata.version]]' $(tc) get extensions -o json
+# (talosctl round-trips through YAML: the IDs "0", "1" come out as JSON numbers)
+same "[[0,\"amd-ucode\",\"\"],[1,\"schematic\",\"$tuned\"]]" "cp1 extensions"
+json "cp2 extensions" 'length' $(tc) -n 127.0.1.12 get extensions -o json
+same "0" "cp2 extensions"
+ok "get extensions: the tuned image's extension and schematic $tuned; none for the stock installer"
+
+run "cp1 securitystate" 0 $(tc) get securitystate -o yaml
+python3 -c 'import sys, yaml; print(yaml.safe_load(open("out"))["spec"])' >spec.out 2>&1 || fail "securitystate: not YAML"
+cp spec.out out
+same "{'secureBoot': False, 'selinuxState': 'enabled, permissive', 'bootedWithUKI': True, 'moduleSignatureEnforced': True}" "cp1 securitystate"
+json "w1 securitystate" '.[0].spec' $(tc) -n 127.0.1.20 get securitystate -o json
+same '{"moduleSignatureEnforced":true,"secureBoot":false}' "w1 securitystate"
+json "w2 securitystate" '.[0].spec' $(tc) -n 127.0.1.21 get securitystate -o json
+same '{"moduleSignatureEnforced":true,"secureBoot":false,"selinuxState":"enabled, permissive"}' "w2 securitystate"
+ok "get securitystate: bootedWithUKI on systemd-boot only; SELinux and module signing from the command line"
+
+json "version" '[.[] | [.metadata.id, .spec.name, .spec.version]]' $(tc) get version -o json
+same '[["version","Talos","v1.13.9"]]' "version"
+ok "get version: Talos v1.13.9"
+
+json "cp1 services" '[.[] | [.metadata.id, .spec.running, .spec.healthy, .spec.unknown]]' $(tc) get services -o json
+same '[["apid",true,true,false],["auditd",true,false,true],["containerd",true,true,false],["cri",true,true,false],["dashboard",true,false,true],["etcd",true,true,false],["kubelet",true,true,false],["machined",true,true,false],["syslogd",true,false,true],["trustd",true,true,false],["udevd",true,true,false]]' "cp1 services"
+ok "get services: running, health as the service list says"
+
+json "nodename" '[.[] | [.metadata.id, .spec.nodename]]' $(tc) -n 127.0.1.20 get nodename -o json
+same '[["nodename","w1"]]' "nodename"
+ok "get nodename: the worker's Kubernetes node name"
+
+run "get on many nodes" 0 $(tc) -n 127.0.1.11,127.0.1.12 get version -o json
+[[ $(grep -c '"version": "v1.13.9"' out) -eq 2 ]] || fail "get on many nodes: expected 2 resources"
+run "get in maintenance" fail get version --insecure -n 127.0.1.22 -e 127.0.1.22
+has "API is not implemented in maintenance mode" "get in maintenance"
+ok "get: one request per node; not served in maintenance mode"
+
+# --- 8. one-to-many --------------------------------------------------------------------------
 
 run "nodes version" 0 $(tc) -n 127.0.1.11,127.0.1.12,127.0.1.20 version
 [[ $(grep -c "NODE:" out) -eq 3 ]] || fail "nodes version: expected 3 nodes"
@@ -321,7 +459,9 @@ run "staged booted" 0 $(tc) apply-config --dry-run -f cp1-sans.yaml
 has "No changes." "staged booted"
 run "bootstrap after restart" fail $(tc) bootstrap
 has "AlreadyExists" "bootstrap after restart"
-ok "restart: nodes stay configured, the staged config is running, etcd data kept"
+run "cmdline after restart" 0 $(tc) read /proc/cmdline
+same "$base hugepagesz=1G hugepages=64" "cmdline after restart"
+ok "restart: nodes stay configured, the staged config is running, etcd data and the installed image kept"
 
 stop_emulator
 ok "emulator stopped, no process left"

@@ -1,4 +1,4 @@
-package main
+package machines
 
 import (
 	"bytes"
@@ -28,6 +28,9 @@ import (
 
 	"github.com/siderolabs/talos/pkg/machinery/config"
 	"github.com/siderolabs/talos/pkg/machinery/constants"
+
+	"solanaops.testbed/emulator/kubelet"
+	"solanaops.testbed/emulator/process"
 )
 
 // Real control planes: every configured control plane whose etcd data is populated (bootstrapped or
@@ -45,7 +48,7 @@ type Tools struct {
 	Etcd, Kube, Kwok, KwokConfig string
 }
 
-func (t Tools) enabled() bool { return t.Etcd != "" && t.Kube != "" }
+func (t Tools) Enabled() bool { return t.Etcd != "" && t.Kube != "" }
 
 const (
 	apiServerPort         = 6443
@@ -56,7 +59,7 @@ const (
 // runtime is a node's running programs and what the last probe saw; only the reconcile loop
 // writes procs; the flags are read by API handlers under Emulator.mu.
 type runtime struct {
-	procs      map[string]*process
+	procs      map[string]*process.Process
 	pki        *nodePKI
 	etcdUp     bool // etcd answers /health
 	apiReady   bool // kube-apiserver answers /readyz
@@ -280,7 +283,8 @@ current-context: admin@cluster
 // ---------------------------------------------------------------------------------------------
 // etcd through its JSON gateway (no client library needed)
 
-type etcdMember struct {
+// EtcdMember is a member as etcd's JSON gateway lists it.
+type EtcdMember struct {
 	ID         string   `json:"ID"`
 	Name       string   `json:"name"`
 	PeerURLs   []string `json:"peerURLs"`
@@ -292,7 +296,8 @@ func (n *Node) etcdURL(port int) string {
 	return "https://" + net.JoinHostPort(n.spec.Address, strconv.Itoa(port))
 }
 
-func etcdCall(client *http.Client, endpoint, path string, body, out any) error {
+// EtcdCall POSTs body to an etcd JSON gateway path and decodes the answer into out.
+func EtcdCall(client *http.Client, endpoint, path string, body, out any) error {
 	raw, err := json.Marshal(body)
 	if err != nil {
 		return err
@@ -316,18 +321,19 @@ func etcdCall(client *http.Client, endpoint, path string, body, out any) error {
 	return json.Unmarshal(reply, out)
 }
 
-func etcdMembers(client *http.Client, endpoint string, linearizable bool) ([]etcdMember, error) {
+// EtcdMembers lists the members of the cluster endpoint belongs to.
+func EtcdMembers(client *http.Client, endpoint string, linearizable bool) ([]EtcdMember, error) {
 	var reply struct {
-		Members []etcdMember `json:"members"`
+		Members []EtcdMember `json:"members"`
 	}
 
-	err := etcdCall(client, endpoint, "/v3/cluster/member/list", map[string]any{"linearizable": linearizable}, &reply)
+	err := EtcdCall(client, endpoint, "/v3/cluster/member/list", map[string]any{"linearizable": linearizable}, &reply)
 
 	return reply.Members, err
 }
 
-// etcdStatus is /v3/maintenance/status (uint64s arrive as strings).
-type etcdStatus struct {
+// EtcdStatus is /v3/maintenance/status (uint64s arrive as strings).
+type EtcdStatus struct {
 	Header struct {
 		MemberID string `json:"member_id"`
 	} `json:"header"`
@@ -410,21 +416,21 @@ func (em *Emulator) etcdArgs(n *Node, cfg config.Provider, p *nodePKI) ([]string
 
 	peer := peers[0]
 
-	members, err := etcdMembers(peer.rt.pki.etcd, peer.etcdURL(constants.EtcdClientPort), true)
+	members, err := EtcdMembers(peer.rt.pki.etcd, peer.etcdURL(constants.EtcdClientPort), true)
 	if err != nil {
 		return nil, err
 	}
 
-	if !slices.ContainsFunc(members, func(m etcdMember) bool { return slices.Contains(m.PeerURLs, self) }) {
-		if slices.ContainsFunc(members, func(m etcdMember) bool { return m.Name == "" }) {
+	if !slices.ContainsFunc(members, func(m EtcdMember) bool { return slices.Contains(m.PeerURLs, self) }) {
+		if slices.ContainsFunc(members, func(m EtcdMember) bool { return m.Name == "" }) {
 			return nil, fmt.Errorf("%w: another member is joining", errWait)
 		}
 
 		var added struct {
-			Members []etcdMember `json:"members"`
+			Members []EtcdMember `json:"members"`
 		}
 
-		if err := etcdCall(peer.rt.pki.etcd, peer.etcdURL(constants.EtcdClientPort), "/v3/cluster/member/add",
+		if err := EtcdCall(peer.rt.pki.etcd, peer.etcdURL(constants.EtcdClientPort), "/v3/cluster/member/add",
 			map[string]any{"peerURLs": []string{self}}, &added); err != nil {
 			return nil, err
 		}
@@ -478,8 +484,8 @@ func (em *Emulator) kick() {
 	}
 }
 
-// runControlPlanes reconciles until stop is closed, then stops every process.
-func (em *Emulator) runControlPlanes(stop <-chan struct{}, done chan<- struct{}) {
+// RunControlPlanes reconciles until stop is closed, then stops every process.
+func (em *Emulator) RunControlPlanes(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 
 	ticker := time.NewTicker(time.Second)
@@ -504,12 +510,12 @@ func (em *Emulator) stopEverything() {
 
 	for _, n := range em.nodes {
 		for _, p := range n.rt.procs {
-			wg.Go(p.stop)
+			wg.Go(p.Stop)
 		}
 	}
 
 	if em.kwok != nil {
-		wg.Go(em.kwok.stop)
+		wg.Go(em.kwok.Stop)
 	}
 
 	wg.Wait()
@@ -640,11 +646,11 @@ func (em *Emulator) setProbe(n *Node, set func()) {
 // failed services), logging why it stopped.
 func (em *Emulator) ensureProcess(n *Node, c component) error {
 	if p := n.rt.procs[c.name]; p != nil {
-		if p.alive() {
+		if p.Alive() {
 			return nil
 		}
 
-		em.log("%s: %s exited (%v), restarting; log tail:\n%s", n.spec.Name, c.name, p.cmd.ProcessState, p.tail())
+		em.log("%s: %s exited (%v), restarting; log tail:\n%s", n.spec.Name, c.name, p.Exit(), p.Tail())
 	}
 
 	argv, err := c.args()
@@ -657,19 +663,19 @@ func (em *Emulator) ensureProcess(n *Node, c component) error {
 		return err
 	}
 
-	p, err := startProcess(c.name, filepath.Join(logs, c.name+".log"), argv)
+	p, err := process.Start(c.name, filepath.Join(logs, c.name+".log"), argv)
 	if err != nil {
 		return err
 	}
 
 	em.mu.Lock()
 	if n.rt.procs == nil {
-		n.rt.procs = map[string]*process{}
+		n.rt.procs = map[string]*process.Process{}
 	}
 
 	n.rt.procs[c.name] = p
 	em.mu.Unlock()
-	em.log("%s: started %s (pid %d)", n.spec.Name, c.name, p.cmd.Process.Pid)
+	em.log("%s: started %s (pid %d)", n.spec.Name, c.name, p.Pid())
 
 	return nil
 }
@@ -684,7 +690,7 @@ func (em *Emulator) stopProcesses(n *Node) {
 
 	for name, p := range n.rt.procs {
 		em.log("%s: stopping %s", n.spec.Name, name)
-		wg.Go(p.stop)
+		wg.Go(p.Stop)
 	}
 
 	wg.Wait()
@@ -801,7 +807,7 @@ func (em *Emulator) clusterAPI() (string, *http.Client, bool) {
 // reconcileKwok starts kwok once an API server is ready; its kubeconfig names the VIP (or the
 // first control plane when there is none).
 func (em *Emulator) reconcileKwok() {
-	if em.tools.Kwok == "" || (em.kwok != nil && em.kwok.alive()) {
+	if em.tools.Kwok == "" || (em.kwok != nil && em.kwok.Alive()) {
 		return
 	}
 
@@ -845,9 +851,9 @@ func (em *Emulator) reconcileKwok() {
 	healthAddr := probe.Addr().String()
 	probe.Close() //nolint:errcheck
 
-	p, err := startProcess("kwok", filepath.Join(dir, "kwok.log"), []string{
+	p, err := process.Start("kwok", filepath.Join(dir, "kwok.log"), []string{
 		em.tools.Kwok, "--kubeconfig", kubeconfig, "--manage-all-nodes=false",
-		"--manage-nodes-with-annotation-selector", kwokAnnotation + "=fake",
+		"--manage-nodes-with-annotation-selector", kubelet.KwokAnnotation + "=fake",
 		"--node-lease-duration-seconds", "40", "--cidr", "10.244.0.0/16", "--node-ip", server,
 		"--config", em.tools.KwokConfig, "--server-address", healthAddr,
 	})
@@ -858,7 +864,7 @@ func (em *Emulator) reconcileKwok() {
 	}
 
 	em.kwok = p
-	em.log("started kwok (pid %d) against %s", p.cmd.Process.Pid, server)
+	em.log("started kwok (pid %d) against %s", p.Pid(), server)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -881,7 +887,7 @@ func (em *Emulator) registerNode(n *Node) error {
 		return nil
 	}
 
-	manifest := n.nodeManifest()
+	manifest := kubelet.NodeManifest(n.kubeletMachine())
 	em.mu.Unlock()
 
 	raw, err := json.Marshal(manifest)
@@ -901,7 +907,7 @@ func (em *Emulator) registerNode(n *Node) error {
 		return nil
 	}
 
-	name := n.hostname()
+	name := n.nodeName()
 
 	status, body, err := kubeRequest(client, http.MethodPost, server+"/api/v1/nodes", "application/json", raw)
 	if err != nil {
@@ -942,8 +948,8 @@ func (em *Emulator) releaseHeartbeat(n *Node) {
 		return
 	}
 
-	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:null}}}`, kwokAnnotation)
-	if status, body, err := kubeRequest(client, http.MethodPatch, server+"/api/v1/nodes/"+n.hostname(), "application/merge-patch+json", patch); err != nil || status >= 300 {
+	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:null}}}`, kubelet.KwokAnnotation)
+	if status, body, err := kubeRequest(client, http.MethodPatch, server+"/api/v1/nodes/"+n.nodeName(), "application/merge-patch+json", patch); err != nil || status >= 300 {
 		em.log("%s: releasing the Node from kwok: %v %s", n.spec.Name, err, body)
 	}
 }

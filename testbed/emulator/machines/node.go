@@ -1,18 +1,24 @@
-package main
+// Package machines is the emulated Talos machines: NODES.yaml, each machine's state (running
+// and persisted config, install record, services, COSI resources, certificates), the state
+// transitions machined would make (apply, install, bootstrap, rollback, power), the machines'
+// network presence (their API listeners) and the real control planes they run (etcd,
+// Kubernetes, the VIP, Node registration). The gRPC API itself is package talosapi; the
+// kernel view package kernel.
+package machines
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -23,77 +29,104 @@ import (
 	"github.com/siderolabs/talos/pkg/machinery/config/configloader"
 	"github.com/siderolabs/talos/pkg/machinery/resources/block"
 	"gopkg.in/yaml.v3"
+
+	"solanaops.testbed/emulator/image"
+	"solanaops.testbed/emulator/kernel"
+	"solanaops.testbed/emulator/process"
 )
 
 // ---------------------------------------------------------------------------------------------
 // NODES.yaml: the hardware description
 
-// NodeSpec is one entry of NODES.yaml.
+// NodeSpec is one entry of NODES.yaml: a machine as its datasheet describes it. It says
+// nothing about the software the machine runs: that is the installer image its config names.
 type NodeSpec struct {
-	Name     string   `yaml:"name"`
-	Address  string   `yaml:"address"`
-	Hardware Hardware `yaml:"hardware"`
-	// SchematicKernelArgs stands for the Image Factory schematic the node was booted and
-	// installed from: the extra kernel arguments baked into its UKI.
-	SchematicKernelArgs []string `yaml:"schematic_kernel_args"`
+	Name     string          `yaml:"name"`
+	Address  string          `yaml:"address"`
+	Hardware kernel.Hardware `yaml:"hardware"`
 }
 
-// Hardware describes the emulated machine.
-type Hardware struct {
-	CPUs      int        `yaml:"cpus"`
-	NUMANodes int        `yaml:"numa_nodes"`
-	Memory    string     `yaml:"memory"`
-	BootMode  string     `yaml:"boot_mode"` // uki | grub
-	Disks     []DiskSpec `yaml:"disks"`
-
-	memoryBytes uint64
+// retiredFields are NODES.yaml keys that once carried what the machine's software should
+// show; refused with an explanation (they would hand the emulator the answer).
+var retiredFields = map[string]string{
+	"schematic_kernel_args": "the kernel command line comes from the installer image the applied config names " +
+		"(machine.install.image, pulled from the testbed Image Factory), not from NODES.yaml",
 }
 
-// DiskSpec describes one block device; dev_path, serial and size are the usual fields.
-type DiskSpec struct {
-	DevPath    string `yaml:"dev_path"`
-	Serial     string `yaml:"serial"`
-	Size       string `yaml:"size"`
-	Model      string `yaml:"model"`
-	WWID       string `yaml:"wwid"`
-	Transport  string `yaml:"transport"`
-	Rotational bool   `yaml:"rotational"`
-
-	sizeBytes uint64
-}
-
-func loadNodeSpecs(path string) ([]NodeSpec, error) {
+func LoadNodeSpecs(path string) ([]NodeSpec, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 
-	var specs []NodeSpec
-	if err = yaml.Unmarshal(raw, &specs); err != nil {
-		// also accept {nodes: [...]}
-		var wrapped struct {
-			Nodes []NodeSpec `yaml:"nodes"`
-		}
-		if err2 := yaml.Unmarshal(raw, &wrapped); err2 != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		specs = wrapped.Nodes
+	// a list, or {nodes: [...]}
+	var doc yaml.Node
+	if err = yaml.Unmarshal(raw, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 
-	if len(specs) == 0 {
+	list := &doc
+	if list.Kind == yaml.DocumentNode && len(list.Content) == 1 {
+		list = list.Content[0]
+	}
+
+	if list.Kind == yaml.MappingNode {
+		var found *yaml.Node
+
+		for i := 0; i+1 < len(list.Content); i += 2 {
+			if list.Content[i].Value != "nodes" {
+				return nil, fmt.Errorf("%s: unknown key %q (expected a list of nodes or {nodes: [...]})", path, list.Content[i].Value)
+			}
+
+			found = list.Content[i+1]
+		}
+
+		if found == nil {
+			return nil, fmt.Errorf("%s: no nodes", path)
+		}
+
+		list = found
+	}
+
+	if list.Kind != yaml.SequenceNode || len(list.Content) == 0 {
 		return nil, fmt.Errorf("%s: no nodes", path)
 	}
 
+	specs := make([]NodeSpec, len(list.Content))
 	names, addrs := map[string]bool{}, map[string]bool{}
 
-	for i := range specs {
+	for i, item := range list.Content {
 		s := &specs[i]
+
+		if item.Kind == yaml.MappingNode {
+			for j := 0; j+1 < len(item.Content); j += 2 {
+				if why, retired := retiredFields[item.Content[j].Value]; retired {
+					return nil, fmt.Errorf("%s: node %d: %q is no longer accepted: %s", path, i, item.Content[j].Value, why)
+				}
+			}
+		}
+
+		// strict: an unknown key (a typo, a retired field) is an error, not silently ignored
+		one, err := yaml.Marshal(item)
+		if err != nil {
+			return nil, fmt.Errorf("%s: node %d: %w", path, i, err)
+		}
+
+		dec := yaml.NewDecoder(bytes.NewReader(one))
+		dec.KnownFields(true)
+
+		if err := dec.Decode(s); err != nil {
+			return nil, fmt.Errorf("%s: node %d: %w", path, i, err)
+		}
+
 		if err := s.normalize(); err != nil {
 			return nil, fmt.Errorf("%s: node %d (%s): %w", path, i, s.Name, err)
 		}
+
 		if names[s.Name] || addrs[s.Address] {
 			return nil, fmt.Errorf("%s: duplicate node name or address %s/%s", path, s.Name, s.Address)
 		}
+
 		names[s.Name], addrs[s.Address] = true, true
 	}
 
@@ -115,87 +148,10 @@ func (s *NodeSpec) normalize() error {
 	if !addr.Is4() || !netip.MustParsePrefix("127.0.0.0/8").Contains(addr) {
 		return fmt.Errorf("address %s is not in 127.0.0.0/8", s.Address)
 	}
+
 	s.Address = addr.String()
 
-	hw := &s.Hardware
-	if hw.CPUs <= 0 {
-		hw.CPUs = 1
-	}
-	if hw.NUMANodes <= 0 {
-		hw.NUMANodes = 1
-	}
-	if hw.Memory == "" {
-		hw.Memory = "8Gi"
-	}
-	if hw.memoryBytes, err = parseSize(hw.Memory); err != nil {
-		return fmt.Errorf("memory: %w", err)
-	}
-	switch hw.BootMode {
-	case "":
-		hw.BootMode = "uki"
-	case "uki", "grub":
-	default:
-		return fmt.Errorf("boot_mode %q must be uki or grub", hw.BootMode)
-	}
-
-	for i := range hw.Disks {
-		d := &hw.Disks[i]
-		if !strings.HasPrefix(d.DevPath, "/dev/") {
-			return fmt.Errorf("disk %d: dev_path %q must start with /dev/", i, d.DevPath)
-		}
-		if d.sizeBytes, err = parseSize(d.Size); err != nil {
-			return fmt.Errorf("disk %s: size: %w", d.DevPath, err)
-		}
-		if d.Transport == "" {
-			d.Transport = defaultTransport(d.DevPath)
-		}
-	}
-
-	return nil
-}
-
-func defaultTransport(devPath string) string {
-	switch name := filepath.Base(devPath); {
-	case strings.HasPrefix(name, "nvme"):
-		return "nvme"
-	case strings.HasPrefix(name, "vd"):
-		return "virtio"
-	case strings.HasPrefix(name, "mmcblk"):
-		return "mmc"
-	default:
-		return "sata"
-	}
-}
-
-var sizeRE = regexp.MustCompile(`^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGTP]i?B?|B)?\s*$`)
-
-// parseSize reads 512Gi, 1.92T, 960GB, 1048576 (bytes): the i suffixes are powers of 1024,
-// the others powers of 1000.
-func parseSize(s string) (uint64, error) {
-	m := sizeRE.FindStringSubmatch(s)
-	if m == nil {
-		return 0, fmt.Errorf("cannot parse size %q", s)
-	}
-
-	value, err := strconv.ParseFloat(m[1], 64)
-	if err != nil {
-		return 0, err
-	}
-
-	unit := strings.TrimSuffix(m[2], "B")
-	base := 1000.0
-	if strings.HasSuffix(unit, "i") {
-		base, unit = 1024, strings.TrimSuffix(unit, "i")
-	}
-
-	multiplier := 1.0
-	if unit != "" {
-		for range strings.Index("KMGTP", unit) + 1 {
-			multiplier *= base
-		}
-	}
-
-	return uint64(value * multiplier), nil
+	return s.Hardware.Normalize()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -245,8 +201,15 @@ type persistedState struct {
 	EtcdJoin string `json:"etcd_join,omitempty"`
 }
 
+// installRecord is what the installer left on the system disk: the installer image it ran
+// (its schematic's customization) and the kernel command line of the boot entry it wrote.
+// A later apply-config changing machine.install changes none of it (Talos needs an upgrade,
+// which is not emulated).
 type installRecord struct {
-	// KernelArgs is the kernel command line the installed boot entry carries.
+	image.Installer
+
+	// KernelArgs is the kernel command line the installed boot entry carries
+	// (kernel.InstalledCmdline of the firmware, the image and the config installed with).
 	KernelArgs []string `json:"kernel_args"`
 }
 
@@ -265,7 +228,7 @@ func newNode(spec NodeSpec, stateDir string) (*Node, error) {
 	for i, d := range spec.Hardware.Disks {
 		disk := block.NewDisk(block.NamespaceName, filepath.Base(d.DevPath))
 		disk.TypedSpec().DevPath = d.DevPath
-		disk.TypedSpec().SetSize(d.sizeBytes)
+		disk.TypedSpec().SetSize(d.SizeBytes)
 		disk.TypedSpec().Serial = d.Serial
 		disk.TypedSpec().Model = d.Model
 		disk.TypedSpec().WWID = d.WWID
@@ -282,6 +245,10 @@ func newNode(spec NodeSpec, stateDir string) (*Node, error) {
 	if raw, err := os.ReadFile(filepath.Join(n.dir, "node.json")); err == nil {
 		if err = json.Unmarshal(raw, &n.disk); err != nil {
 			return nil, fmt.Errorf("%s/node.json: %w", n.dir, err)
+		}
+
+		if n.disk.Install != nil && n.disk.Install.Image == "" {
+			return nil, fmt.Errorf("%s/node.json: the install record names no installer image (state from an older emulator): remove %s to start this machine afresh", n.dir, n.dir)
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
@@ -381,14 +348,20 @@ type Emulator struct {
 	kicks     chan struct{}
 	vips      map[netip.Addr]net.Listener
 	vipHolder *Node
-	kwok      *process
+	kwok      *process.Process
 
 	// onChange is called (with mu held) after any node's state changed, so listeners can
 	// follow (a worker's API comes up once a control plane can issue its certificate).
 	onChange func()
+
+	// factory is the HTTP client installer pulls use (nil: image.Puller's default, 5 s).
+	factory *http.Client
+
+	// endpoints are the nodes' API listeners (Serve).
+	endpoints []*endpoint
 }
 
-func newEmulator(specs []NodeSpec, stateDir string, tools Tools, logf func(string, ...any)) (*Emulator, error) {
+func New(specs []NodeSpec, stateDir string, tools Tools, logf func(string, ...any)) (*Emulator, error) {
 	em := &Emulator{log: logf, tools: tools, stateDir: stateDir, kicks: make(chan struct{}, 1), vips: map[netip.Addr]net.Listener{}}
 
 	for _, spec := range specs {
@@ -405,8 +378,8 @@ func newEmulator(specs []NodeSpec, stateDir string, tools Tools, logf func(strin
 
 	for _, n := range em.nodes {
 		if n.configured() && n.disk.Install == nil {
-			// a config persisted before the first install record: install now
-			n.disk.Install = &installRecord{KernelArgs: installKernelArgs(n.spec, n.running)}
+			// a config staged in maintenance mode boots: the installer runs now
+			em.bootInstall(n)
 		}
 
 		em.refreshServices(n)
@@ -445,14 +418,15 @@ func (em *Emulator) setRunning(n *Node, cfg config.Provider, raw []byte) {
 	em.settle(n)
 }
 
-// settle updates what follows from a node's running config: the install record (written the
-// first time the node leaves maintenance mode, dropped when a try-mode rollback returns it
-// there), etcd joining a bootstrapped cluster, the services, the state on disk and the
+// settle updates what follows from a node's running config: the install record (dropped
+// when a try-mode rollback returns the node to maintenance mode; written by the apply that
+// leaves maintenance mode, or here when a rollback boots a persisted config that was never
+// installed), etcd joining a bootstrapped cluster, the services, the state on disk and the
 // listeners. Called with em.mu held.
 func (em *Emulator) settle(n *Node) {
 	switch {
 	case n.configured() && n.disk.Install == nil:
-		n.disk.Install = &installRecord{KernelArgs: installKernelArgs(n.spec, n.running)}
+		em.bootInstall(n)
 	case !n.configured():
 		n.disk.Install = nil
 	}
@@ -565,7 +539,7 @@ func (em *Emulator) refreshServices(n *Node) {
 
 	now := time.Now()
 	// with real etcd the service is Running while the member answers /health
-	etcdRunning := n.disk.EtcdData && (!em.tools.enabled() || n.rt.etcdUp)
+	etcdRunning := n.disk.EtcdData && (!em.tools.Enabled() || n.rt.etcdUp)
 
 	for _, id := range want {
 		svc, ok := n.services[id]
@@ -592,6 +566,8 @@ func (em *Emulator) refreshServices(n *Node) {
 			svc.event(now, "Preparing", "Running pre state")
 		}
 	}
+
+	em.syncResources(n) // the COSI view follows (watchers see it)
 }
 
 func (s *serviceState) event(ts time.Time, state, msg string) {

@@ -1,4 +1,9 @@
-package main
+// Package kubelet is the emulated kubelet: the KubeletConfiguration Talos writes to
+// /etc/kubernetes/kubelet.yaml and the Node object the kubelet registers, both pure functions
+// of the running machine config and the machine's kernel view. Real kubelets compute
+// capacity from cAdvisor; here it is the emulated kernel's memory view (package kernel), so
+// the same rules decide what /proc/meminfo and the Node report.
+package kubelet
 
 import (
 	"fmt"
@@ -8,22 +13,33 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/siderolabs/talos/pkg/machinery/config"
 	"github.com/siderolabs/talos/pkg/machinery/constants"
 	"github.com/siderolabs/talos/pkg/machinery/version"
 	"gopkg.in/yaml.v3"
+
+	"solanaops.testbed/emulator/kernel"
 )
 
-// The emulated kubelet: the KubeletConfiguration Talos writes to /etc/kubernetes/kubelet.yaml
-// and the Node object the kubelet registers, both derived from the running config and the
-// hardware. Real kubelets compute capacity from cAdvisor; here it is the emulated kernel's
-// view (kernel.go), so the same rules decide what /proc/meminfo and the Node report.
+// ConfigPath is where Talos writes the kubelet's configuration.
+const ConfigPath = "/etc/kubernetes/kubelet.yaml"
 
-const kubeletConfigPath = "/etc/kubernetes/kubelet.yaml"
+// Machine is what the kubelet's view derives from.
+type Machine struct {
+	// Config is the running machine config (a configured machine).
+	Config       config.Provider
+	ControlPlane bool
+	// NodeName is the Node's name (the hostname).
+	NodeName string
+	Address  string
+	CPUs     int
+	Memory   kernel.Memory
+}
 
-// kubeletConfig is machine.kubelet.extraConfig with the fields Talos always sets or defaults
+// Config is machine.kubelet.extraConfig with the fields Talos always sets or defaults
 // (NewKubeletConfiguration in talos' kubelet_spec.go): a subset, enough for what is inspected.
-func (n *Node) kubeletConfig() map[string]any {
-	cfg := maps.Clone(n.running.Machine().Kubelet().ExtraConfig())
+func Config(m Machine) map[string]any {
+	cfg := maps.Clone(m.Config.Machine().Kubelet().ExtraConfig())
 	if cfg == nil {
 		cfg = map[string]any{}
 	}
@@ -36,12 +52,12 @@ func (n *Node) kubeletConfig() map[string]any {
 	cfg["protectKernelDefaults"] = true
 
 	if _, ok := cfg["clusterDomain"]; !ok {
-		cfg["clusterDomain"] = n.running.Cluster().Network().DNSDomain()
+		cfg["clusterDomain"] = m.Config.Cluster().Network().DNSDomain()
 	}
 
 	if reserved, ok := cfg["systemReserved"].(map[string]any); !ok || len(reserved) == 0 {
 		memory := constants.KubeletSystemReservedMemoryWorker
-		if n.isControlPlane() {
+		if m.ControlPlane {
 			memory = constants.KubeletSystemReservedMemoryControlPlane
 		}
 
@@ -51,32 +67,33 @@ func (n *Node) kubeletConfig() map[string]any {
 		}
 	}
 
-	if n.isControlPlane() && !n.running.Cluster().ScheduleOnControlPlanes() {
+	if m.ControlPlane && !m.Config.Cluster().ScheduleOnControlPlanes() {
 		cfg["registerWithTaints"] = []any{map[string]any{"key": constants.LabelNodeRoleControlPlane, "effect": "NoSchedule"}}
 	}
 
 	return cfg
 }
 
-func (n *Node) kubeletConfigYAML() ([]byte, error) {
-	return yaml.Marshal(n.kubeletConfig())
+// ConfigYAML is /etc/kubernetes/kubelet.yaml.
+func ConfigYAML(m Machine) ([]byte, error) {
+	return yaml.Marshal(Config(m))
 }
 
-// nodeResources is what the kubelet reports as capacity and allocatable:
+// Resources is what the kubelet reports as capacity and allocatable:
 //
 //	capacity: cpu = CPUs, memory = MemTotal, hugepages-<size> = pool bytes, pods = maxPods (110)
 //	allocatable: cpu = CPUs - |reservedSystemCPUs| if set, else - (kube+system reserved cpu);
 //	memory = MemTotal - huge pages - kube/system reserved memory - evictionHard memory.available
 //	(default 100Mi, the kubelet's).
-func (n *Node) nodeResources() (capacity, allocatable map[string]string) {
-	cfg := n.kubeletConfig()
-	mem := n.memory()
-	cpus := int64(n.spec.Hardware.CPUs)
+func Resources(m Machine) (capacity, allocatable map[string]string) {
+	cfg := Config(m)
+	mem := m.Memory
+	cpus := int64(m.CPUs)
 
-	memoryBytes := new(big.Int).SetUint64(mem.totalKB * kib)
+	memoryBytes := new(big.Int).SetUint64(mem.TotalKB * 1024)
 	capacity = map[string]string{
 		"cpu":    fmt.Sprint(cpus),
-		"memory": fmt.Sprintf("%dKi", mem.totalKB),
+		"memory": fmt.Sprintf("%dKi", mem.TotalKB),
 		"pods":   fmt.Sprint(intOr(cfg["maxPods"], 110)),
 	}
 	allocatable = maps.Clone(capacity)
@@ -86,8 +103,8 @@ func (n *Node) nodeResources() (capacity, allocatable map[string]string) {
 	for _, size := range []struct {
 		kb       uint64
 		resource string
-	}{{2048, "hugepages-2Mi"}, {1024 * 1024, "hugepages-1Gi"}} {
-		bytes := new(big.Int).SetUint64(mem.pool(size.kb).total() * size.kb * kib)
+	}{{kernel.PageSize2M, "hugepages-2Mi"}, {kernel.PageSize1G, "hugepages-1Gi"}} {
+		bytes := new(big.Int).SetUint64(mem.Pool(size.kb).Total() * size.kb * 1024)
 		capacity[size.resource] = bytes.String()
 		allocatable[size.resource] = bytes.String()
 		hugeBytes.Add(hugeBytes, bytes)
@@ -190,36 +207,36 @@ func cpusetMembers(set string) []int {
 	return cpus
 }
 
-// nodeManifest is the Node the kubelet registers (labels and taints as Talos sets them:
+// NodeManifest is the Node the kubelet registers (labels and taints as Talos sets them:
 // node-role.kubernetes.io/control-plane, machine.nodeLabels, machine.nodeTaints).
-func (n *Node) nodeManifest() map[string]any {
+func NodeManifest(m Machine) map[string]any {
 	labels := map[string]any{
-		"kubernetes.io/hostname": n.hostname(), "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+		"kubernetes.io/hostname": m.NodeName, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
 	}
 
-	if n.isControlPlane() {
+	if m.ControlPlane {
 		labels[constants.LabelNodeRoleControlPlane] = ""
 	}
 
-	for k, v := range n.running.Machine().NodeLabels() {
+	for k, v := range m.Config.Machine().NodeLabels() {
 		labels[k] = v
 	}
 
 	taints := []any{}
 
-	if registered, ok := n.kubeletConfig()["registerWithTaints"].([]any); ok {
+	if registered, ok := Config(m)["registerWithTaints"].([]any); ok {
 		taints = append(taints, registered...)
 	}
 
-	keys := make([]string, 0, len(n.running.Machine().NodeTaints()))
-	for k := range n.running.Machine().NodeTaints() {
+	keys := make([]string, 0, len(m.Config.Machine().NodeTaints()))
+	for k := range m.Config.Machine().NodeTaints() {
 		keys = append(keys, k)
 	}
 
 	sort.Strings(keys)
 
 	for _, k := range keys {
-		value, effect, found := strings.Cut(n.running.Machine().NodeTaints()[k], ":")
+		value, effect, found := strings.Cut(m.Config.Machine().NodeTaints()[k], ":")
 		if !found {
 			value, effect = "", value
 		}
@@ -227,22 +244,22 @@ func (n *Node) nodeManifest() map[string]any {
 		taints = append(taints, map[string]any{"key": k, "value": value, "effect": effect})
 	}
 
-	capacity, allocatable := n.nodeResources()
-	kubeletVersion := n.running.Machine().Kubelet().Image()
+	capacity, allocatable := Resources(m)
+	kubeletVersion := m.Config.Machine().Kubelet().Image()
 	kubeletVersion = kubeletVersion[strings.LastIndex(kubeletVersion, ":")+1:]
 
 	return map[string]any{
 		"apiVersion": "v1", "kind": "Node",
 		"metadata": map[string]any{
-			"name": n.hostname(), "labels": labels,
-			"annotations": map[string]any{kwokAnnotation: "fake", "node.alpha.kubernetes.io/ttl": "0"},
+			"name": m.NodeName, "labels": labels,
+			"annotations": map[string]any{KwokAnnotation: "fake", "node.alpha.kubernetes.io/ttl": "0"},
 		},
 		"spec": map[string]any{"taints": taints},
 		"status": map[string]any{
 			"capacity": capacity, "allocatable": allocatable,
 			"addresses": []any{
-				map[string]any{"type": "InternalIP", "address": n.spec.Address},
-				map[string]any{"type": "Hostname", "address": n.hostname()},
+				map[string]any{"type": "InternalIP", "address": m.Address},
+				map[string]any{"type": "Hostname", "address": m.NodeName},
 			},
 			"nodeInfo": map[string]any{"kubeletVersion": kubeletVersion, "osImage": "Talos (" + version.Tag + ")",
 				"operatingSystem": "linux", "architecture": "amd64"},
@@ -250,6 +267,6 @@ func (n *Node) nodeManifest() map[string]any {
 	}
 }
 
-// kwokAnnotation marks the Nodes kwok keeps Ready (testbed/kwok/stages.yaml); a powered-off
+// KwokAnnotation marks the Nodes kwok keeps Ready (testbed/kwok/stages.yaml); a powered-off
 // node loses it, so its lease expires and the node controller marks it NotReady.
-const kwokAnnotation = "kwok.x-k8s.io/node"
+const KwokAnnotation = "kwok.x-k8s.io/node"

@@ -1,4 +1,4 @@
-package main
+package machines
 
 import (
 	"bytes"
@@ -35,10 +35,10 @@ type certEntry struct {
 // "connection refused".
 var errNoIssuer = errors.New("no control plane configured in this emulator holds the OS CA key to issue this node's certificate")
 
-// serverTLSConfig returns the TLS config for a new connection to n. It is consulted for every
+// ServerTLSConfig returns the TLS config for a new connection to n. It is consulted for every
 // handshake (tls.Config.GetConfigForClient), so the listener never restarts when the node
 // leaves maintenance mode.
-func (em *Emulator) serverTLSConfig(n *Node) (*tls.Config, error) {
+func (em *Emulator) ServerTLSConfig(n *Node) (*tls.Config, error) {
 	em.mu.Lock()
 	defer em.mu.Unlock()
 

@@ -1,0 +1,59 @@
+package kubelet
+
+import (
+	"testing"
+
+	"github.com/siderolabs/talos/pkg/machinery/config/configloader"
+	"github.com/siderolabs/talos/pkg/machinery/config/generate"
+	machinetype "github.com/siderolabs/talos/pkg/machinery/config/machine"
+
+	"solanaops.testbed/emulator/kernel"
+)
+
+// TestResources: huge pages from the kernel view are capacity, and leave allocatable memory.
+func TestResources(t *testing.T) {
+	input, err := generate.NewInput("demo", "https://127.0.1.10:6443", "1.36.3")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cfg, err := input.Config(machinetype.TypeWorker)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	raw, err := cfg.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	loaded, err := configloader.NewFromBytes(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	hw := kernel.Hardware{CPUs: 8, NUMANodes: 1, Memory: "64Gi"}
+	if err := hw.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+
+	mem := kernel.MemoryOf(hw, []string{"hugepagesz=1G", "hugepages=4"})
+	capacity, allocatable := Resources(Machine{Config: loaded, NodeName: "w1", Address: "127.0.1.20", CPUs: 8, Memory: mem})
+
+	// MemTotal = 64Gi - (64Gi/64 + 64Mi) = 65994752 Ki; allocatable = that - 4Gi of pages
+	// - 384Mi (Talos' worker systemReserved) - 100Mi (the kubelet's eviction default)
+	want := map[string]string{"cpu": "8", "memory": "65994752Ki", "hugepages-1Gi": "4294967296", "hugepages-2Mi": "0", "pods": "110"}
+	for k, v := range want {
+		if capacity[k] != v {
+			t.Errorf("capacity[%s] = %s, want %s", k, capacity[k], v)
+		}
+	}
+
+	if got, want := allocatable["memory"], "62776147968"; got != want {
+		t.Errorf("allocatable memory = %s, want %s", got, want)
+	}
+
+	if got := allocatable["cpu"]; got != "7950m" {
+		t.Errorf("allocatable cpu = %s, want 7950m (50m systemReserved)", got)
+	}
+}

@@ -1,0 +1,148 @@
+package machines
+
+// What the Talos API (package talosapi) reads and does on the machines: every method takes
+// the emulator's lock itself.
+
+import (
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"slices"
+
+	"github.com/cosi-project/runtime/pkg/state"
+	"github.com/siderolabs/talos/pkg/machinery/api/machine"
+	"github.com/siderolabs/talos/pkg/machinery/constants"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"solanaops.testbed/emulator/image"
+)
+
+// Nodes are the emulated machines, in NODES.yaml order.
+func (em *Emulator) Nodes() []*Node { return slices.Clone(em.nodes) }
+
+// Node is the machine NODES.yaml names name (nil if none).
+func (em *Emulator) Node(name string) *Node {
+	for _, n := range em.nodes {
+		if n.spec.Name == name {
+			return n
+		}
+	}
+
+	return nil
+}
+
+// Name is the node's NODES.yaml name.
+func (n *Node) Name() string { return n.spec.Name }
+
+// Address is the node's loopback address.
+func (n *Node) Address() string { return n.spec.Address }
+
+// Resources is the node's COSI state (safe for concurrent use; SyncResources brings it up to
+// date).
+func (n *Node) Resources() state.State { return n.resources }
+
+// Maintenance reports whether the node is in maintenance mode (no config with the v1alpha1
+// document running).
+func (em *Emulator) Maintenance(n *Node) bool {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+
+	return !n.configured()
+}
+
+// IsSelf reports whether a `node`/`nodes` metadata target names n.
+func (em *Emulator) IsSelf(n *Node, target string) bool {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+
+	return em.lookup(target) == n
+}
+
+// ReadFile is the content of an emulated file (`talosctl read`).
+func (em *Emulator) ReadFile(n *Node, path string) ([]byte, error) {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+
+	return n.readFile(path)
+}
+
+// ServiceList is the node's services, by id.
+func (em *Emulator) ServiceList(n *Node) []*machine.ServiceInfo {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+
+	ids := make([]string, 0, len(n.services))
+	for id := range n.services {
+		ids = append(ids, id)
+	}
+
+	slices.Sort(ids)
+
+	list := make([]*machine.ServiceInfo, 0, len(ids))
+	for _, id := range ids {
+		list = append(list, n.services[id].proto(id))
+	}
+
+	return list
+}
+
+// SyncResources brings the node's COSI state up to date.
+func (em *Emulator) SyncResources(n *Node) {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+
+	em.syncResources(n)
+}
+
+// Stopped reports whether none of the node's real programs runs any more.
+func (em *Emulator) Stopped(n *Node) bool {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+
+	return len(n.rt.procs) == 0
+}
+
+// Installed is the node's install record (false: not installed).
+func (em *Emulator) Installed(n *Node) (image.Installer, []string, bool) {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+
+	if n.disk.Install == nil {
+		return image.Installer{}, nil, false
+	}
+
+	return n.disk.Install.Installer, slices.Clone(n.disk.Install.KernelArgs), true
+}
+
+// AdminKubeconfig is an admin kubeconfig (`talosctl kubeconfig`): a client certificate freshly
+// issued from cluster.ca (O=system:masters), the server being cluster.controlPlane.endpoint,
+// as Talos. Control planes only.
+func (em *Emulator) AdminKubeconfig(n *Node) ([]byte, error) {
+	em.mu.Lock()
+	cp := n.isControlPlane()
+	cfg := n.running
+	em.mu.Unlock()
+
+	if !cp {
+		return nil, status.Error(codes.FailedPrecondition, "kubeconfig is only available on control plane nodes")
+	}
+
+	ca := cfg.Cluster().IssuingCA()
+
+	caCert, signer, err := caOf(ca.Crt, ca.Key)
+	if err != nil {
+		return nil, err
+	}
+
+	cert, err := leafRequest{subject: pkix.Name{CommonName: "admin", Organization: []string{constants.KubernetesAdminCertOrganization}}, usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}.issue(caCert, signer)
+	if err != nil {
+		return nil, err
+	}
+
+	key, err := pemKey(cert)
+	if err != nil {
+		return nil, err
+	}
+
+	return kubeconfigYAML(cfg.Cluster().Endpoint().String(), ca.Crt, pemCert(cert), key), nil
+}

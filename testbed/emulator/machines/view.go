@@ -1,0 +1,58 @@
+package machines
+
+// The node's kernel view (`talosctl read`): package kernel computes it from the hardware
+// description, the install record and the running config; package kubelet the kubelet's
+// config file, the one non-kernel file served.
+
+import (
+	"path/filepath"
+
+	"solanaops.testbed/emulator/kernel"
+	"solanaops.testbed/emulator/kubelet"
+)
+
+// kernelArgs is the command line the node booted: the installed boot entry's once installed,
+// the stock boot media's in maintenance mode.
+func (n *Node) kernelArgs() []string {
+	if n.configured() && n.disk.Install != nil {
+		return n.disk.Install.KernelArgs
+	}
+
+	return kernel.BootMediaCmdline()
+}
+
+// kernelView gathers the inputs of the node's kernel view.
+func (n *Node) kernelView() kernel.View {
+	view := kernel.View{Hardware: n.spec.Hardware, Cmdline: n.kernelArgs(), Hostname: n.hostname()}
+	if n.configured() {
+		view.Config = n.running
+	}
+
+	return view
+}
+
+// nodeName is the node's Kubernetes Node name (Talos' Nodename rule on the hostname).
+func (n *Node) nodeName() string {
+	return kubernetesNodeName(n.hostname())
+}
+
+// kubeletMachine gathers the inputs of the emulated kubelet (a configured node).
+func (n *Node) kubeletMachine() kubelet.Machine {
+	return kubelet.Machine{
+		Config:       n.running,
+		ControlPlane: n.isControlPlane(),
+		NodeName:     n.nodeName(),
+		Address:      n.spec.Address,
+		CPUs:         n.spec.Hardware.CPUs,
+		Memory:       n.kernelView().Memory(),
+	}
+}
+
+// readFile returns the content of an emulated file.
+func (n *Node) readFile(path string) ([]byte, error) {
+	if filepath.Clean(path) == kubelet.ConfigPath && n.configured() {
+		return kubelet.ConfigYAML(n.kubeletMachine())
+	}
+
+	return n.kernelView().Read(path)
+}

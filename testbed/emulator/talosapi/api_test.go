@@ -1,0 +1,161 @@
+package talosapi
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/siderolabs/talos/pkg/machinery/api/machine"
+	machinetype "github.com/siderolabs/talos/pkg/machinery/config/machine"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"solanaops.testbed/emulator/internal/testutil"
+	"solanaops.testbed/emulator/kernel"
+	"solanaops.testbed/emulator/machines"
+)
+
+// emulator builds the machines of specs (fresh state).
+func emulator(t *testing.T, specs ...machines.NodeSpec) *machines.Emulator {
+	t.Helper()
+
+	path := t.TempDir() + "/nodes.yaml"
+
+	var doc strings.Builder
+	for _, s := range specs {
+		doc.WriteString("- name: " + s.Name + "\n  address: " + s.Address + "\n  hardware:\n")
+		hw := s.Hardware
+		doc.WriteString("    cpus: " + strconv.Itoa(max(hw.CPUs, 1)) + "\n    numa_nodes: " + strconv.Itoa(max(hw.NUMANodes, 1)) + "\n")
+		if hw.Memory != "" {
+			doc.WriteString("    memory: " + hw.Memory + "\n")
+		}
+		if hw.BootMode != "" {
+			doc.WriteString("    boot_mode: " + hw.BootMode + "\n")
+		}
+		doc.WriteString("    disks:\n")
+		for _, d := range hw.Disks {
+			doc.WriteString("    - {dev_path: " + d.DevPath + ", size: " + d.Size + "}\n")
+		}
+	}
+
+	testutil.WriteFile(t, path, doc.String())
+
+	loaded, err := machines.LoadNodeSpecs(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	em, err := machines.New(loaded, t.TempDir(), machines.Tools{}, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	return em
+}
+
+// serve opens every node's API on a free port; it returns n's address.
+func serve(t *testing.T, em *machines.Emulator, n *machines.Node) string {
+	t.Helper()
+
+	probe, err := net.Listen("tcp", n.Address()+":0")
+	if err != nil {
+		t.Fatalf("listening on %s: %v", n.Address(), err)
+	}
+
+	port := probe.Addr().(*net.TCPAddr).Port
+	probe.Close() //nolint:errcheck
+
+	if err := em.Serve(port, func(n *machines.Node) *grpc.Server { return NewServer(em, n) }); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Cleanup(em.StopServing)
+
+	return em.Addr(n)
+}
+
+// apply applies raw to n with the admin role.
+func apply(t *testing.T, em *machines.Emulator, n *machines.Node, raw []byte) []string {
+	t.Helper()
+
+	reply, err := em.ApplyConfiguration(context.Background(), n, &machine.ApplyConfigurationRequest{Data: raw, Mode: machine.ApplyConfigurationRequest_AUTO}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	return reply.Messages[0].Warnings
+}
+
+// TestMaintenanceAPI talks gRPC to a node in maintenance mode.
+func TestMaintenanceAPI(t *testing.T) {
+	em := emulator(t, machines.NodeSpec{Name: "n1", Address: "127.0.1.31",
+		Hardware: kernel.Hardware{Memory: "8Gi", Disks: []kernel.Disk{{DevPath: "/dev/vda", Size: "100Gi"}}}})
+	n := em.Node("n1")
+	addr := serve(t, em, n)
+
+	if got, _ := em.ReadFile(n, "/proc/cmdline"); string(got) != strings.Join(kernel.BootMediaCmdline(), " ")+"\n" {
+		t.Errorf("maintenance mode boots the stock boot media: %q", got)
+	}
+
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{InsecureSkipVerify: true}))) //nolint:gosec
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	defer conn.Close() //nolint:errcheck
+
+	client := machine.NewMachineServiceClient(conn)
+	ctx := context.Background()
+
+	version, err := client.Version(ctx, &emptypb.Empty{})
+	if err != nil || version.Messages[0].Version.Tag != kernel.TalosVersion {
+		t.Fatalf("Version: %v %v", version, err)
+	}
+
+	expectCode := func(what string, err error, code codes.Code, text string) {
+		t.Helper()
+
+		if status.Code(err) != code || !strings.Contains(status.Convert(err).Message(), text) {
+			t.Errorf("%s: got %v, want %s %q", what, err, code, text)
+		}
+	}
+
+	stream, err := client.Read(ctx, &machine.ReadRequest{Path: "/proc/meminfo"})
+	if err == nil {
+		_, err = stream.Recv()
+	}
+
+	expectCode("Read", err, codes.PermissionDenied, "not authorized")
+
+	_, err = client.EtcdMemberList(ctx, &machine.EtcdMemberListRequest{})
+	expectCode("EtcdMemberList", err, codes.Unimplemented, "API is not implemented in maintenance mode")
+
+	_, err = client.Version(metadata.AppendToOutgoingContext(ctx, "nodes", "127.0.1.32"), &emptypb.Empty{})
+	expectCode("forwarding", err, codes.PermissionDenied, "no request forwarding")
+
+	_, err = client.ApplyConfiguration(ctx, &machine.ApplyConfigurationRequest{Data: []byte("machine: [")})
+	expectCode("garbage config", err, codes.InvalidArgument, "")
+
+	// a valid config in --mode=reboot: maintenance mode maps it to no-reboot
+	raw := testutil.GenConfig(t, nil, machinetype.TypeControlPlane, "/dev/vda", testutil.StockImage, "")
+
+	reply, err := client.ApplyConfiguration(ctx, &machine.ApplyConfigurationRequest{Data: raw, Mode: machine.ApplyConfigurationRequest_REBOOT})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if m := reply.Messages[0]; m.Mode != machine.ApplyConfigurationRequest_NO_REBOOT || m.ModeDetails != "Applied configuration without a reboot" {
+		t.Errorf("apply reply: %v", m)
+	}
+
+	if inst, _, ok := em.Installed(n); em.Maintenance(n) || !ok || inst.Image != testutil.StockImage {
+		t.Error("node should be installed from the stock installer now")
+	}
+}
