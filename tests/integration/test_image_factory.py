@@ -81,11 +81,16 @@ def test_random_kernel_args_and_extensions_hash_alike(factory_binary):
     alphabet = [chr(c) for c in range(0x21, 0x7f)]
     words = ["yes", "no", "on", "1", "0x1F", "1e3", "null", "~", "-", "true", "2026-01-01", "1:30", "hugepages=1"]
     rng = random.Random(8)
+
+    def word():
+        if rng.random() < 0.2:
+            return rng.choice(words)
+        return "".join(rng.choice(alphabet) for _position in range(rng.randint(1, 6)))
+
     documents = []
-    for _ in range(300):
-        args = [rng.choice(words) if rng.random() < 0.2 else
-                "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6))) for _ in range(rng.randint(0, 4))]
-        extensions = [f"siderolabs/{rng.choice(words)}" for _ in range(rng.randint(0, 2))]
+    for _document in range(300):
+        args = [word() for _arg in range(rng.randint(0, 4))]
+        extensions = [f"siderolabs/{rng.choice(words)}" for _extension in range(rng.randint(0, 2))]
         documents.append(schematic.build(args, extensions, include_well_known_certificates=rng.random() < 0.1))
     # JSON is YAML: the package reads each document as the factory would read an upload
     mismatched = [d for d in documents if package_id(factory_binary, json.dumps(d)) != schematic.schematic_id(d)]
