@@ -229,21 +229,22 @@ def boot_checks(facts, expected):
     name, boot, installer = expected["name"], facts.get("boot") or {}, expected["installer"]
     upgrade = (f"a running node keeps the image it installed: upgrade it to {installer['image']} "
                "for the schematic's kernel args and extensions to take effect")
-    observed_schematic = boot.get("schematic") or "none (not an Image Factory image)"
-    uki = expected.get("boot_mode", "uki") == "uki"
-    if not boot:  # nothing was read: no check may pass on a default
-        return [result(check, name, False, "read from the node", "not read") for check in
-                ("booted schematic", "Talos version", "booted with UKI", "SecureBoot")]
+    observed_schematic = boot.get("schematic") or ("none (not an Image Factory image)" if boot else "not read")
+
+    def flag(name, check, wanted, detail=""):
+        # None (not read) never passes
+        observed = boot.get(name)
+        return result(check, expected["name"], observed is not None and observed == wanted, wanted,
+                      "not read" if observed is None else observed, detail)
+
     return [
         result("booted schematic", name, boot.get("schematic") == installer["id"], installer["id"],
                observed_schematic, upgrade),
         result("Talos version", name, boot.get("talos_version") == expected["talos_version"],
-               expected["talos_version"], boot.get("talos_version") or "unknown"),
-        result("booted with UKI", name, bool(boot.get("booted_with_uki")) == uki, uki,
-               bool(boot.get("booted_with_uki")),
-               "talos_node_boot_mode must say how the node boots: uki (systemd-boot) or grub"),
-        result("SecureBoot", name, bool(boot.get("secure_boot")) == bool(expected.get("secureboot")),
-               bool(expected.get("secureboot")), bool(boot.get("secure_boot"))),
+               expected["talos_version"], boot.get("talos_version") or "not read"),
+        flag("booted_with_uki", "booted with UKI", expected.get("boot_mode", "uki") == "uki",
+             "talos_node_boot_mode must say how the node boots: uki (systemd-boot) or grub"),
+        flag("secure_boot", "SecureBoot", bool(expected.get("secureboot"))),
     ]
 
 

@@ -221,8 +221,8 @@ def _check_tuning(cluster, node, errors, warnings):
     pools = [size for size, count in (tuning.get("hugepages") or {}).items() if int(count)]
     if len(pools) > 1:
         errors.append(
-            f"{prefix}hugepages_2mi and talos_solana_worker_hugepages_1gi: both pools cannot be allocated at boot on Talos. "
-            "Talos builds the kernel command line with go-procfs, which groups repeated args, so "
+            f"{prefix}hugepages_2mi and talos_solana_worker_hugepages_1gi: both pools cannot be allocated at "
+            "boot on Talos. Talos builds the kernel command line with go-procfs, which groups repeated args, so "
             "'hugepagesz=2M hugepages=N hugepagesz=1G hugepages=M' boots as 'hugepagesz=2M hugepagesz=1G "
             "hugepages=N hugepages=M': the kernel gives the 1 GiB pool N pages and ignores M. Set one of the "
             "two to 0 (the firedancer profile uses 1 GiB pages only)")

@@ -27,16 +27,14 @@ VALIDATOR_ONLY_ARGS = ("hugepages", "hugepagesz", "default_hugepagesz", "process
 _IMAGE = re.compile(r"^(?P<registry>[^/]+(?:/[^/]+)*?)/(?P<flavour>metal-installer(?:-secureboot)?)/"
                     r"(?P<id>[0-9a-f]{64}):(?P<tag>[^/:]+)$")
 _PRINTABLE = re.compile(r"^[\x21-\x7e]+$")
-# what go-yaml reads as something other than a string when written plain
+# go-yaml (resolve.go) tries strings starting like this as numbers and dates with Go's own
+# parsers; kernel args and extension names never do, so they are refused rather than guessed
+_NUMERIC_START = re.compile(r"^(?:[0-9.+]|-[0-9._])")
+# what go-yaml reads as something other than a string when written plain (resolve.go's map and
+# encode.go's isOldBool)
 _OLD_BOOLS = {"y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO",
               "on", "On", "ON", "off", "Off", "OFF"}
-_NON_STRINGS = {"true", "True", "TRUE", "false", "False", "FALSE", "~", "null", "Null", "NULL",
-                ".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF",
-                "-.inf", "-.Inf", "-.INF", "<<"}
-_NUMBER = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?$")
-_PREFIXED_INT = re.compile(r"^[-+]?0(?:b[01_]+|o?[0-7_]+|x[0-9a-fA-F_]+)$")
-_BASE60 = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")
-_TIMESTAMP = re.compile(r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt ].*)?$")
+_NON_STRINGS = {"true", "True", "TRUE", "false", "False", "FALSE", "~", "null", "Null", "NULL", "<<"}
 _INDICATORS = "#,[]{}&*!|>'\"%@`"
 
 
@@ -46,6 +44,9 @@ class SchematicError(ValueError):
 
 def build(kernel_args=(), extensions=(), include_well_known_certificates=False):
     """The schematic document for these kernel args and official extensions."""
+    for field, values in (("kernel args", kernel_args), ("extensions", extensions)):
+        if not isinstance(values, (list, tuple)):
+            raise SchematicError(f"{field} must be a list, not {values!r}")
     customization = {}
     if kernel_args:
         customization["extraKernelArgs"] = list(kernel_args)
@@ -125,6 +126,9 @@ def _strings(values, field):
         if not isinstance(value, str) or not _PRINTABLE.match(value):
             raise SchematicError(f"{field}: {value!r} must be a non-empty string of printable ASCII "
                                  "without spaces (the kernel command line splits on them)")
+        if _NUMERIC_START.match(value):
+            raise SchematicError(f"{field}: {value!r} starts like a number; write a kernel arg as name or "
+                                 "name=value, an extension as siderolabs/<name>")
     return list(values)
 
 
@@ -132,8 +136,7 @@ def _scalar(text):
     """go-yaml's choice for a string in block context: plain when it reads back as the same
     string, double-quoted when plain would read as another type, single-quoted when plain
     would start with an indicator."""
-    if (text in _NON_STRINGS or text in _OLD_BOOLS or _NUMBER.match(text) or _PREFIXED_INT.match(text)
-            or _BASE60.match(text) or _TIMESTAMP.match(text)):
+    if text in _NON_STRINGS or text in _OLD_BOOLS:
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
     starts_indicator = (text[0] in _INDICATORS or text.startswith(("---", "..."))
                         or (text[0] in "?:-" and len(text) == 1))

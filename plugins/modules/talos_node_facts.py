@@ -114,11 +114,11 @@ boot:
       type: str
       sample: v1.13.9
     booted_with_uki:
-      description: Whether the node booted a unified kernel image (systemd-boot).
+      description: Whether the node booted a unified kernel image (systemd-boot); null when not read.
       type: bool
       sample: true
     secure_boot:
-      description: Whether the node booted with SecureBoot.
+      description: Whether the node booted with SecureBoot; null when not read.
       type: bool
       sample: false
 talosctl_version:
@@ -174,16 +174,20 @@ def parse_services(resources):
 
 def parse_boot(extensions, security, version):
     """``ExtensionStatus``, ``SecurityState`` and ``Version`` resources -> what the node booted.
-    Image Factory images list their schematic as an extension named ``schematic``."""
+    Image Factory images list their schematic as an extension named ``schematic``. What was not
+    read is None, never a default a check could pass on."""
     metadata = [(r["spec"].get("metadata") or {}) for r in extensions]
-    security_spec = security[0]["spec"] if security else {}
+    if not security:
+        security_flags = {"booted_with_uki": None, "secure_boot": None}
+    else:  # bootedWithUKI is omitted when false
+        security_flags = {"booted_with_uki": bool(security[0]["spec"].get("bootedWithUKI")),
+                          "secure_boot": bool(security[0]["spec"].get("secureBoot"))}
     return {
         "schematic": next((m.get("version") for m in metadata if m.get("name") == "schematic"), None),
         "extensions": [{"name": m.get("name"), "version": m.get("version")}
                        for m in metadata if m.get("name") != "schematic"],
         "talos_version": version[0]["spec"].get("version") if version else None,
-        "booted_with_uki": bool(security_spec.get("bootedWithUKI")),
-        "secure_boot": bool(security_spec.get("secureBoot")),
+        **security_flags,
     }
 
 

@@ -246,6 +246,12 @@ def test_boot_checks_fail_on_each_difference(boot, check, observed):
 
 def test_boot_checks_without_facts_fail_every_check():
     assert len(failed(checks.boot_checks({}, INSTALLS))) == 4
+    unread = {"boot": {"schematic": None, "extensions": [], "talos_version": None, "booted_with_uki": None,
+                       "secure_boot": None}}
+    failures = failed(checks.boot_checks(unread, {**INSTALLS, "boot_mode": "grub"}))
+    assert set(failures) == {(check, "v") for check in ("booted schematic", "Talos version", "booted with UKI",
+                                                         "SecureBoot")}
+    assert failures[("SecureBoot", "v")]["observed"] == "not read"
 
 
 def test_kubelet_version_is_checked_on_every_node():

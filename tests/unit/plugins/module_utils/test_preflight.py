@@ -489,6 +489,8 @@ BAD_INSTALLERS = {
         ["metal-installer-secureboot flavour", "talos_node_secureboot is False"]),
     "SecureBoot with GRUB": (
         {"secureboot": True, "boot_mode": "grub"}, ["talos_node_secureboot needs talos_node_boot_mode uki"]),
+    "kernel args given as a string": (
+        {"kernel_args": "hugepages=50000"}, ["cp-1: talos_controlplane_kernel_args/extensions", "must be a list"]),
     "a kernel arg with a space": (
         {"role": "worker", "kernel_args": ["console=ttyS0 quiet"]},
         ["talos_solana_worker_kernel_args/extensions", "without spaces"]),

@@ -26,7 +26,7 @@ def test_known_ids_of_the_factory_package(document, expected):
 
 def test_canonical_form_is_go_yaml_with_four_space_indent_in_struct_order():
     document = {"customization": {"systemExtensions": {"officialExtensions": ["siderolabs/amd-ucode"]},
-                                  "extraKernelArgs": ["hugepages=0:16,1:16", "-console", "yes", "1", "#x", "~",
+                                  "extraKernelArgs": ["hugepages=0:16,1:16", "-console", "yes", "null", "#x", "~",
                                                       "a:"]}}
     assert schematic.canonical_yaml(document) == (
         "customization:\n"
@@ -34,13 +34,20 @@ def test_canonical_form_is_go_yaml_with_four_space_indent_in_struct_order():
         "        - hugepages=0:16,1:16\n"
         "        - -console\n"
         '        - "yes"\n'
-        '        - "1"\n'
+        '        - "null"\n'
         "        - '#x'\n"
         '        - "~"\n'
         "        - 'a:'\n"
         "    systemExtensions:\n"
         "        officialExtensions:\n"
         "            - siderolabs/amd-ucode\n")
+
+
+@pytest.mark.parametrize(("kernel_args", "extensions"), [("hugepages=50000", []), ([], "siderolabs/amd-ucode")])
+def test_build_refuses_a_string_where_a_list_belongs(kernel_args, extensions):
+    """A string would otherwise be read as a list of one-character args."""
+    with pytest.raises(schematic.SchematicError, match="must be a list"):
+        schematic.build(kernel_args, extensions)
 
 
 def test_build_omits_what_is_empty():
@@ -55,6 +62,10 @@ def test_build_omits_what_is_empty():
     ({"customization": {"extraKernelArgs": "iommu=pt"}}, "must be a list of strings"),
     ({"customization": {"extraKernelArgs": ["console=ttyS0 quiet"]}}, "without spaces"),
     ({"customization": {"extraKernelArgs": [1]}}, "must be a non-empty string"),
+    *[({"customization": {"extraKernelArgs": [value]}}, "starts like a number") for value in (
+        # go-yaml reads these with Go's number and date parsers: never guessed here
+        "0X1F", "0B1", "0O7", "+_1", "-_1", "1e1_0", ".5_5", "2024-13-01", "2024-02-30", "2024-1-1T", "0x_",
+        "0b_", "0x11111111111111111", "-0", ".inf", "-1", "+x")],
     ({"customization": {"systemExtensions": {"extensions": []}}}, "only officialExtensions"),
 ])
 def test_what_cannot_be_hashed_exactly_is_refused(document, fragment):

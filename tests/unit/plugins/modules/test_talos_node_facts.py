@@ -63,3 +63,8 @@ def test_parse_boot_of_a_grub_node_from_a_stock_image():
     security = [json.loads(resource("SecurityStates.talos.dev", "securitystate", {"secureBoot": False}))]
     assert talos_node_facts.parse_boot([], security, []) == {
         "schematic": None, "extensions": [], "talos_version": None, "booted_with_uki": False, "secure_boot": False}
+
+
+def test_parse_boot_with_nothing_read_reports_none_not_false():
+    assert talos_node_facts.parse_boot([], [], []) == {
+        "schematic": None, "extensions": [], "talos_version": None, "booted_with_uki": None, "secure_boot": None}
