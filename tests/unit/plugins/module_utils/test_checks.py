@@ -249,8 +249,8 @@ def test_boot_checks_without_facts_fail_every_check():
     unread = {"boot": {"schematic": None, "extensions": [], "talos_version": None, "booted_with_uki": None,
                        "secure_boot": None}}
     failures = failed(checks.boot_checks(unread, {**INSTALLS, "boot_mode": "grub"}))
-    assert set(failures) == {(check, "v") for check in ("booted schematic", "Talos version", "booted with UKI",
-                                                         "SecureBoot")}
+    checks_named = ("booted schematic", "Talos version", "booted with UKI", "SecureBoot")
+    assert set(failures) == {(check, "v") for check in checks_named}
     assert failures[("SecureBoot", "v")]["observed"] == "not read"
 
 
