@@ -318,7 +318,7 @@ def _alive(pid: int) -> bool:
 def node_manifest(description: dict) -> dict:
     """A Node as a kubelet would register it, from a description:
     name, labels, taints [{key, value, effect}], internal_ip, capacity, allocatable (= capacity
-    when omitted)."""
+    when omitted), kubelet_version (the kubelet reports its own in nodeInfo)."""
     capacity = {key: str(value) for key, value in description["capacity"].items()}
     allocatable = {key: str(value) for key, value in (description.get("allocatable") or capacity).items()}
     return {
@@ -334,6 +334,12 @@ def node_manifest(description: dict) -> dict:
             "capacity": capacity, "allocatable": allocatable,
             "addresses": [{"type": "InternalIP", "address": description["internal_ip"]},
                           {"type": "Hostname", "address": description["name"]}],
+            # every field a kubelet reports (the API client requires them all)
+            "nodeInfo": {"kubeletVersion": description.get("kubelet_version", ""), "kubeProxyVersion": "",
+                         "architecture": "amd64", "operatingSystem": "linux", "osImage": "Talos (emulated)",
+                         "kernelVersion": "emulated", "containerRuntimeVersion": "emulated",
+                         "machineID": description["name"], "systemUUID": description["name"],
+                         "bootID": description["name"]},
         },
     }
 

@@ -22,6 +22,7 @@ CONTROLPLANES = ("controlplane-1", "controlplane-2", "controlplane-3")
 CORRECT_VALIDATOR = {
     "name": VALIDATOR,
     "internal_ip": "127.0.1.20",
+    "kubelet_version": "v1.36.3",
     "labels": {"solana.io/role": "validator"},
     "taints": [{"key": "solana.io/validator", "value": "true", "effect": "NoSchedule"}],
     "capacity": {"cpu": "64", "memory": "527000000Ki", "pods": "110",
@@ -32,7 +33,7 @@ CORRECT_VALIDATOR = {
 
 
 def controlplane_node(index: int) -> dict:
-    return {"name": f"controlplane-{index}", "internal_ip": f"127.0.1.1{index}",
+    return {"name": f"controlplane-{index}", "internal_ip": f"127.0.1.1{index}", "kubelet_version": "v1.36.3",
             "labels": {"node-role.kubernetes.io/control-plane": ""},
             "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"}}
 
@@ -135,6 +136,9 @@ def test_verify_passes_on_a_correctly_described_validator(cluster):
                      ["taint solana.io/validator on solana-validator: expected "
                       "solana.io/validator=true:NoSchedule, observed none"],
                      id="missing-taint"),
+        pytest.param({"kubelet_version": "v1.35.2"},
+                     ["kubelet version on solana-validator: expected v1.36.3, observed v1.35.2"],
+                     id="kubelet-of-another-version"),
         pytest.param({"allocatable": {"cpu": "56"}},
                      ["allocatable cpu on solana-validator: expected 60, observed 56"],
                      id="cpus-reserved-twice"),
