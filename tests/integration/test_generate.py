@@ -307,3 +307,18 @@ def test_the_validator_image_on_a_control_plane_is_refused(playbook, talosctl, t
     assert f"cp-2: talos_node_install_image: {validator_image} installs schematic" in message, message
     assert f"use factory.talos.dev/metal-installer/{schematic.EMPTY_ID}:v1.13.9" in message
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("extra", "fragment"), [
+    ({"talos_cluster_cni": "cilium"}, "value of talos_cluster_cni must be one of: flannel, none, got: cilium"),
+    ({"talos_solana_worker_hugepages_2mi": "lots"}, "'talos_solana_worker_hugepages_2mi' is of type str"),
+], ids=["unknown CNI", "non-numeric page count"])
+def test_role_argument_specs_run_before_anything_is_written(playbook, talosctl, tmp_path, extra, fragment):
+    """The playbooks name each role entry point as meta/argument_specs.yml does (tasks_from:
+    preflight, not preflight.yml): only then does Ansible validate its argument spec."""
+    out = tmp_path / "out"
+    run = playbook("playbooks/generate.yml", "-i", "inventory/prod", "-e", json.dumps(extra),
+                   "-e", f"talos_cluster_output_dir={out}", "-e", f"talosctl_path={talosctl}")
+    assert run.rc != 0
+    assert fragment in "\n".join(run.failure_messages())
+    assert not out.exists()
