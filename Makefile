@@ -55,9 +55,9 @@ unit:
 # the node emulator's own tests, then its end-to-end check with the real talosctl; the Image
 # Factory's tests (schematic IDs against testdata/ids.txt, its HTTP API and CLI)
 testbed:
+	cd testbed/imagefactory && GOFLAGS=-mod=mod GOSUMDB=off go test ./...
 	cd testbed/emulator && GOFLAGS=-mod=mod GOSUMDB=off go test ./...
 	testbed/emulator/smoke_test.sh
-	cd testbed/imagefactory && GOFLAGS=-mod=mod GOSUMDB=off go test ./...
 
 integration:
 	./tests/pytest.sh tests/integration

@@ -204,8 +204,11 @@ def check_pinned_requires(tool: Tool, pins: dict[str, str]) -> None:
     """Refuse to build a module of ours whose go.mod requires a pinned module at another version
     than versions.env names: versions.env is the one place for the testbed's Go pins."""
     gomod = HERE / tool.source / "go.mod"
-    requires = upstream_directives(gomod.read_text())[0]
+    requires, replaces, _excludes = upstream_directives(gomod.read_text())
     for module, key in tool.pinned_requires.items():
+        if any(replaced == module for replaced, *_rest in replaces):
+            sys.exit(f"testbed/{tool.source}/go.mod replaces {module}, which {VERSIONS_FILE.name} pins as {key}: "
+                     "remove the replace")
         if key not in pins:
             sys.exit(f"{VERSIONS_FILE} does not pin {key} ({module}, required by testbed/{tool.source})")
         required = requires.get(module)
@@ -272,7 +275,7 @@ def build(name: str, version: str) -> Path:
     tool = TOOLS[name]
     target = binary_path(name, version)
     if tool.source:
-        # before the cache: a binary built under another pin must not be handed out either
+        # versions.env stays the one place of the pin, whatever the cache already holds
         check_pinned_requires(tool, pinned_versions())
     if target.exists():
         return target

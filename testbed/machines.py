@@ -42,6 +42,8 @@ def _spawn(argv: list[str], state: Path, name: str, ready: Callable[[list[str]],
     (Written only then: a start that fails, say on a busy address, leaves the pid file of a
     process already running from the same STATE alone.)"""
     announced, log = state / f"{name}.out", state / f"{name}.log"
+    # the log is kept across starts: only this start's lines explain its failure
+    start_of_run = log.stat().st_size if log.exists() else 0
     with open(announced, "w") as out, open(log, "a") as err:
         process = subprocess.Popen(argv, stdout=out, stderr=err, start_new_session=True)
     try:
@@ -54,7 +56,7 @@ def _spawn(argv: list[str], state: Path, name: str, ready: Callable[[list[str]],
         process.kill()
         process.wait()
         raise
-    raise RuntimeError(f"the {name} exited: {log.read_text()[-2000:]}")
+    raise RuntimeError(f"the {name} exited: {log.read_bytes()[start_of_run:].decode(errors='replace')[-2000:]}")
 
 
 def start_image_factory(state: Path) -> subprocess.Popen:
@@ -93,7 +95,6 @@ class Machines:
                      "--kwok-config", str(HERE / "kwok" / "stages.yaml")]
         state.mkdir(parents=True, exist_ok=True)
         self.state = state
-        self.log = state / "emulator.log"
         # first the factory: machines pull their installers from it
         self.factory = start_image_factory(state)
         try:

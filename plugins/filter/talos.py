@@ -18,7 +18,7 @@ description:
     validator's resource arithmetic.
   - C(installer) describes the Image Factory installer a node boots, that is its schematic (from
     kernel args and official extensions), the schematic ID computed offline and the image reference.
-  - C(schematic_id) and C(canonical_schematic) give a schematic's ID and the canonical text it is computed over.
+  - C(canonical_schematic) is the canonical text a schematic's ID is computed over.
 author:
   - SolanaOps platform team (@solanaops)
 """
@@ -106,12 +106,11 @@ def reserved_memory_per_numa(kube_reserved, system_reserved, eviction_hard, numa
 
 def installer(inputs, factory, talos_version, secureboot=False, image=""):
     """The installer a node boots, from its schematic inputs ({kernel_args, extensions}):
-    {schematic, id, image, derived}. A hand-set ``image`` replaces the derived reference
-    (preflight has checked that it names the same schematic)."""
-    document = schematic.build(inputs.get("kernel_args") or [], inputs.get("extensions") or [])
-    identifier = schematic.schematic_id(document)
-    derived = schematic.installer_image(factory, identifier, talos_version, secureboot)
-    return {"schematic": document, "id": identifier, "image": image or derived, "derived": derived}
+    {schematic, id, image}. A hand-set ``image`` replaces the derived reference (preflight has
+    checked that it names the same schematic)."""
+    derived = schematic.installer(inputs.get("kernel_args") or [], inputs.get("extensions") or [], factory,
+                                  talos_version, secureboot)
+    return {**derived, "image": image or derived["image"]}
 
 
 class FilterModule:
@@ -123,6 +122,5 @@ class FilterModule:
             "reserved_memory_per_numa": reserved_memory_per_numa,
             "kernel_args_target": contract.kernel_args_target,
             "installer": installer,
-            "schematic_id": schematic.schematic_id,
             "canonical_schematic": schematic.canonical_yaml,
         }

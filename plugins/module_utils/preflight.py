@@ -71,8 +71,10 @@ def _check_installer(cluster, node, errors):
     inputs = "talos_controlplane_kernel_args/extensions" if role == "controlplane" else \
         "talos_solana_worker_kernel_args/extensions"
     kernel_args = node.get("kernel_args") or []
+    secureboot = bool(node.get("secureboot"))
     try:
-        expected_id = schematic.schematic_id(schematic.build(kernel_args, node.get("extensions") or []))
+        expected = schematic.installer(kernel_args, node.get("extensions") or [], cluster.get("image_factory") or "",
+                                       cluster.get("talos_version"), secureboot)
     except schematic.SchematicError as exc:
         errors.append(f"{name}: {inputs}: {exc}")
         return
@@ -81,30 +83,28 @@ def _check_installer(cluster, node, errors):
         errors.append(f"{name}: talos_controlplane_kernel_args: {' '.join(tuning)} belong on the validator only; "
                       "a control plane booting them loses its memory to huge pages or its power management. "
                       "Remove them (control planes boot the empty schematic by default)")
-    secureboot = bool(node.get("secureboot"))
     if secureboot and node.get("boot_mode") != "uki":
         errors.append(f"{name}: talos_node_secureboot needs talos_node_boot_mode uki (SecureBoot boots a signed UKI)")
     image = node.get("image")
     if not image:
         return
-    expected = schematic.installer_image(cluster.get("image_factory") or "", expected_id,
-                                         cluster.get("talos_version"), secureboot)
     parsed = schematic.parse_installer_image(image)
     if parsed is None:
         errors.append(f"{name}: talos_node_install_image: {image!r} is not an Image Factory installer "
                       "(<registry>/metal-installer/<schematic id>:<talos version>), so nothing can tell which "
-                      f"kernel args it boots; remove it to install {expected}, or name a mirror that keeps "
-                      "the factory's paths")
+                      f"kernel args it boots; remove it to install {expected['image']}, or name a mirror that "
+                      "keeps the factory's paths")
         return
-    if parsed["id"] != expected_id:
+    if parsed["id"] != expected["id"]:
         errors.append(f"{name}: talos_node_install_image: {image} installs schematic {parsed['id']}, but this "
-                      f"node's rendered schematic is {expected_id}; use {expected} (or remove the override)")
+                      f"node's rendered schematic is {expected['id']}; use {expected['image']} (or remove the "
+                      "override)")
     if parsed["tag"] != cluster.get("talos_version"):
         errors.append(f"{name}: talos_node_install_image: {image} is tagged {parsed['tag']}, but the cluster "
                       f"runs Talos {cluster.get('talos_version')} (talos_cluster_talos_version)")
     if parsed["secureboot"] != secureboot:
         errors.append(f"{name}: talos_node_install_image: {image} is the {parsed['flavour']} flavour but "
-                      f"talos_node_secureboot is {secureboot}; use {expected}")
+                      f"talos_node_secureboot is {secureboot}; use {expected['image']}")
 
 
 def _has_disable_access_time(cluster):

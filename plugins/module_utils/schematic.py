@@ -101,6 +101,14 @@ def installer_image(factory, identifier, talos_version, secureboot=False):
     return f"{factory.rstrip('/')}/{FLAVOURS[bool(secureboot)]}/{identifier}:{talos_version}"
 
 
+def installer(kernel_args, extensions, factory, talos_version, secureboot=False):
+    """The installer a node with these schematic inputs boots: {schematic, id, image}."""
+    document = build(kernel_args, extensions)
+    identifier = schematic_id(document)
+    return {"schematic": document, "id": identifier,
+            "image": installer_image(factory, identifier, talos_version, secureboot)}
+
+
 def parse_installer_image(image):
     """{registry, flavour, id, tag, secureboot} of an Image Factory installer reference (also
     on a mirror that keeps the factory's paths), or None for any other image."""

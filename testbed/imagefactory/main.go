@@ -164,11 +164,13 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		ErrorLog:          logger,
 	}
 
+	// counted before serving: handlers change the store concurrently from then on
+	logger.Printf("serving %d schematics from %s", len(store.byID), store.dir)
+
 	served := make(chan error, 1)
 
 	go func() { served <- server.Serve(listener) }()
 
-	logger.Printf("serving %d schematics from %s", len(store.byID), store.dir)
 	fmt.Fprintf(stdout, "ready: http://%s\n", listener.Addr())
 
 	select {

@@ -41,8 +41,8 @@ const schematicExtensionName = "schematic"
 
 // the owners Talos' controllers set on what they publish
 const (
-	ownerExtensions = "runtimeres.ExtensionStatusController"
-	ownerSecurity   = "runtimeres.SecurityStateController"
+	ownerExtensions = "runtime.ExtensionStatusController"
+	ownerSecurity   = "runtime.SecurityStateController"
 	ownerVersion    = "runtime.VersionController"
 	ownerServices   = "v1alpha1.ServiceController"
 	ownerNodename   = "k8s.NodenameController"

@@ -184,7 +184,7 @@ def test_filter_reserved_memory_per_numa_splits_the_whole_reservation():
 def test_filter_map():
     filters = talos.FilterModule().filters()
     assert set(filters) == {"node_documents", "disk_selector", "hugepage_kernel_args", "reserved_memory_per_numa",
-                            "kernel_args_target", "installer", "schematic_id", "canonical_schematic"}
+                            "kernel_args_target", "installer", "canonical_schematic"}
     assert filters["hugepage_kernel_args"] is resources.hugepage_kernel_args
     assert filters["kernel_args_target"] is contract.kernel_args_target
     assert filters["node_documents"] is talos.node_documents
@@ -195,7 +195,7 @@ def test_installer_derives_the_image_from_the_schematic_id():
                                 "factory.talos.dev", "v1.13.9")
     assert validator["schematic"] == {"customization": {"extraKernelArgs": ["hugepagesz=2M", "hugepages=50000"]}}
     derived = f"factory.talos.dev/metal-installer/{validator['id']}:v1.13.9"
-    assert validator["image"] == validator["derived"] == derived
+    assert validator["image"] == derived
     control_plane = talos.installer({}, "127.0.1.5:5000", "v1.13.9")
     assert control_plane["id"] == "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba"
     assert control_plane["image"] == f"127.0.1.5:5000/metal-installer/{control_plane['id']}:v1.13.9"
@@ -206,4 +206,6 @@ def test_installer_keeps_a_hand_set_image_and_the_derived_one():
     mirrored = f"mirror.internal/metal-installer/{empty}:v1.13.9"
     result = talos.installer({}, "factory.talos.dev", "v1.13.9", image=mirrored)
     assert result["image"] == mirrored
-    assert result["derived"] == mirrored.replace("mirror.internal", "factory.talos.dev")
+    assert result["id"] == empty
+    derived = talos.installer({}, "factory.talos.dev", "v1.13.9")["image"]
+    assert derived == mirrored.replace("mirror.internal", "factory.talos.dev")
