@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/siderolabs/talos/pkg/machinery/constants"
 	"google.golang.org/grpc"
@@ -28,6 +29,7 @@ func main() {
 	nodesPath := flag.String("nodes", "", "NODES.yaml describing the emulated machines (required)")
 	stateDir := flag.String("state", "", "directory keeping each node's state under DIR/<name>/ (required)")
 	port := flag.Int("port", constants.ApidPort, "Talos API port on every node address")
+	rebootDelay := flag.Duration("reboot-delay", 5*time.Second, "how long a reboot (after an install or a reboot-needing apply) keeps a machine down")
 
 	var tools machines.Tools
 
@@ -44,13 +46,13 @@ func main() {
 		os.Exit(2)
 	}
 
-	if err := run(*nodesPath, *stateDir, *port, tools, logger); err != nil {
+	if err := run(*nodesPath, *stateDir, *port, *rebootDelay, tools, logger); err != nil {
 		logger.Printf("error: %v", err)
 		os.Exit(1)
 	}
 }
 
-func run(nodesPath, stateDir string, port int, tools machines.Tools, logger *log.Logger) error {
+func run(nodesPath, stateDir string, port int, rebootDelay time.Duration, tools machines.Tools, logger *log.Logger) error {
 	specs, err := machines.LoadNodeSpecs(nodesPath)
 	if err != nil {
 		return err
@@ -60,6 +62,8 @@ func run(nodesPath, stateDir string, port int, tools machines.Tools, logger *log
 	if err != nil {
 		return err
 	}
+
+	em.RebootDelay = rebootDelay
 
 	if err := em.Serve(port, func(n *machines.Node) *grpc.Server { return talosapi.NewServer(em, n) }); err != nil {
 		return err

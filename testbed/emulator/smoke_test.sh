@@ -85,9 +85,24 @@ lacks() { if grep -qF -- "$1" out; then fail "$2: output has '$1'"; fi; }
 
 tc() { echo --talosconfig "$work/talosconfig"; }
 
+# rebooted NODE: after an install or a reboot-needing apply the node refuses connections for
+# the reboot delay, then boots (configured: insecure calls fail in the TLS handshake instead)
+rebooted() {
+    local seen_down=""
+    for _ in $(seq 100); do
+        if "$TALOSCTL" version --insecure -n "$1" -e "$1" >reboot.out 2>&1 || ! grep -q "connection refused" reboot.out; then
+            [[ -n $seen_down ]] || fail "$1 did not go down for its reboot"
+            return 0
+        fi
+        seen_down=1
+        sleep 0.1
+    done
+    fail "$1 did not come back from its reboot"
+}
+
 start_emulator() {
     : >ready
-    "$EMULATOR" --nodes nodes.yaml --state state >ready 2>>emulator.log &
+    "$EMULATOR" --nodes nodes.yaml --state state --reboot-delay 1s >ready 2>>emulator.log &
     emulator_pid=$!
     for _ in $(seq 100); do
         grep -qx ready ready && return 0
@@ -267,6 +282,7 @@ ok "worker configured before any control plane: its API is down (connection refu
 
 run "maintenance apply" 0 apply-config --insecure -n 127.0.1.11 -e 127.0.1.11 -f cp1.yaml
 has "Applied configuration without a reboot" "maintenance apply"
+rebooted 127.0.1.11
 ok "maintenance: apply-config --insecure configures cp1"
 
 run "w1 after control plane" 0 $(tc) -e 127.0.1.20 -n 127.0.1.20 version
@@ -275,6 +291,7 @@ ok "w1's API came up with a certificate signed by cp1's OS CA key"
 
 run "w2 apply" 0 apply-config --insecure -n 127.0.1.21 -e 127.0.1.21 -f w2.yaml
 has "Applied configuration without a reboot" "w2 apply"
+rebooted 127.0.1.21
 ok "w2 (grub) installs the tuned image"
 
 # --- 2. mTLS ---------------------------------------------------------------------------------
@@ -338,6 +355,7 @@ ok "bootstrap succeeds once, then AlreadyExists"
 
 run "cp2 apply" 0 apply-config --insecure -n 127.0.1.12 -e 127.0.1.12 -f cp2.yaml
 has "extra kernel arguments are not supported when booting using SDBoot" "cp2 apply"
+rebooted 127.0.1.12
 ok "cp2 configured (its uki boot ignores extraKernelArgs, with Talos' warning)"
 
 run "worker bootstrap" fail $(tc) -n 127.0.1.20 bootstrap

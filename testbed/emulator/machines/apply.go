@@ -218,12 +218,17 @@ func (em *Emulator) ApplyConfiguration(ctx context.Context, n *Node, in *machine
 		n.persistedBytes = raw
 		em.settle(n)
 	case machine.ApplyConfigurationRequest_REBOOT:
-		// the reboot is instantaneous: the node boots the persisted config, services restart
+		// the node reboots into the persisted config
 		n.persistedBytes = raw
-		n.services = map[string]*serviceState{}
 		em.setRunning(n, cfg, raw)
+		em.rebootNode(n, "applied configuration"+detailsErr)
 	default:
 		return nil, fmt.Errorf("incorrect mode '%s' specified for the apply config call", mode)
+	}
+
+	if inMaintenance && n.disk.Install != nil && mode != machine.ApplyConfigurationRequest_STAGED {
+		// the installer ends with a reboot into the installed system
+		em.rebootNode(n, "installed "+n.disk.Install.Image)
 	}
 
 	return &machine.ApplyConfigurationResponse{Messages: []*machine.ApplyConfiguration{{

@@ -38,6 +38,15 @@ func (em *Emulator) SetPower(n *Node, on bool) {
 	em.mu.Lock()
 	defer em.mu.Unlock()
 
+	if n.reboot != nil {
+		if on {
+			return // already on: the reboot goes on
+		}
+
+		n.reboot.Stop() // powered off mid-reboot: it stays off
+		n.reboot = nil
+	}
+
 	if n.off == !on {
 		return
 	}
@@ -103,6 +112,8 @@ func (em *Emulator) node(ip string) (*Node, error) {
 	}
 
 	switch {
+	case n.reboot != nil:
+		return nil, fmt.Errorf("%s: node is rebooting", ip)
 	case n.off:
 		return nil, fmt.Errorf("%s: node is powered off", ip)
 	case !n.configured():

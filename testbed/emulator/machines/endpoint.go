@@ -110,7 +110,7 @@ func (ep *endpoint) sync() error {
 	if !up {
 		reason := errNoIssuer.Error()
 		if ep.node.off {
-			reason = "powered off"
+			reason = ep.describe()
 		}
 
 		ep.em.log("%s: API down: %s", ep.node.spec.Name, reason)
@@ -140,6 +140,8 @@ func (ep *endpoint) sync() error {
 
 func (ep *endpoint) describe() string {
 	switch {
+	case ep.node.reboot != nil:
+		return "rebooting"
 	case ep.node.off:
 		return "powered off"
 	case !ep.node.configured():

@@ -179,10 +179,11 @@ type Node struct {
 	maintenanceCert *certEntry
 	serverCert      *certEntry
 
-	// off: powered off (Shutdown, or the testbed's power control); not persisted, an emulator
-	// restart powers every machine on
-	off bool
-	rt  runtime
+	// off: powered off (Shutdown, or the testbed's power control) or rebooting; not persisted,
+	// an emulator restart powers every machine on. reboot is the pending end of a reboot.
+	off    bool
+	reboot *time.Timer
+	rt     runtime
 }
 
 // persistedState is DIR/<name>/node.json.
@@ -359,6 +360,10 @@ type Emulator struct {
 
 	// endpoints are the nodes' API listeners (Serve).
 	endpoints []*endpoint
+
+	// RebootDelay is how long a reboot keeps a machine down (the install after the first
+	// config, an apply that needs a reboot): its API refuses connections meanwhile.
+	RebootDelay time.Duration
 }
 
 func New(specs []NodeSpec, stateDir string, tools Tools, logf func(string, ...any)) (*Emulator, error) {
@@ -483,6 +488,36 @@ func (em *Emulator) armRollback(n *Node, timeout time.Duration) {
 		em.setRunning(n, cfg, n.persistedBytes)
 	})
 	n.rollback = timer
+}
+
+// rebootNode takes the node down for em.RebootDelay, then boots it: its API, services and
+// programs stop meanwhile, as on a machine going through its firmware and boot loader
+// (machined's reboot sequence; the install after the first config ends with one too). Called
+// with em.mu held, after the reply's state is recorded; the reply still reaches the caller on
+// its open connection.
+func (em *Emulator) rebootNode(n *Node, why string) {
+	em.log("%s: rebooting (%s), down for %s", n.spec.Name, why, em.RebootDelay)
+	n.off = true
+
+	var timer *time.Timer
+	timer = time.AfterFunc(em.RebootDelay, func() {
+		em.mu.Lock()
+		defer em.mu.Unlock()
+
+		if n.reboot != timer {
+			return // powered off meanwhile
+		}
+
+		n.reboot, n.off = nil, false
+		n.services = map[string]*serviceState{}
+		em.log("%s: booted", n.spec.Name)
+		em.refreshServices(n)
+		em.changed()
+	})
+	n.reboot = timer
+
+	em.refreshServices(n)
+	em.changed()
 }
 
 func (em *Emulator) cancelRollback(n *Node) {

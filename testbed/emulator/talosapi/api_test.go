@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/siderolabs/talos/pkg/machinery/api/machine"
 	machinetype "github.com/siderolabs/talos/pkg/machinery/config/machine"
@@ -158,4 +159,91 @@ func TestMaintenanceAPI(t *testing.T) {
 	if inst, _, ok := em.Installed(n); em.Maintenance(n) || !ok || inst.Image != testutil.StockImage {
 		t.Error("node should be installed from the stock installer now")
 	}
+}
+
+// TestRebootsKeepTheAPIDown: the install after the first config and an apply that needs a
+// reboot take the machine down for the reboot delay (connections refused), then it boots
+// configured, with mutual TLS; the apply's reply still reaches the caller.
+func TestRebootsKeepTheAPIDown(t *testing.T) {
+	em := emulator(t, machines.NodeSpec{Name: "n1", Address: "127.0.1.36",
+		Hardware: kernel.Hardware{Memory: "8Gi", Disks: []kernel.Disk{{DevPath: "/dev/vda", Size: "100Gi"}}}})
+	em.RebootDelay = 2 * time.Second
+	n := em.Node("n1")
+	addr := serve(t, em, n)
+
+	insecureVersion := func() error {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(testutil.InsecureTLS())))
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		defer conn.Close() //nolint:errcheck
+
+		_, err = machine.NewMachineServiceClient(conn).Version(context.Background(), &emptypb.Empty{})
+
+		return err
+	}
+
+	// the state the API is in, polled every 100ms until it changes from `from`
+	down := func(err error) bool { return err != nil && strings.Contains(err.Error(), "connection refused") }
+	waitFor := func(what string, cond func(error) bool) time.Time {
+		t.Helper()
+
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if cond(insecureVersion()) {
+				return time.Now()
+			}
+
+			time.Sleep(100 * time.Millisecond)
+		}
+
+		t.Fatalf("the API never became %s", what)
+
+		return time.Time{}
+	}
+
+	raw := testutil.GenConfig(t, nil, machinetype.TypeControlPlane, "/dev/vda", testutil.StockImage, "")
+	if err := insecureVersion(); err != nil {
+		t.Fatalf("maintenance mode answers without client certificates: %v", err)
+	}
+
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(testutil.InsecureTLS())))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	defer conn.Close() //nolint:errcheck
+
+	if _, err = machine.NewMachineServiceClient(conn).ApplyConfiguration(context.Background(), &machine.ApplyConfigurationRequest{Data: raw}); err != nil {
+		t.Fatalf("the apply's reply must arrive before the reboot: %v", err)
+	}
+
+	wentDown := waitFor("unreachable after the install", down)
+	// back up: a configured node asks for a client certificate, so the insecure call now fails
+	// in the TLS handshake rather than being refused
+	cameBack := waitFor("configured after the reboot", func(err error) bool { return err != nil && !down(err) })
+
+	if took := cameBack.Sub(wentDown); took < 1500*time.Millisecond {
+		t.Errorf("the install reboot took %s, want about the reboot delay (2s)", took)
+	}
+
+	if em.Maintenance(n) {
+		t.Error("the node booted back into maintenance mode")
+	}
+
+	// a change machined cannot apply immediately (machine.env), in auto mode: a reboot
+	changed := strings.Replace(string(raw), "machine:\n", "machine:\n    env:\n        TZ: UTC\n", 1)
+
+	reply, err := em.ApplyConfiguration(context.Background(), n, &machine.ApplyConfigurationRequest{Data: []byte(changed)}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if got := reply.Messages[0].Mode; got != machine.ApplyConfigurationRequest_REBOOT {
+		t.Fatalf("a machine.env change applies with %s, want a reboot", got)
+	}
+
+	waitFor("unreachable during the reboot", down)
+	waitFor("back after the reboot", func(err error) bool { return err != nil && !down(err) })
 }
