@@ -47,6 +47,23 @@ options:
   node_name:
     description: Name of the node, used in messages.
     type: str
+  allow_reboot:
+    description:
+      - Whether the node may reboot to take the configuration. When Talos' dry run answers that
+        the change needs a reboot (C(Applied configuration with a reboot)) and this is false,
+        nothing is applied and the module fails naming the node and the changed lines: a
+        reboot takes a control plane out of etcd and a validator out of its slots.
+      - The first configuration of a node in maintenance mode always ends with the installer's
+        reboot; that is not refused.
+    type: bool
+    default: false
+  maintenance_only:
+    description:
+      - Apply only to a node in maintenance mode (its first configuration). A node that already
+        runs a configuration is left alone and R(pending,return-pending) says whether it has a
+        change waiting, so running control planes can be changed one at a time later.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - solanaops.talos.talosctl
 attributes:
@@ -75,6 +92,16 @@ maintenance:
   returned: success
   type: bool
   sample: false
+pending:
+  description: With O(maintenance_only), whether a node that runs a configuration has a change that was not applied.
+  returned: success
+  type: bool
+  sample: false
+reboots:
+  description: Whether the node is now rebooting to take the configuration (the installer after a first configuration, or a change that needs a reboot).
+  returned: success
+  type: bool
+  sample: true
 mode_details:
   description: What the node reported about how it takes the configuration.
   returned: success
@@ -101,6 +128,12 @@ from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
 )
 
 
+class RebootRefused(TalosError):
+    hint = ("allow it (allow_reboot; in the roles talos_controlplane_apply_allow_reboot or "
+            "talos_solana_worker_apply_allow_reboot) when the node may go down now, or apply it with mode staged to take "
+            "effect at the node's next reboot")
+
+
 def apply_argv(params, *, insecure, dry_run):
     argv = ["apply-config", "--file", params["config_path"], "--mode", params["mode"]]
     if params["mode"] == "try" and params["try_timeout"]:
@@ -120,6 +153,24 @@ def parse_dry_run(stderr):
     if marker in stderr:
         return True, stderr.split(marker, 1)[1].strip("\n")
     raise CommandFailed(f"unexpected dry-run output from talosctl: {stderr.strip()!r}")
+
+
+def needs_reboot(stderr):
+    """Whether the node's dry-run summary says it would reboot to take the configuration."""
+    return "Applied configuration with a reboot" in stderr
+
+
+def changed_lines(diff, limit=6):
+    """The first changed lines of a (redacted) config diff, for a message a person can act on."""
+    lines = [line[0] + line[1:].strip() for line in diff.splitlines()
+             if line[:1] in ("+", "-") and not line.startswith(("+++", "---"))]
+    return "; ".join(lines[:limit]) + (f"; ... ({len(lines) - limit} more)" if len(lines) > limit else "")
+
+
+def reboot_refused(name, redacted_diff):
+    """The error for a change that needs a reboot the caller did not allow."""
+    return RebootRefused(f"{name}: Talos' dry run says this change needs a reboot; nothing was applied. "
+                         f"Changed: {changed_lines(redacted_diff)}")
 
 
 def mode_details(stderr):
@@ -142,16 +193,16 @@ class Applier:
                                  nodes=self.node, endpoints=endpoints, node_name=self.name)
 
     def dry_run(self):
-        """(maintenance, changed, diff)."""
+        """(maintenance, changed, diff, reboot)."""
         try:
             _rc, _out, stderr = self.run(insecure=False, dry_run=True)
-            return (False, *parse_dry_run(stderr))
+            return (False, *parse_dry_run(stderr), needs_reboot(stderr))
         except CredentialsMismatch as authenticated_error:
             try:
                 self.run(insecure=True, dry_run=True)
             except TalosError:
                 raise authenticated_error from None
-            return True, True, ""
+            return True, True, "", True
 
 
 def main():
@@ -164,6 +215,8 @@ def main():
             "mode": {"type": "str", "default": "auto", "choices": ["auto", "no-reboot", "staged", "try"]},
             "try_timeout": {"type": "str"},
             "node_name": {"type": "str"},
+            "allow_reboot": {"type": "bool", "default": False},
+            "maintenance_only": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
@@ -178,11 +231,16 @@ def main():
         talosctl = Talosctl(module)
         result["talosctl_version"] = talosctl.version
         applier = Applier(module, talosctl)
-        maintenance, changed, diff = applier.dry_run()
-        result.update(changed=changed, maintenance=maintenance, mode_details="")
+        maintenance, changed, diff, reboot = applier.dry_run()
+        if params["maintenance_only"] and not maintenance:
+            module.exit_json(**result, maintenance=False, pending=changed, reboots=False, mode_details="")
+        result.update(changed=changed, maintenance=maintenance, pending=False, reboots=changed and reboot,
+                      mode_details="")
         if module._diff and changed:
             result["diff"] = {"prepared": f"{applier.name}: in maintenance mode, the whole configuration is new\n"
                               if maintenance else secret_files.redact_diff(diff) + "\n"}
+        if changed and reboot and not maintenance and not params["allow_reboot"]:
+            raise reboot_refused(applier.name, secret_files.redact_diff(diff))
         if changed and not module.check_mode:
             _rc, _out, stderr = applier.run(insecure=maintenance, dry_run=False)
             result["mode_details"] = mode_details(stderr)

@@ -47,3 +47,28 @@ def test_mode_details_is_the_last_line():
     assert talos_apply_config.mode_details("\nApplied configuration without a reboot\n") == (
         "Applied configuration without a reboot")
     assert talos_apply_config.mode_details("") == ""
+
+
+REBOOT_DRY_RUN = ("Dry run summary:\nApplied configuration with a reboot (skipped in dry-run).\nConfig diff:\n\n"
+                  "--- a\n+++ b\n@@ -3,3 +3,5 @@\n     type: worker\n+    env:\n+        TZ: UTC\n")
+
+
+def test_a_dry_run_tells_whether_the_node_would_reboot():
+    assert talos_apply_config.needs_reboot(REBOOT_DRY_RUN)
+    assert not talos_apply_config.needs_reboot(
+        "Dry run summary:\nApplied configuration without a reboot (skipped in dry-run).\nConfig diff:\n\nNo changes.\n")
+    assert not talos_apply_config.needs_reboot(
+        "Dry run summary:\nStaged configuration to be applied after the next reboot (skipped in dry-run).\n")
+
+
+def test_a_refused_reboot_names_the_node_and_the_changed_lines():
+    _changed, diff = talos_apply_config.parse_dry_run(REBOOT_DRY_RUN)
+    error = talos_apply_config.reboot_refused("validator-1", diff)
+    assert str(error) == ("validator-1: Talos' dry run says this change needs a reboot; nothing was applied. "
+                          "Changed: +env:; +TZ: UTC")
+    assert "talos_solana_worker_apply_allow_reboot" in error.hint and "staged" in error.hint
+
+
+def test_changed_lines_are_cut_short():
+    diff = "--- a\n+++ b\n" + "".join(f"+line {i}\n" for i in range(9))
+    assert talos_apply_config.changed_lines(diff, limit=2) == "+line 0; +line 1; ... (7 more)"
