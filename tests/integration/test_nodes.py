@@ -6,6 +6,7 @@ failover drill, and the faults an operator meets."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import stat
 
@@ -30,7 +31,8 @@ def deploy(playbook, emulator, talosctl, tmp_path):
     return run
 
 
-APPLY = "Apply the machine configuration (maintenance mode first time, authenticated later)"
+FIRST_APPLY = "Apply the first machine configuration to nodes in maintenance mode (they install and reboot)"
+UPDATE = "Apply the machine configuration to the running node (a reboot only if allowed)"
 WORKER_APPLY = "Apply the validator's machine configuration (maintenance mode first time, authenticated later)"
 BOOTSTRAP = "Bootstrap etcd once, on the first control-plane node"
 
@@ -44,10 +46,14 @@ def task_results(run, name):
 def test_site_deploys_a_healthy_verified_cluster_then_changes_nothing(deploy, talosctl):
     first = deploy("site")
     assert first.rc == 0, first.failure_messages()
-    applied = {**task_results(first, APPLY), **task_results(first, WORKER_APPLY)}
+    applied = {**task_results(first, FIRST_APPLY), **task_results(first, WORKER_APPLY)}
     assert set(applied) == {"controlplane-1", "controlplane-2", "controlplane-3", "solana-validator"}
-    assert all(r["changed"] and r["maintenance"] for r in applied.values())
+    assert all(r["changed"] and r["maintenance"] and r["reboots"] for r in applied.values())
     assert all(r["mode_details"] == "Applied configuration without a reboot" for r in applied.values())
+    # each node was waited for after its install reboot, before the bootstrap and the health checks
+    back = {**task_results(first, "Wait until the node answers over mutual TLS with etcd Preparing or Running"),
+            **task_results(first, "Wait for the validator to be back from its install or reboot, its kubelet running")}
+    assert set(back) == set(applied) and all(r.get("waited", 0) > 0 for r in back.values()), back
     bootstrapped = task_results(first, BOOTSTRAP)
     assert [r["changed"] for r in bootstrapped.values()] == [True]
     # real etcd formed a three-member cluster; every Talos health check passed
@@ -68,7 +74,8 @@ def test_site_deploys_a_healthy_verified_cluster_then_changes_nothing(deploy, ta
 
     again = deploy("site")
     assert again.rc == 0 and again.changed == 0, again.stats
-    reapplied = task_results(again, APPLY)
+    reapplied = task_results(again, UPDATE)
+    assert set(reapplied) == {"controlplane-1", "controlplane-2", "controlplane-3"}
     assert all(r["maintenance"] is False for r in reapplied.values()), "the second run is authenticated"
 
 
@@ -112,12 +119,43 @@ def test_a_changed_config_shows_a_redacted_diff_in_check_mode_and_applies(deploy
     assert deploy("generate", *changed).changed == 3
     dry = deploy("controlplane", "--check", "--diff", *changed)
     assert dry.rc == 0
-    assert all(r["changed"] for r in task_results(dry, APPLY).values())
-    diffs = [r["diff"]["prepared"] for r in task_results(dry, APPLY).values()]
+    assert all(r["pending"] and not r["changed"] for r in task_results(dry, FIRST_APPLY).values())
+    assert all(r["changed"] and not r["reboots"] for r in task_results(dry, UPDATE).values())
+    diffs = [r["diff"]["prepared"] for r in task_results(dry, UPDATE).values()]
     assert all('+            election-timeout: "6000"' in d for d in diffs), diffs[0]
     applied = deploy("controlplane", *changed)
     assert applied.rc == 0 and applied.changed == 3
     assert deploy("controlplane", *changed).changed == 0
+
+
+def reboots(emulator):
+    """The emulator's reboots in order: [(node, "rebooting" or "booted")]."""
+    log = (emulator.state / "emulator.log").read_text()
+    return [(match[1], match[2].split()[0])
+            for match in re.finditer(r" (\S+): (rebooting \(|booted$)", log, re.MULTILINE)]
+
+
+def test_a_change_that_needs_a_reboot_stops_unless_allowed_then_goes_one_node_at_a_time(deploy):
+    assert deploy("site").rc == 0
+    # machined cannot apply a change of machine.env without a reboot
+    env = ["-e", '{"talos_controlplane_patches": [{"machine": {"env": {"TZ": "UTC"}}}]}']
+    assert deploy("generate", *env).changed == 3
+    before = len(reboots(deploy.emulator))
+    refused = deploy("controlplane", *env)
+    assert refused.rc != 0
+    (failed,) = [r for r in task_results(refused, UPDATE).values() if r.get("failed")]
+    assert "controlplane-1: Talos' dry run says this change needs a reboot; nothing was applied" in failed["msg"]
+    assert "+TZ: UTC" in failed["msg"] and "talos_controlplane_apply_allow_reboot" in failed["msg"]
+    assert set(task_results(refused, UPDATE)) == {"controlplane-1"}, "serial: the other nodes were not asked"
+    assert len(reboots(deploy.emulator)) == before, "nothing rebooted"
+
+    allowed = deploy("controlplane", *env, "-e", "talos_controlplane_apply_allow_reboot=true")
+    assert allowed.rc == 0 and allowed.changed == 3, allowed.failure_messages()
+    # one node at a time: each control plane was back before the next one went down
+    assert reboots(deploy.emulator)[before:] == [
+        (node, event) for node in ("controlplane-1", "controlplane-2", "controlplane-3")
+        for event in ("rebooting", "booted")]
+    assert deploy("controlplane", *env).changed == 0
 
 
 def test_bootstrap_aimed_at_another_node_does_not_bootstrap_twice(deploy, talosctl):
@@ -134,7 +172,7 @@ def test_wrong_talosconfig_is_a_credentials_mismatch(deploy, tmp_path, talosctl)
     assert deploy("generate", "-e", f"talos_cluster_output_dir={other}").rc == 0
     run = deploy("controlplane", "-e", f"talos_cluster_talosconfig={other}/talosconfig")
     assert run.rc != 0
-    applied = task_results(run, APPLY)
+    applied = task_results(run, FIRST_APPLY)
     assert {r.get("error") for r in applied.values()} == {"CredentialsMismatch"}
     assert all("talosconfig does not belong to this cluster" in r["msg"] for r in applied.values())
 
@@ -147,7 +185,7 @@ def test_unreachable_node_fails_alone_and_a_rerun_completes(deploy, tmp_path):
     hosts.write_text(hosts.read_text().replace("127.0.1.13", "127.0.1.99"))
     broken = deploy("controlplane", "-i", str(inventory))
     assert broken.rc != 0
-    applied = task_results(broken, APPLY)
+    applied = task_results(broken, FIRST_APPLY)
     assert applied["controlplane-1"]["changed"] and applied["controlplane-2"]["changed"]
     assert applied["controlplane-3"]["failed"]
     assert "port 50000" in applied["controlplane-3"]["msg"] and "NodeUnreachable" == applied["controlplane-3"]["error"]
@@ -156,7 +194,7 @@ def test_unreachable_node_fails_alone_and_a_rerun_completes(deploy, tmp_path):
     assert bootstrap["failed"] and "refusing to bootstrap" in bootstrap["msg"], bootstrap
     fixed = deploy("site")
     assert fixed.rc == 0, fixed.failure_messages()
-    assert task_results(fixed, APPLY)["controlplane-1"]["changed"] is False
+    assert task_results(fixed, FIRST_APPLY)["controlplane-1"]["changed"] is False
 
 
 def test_node_facts_read_the_validator_kernel(deploy, module, talosctl):
