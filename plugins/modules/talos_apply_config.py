@@ -51,8 +51,8 @@ options:
     description:
       - Whether the node may reboot to take the configuration. When Talos' dry run answers that
         the change needs a reboot (C(Applied configuration with a reboot)) and this is false,
-        nothing is applied and the module fails naming the node and the changed lines: a
-        reboot takes a control plane out of etcd and a validator out of its slots.
+        nothing is applied and the module fails naming the node and the changed lines (a
+        reboot takes a control plane out of etcd and a validator out of its slots).
       - The first configuration of a node in maintenance mode always ends with the installer's
         reboot; that is not refused.
     type: bool
@@ -98,7 +98,9 @@ pending:
   type: bool
   sample: false
 reboots:
-  description: Whether the node is now rebooting to take the configuration (the installer after a first configuration, or a change that needs a reboot).
+  description:
+    - Whether the node is now rebooting to take the configuration (the installer after a first
+      configuration, or a change that needs a reboot).
   returned: success
   type: bool
   sample: true
@@ -130,8 +132,8 @@ from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
 
 class RebootRefused(TalosError):
     hint = ("allow it (allow_reboot; in the roles talos_controlplane_apply_allow_reboot or "
-            "talos_solana_worker_apply_allow_reboot) when the node may go down now, or apply it with mode staged to take "
-            "effect at the node's next reboot")
+            "talos_solana_worker_apply_allow_reboot) when the node may go down now, or apply it with mode staged "
+            "to take effect at the node's next reboot")
 
 
 def apply_argv(params, *, insecure, dry_run):

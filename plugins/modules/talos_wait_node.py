@@ -11,7 +11,7 @@ short_description: Wait until a Talos node is back after an install or a reboot
 version_added: 0.4.0
 description:
   - A node goes away after its first configuration (the installer ends with a reboot) and
-    after a configuration change that needs a reboot: its API refuses connections for tens of
+    after a configuration change that needs a reboot. Its API refuses connections for tens of
     seconds to minutes, then comes back requiring the cluster's client certificates. This
     module polls C(talosctl service) once a second until the node answers with the
     talosconfig's credentials and every service of O(services) is in one of its wanted states,
@@ -32,8 +32,8 @@ options:
     type: str
   services:
     description:
-      - Service id to the list of states it may be in, e.g. C({etcd: [Preparing, Running]}):
-        etcd waits in C(Preparing) for its bootstrap.
+      - Service id to the list of states it may be in, for example etcd to C(Preparing) and
+        C(Running) (etcd waits in C(Preparing) for its bootstrap).
     type: dict
     default: {}
   timeout:
