@@ -73,6 +73,11 @@ services:
   returned: success
   type: dict
   sample: {etcd: {state: Preparing, health: "?"}}
+talosctl_version:
+  description: Version of the talosctl that ran.
+  returned: success
+  type: str
+  sample: v1.13.9
 waited:
   description: Seconds this call waited.
   returned: always
@@ -138,6 +143,7 @@ def main():
     result = {"changed": False}
     try:
         talosctl = Talosctl(module)
+        result["talosctl_version"] = talosctl.version
         while True:
             try:
                 _rc, stdout, _stderr = talosctl.run(["service"], nodes=[params["node"]],
