@@ -14,6 +14,7 @@ import pytest
 import yaml
 from ansible_collections.solanaops.talos.plugins.module_utils import schematic
 from conftest import REPO
+from machines import power  # testbed/machines.py: the emulated machines' power control
 
 
 @pytest.fixture
@@ -250,6 +251,17 @@ def test_cluster_modules_against_the_testbed(deploy, module, talosctl, tmp_path)
     assert restarted["changed"] and restarted["before"] == "Running"
     refused = module("talos_service", {**kubelet, "state": "stopped"})[0]
     assert refused["failed"] and "doesn't support stop operation via API" in refused["msg"]
+    # waiting for a node: back at once when its services are as wanted; a bounded failure naming
+    # what it saw otherwise (a service in another state; a node that refuses connections)
+    back = module("talos_wait_node", {"node": "127.0.1.12", "services": {"etcd": ["Running"]}, **common})[0]
+    assert back["services"]["etcd"]["state"] == "Running" and back["waited"] < 5 and not back["changed"], back
+    other = module("talos_wait_node", {"node": "127.0.1.12", "services": {"etcd": ["Finished"]}, "timeout": 2,
+                                       **common})[0]
+    assert other["failed"] and "127.0.1.12 is not back after 2s: etcd is Running (wanted Finished)" in other["msg"]
+    power(deploy.emulator.state, "controlplane-3", False)
+    away = module("talos_wait_node", {"node": "127.0.1.13", "node_name": "controlplane-3", "timeout": 2, **common})[0]
+    assert away["failed"] and "controlplane-3 is not back after 2s" in away["msg"], away
+    assert "connection refused" in away["msg"] and "NodeUnreachable" in away["msg"], away
 
 
 def test_verify_fails_a_validator_installed_from_the_empty_schematic(deploy):
