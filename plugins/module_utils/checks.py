@@ -10,6 +10,8 @@ hand, and quantities are compared parsed, so ``100000Mi`` and ``102400000Ki`` ar
 
 from __future__ import annotations
 
+import re
+
 from ansible_collections.solanaops.talos.plugins.module_utils import resources
 
 
@@ -167,7 +169,8 @@ def persistent_volume_name(node, volume):
 def talos_checks(facts, validator):
     """What the validator's kernel reports (talos_node_facts) against its tuning.
 
-    validator: name, kernel_args, hugepages {'2Mi': n, '1Gi': m}, boot_mode, volumes.
+    validator: name, kernel_args, hugepages {'2Mi': n, '1Gi': m}, boot_mode, volumes, sysctls
+    {name: value}, link {name}, mtu.
     """
     name, cmdline = validator["name"], facts.get("cmdline") or []
     ignored_hint = ("UKI boots take their kernel args from the installed image: install (or upgrade to) the "
@@ -198,12 +201,37 @@ def talos_checks(facts, validator):
             if validator.get(key):
                 results.append(result(f"kubelet {field}", name, str(kubelet.get(field)) == str(validator[key]),
                                       validator[key], kubelet.get(field, "unset")))
+    results += sysctl_checks(facts, validator)
     mounts = {m["mountpoint"]: m["fstype"] for m in facts.get("mounts") or []}
     for volume in validator.get("volumes") or []:
         path, fstype = f"/var/mnt/{volume['name']}", volume.get("filesystem", "xfs")
         results.append(result(f"volume {volume['name']} mounted", name, mounts.get(path) == fstype,
                               f"{path} ({fstype})", f"{path} ({mounts[path]})" if path in mounts else "not mounted"))
     return results
+
+
+def sysctl_checks(facts, validator):
+    """Each configured sysctl as /proc/sys shows it, and the link's MTU as /sys/class/net shows it."""
+    name, observed_sysctls = validator["name"], facts.get("sysctls") or {}
+    results = []
+    for key, value in sorted((validator.get("sysctls") or {}).items()):
+        observed = observed_sysctls.get(key)
+        results.append(result(f"sysctl {key}", name, observed is not None and kernel_printed(value) == observed,
+                              kernel_printed(value), "no such sysctl" if observed is None else observed,
+                              "" if observed is not None else "the kernel has no such sysctl: Talos cannot set it"))
+    link, mtu = (validator.get("link") or {}).get("name"), validator.get("mtu")
+    if link and mtu:
+        observed = (facts.get("link_mtu") or {}).get(link)
+        results.append(result(f"link {link} MTU", name, observed == int(mtu), int(mtu),
+                              "no such link" if observed is None else observed,
+                              "" if observed is None else "the NIC refuses an MTU above its maximum; the link keeps 1500"))
+    return results
+
+
+def kernel_printed(value):
+    """A sysctl value as the kernel prints it back: integers in decimal, vectors tab-separated
+    (``"4096 131072  268435456"`` -> ``"4096\t131072\t268435456"``)."""
+    return "\t".join(str(int(field)) if re.fullmatch(r"-?[0-9]+", field) else field for field in str(value).split())
 
 
 def service_checks(services_by_node, controlplane_nodes):

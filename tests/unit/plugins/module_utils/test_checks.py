@@ -154,6 +154,45 @@ def test_unmounted_or_wrong_filesystem_volumes_fail():
     assert failures[("volume accounts mounted", "v")]["observed"] == "not mounted"
 
 
+NETWORK = {"name": "v", "sysctls": {"vm.swappiness": "01", "net.ipv4.tcp_rmem": "4096 131072  268435456",
+                                     "net.ipv4.tcp_congestion_control": "bbr"},
+           "link": {"name": "enp1s0"}, "mtu": 9000}
+NETWORK_FACTS = {"sysctls": {"vm.swappiness": "1", "net.ipv4.tcp_rmem": "4096\t131072\t268435456",
+                             "net.ipv4.tcp_congestion_control": "bbr"},
+                 "link_mtu": {"enp1s0": 9000}}
+
+
+def test_sysctls_and_link_mtu_as_the_kernel_prints_them_pass():
+    results = checks.sysctl_checks(NETWORK_FACTS, NETWORK)
+    assert failed(results) == {} and len(results) == 4
+    assert {r["name"] for r in results} >= {"sysctl vm.swappiness", "link enp1s0 MTU"}
+
+
+def test_a_different_sysctl_a_missing_one_and_a_different_mtu_fail():
+    facts = {"sysctls": {**NETWORK_FACTS["sysctls"], "vm.swappiness": "60", "net.ipv4.tcp_congestion_control": None},
+             "link_mtu": {"enp1s0": 1500}}
+    failures = failed(checks.sysctl_checks(facts, NETWORK))
+    assert failures[("sysctl vm.swappiness", "v")]["expected"] == "1"
+    assert failures[("sysctl vm.swappiness", "v")]["observed"] == "60"
+    assert failures[("sysctl net.ipv4.tcp_congestion_control", "v")]["observed"] == "no such sysctl"
+    assert failures[("link enp1s0 MTU", "v")]["observed"] == 1500
+    assert ("sysctl net.ipv4.tcp_rmem", "v") not in failures
+    # nothing read: every check fails
+    assert len(failed(checks.sysctl_checks({}, NETWORK))) == 4
+    assert failed(checks.sysctl_checks({}, NETWORK))[("link enp1s0 MTU", "v")]["observed"] == "no such link"
+
+
+def test_sysctl_checks_are_part_of_the_kernel_checks():
+    names = {r["name"] for r in checks.talos_checks({**KERNEL, **NETWORK_FACTS}, {**TUNED, **NETWORK})}
+    assert {"sysctl vm.swappiness", "link enp1s0 MTU"} <= names
+
+
+def test_kernel_printed():
+    assert checks.kernel_printed("4096 131072   268435456") == "4096\t131072\t268435456"
+    assert checks.kernel_printed(1) == "1" and checks.kernel_printed("007") == "7"
+    assert checks.kernel_printed("bbr") == "bbr"
+
+
 POLICIES = {**TUNED, "cpu_manager_policy": "static", "topology_manager_policy": "single-numa-node",
             "memory_manager_policy": "Static", "reserved_system_cpus": "0-3"}
 
