@@ -63,7 +63,7 @@ def test_site_deploys_a_healthy_verified_cluster_then_changes_nothing(deploy, ta
     report = json.loads((deploy.out / "verify" / "report.json").read_text())
     names = {r["name"] for r in report["results"]}
     assert {"etcd quorum", "service etcd", "kubelet cpuManagerPolicy", "HugePages_Total", "PriorityClass",
-            "allocatable hugepages-2Mi"} <= names, names
+            "allocatable hugepages-2Mi", "sysctl net.ipv4.tcp_rmem", "link enp1s0 MTU"} <= names, names
     assert all(r["passed"] for r in report["results"])
 
     again = deploy("site")
@@ -247,3 +247,25 @@ def test_a_tuning_change_applies_but_verify_says_the_node_needs_an_upgrade(deplo
     message = "\n".join(run.failure_messages())
     assert f"booted schematic on solana-validator: expected {after}, observed {before}" in message, message
     assert "HugePages_Total on solana-validator: expected 40000, observed 50000" in message
+
+
+def test_verify_reads_every_sysctl_and_the_link_mtu_back_from_the_kernel(deploy):
+    """The validator's config sets a sysctl the inventory does not want and an MTU its NIC
+    (max 9216) refuses: the kernel shows the config's sysctl, the link keeps 1500, and verify
+    says so while the other sysctls pass."""
+    config = deploy.out / "solana-validator.yaml"
+    text = config.read_text()
+    assert 'vm.swappiness: "1"' in text and "mtu: 9000" in text
+    config.write_text(text.replace('vm.swappiness: "1"', 'vm.swappiness: "30"').replace("mtu: 9000", "mtu: 9300"))
+    for play in ("controlplane", "worker", "postconfig"):
+        assert deploy(play).rc == 0, play
+    run = deploy("verify")
+    assert run.rc != 0
+    message = "\n".join(run.failure_messages())
+    assert "sysctl vm.swappiness on solana-validator: expected 1, observed 30" in message, message
+    assert "link enp1s0 MTU on solana-validator: expected 9000, observed 1500" in message, message
+    report = json.loads((deploy.out / "verify" / "report.json").read_text())
+    sysctls = {r["name"]: r for r in report["results"] if r["name"].startswith("sysctl ")}
+    assert sysctls["sysctl net.ipv4.tcp_rmem"]["observed"] == "4096\t131072\t268435456"
+    assert [name for name, r in sysctls.items() if not r["passed"]] == ["sysctl vm.swappiness"]
+    assert len(sysctls) == 15, sorted(sysctls)
