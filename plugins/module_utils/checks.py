@@ -224,7 +224,7 @@ def sysctl_checks(facts, validator):
         observed = (facts.get("link_mtu") or {}).get(link)
         results.append(result(f"link {link} MTU", name, observed == int(mtu), int(mtu),
                               "no such link" if observed is None else observed,
-                              "" if observed is None else "the NIC refuses an MTU above its maximum; the link keeps 1500"))
+                              "" if observed is None else "a NIC refuses an MTU above its maximum and keeps 1500"))
     return results
 
 

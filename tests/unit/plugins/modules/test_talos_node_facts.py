@@ -72,5 +72,6 @@ def test_parse_boot_with_nothing_read_reports_none_not_false():
 
 def test_sysctl_path_swaps_dots_and_slashes_as_sysctl_d_does():
     assert talos_node_facts.sysctl_path("net.ipv4.tcp_rmem") == "/proc/sys/net/ipv4/tcp_rmem"
-    assert talos_node_facts.sysctl_path("net.ipv4.conf.eth0/100.rp_filter") == "/proc/sys/net/ipv4/conf/eth0.100/rp_filter"
-    assert talos_node_facts.sysctl_path("net/ipv4/conf/eth0.100/rp_filter") == "/proc/sys/net/ipv4/conf/eth0.100/rp_filter"
+    vlan = "/proc/sys/net/ipv4/conf/eth0.100/rp_filter"
+    assert talos_node_facts.sysctl_path("net.ipv4.conf.eth0/100.rp_filter") == vlan
+    assert talos_node_facts.sysctl_path("net/ipv4/conf/eth0.100/rp_filter") == vlan
