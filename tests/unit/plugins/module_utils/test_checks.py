@@ -154,9 +154,10 @@ def test_unmounted_or_wrong_filesystem_volumes_fail():
     assert failures[("volume accounts mounted", "v")]["observed"] == "not mounted"
 
 
-NETWORK = {"name": "v", "sysctls": {"vm.swappiness": "01", "net.ipv4.tcp_rmem": "4096 131072  268435456",
-                                     "net.ipv4.tcp_congestion_control": "bbr"},
-           "link": {"name": "enp1s0"}, "mtu": 9000}
+NETWORK = {
+    "name": "v", "link": {"name": "enp1s0"}, "mtu": 9000,
+    "sysctls": {"vm.swappiness": "01", "net.ipv4.tcp_rmem": "4096 131072  268435456", "net.ipv4.tcp_congestion_control": "bbr"},
+}
 NETWORK_FACTS = {"sysctls": {"vm.swappiness": "1", "net.ipv4.tcp_rmem": "4096\t131072\t268435456",
                              "net.ipv4.tcp_congestion_control": "bbr"},
                  "link_mtu": {"enp1s0": 9000}}
