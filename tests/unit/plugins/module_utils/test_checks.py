@@ -156,7 +156,8 @@ def test_unmounted_or_wrong_filesystem_volumes_fail():
 
 NETWORK = {
     "name": "v", "link": {"name": "enp1s0"}, "mtu": 9000,
-    "sysctls": {"vm.swappiness": "01", "net.ipv4.tcp_rmem": "4096 131072  268435456", "net.ipv4.tcp_congestion_control": "bbr"},
+    "sysctls": {"vm.swappiness": "01", "net.ipv4.tcp_rmem": "4096 131072  268435456",
+                "net.ipv4.tcp_congestion_control": "bbr"},
 }
 NETWORK_FACTS = {"sysctls": {"vm.swappiness": "1", "net.ipv4.tcp_rmem": "4096\t131072\t268435456",
                              "net.ipv4.tcp_congestion_control": "bbr"},
