@@ -248,7 +248,7 @@ func NodeManifest(m Machine) map[string]any {
 	kubeletVersion := m.Config.Machine().Kubelet().Image()
 	kubeletVersion = kubeletVersion[strings.LastIndex(kubeletVersion, ":")+1:]
 
-	return withNetworkStatus(map[string]any{
+	return map[string]any{
 		"apiVersion": "v1", "kind": "Node",
 		"metadata": map[string]any{
 			"name": m.NodeName, "labels": labels,
@@ -264,7 +264,7 @@ func NodeManifest(m Machine) map[string]any {
 			"nodeInfo": map[string]any{"kubeletVersion": kubeletVersion, "osImage": "Talos (" + version.Tag + ")",
 				"operatingSystem": "linux", "architecture": "amd64"},
 		},
-	}, m)
+	}
 }
 
 // KwokAnnotation marks the Nodes kwok keeps Ready (testbed/kwok/stages.yaml); a powered-off

@@ -3,6 +3,7 @@ package kubelet
 import (
 	"testing"
 
+	"github.com/siderolabs/talos/pkg/machinery/config"
 	"github.com/siderolabs/talos/pkg/machinery/config/configloader"
 	"github.com/siderolabs/talos/pkg/machinery/config/generate"
 	machinetype "github.com/siderolabs/talos/pkg/machinery/config/machine"
@@ -42,12 +43,17 @@ func workerMachine(t *testing.T, options ...generate.Option) Machine {
 	return Machine{Config: loaded, NodeName: "w1", Address: "127.0.1.20", CPUs: 8, Memory: kernel.MemoryOf(hw, nil)}
 }
 
-// TestNodeWithoutCNI: with cluster.network.cni none the kubelet posts Ready=False with the
-// runtime's network error; with the default CNI it posts no conditions (kwok keeps it Ready).
+// TestNodeWithoutCNI: when every control plane says cluster.network.cni none the kubelet
+// posts Ready=False with the runtime's network error; with the default CNI, or one control
+// plane deploying flannel, it posts no conditions (kwok keeps the Node Ready).
 func TestNodeWithoutCNI(t *testing.T) {
-	status := NodeManifest(workerMachine(t, generate.WithClusterCNIConfig(&v1alpha1.CNIConfig{CNIName: "none"})))["status"].(map[string]any)
+	none := workerMachine(t, generate.WithClusterCNIConfig(&v1alpha1.CNIConfig{CNIName: "none"}))
+	flannel := workerMachine(t)
 
-	conditions, _ := status["conditions"].([]any)
+	manifest := NodeManifest(flannel)
+	AddNetworkConditions(manifest, []config.Provider{none.Config, none.Config})
+
+	conditions, _ := manifest["status"].(map[string]any)["conditions"].([]any)
 	if len(conditions) == 0 {
 		t.Fatal("a Node without a CNI should carry the kubelet's conditions")
 	}
@@ -60,8 +66,14 @@ func TestNodeWithoutCNI(t *testing.T) {
 		t.Errorf("Ready condition = %v", ready)
 	}
 
-	flannel := NodeManifest(workerMachine(t))["status"].(map[string]any)
-	if _, ok := flannel["conditions"]; ok {
-		t.Errorf("with flannel the kubelet's network is ready: no conditions, got %v", flannel["conditions"])
+	for name, controlPlanes := range map[string][]config.Provider{
+		"flannel": {flannel.Config}, "one control plane deploys flannel": {none.Config, flannel.Config}, "no control plane yet": nil,
+	} {
+		manifest := NodeManifest(none)
+		AddNetworkConditions(manifest, controlPlanes)
+
+		if conditions, ok := manifest["status"].(map[string]any)["conditions"]; ok {
+			t.Errorf("%s: the runtime network is ready, so no conditions; got %v", name, conditions)
+		}
 	}
 }
