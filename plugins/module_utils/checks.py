@@ -48,9 +48,30 @@ def _quantity(values, name):
         return None
 
 
-def node_checks(nodes, expected_names, kubernetes_version=None):
-    """Every expected node is registered and Ready, its kubelet at the inventory's Kubernetes
-    version; no unexpected node."""
+# the kubelet's Ready message while the container runtime has no CNI (pkg/kubelet/kubelet.go)
+_NETWORK_NOT_READY = "container runtime network not ready"
+WAITING_FOR_CNI = "waiting for a CNI"
+
+
+def node_readiness(node, cni="flannel"):
+    """'True', WAITING_FOR_CNI (NotReady only because no CNI is installed, accepted only when
+    the inventory's CNI is none) or the Ready status with the kubelet's message."""
+    ready = _condition(node, "Ready")
+    if ready.get("status") == "True":
+        return "True"
+    if cni == "none" and ready.get("status") == "False" and _NETWORK_NOT_READY in ready.get("message", ""):
+        return WAITING_FOR_CNI
+    return f"{ready.get('status', 'unknown')} ({ready.get('message') or ready.get('reason') or 'no message'})"
+
+
+def ready_nodes(nodes, cni="flannel"):
+    """Names of the nodes that count as ready: Ready, or with CNI none waiting for a CNI."""
+    return [n["metadata"]["name"] for n in nodes if node_readiness(n, cni) in ("True", WAITING_FOR_CNI)]
+
+
+def node_checks(nodes, expected_names, kubernetes_version=None, cni="flannel"):
+    """Every expected node is registered and Ready (with CNI none: Ready or NotReady waiting for
+    a CNI, reported as such), its kubelet at the inventory's Kubernetes version."""
     by_name = {n["metadata"]["name"]: n for n in nodes}
     results = []
     for name in expected_names:
@@ -58,9 +79,15 @@ def node_checks(nodes, expected_names, kubernetes_version=None):
         results.append(result("node registered", name, node is not None, "registered",
                               "registered" if node else "missing"))
         if node is not None:
-            ready = _condition(node, "Ready")
-            results.append(result("node Ready", name, ready.get("status") == "True", "True",
-                                  ready.get("status", "unknown"), ready.get("message", "")))
+            readiness = node_readiness(node, cni)
+            if cni == "none":
+                results.append(result("node Ready or waiting for a CNI", name,
+                                      readiness in ("True", WAITING_FOR_CNI), f"True or {WAITING_FOR_CNI}", readiness,
+                                      "talos_cluster_cni is none: install a CNI (e.g. Cilium) to make nodes Ready"))
+            else:
+                ready = _condition(node, "Ready")
+                results.append(result("node Ready", name, readiness == "True", "True", ready.get("status", "unknown"),
+                                      ready.get("message", "")))
             if kubernetes_version:
                 wanted = "v" + str(kubernetes_version).lstrip("v")
                 running = ((node.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion", "unknown")

@@ -86,6 +86,32 @@ def test_node_checks_report_missing_and_not_ready_nodes():
     assert failed(results)[("node Ready", "v")]["detail"] == "kubelet stopped"
 
 
+NO_CNI = {"type": "Ready", "status": "False", "reason": "KubeletNotReady",
+          "message": "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady "
+                     "message:Network plugin returns error: cni plugin not initialized"}
+
+
+def test_a_node_waiting_for_a_cni_passes_only_when_the_inventory_says_cni_none():
+    waiting, stopped = copy.deepcopy(NODE), copy.deepcopy(NODE)
+    waiting["status"]["conditions"] = [NO_CNI]
+    stopped["metadata"]["name"] = "cp-1"
+    stopped["status"]["conditions"] = [{"type": "Ready", "status": "Unknown",
+                                        "message": "Kubelet stopped posting node status."}]
+    # the default CNI: a node waiting for one is simply not Ready
+    assert set(failed(checks.node_checks([waiting], ["v"]))) == {("node Ready", "v")}
+    assert checks.ready_nodes([waiting, NODE]) == ["v"] and checks.ready_nodes([waiting]) == []
+    # CNI none: that one reason is accepted and named; any other NotReady still fails
+    results = checks.node_checks([waiting, stopped], ["v", "cp-1"], cni="none")
+    named = {(r["name"], r["subject"]): r for r in results}
+    assert named[("node Ready or waiting for a CNI", "v")]["passed"]
+    assert named[("node Ready or waiting for a CNI", "v")]["observed"] == "waiting for a CNI"
+    assert set(failed(results)) == {("node Ready or waiting for a CNI", "cp-1")}
+    assert failed(results)[("node Ready or waiting for a CNI", "cp-1")]["observed"] == \
+        "Unknown (Kubelet stopped posting node status.)"
+    assert checks.ready_nodes([waiting, stopped], "none") == ["v"]
+    assert checks.ready_nodes([NODE], "none") == ["v"]
+
+
 def test_priority_class_and_builtin():
     classes = [{"metadata": {"name": "solana-critical"}, "value": 1000000},
                {"metadata": {"name": "system-cluster-critical"}, "value": 2000000000}]
