@@ -269,3 +269,18 @@ def test_verify_reads_every_sysctl_and_the_link_mtu_back_from_the_kernel(deploy)
     assert sysctls["sysctl net.ipv4.tcp_rmem"]["observed"] == "4096\t131072\t268435456"
     assert [name for name, r in sysctls.items() if not r["passed"]] == ["sysctl vm.swappiness"]
     assert len(sysctls) == 15, sorted(sysctls)
+
+
+def test_site_without_a_cni_completes_and_verify_says_the_nodes_wait_for_one(deploy):
+    """talos_cluster_cni=none: the kubelets report NotReady for the runtime network, Talos'
+    health skips the Ready check, the waits accept that reason and verify names it."""
+    run = deploy("site", "-e", "talos_cluster_cni=none")
+    assert run.rc == 0, run.failure_messages()
+    (health,) = task_results(run, "Wait for the workers to join and the whole cluster to report healthy").values()
+    assert {"name": "all k8s nodes to report ready", "ok": True, "detail": "SKIP"} in health["checks"], health
+    report = json.loads((deploy.out / "verify" / "report.json").read_text())
+    waiting = {r["subject"]: r for r in report["results"] if r["name"] == "node Ready or waiting for a CNI"}
+    assert set(waiting) == {"controlplane-1", "controlplane-2", "controlplane-3", "solana-validator"}, waiting
+    assert {r["observed"] for r in waiting.values()} == {"waiting for a CNI"}
+    assert all(r["passed"] for r in report["results"])
+    assert not any(r["name"] == "node Ready" for r in report["results"])
