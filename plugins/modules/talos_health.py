@@ -16,9 +16,9 @@ description:
     plane components, Kubernetes nodes reported and Ready, ...) must pass in turn within
     O(timeout). The result lists every check with its outcome; a failure names the check that
     did not pass and what it last saw.
-  - A check Talos skips reports C(SKIP) and counts as passed; without a CNI
-    (C(cluster.network.cni.name: none)) Talos skips C(all k8s nodes to report ready) and
-    C(coredns to report ready), so the cluster is healthy while its Nodes wait for a CNI.
+  - A check Talos skips reports C(SKIP) and counts as passed. Without a CNI (C(cluster.network.cni.name)
+    C(none)) Talos skips C(all k8s nodes to report ready) and C(coredns to report ready), so the
+    cluster is healthy while its Nodes wait for a CNI.
   - Read-only. Pair it with C(retries)/C(until) for visible progress on long waits.
 options:
   node:
