@@ -19,8 +19,8 @@ description:
     with the installer its config names.
   - C(service_checks) wants apid and kubelet (and etcd on control planes) running and healthy;
     C(etcd_checks) wants one healthy etcd member per control plane, with quorum and one leader.
-  - C(ready_nodes) names the Nodes that count as ready: Ready, or, with the cluster's CNI C(none),
-    NotReady only because the container runtime has no CNI ("waiting for a CNI").
+  - C(ready_nodes) names the Nodes that count as ready, that is Ready or, with the cluster's CNI
+    C(none), NotReady only because the container runtime has no CNI (waiting for a CNI).
   - C(persistent_volume_name) is the naming rule of the validator's local PersistentVolumes.
 author:
   - SolanaOps platform team (@solanaops)
