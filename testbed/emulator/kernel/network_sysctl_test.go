@@ -85,6 +85,7 @@ func TestSysctls(t *testing.T) {
         net.ipv4.tcp_keepalive_time: "900"
         net.ipv4.tcp_keepalive_intvl: "-5"
         net/ipv4/tcp_mtu_probing: "2"
+        net.ipv4.tcp_wmem: 4096 65536 268435456 99
         vm.not_a_sysctl: "1"
 `)
 	view := View{Hardware: hardware(t, "16Gi", 1, BootUKI), Config: cfg}
@@ -100,7 +101,8 @@ func TestSysctls(t *testing.T) {
 		"net/ipv4/tcp_mtu_probing":         "2\n",   // slash-separated key
 		"vm/overcommit_memory":             "1\n",   // Talos' default
 		"net/ipv4/ip_local_reserved_ports": "50000-50001\n",
-		"net/ipv4/tcp_wmem":                "4096\t16384\t4194304\n", // untouched: the kernel's boot value
+		"net/ipv4/tcp_wmem":                "4096\t65536\t268435456\n", // the fourth value is not read
+		"net/core/wmem_max":                "212992\n",                 // untouched: the kernel's boot value
 	} {
 		if got := read(t, view, "/proc/sys/"+path); got != want {
 			t.Errorf("%s = %q, want %q", path, got, want)

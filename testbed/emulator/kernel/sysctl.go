@@ -40,8 +40,8 @@ func bound(v int64) *int64 { return &v }
 
 func fixed(value string) func(Hardware) string { return func(Hardware) string { return value } }
 
-func ints(value string, min, max *int64) sysctl {
-	return sysctl{kind: intVector, size: len(strings.Fields(value)), min: min, max: max, initial: fixed(value)}
+func ints(value string, lowest, highest *int64) sysctl {
+	return sysctl{kind: intVector, size: len(strings.Fields(value)), min: lowest, max: highest, initial: fixed(value)}
 }
 
 // sysctls are the /proc/sys files of the testbed's kernel: every one the inventory's
@@ -208,9 +208,12 @@ func (s sysctl) parse(value string) (string, error) {
 	}
 
 	fields := strings.Fields(value)
-	if len(fields) == 0 || len(fields) > s.size {
+	if len(fields) == 0 {
 		return "", fmt.Errorf("%q: want %d integer(s)", value, s.size)
 	}
+
+	// values beyond the vector are left unread (a short write): the vector takes the leading ones
+	fields = fields[:min(len(fields), s.size)]
 
 	out := make([]string, 0, len(fields))
 
