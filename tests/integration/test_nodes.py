@@ -250,25 +250,32 @@ def test_a_tuning_change_applies_but_verify_says_the_node_needs_an_upgrade(deplo
 
 
 def test_verify_reads_every_sysctl_and_the_link_mtu_back_from_the_kernel(deploy):
-    """The validator's config sets a sysctl the inventory does not want and an MTU its NIC
-    (max 9216) refuses: the kernel shows the config's sysctl, the link keeps 1500, and verify
-    says so while the other sysctls pass."""
+    """The inventory asks for a sysctl the kernel does not have; the validator's config then
+    sets another sysctl than the inventory wants and an MTU its NIC (max 9216) refuses: the
+    unknown sysctl does not exist, the kernel shows the config's value, the link keeps 1500,
+    and verify says so while the other sysctls pass."""
+    unknown = ["-e", '{"talos_solana_worker_sysctls": {"vm.no_such_sysctl": "1"}}']
+    assert deploy("generate", *unknown).rc == 0
     config = deploy.out / "solana-validator.yaml"
     text = config.read_text()
-    assert 'vm.swappiness: "1"' in text and "mtu: 9000" in text
-    config.write_text(text.replace('vm.swappiness: "1"', 'vm.swappiness: "30"').replace("mtu: 9000", "mtu: 9300"))
+    assert 'vm.max_map_count: "1000000"' in text and "mtu: 9000" in text
+    config.write_text(text.replace('vm.max_map_count: "1000000"', 'vm.max_map_count: "2000000"')
+                      .replace("mtu: 9000", "mtu: 9300"))
     for play in ("controlplane", "worker", "postconfig"):
-        assert deploy(play).rc == 0, play
-    run = deploy("verify")
+        assert deploy(play, *unknown).rc == 0, play
+    run = deploy("verify", *unknown)
     assert run.rc != 0
     message = "\n".join(run.failure_messages())
-    assert "sysctl vm.swappiness on solana-validator: expected 1, observed 30" in message, message
+    assert "sysctl vm.max_map_count on solana-validator: expected 1000000, observed 2000000" in message, message
+    assert "sysctl vm.no_such_sysctl on solana-validator: expected 1, observed no such sysctl" in message, message
     assert "link enp1s0 MTU on solana-validator: expected 9000, observed 1500" in message, message
     report = json.loads((deploy.out / "verify" / "report.json").read_text())
     sysctls = {r["name"]: r for r in report["results"] if r["name"].startswith("sysctl ")}
-    assert sysctls["sysctl net.ipv4.tcp_rmem"]["observed"] == "4096\t131072\t268435456"
-    assert [name for name, r in sysctls.items() if not r["passed"]] == ["sysctl vm.swappiness"]
-    assert len(sysctls) == 15, sorted(sysctls)
+    # the agave profile's six and the inventory's one
+    assert len(sysctls) == 7, sorted(sysctls)
+    assert sorted(name for name, r in sysctls.items() if not r["passed"]) == [
+        "sysctl vm.max_map_count", "sysctl vm.no_such_sysctl"]
+    assert sysctls["sysctl net.core.rmem_max"]["observed"] == "134217728"
 
 
 def test_site_without_a_cni_completes_and_verify_says_the_nodes_wait_for_one(deploy):
