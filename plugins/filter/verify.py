@@ -19,6 +19,8 @@ description:
     with the installer its config names.
   - C(service_checks) wants apid and kubelet (and etcd on control planes) running and healthy;
     C(etcd_checks) wants one healthy etcd member per control plane, with quorum and one leader.
+  - C(ready_nodes) names the Nodes that count as ready, that is Ready or, with the cluster's CNI
+    C(none), NotReady only because the container runtime has no CNI (waiting for a CNI).
   - C(persistent_volume_name) is the naming rule of the validator's local PersistentVolumes.
 author:
   - SolanaOps platform team (@solanaops)
@@ -29,9 +31,10 @@ from ansible_collections.solanaops.talos.plugins.module_utils import checks
 
 def kubernetes_checks(observed, expected):
     """observed: nodes, priority_classes, storage_classes, persistent_volumes (object lists).
-    expected: nodes (names), kubernetes_version, validators, priority_class {name, value}, storage_class_prefix,
+    expected: nodes (names), kubernetes_version, cni, validators, priority_class {name, value}, storage_class_prefix,
     volumes_by_node {node: [volume]}."""
-    results = checks.node_checks(observed["nodes"], expected["nodes"], expected.get("kubernetes_version"))
+    results = checks.node_checks(observed["nodes"], expected["nodes"], expected.get("kubernetes_version"),
+                                 expected.get("cni", "flannel"))
     for validator in expected["validators"]:
         results += checks.validator_checks(observed["nodes"], validator)
     results += checks.priority_class_checks(observed["priority_classes"], expected["priority_class"]["name"],
@@ -51,4 +54,5 @@ class FilterModule:
             "boot_checks": checks.boot_checks,
             "persistent_volume_name": checks.persistent_volume_name,
             "parse_taints": checks.parse_taints,
+            "ready_nodes": checks.ready_nodes,
         }

@@ -10,6 +10,8 @@ hand, and quantities are compared parsed, so ``100000Mi`` and ``102400000Ki`` ar
 
 from __future__ import annotations
 
+import re
+
 from ansible_collections.solanaops.talos.plugins.module_utils import resources
 
 
@@ -46,9 +48,30 @@ def _quantity(values, name):
         return None
 
 
-def node_checks(nodes, expected_names, kubernetes_version=None):
-    """Every expected node is registered and Ready, its kubelet at the inventory's Kubernetes
-    version; no unexpected node."""
+# the kubelet's Ready message while the container runtime has no CNI (pkg/kubelet/kubelet.go)
+_NETWORK_NOT_READY = "container runtime network not ready"
+WAITING_FOR_CNI = "waiting for a CNI"
+
+
+def node_readiness(node, cni="flannel"):
+    """'True', WAITING_FOR_CNI (NotReady only because no CNI is installed, accepted only when
+    the inventory's CNI is none) or the Ready status with the kubelet's message."""
+    ready = _condition(node, "Ready")
+    if ready.get("status") == "True":
+        return "True"
+    if cni == "none" and ready.get("status") == "False" and _NETWORK_NOT_READY in ready.get("message", ""):
+        return WAITING_FOR_CNI
+    return f"{ready.get('status', 'unknown')} ({ready.get('message') or ready.get('reason') or 'no message'})"
+
+
+def ready_nodes(nodes, cni="flannel"):
+    """Names of the nodes that count as ready: Ready, or with CNI none waiting for a CNI."""
+    return [n["metadata"]["name"] for n in nodes if node_readiness(n, cni) in ("True", WAITING_FOR_CNI)]
+
+
+def node_checks(nodes, expected_names, kubernetes_version=None, cni="flannel"):
+    """Every expected node is registered and Ready (with CNI none: Ready or NotReady waiting for
+    a CNI, reported as such), its kubelet at the inventory's Kubernetes version."""
     by_name = {n["metadata"]["name"]: n for n in nodes}
     results = []
     for name in expected_names:
@@ -56,9 +79,15 @@ def node_checks(nodes, expected_names, kubernetes_version=None):
         results.append(result("node registered", name, node is not None, "registered",
                               "registered" if node else "missing"))
         if node is not None:
-            ready = _condition(node, "Ready")
-            results.append(result("node Ready", name, ready.get("status") == "True", "True",
-                                  ready.get("status", "unknown"), ready.get("message", "")))
+            readiness = node_readiness(node, cni)
+            if cni == "none":
+                results.append(result("node Ready or waiting for a CNI", name,
+                                      readiness in ("True", WAITING_FOR_CNI), f"True or {WAITING_FOR_CNI}", readiness,
+                                      "talos_cluster_cni is none: install a CNI (e.g. Cilium) to make nodes Ready"))
+            else:
+                ready = _condition(node, "Ready")
+                results.append(result("node Ready", name, readiness == "True", "True", ready.get("status", "unknown"),
+                                      ready.get("message", "")))
             if kubernetes_version:
                 wanted = "v" + str(kubernetes_version).lstrip("v")
                 running = ((node.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion", "unknown")
@@ -167,7 +196,8 @@ def persistent_volume_name(node, volume):
 def talos_checks(facts, validator):
     """What the validator's kernel reports (talos_node_facts) against its tuning.
 
-    validator: name, kernel_args, hugepages {'2Mi': n, '1Gi': m}, boot_mode, volumes.
+    validator: name, kernel_args, hugepages {'2Mi': n, '1Gi': m}, boot_mode, volumes, sysctls
+    {name: value}, link {name}, mtu.
     """
     name, cmdline = validator["name"], facts.get("cmdline") or []
     ignored_hint = ("UKI boots take their kernel args from the installed image: install (or upgrade to) the "
@@ -198,12 +228,37 @@ def talos_checks(facts, validator):
             if validator.get(key):
                 results.append(result(f"kubelet {field}", name, str(kubelet.get(field)) == str(validator[key]),
                                       validator[key], kubelet.get(field, "unset")))
+    results += sysctl_checks(facts, validator)
     mounts = {m["mountpoint"]: m["fstype"] for m in facts.get("mounts") or []}
     for volume in validator.get("volumes") or []:
         path, fstype = f"/var/mnt/{volume['name']}", volume.get("filesystem", "xfs")
         results.append(result(f"volume {volume['name']} mounted", name, mounts.get(path) == fstype,
                               f"{path} ({fstype})", f"{path} ({mounts[path]})" if path in mounts else "not mounted"))
     return results
+
+
+def sysctl_checks(facts, validator):
+    """Each configured sysctl as /proc/sys shows it, and the link's MTU as /sys/class/net shows it."""
+    name, observed_sysctls = validator["name"], facts.get("sysctls") or {}
+    results = []
+    for key, value in sorted((validator.get("sysctls") or {}).items()):
+        observed = observed_sysctls.get(key)
+        results.append(result(f"sysctl {key}", name, observed is not None and kernel_printed(value) == observed,
+                              kernel_printed(value), "no such sysctl" if observed is None else observed,
+                              "" if observed is not None else "the kernel has no such sysctl: Talos cannot set it"))
+    link, mtu = (validator.get("link") or {}).get("name"), validator.get("mtu")
+    if link and mtu:
+        observed = (facts.get("link_mtu") or {}).get(link)
+        results.append(result(f"link {link} MTU", name, observed == int(mtu), int(mtu),
+                              "no such link" if observed is None else observed,
+                              "" if observed is None else "a NIC refuses an MTU above its maximum and keeps 1500"))
+    return results
+
+
+def kernel_printed(value):
+    """A sysctl value as the kernel prints it back: integers in decimal, vectors tab-separated
+    (``"4096 131072  268435456"`` -> ``"4096\t131072\t268435456"``)."""
+    return "\t".join(str(int(field)) if re.fullmatch(r"-?[0-9]+", field) else field for field in str(value).split())
 
 
 def service_checks(services_by_node, controlplane_nodes):

@@ -16,6 +16,9 @@ description:
     plane components, Kubernetes nodes reported and Ready, ...) must pass in turn within
     O(timeout). The result lists every check with its outcome; a failure names the check that
     did not pass and what it last saw.
+  - A check Talos skips reports C(SKIP) and counts as passed. Without a CNI (C(cluster.network.cni.name)
+    C(none)) Talos skips C(all k8s nodes to report ready) and C(coredns to report ready), so the
+    cluster is healthy while its Nodes wait for a CNI.
   - Read-only. Pair it with C(retries)/C(until) for visible progress on long waits.
 options:
   node:
@@ -73,7 +76,8 @@ checks:
   returned: always
   type: list
   elements: dict
-  sample: [{"name": "etcd to be healthy", "ok": true, "detail": "OK"}]
+  sample: [{"name": "etcd to be healthy", "ok": true, "detail": "OK"},
+           {"name": "all k8s nodes to report ready", "ok": true, "detail": "SKIP"}]
 failed_check:
   description: The check that did not pass, with what it last saw.
   returned: when not healthy
@@ -100,13 +104,14 @@ _PROGRESS = re.compile(r"^waiting for (.+?): (.*)$")
 
 
 def parse_progress(text):
-    """talosctl's 'waiting for <check>: <detail>' lines -> [{name, ok, detail}], last word per check."""
+    """talosctl's 'waiting for <check>: <detail>' lines -> [{name, ok, detail}], last word per check;
+    OK passes, and so does SKIP (a check that does not apply, pkg/conditions ErrSkipAssertion)."""
     checks = {}
     for line in text.splitlines():
         match = _PROGRESS.match(line.strip())
         if match:
             name, detail = match.groups()
-            checks[name] = {"name": name, "ok": detail == "OK", "detail": detail}
+            checks[name] = {"name": name, "ok": detail in ("OK", "SKIP"), "detail": detail}
     return list(checks.values())
 
 

@@ -12,7 +12,8 @@ version_added: 0.1.0
 description:
   - Reads C(/proc/cmdline), C(/proc/meminfo), C(/proc/mounts) and each NUMA node's
     C(/sys/devices/system/node/nodeN/meminfo) with C(talosctl read) and returns them parsed
-    (O(gather) C(kernel)).
+    (O(gather) C(kernel)), with the C(/proc/sys) file of each of O(sysctls) and the
+    C(/sys/class/net/<link>/mtu) of each of O(links).
   - Reads the kubelet configuration Talos rendered, C(/etc/kubernetes/kubelet.yaml)
     (O(gather) C(kubelet)), and the state of the node's services from its C(Service)
     resources (O(gather) C(services)).
@@ -32,6 +33,18 @@ options:
     description: How many NUMA nodes to read C(meminfo) of.
     type: int
     default: 1
+  sysctls:
+    description:
+      - Sysctls to read (O(gather) C(kernel)), named as in C(machine.sysctls); C(net.ipv4.tcp_rmem)
+        is read from C(/proc/sys/net/ipv4/tcp_rmem).
+    type: list
+    elements: str
+    default: []
+  links:
+    description: Kernel names of links whose MTU to read (O(gather) C(kernel)).
+    type: list
+    elements: str
+    default: []
   gather:
     description: Which facts to read.
     type: list
@@ -85,6 +98,16 @@ numa:
   type: list
   elements: dict
   sample: [{"node": 0, "HugePages_Total": 25000}]
+sysctls:
+  description: Each of O(sysctls) as the kernel prints it (trailing newline removed); null when the file does not exist.
+  returned: when O(gather) has C(kernel)
+  type: dict
+  sample: {"vm.swappiness": "1", "net.ipv4.tcp_rmem": "4096\t131072\t268435456", "vm.no_such_sysctl": null}
+link_mtu:
+  description: Each of O(links) and its MTU; null when the link does not exist.
+  returned: when O(gather) has C(kernel)
+  type: dict
+  sample: {"enp1s0": 9000}
 kubelet_config:
   description: The KubeletConfiguration the node's kubelet runs with.
   returned: when O(gather) has C(kubelet)
@@ -138,6 +161,7 @@ except ImportError:  # pragma: no cover - ships with ansible-core
     yaml = None
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     TALOSCTL_ARGSPEC,
+    CommandFailed,
     Talosctl,
     TalosError,
     fail_json_from,
@@ -166,6 +190,15 @@ def parse_mounts(text):
     return mounts
 
 
+def sysctl_path(key):
+    """The /proc/sys file of a sysctl key, by sysctl.d(5) as Talos applies it: when the first
+    separator is a dot, dots and slashes swap (``net.ipv4.conf.eth0/100.rp_filter``)."""
+    first = re.search(r"[./]", key)
+    if first and first.group(0) == ".":
+        key = key.translate(str.maketrans("./", "/."))
+    return "/proc/sys/" + key
+
+
 def parse_services(resources):
     """``Service`` resources -> {id: {running, healthy}}."""
     return {r["metadata"]["id"]: {"running": bool(r["spec"].get("running")), "healthy": bool(r["spec"].get("healthy"))}
@@ -191,6 +224,10 @@ def parse_boot(extensions, security, version):
     }
 
 
+def _int_or_none(text):
+    return None if text is None else int(text)
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -198,6 +235,8 @@ def main():
             "node": {"type": "str", "required": True},
             "endpoint": {"type": "str"},
             "numa_nodes": {"type": "int", "default": 1},
+            "sysctls": {"type": "list", "elements": "str", "default": []},
+            "links": {"type": "list", "elements": "str", "default": []},
             "gather": {"type": "list", "elements": "str", "choices": ["kernel", "kubelet", "services", "boot"],
                        "default": ["kernel", "kubelet", "services", "boot"]},
         },
@@ -213,6 +252,15 @@ def main():
         def read(path):
             return talosctl.run(["read", path], nodes=nodes, endpoints=endpoints, node_name=params["node"])[1]
 
+        def read_if_exists(path):
+            """The file's content, None when the node has no such file."""
+            try:
+                return read(path).rstrip("\n")
+            except CommandFailed as error:
+                if "no such file or directory" in str(error.details.get("stderr") or error):
+                    return None
+                raise
+
         def get(resource):
             return talosctl.get(resource, nodes=nodes, endpoints=endpoints, node_name=params["node"])
 
@@ -224,6 +272,8 @@ def main():
                 mounts=parse_mounts(read("/proc/mounts")),
                 numa=[{"node": n, **parse_meminfo(read(f"/sys/devices/system/node/node{n}/meminfo"))}
                       for n in range(params["numa_nodes"])],
+                sysctls={key: read_if_exists(sysctl_path(key)) for key in params["sysctls"]},
+                link_mtu={link: _int_or_none(read_if_exists(f"/sys/class/net/{link}/mtu")) for link in params["links"]},
             )
         if "kubelet" in params["gather"]:
             result["kubelet_config"] = yaml.safe_load(read("/etc/kubernetes/kubelet.yaml")) or {}

@@ -70,7 +70,7 @@ def test_site_deploys_a_healthy_verified_cluster_then_changes_nothing(deploy, ta
     report = json.loads((deploy.out / "verify" / "report.json").read_text())
     names = {r["name"] for r in report["results"]}
     assert {"etcd quorum", "service etcd", "kubelet cpuManagerPolicy", "HugePages_Total", "PriorityClass",
-            "allocatable hugepages-2Mi"} <= names, names
+            "allocatable hugepages-2Mi", "sysctl net.ipv4.tcp_rmem", "link enp1s0 MTU"} <= names, names
     assert all(r["passed"] for r in report["results"])
 
     again = deploy("site")
@@ -297,3 +297,47 @@ def test_a_tuning_change_applies_but_verify_says_the_node_needs_an_upgrade(deplo
     message = "\n".join(run.failure_messages())
     assert f"booted schematic on solana-validator: expected {after}, observed {before}" in message, message
     assert "HugePages_Total on solana-validator: expected 40000, observed 50000" in message
+
+
+def test_verify_reads_every_sysctl_and_the_link_mtu_back_from_the_kernel(deploy):
+    """The inventory asks for a sysctl the kernel does not have; the validator's config then
+    sets another sysctl than the inventory wants and an MTU its NIC (max 9216) refuses: the
+    unknown sysctl does not exist, the kernel shows the config's value, the link keeps 1500,
+    and verify says so while the other sysctls pass."""
+    unknown = ["-e", '{"talos_solana_worker_sysctls": {"vm.no_such_sysctl": "1"}}']
+    assert deploy("generate", *unknown).rc == 0
+    config = deploy.out / "solana-validator.yaml"
+    text = config.read_text()
+    assert 'vm.max_map_count: "1000000"' in text and "mtu: 9000" in text
+    config.write_text(text.replace('vm.max_map_count: "1000000"', 'vm.max_map_count: "2000000"')
+                      .replace("mtu: 9000", "mtu: 9300"))
+    for play in ("controlplane", "worker", "postconfig"):
+        assert deploy(play, *unknown).rc == 0, play
+    run = deploy("verify", *unknown)
+    assert run.rc != 0
+    message = "\n".join(run.failure_messages())
+    assert "sysctl vm.max_map_count on solana-validator: expected 1000000, observed 2000000" in message, message
+    assert "sysctl vm.no_such_sysctl on solana-validator: expected 1, observed no such sysctl" in message, message
+    assert "link enp1s0 MTU on solana-validator: expected 9000, observed 1500" in message, message
+    report = json.loads((deploy.out / "verify" / "report.json").read_text())
+    sysctls = {r["name"]: r for r in report["results"] if r["name"].startswith("sysctl ")}
+    # the agave profile's six and the inventory's one
+    assert len(sysctls) == 7, sorted(sysctls)
+    assert sorted(name for name, r in sysctls.items() if not r["passed"]) == [
+        "sysctl vm.max_map_count", "sysctl vm.no_such_sysctl"]
+    assert sysctls["sysctl net.core.rmem_max"]["observed"] == "134217728"
+
+
+def test_site_without_a_cni_completes_and_verify_says_the_nodes_wait_for_one(deploy):
+    """talos_cluster_cni=none: the kubelets report NotReady for the runtime network, Talos'
+    health skips the Ready check, the waits accept that reason and verify names it."""
+    run = deploy("site", "-e", "talos_cluster_cni=none")
+    assert run.rc == 0, run.failure_messages()
+    (health,) = task_results(run, "Wait for the workers to join and the whole cluster to report healthy").values()
+    assert {"name": "all k8s nodes to report ready", "ok": True, "detail": "SKIP"} in health["checks"], health
+    report = json.loads((deploy.out / "verify" / "report.json").read_text())
+    waiting = {r["subject"]: r for r in report["results"] if r["name"] == "node Ready or waiting for a CNI"}
+    assert set(waiting) == {"controlplane-1", "controlplane-2", "controlplane-3", "solana-validator"}, waiting
+    assert {r["observed"] for r in waiting.values()} == {"waiting for a CNI"}
+    assert all(r["passed"] for r in report["results"])
+    assert not any(r["name"] == "node Ready" for r in report["results"])

@@ -27,6 +27,7 @@ var (
 	nodeMeminfoRE = regexp.MustCompile(`^/sys/devices/system/node/node([0-9]+)/meminfo$`)
 	nodeHugeRE    = regexp.MustCompile(`^/sys/devices/system/node/node([0-9]+)/hugepages/hugepages-([0-9]+)kB/nr_hugepages$`)
 	globalHugeRE  = regexp.MustCompile(`^/sys/kernel/mm/hugepages/hugepages-([0-9]+)kB/nr_hugepages$`)
+	linkMTURE     = regexp.MustCompile(`^/sys/class/net/([^/]+)/mtu$`)
 
 	// DirectoryPaths are directories: reading them fails as Talos' Read does.
 	DirectoryPaths = []string{"/", "/etc", "/etc/kubernetes", "/proc", "/sys", "/sys/devices/system/node", "/sys/kernel/mm/hugepages", "/var", "/var/mnt"}
@@ -41,8 +42,8 @@ func (v View) Memory() Memory {
 }
 
 // Read returns the content of an emulated file: /proc/cmdline, /proc/meminfo, /proc/mounts,
-// /proc/sys/vm/nr_hugepages, /proc/sys/kernel/hostname, the NUMA node files and the huge page
-// pool files under /sys.
+// /proc/sys/vm/nr_hugepages, /proc/sys/kernel/hostname, the sysctls (sysctl.go), the NUMA node
+// files, the huge page pool files and each link's /sys/class/net/<link>/mtu.
 func (v View) Read(path string) ([]byte, error) {
 	path = filepath.Clean(path)
 
@@ -76,6 +77,22 @@ func (v View) Read(path string) ([]byte, error) {
 		return []byte(v.Hostname + "\n"), nil
 	}
 
+	if sysctl, ok := strings.CutPrefix(path, "/proc/sys/"); ok {
+		if value, exists := Sysctls(v.Hardware, v.Config)[sysctl]; exists {
+			return []byte(value), nil
+		}
+	}
+
+	if m := linkMTURE.FindStringSubmatch(path); m != nil {
+		if mtu, exists := LinkMTUs(v.Hardware, v.Config)[m[1]]; exists {
+			return fmt.Appendf(nil, "%d\n", mtu), nil
+		}
+	}
+
+	if v.isDirectory(path) {
+		return nil, errors.New("path must be a regular file")
+	}
+
 	if m := nodeMeminfoRE.FindStringSubmatch(path); m != nil {
 		if node, _ := strconv.Atoi(m[1]); node < mem.NUMA {
 			return []byte(mem.NodeMeminfo(node)), nil
@@ -100,4 +117,18 @@ func (v View) Read(path string) ([]byte, error) {
 	}
 
 	return nil, fmt.Errorf("stat %s: %w", path, ErrNotFound)
+}
+
+// isDirectory tells whether path is a directory of the sysctl or link trees.
+func (v View) isDirectory(path string) bool {
+	var files []string
+	for sysctl := range sysctls {
+		files = append(files, "/proc/sys/"+sysctl)
+	}
+
+	for _, nic := range v.Hardware.NICs {
+		files = append(files, "/sys/class/net/"+nic.Name+"/mtu")
+	}
+
+	return slices.ContainsFunc(files, func(file string) bool { return strings.HasPrefix(file, path+"/") })
 }

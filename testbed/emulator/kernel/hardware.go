@@ -31,6 +31,7 @@ type Hardware struct {
 	// grub (legacy BIOS, so it writes GRUB).
 	BootMode string `yaml:"boot_mode"`
 	Disks    []Disk `yaml:"disks"`
+	NICs     []NIC  `yaml:"nics"`
 
 	// MemoryBytes is Memory parsed by Normalize.
 	MemoryBytes uint64 `yaml:"-"`
@@ -57,7 +58,7 @@ const (
 )
 
 // Normalize fills defaults (1 CPU, 1 NUMA node, 8Gi, uki, the transport from the device
-// name) and parses the sizes.
+// name, a NIC's max MTU) and parses the sizes and MACs.
 func (hw *Hardware) Normalize() error {
 	var err error
 
@@ -97,6 +98,12 @@ func (hw *Hardware) Normalize() error {
 
 		if d.Transport == "" {
 			d.Transport = defaultTransport(d.DevPath)
+		}
+	}
+
+	for i := range hw.NICs {
+		if err := hw.NICs[i].normalize(); err != nil {
+			return err
 		}
 	}
 

@@ -230,6 +230,10 @@ func (em *Emulator) HealthChecks() []HealthCheck {
 			return err
 		}},
 		{"all k8s nodes to report ready", func(info *cluster.ClusterInfo) error {
+			if em.cniDisabled() {
+				return ErrSkipCheck
+			}
+
 			nodes, err := em.k8sNodes(all(info))
 			if err != nil {
 				return err

@@ -888,6 +888,7 @@ func (em *Emulator) registerNode(n *Node) error {
 	}
 
 	manifest := kubelet.NodeManifest(n.kubeletMachine())
+	kubelet.AddNetworkConditions(manifest, em.controlPlaneConfigs())
 	em.mu.Unlock()
 
 	raw, err := json.Marshal(manifest)

@@ -191,7 +191,8 @@ type clusterServer struct {
 }
 
 // HealthCheck runs the checks in order, each until it passes or the wait times out, reporting
-// progress as Talos does ("waiting for <check>: ..." then "... OK"). Implemented: etcd health,
+// progress as Talos does ("waiting for <check>: ..." then "... OK", or "... SKIP" for a check
+// that does not apply). Implemented: etcd health,
 // member consistency and membership, apid, kubelet, boot sequence, Nodes reported, control
 // plane components and Nodes ready. Not emulated: memory/disk sizes, diagnostics, kube-proxy and
 // CoreDNS readiness (the testbed runs no workloads), schedulability.
@@ -214,8 +215,13 @@ func (c *clusterServer) HealthCheck(in *cluster.HealthCheckRequest, stream grpc.
 
 		for {
 			err := check.Run(info)
-			if err == nil {
-				if sendErr := stream.Send(&cluster.HealthCheckProgress{Message: fmt.Sprintf("waiting for %s: OK", check.Name)}); sendErr != nil {
+			if err == nil || errors.Is(err, machines.ErrSkipCheck) {
+				outcome := "OK"
+				if err != nil {
+					outcome = err.Error() // SKIP: the check does not apply
+				}
+
+				if sendErr := stream.Send(&cluster.HealthCheckProgress{Message: fmt.Sprintf("waiting for %s: %s", check.Name, outcome)}); sendErr != nil {
 					return sendErr
 				}
 

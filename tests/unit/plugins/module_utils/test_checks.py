@@ -86,6 +86,32 @@ def test_node_checks_report_missing_and_not_ready_nodes():
     assert failed(results)[("node Ready", "v")]["detail"] == "kubelet stopped"
 
 
+NO_CNI = {"type": "Ready", "status": "False", "reason": "KubeletNotReady",
+          "message": "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady "
+                     "message:Network plugin returns error: cni plugin not initialized"}
+
+
+def test_a_node_waiting_for_a_cni_passes_only_when_the_inventory_says_cni_none():
+    waiting, stopped = copy.deepcopy(NODE), copy.deepcopy(NODE)
+    waiting["status"]["conditions"] = [NO_CNI]
+    stopped["metadata"]["name"] = "cp-1"
+    stopped["status"]["conditions"] = [{"type": "Ready", "status": "Unknown",
+                                        "message": "Kubelet stopped posting node status."}]
+    # the default CNI: a node waiting for one is simply not Ready
+    assert set(failed(checks.node_checks([waiting], ["v"]))) == {("node Ready", "v")}
+    assert checks.ready_nodes([waiting, NODE]) == ["v"] and checks.ready_nodes([waiting]) == []
+    # CNI none: that one reason is accepted and named; any other NotReady still fails
+    results = checks.node_checks([waiting, stopped], ["v", "cp-1"], cni="none")
+    named = {(r["name"], r["subject"]): r for r in results}
+    assert named[("node Ready or waiting for a CNI", "v")]["passed"]
+    assert named[("node Ready or waiting for a CNI", "v")]["observed"] == "waiting for a CNI"
+    assert set(failed(results)) == {("node Ready or waiting for a CNI", "cp-1")}
+    assert failed(results)[("node Ready or waiting for a CNI", "cp-1")]["observed"] == \
+        "Unknown (Kubelet stopped posting node status.)"
+    assert checks.ready_nodes([waiting, stopped], "none") == ["v"]
+    assert checks.ready_nodes([NODE], "none") == ["v"]
+
+
 def test_priority_class_and_builtin():
     classes = [{"metadata": {"name": "solana-critical"}, "value": 1000000},
                {"metadata": {"name": "system-cluster-critical"}, "value": 2000000000}]
@@ -152,6 +178,47 @@ def test_unmounted_or_wrong_filesystem_volumes_fail():
     failures = failed(checks.talos_checks(kernel, TUNED))
     assert failures[("volume ledger mounted", "v")]["observed"] == "/var/mnt/ledger (ext4)"
     assert failures[("volume accounts mounted", "v")]["observed"] == "not mounted"
+
+
+NETWORK = {
+    "name": "v", "link": {"name": "enp1s0"}, "mtu": 9000,
+    "sysctls": {"vm.swappiness": "01", "net.ipv4.tcp_rmem": "4096 131072  268435456",
+                "net.ipv4.tcp_congestion_control": "bbr"},
+}
+NETWORK_FACTS = {"sysctls": {"vm.swappiness": "1", "net.ipv4.tcp_rmem": "4096\t131072\t268435456",
+                             "net.ipv4.tcp_congestion_control": "bbr"},
+                 "link_mtu": {"enp1s0": 9000}}
+
+
+def test_sysctls_and_link_mtu_as_the_kernel_prints_them_pass():
+    results = checks.sysctl_checks(NETWORK_FACTS, NETWORK)
+    assert failed(results) == {} and len(results) == 4
+    assert {r["name"] for r in results} >= {"sysctl vm.swappiness", "link enp1s0 MTU"}
+
+
+def test_a_different_sysctl_a_missing_one_and_a_different_mtu_fail():
+    facts = {"sysctls": {**NETWORK_FACTS["sysctls"], "vm.swappiness": "60", "net.ipv4.tcp_congestion_control": None},
+             "link_mtu": {"enp1s0": 1500}}
+    failures = failed(checks.sysctl_checks(facts, NETWORK))
+    assert failures[("sysctl vm.swappiness", "v")]["expected"] == "1"
+    assert failures[("sysctl vm.swappiness", "v")]["observed"] == "60"
+    assert failures[("sysctl net.ipv4.tcp_congestion_control", "v")]["observed"] == "no such sysctl"
+    assert failures[("link enp1s0 MTU", "v")]["observed"] == 1500
+    assert ("sysctl net.ipv4.tcp_rmem", "v") not in failures
+    # nothing read: every check fails
+    assert len(failed(checks.sysctl_checks({}, NETWORK))) == 4
+    assert failed(checks.sysctl_checks({}, NETWORK))[("link enp1s0 MTU", "v")]["observed"] == "no such link"
+
+
+def test_sysctl_checks_are_part_of_the_kernel_checks():
+    names = {r["name"] for r in checks.talos_checks({**KERNEL, **NETWORK_FACTS}, {**TUNED, **NETWORK})}
+    assert {"sysctl vm.swappiness", "link enp1s0 MTU"} <= names
+
+
+def test_kernel_printed():
+    assert checks.kernel_printed("4096 131072   268435456") == "4096\t131072\t268435456"
+    assert checks.kernel_printed(1) == "1" and checks.kernel_printed("007") == "7"
+    assert checks.kernel_printed("bbr") == "bbr"
 
 
 POLICIES = {**TUNED, "cpu_manager_policy": "static", "topology_manager_policy": "single-numa-node",

@@ -22,3 +22,9 @@ def test_parse_progress_keeps_the_last_word_of_each_check_in_order():
 
 def test_parse_progress_of_nothing():
     assert talos_health.parse_progress("error: connection refused\n") == []
+
+
+def test_a_skipped_check_counts_as_passed():
+    """Without a CNI Talos skips the Ready check: 'waiting for all k8s nodes to report ready: SKIP'."""
+    assert talos_health.parse_progress("waiting for all k8s nodes to report ready: SKIP\n") == [
+        {"name": "all k8s nodes to report ready", "ok": True, "detail": "SKIP"}]

@@ -68,3 +68,10 @@ def test_parse_boot_of_a_grub_node_from_a_stock_image():
 def test_parse_boot_with_nothing_read_reports_none_not_false():
     assert talos_node_facts.parse_boot([], [], []) == {
         "schematic": None, "extensions": [], "talos_version": None, "booted_with_uki": None, "secure_boot": None}
+
+
+def test_sysctl_path_swaps_dots_and_slashes_as_sysctl_d_does():
+    assert talos_node_facts.sysctl_path("net.ipv4.tcp_rmem") == "/proc/sys/net/ipv4/tcp_rmem"
+    vlan = "/proc/sys/net/ipv4/conf/eth0.100/rp_filter"
+    assert talos_node_facts.sysctl_path("net.ipv4.conf.eth0/100.rp_filter") == vlan
+    assert talos_node_facts.sysctl_path("net/ipv4/conf/eth0.100/rp_filter") == vlan

@@ -1,0 +1,79 @@
+package kubelet
+
+import (
+	"testing"
+
+	"github.com/siderolabs/talos/pkg/machinery/config"
+	"github.com/siderolabs/talos/pkg/machinery/config/configloader"
+	"github.com/siderolabs/talos/pkg/machinery/config/generate"
+	machinetype "github.com/siderolabs/talos/pkg/machinery/config/machine"
+	"github.com/siderolabs/talos/pkg/machinery/config/types/v1alpha1"
+
+	"solanaops.testbed/emulator/kernel"
+)
+
+func workerMachine(t *testing.T, options ...generate.Option) Machine {
+	t.Helper()
+
+	input, err := generate.NewInput("demo", "https://127.0.1.10:6443", "1.36.3", options...)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cfg, err := input.Config(machinetype.TypeWorker)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	raw, err := cfg.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	loaded, err := configloader.NewFromBytes(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	hw := kernel.Hardware{CPUs: 8, Memory: "64Gi"}
+	if err := hw.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+
+	return Machine{Config: loaded, NodeName: "w1", Address: "127.0.1.20", CPUs: 8, Memory: kernel.MemoryOf(hw, nil)}
+}
+
+// TestNodeWithoutCNI: when every control plane says cluster.network.cni none the kubelet
+// posts Ready=False with the runtime's network error; with the default CNI, or one control
+// plane deploying flannel, it posts no conditions (kwok keeps the Node Ready).
+func TestNodeWithoutCNI(t *testing.T) {
+	none := workerMachine(t, generate.WithClusterCNIConfig(&v1alpha1.CNIConfig{CNIName: "none"}))
+	flannel := workerMachine(t)
+
+	manifest := NodeManifest(flannel)
+	AddNetworkConditions(manifest, []config.Provider{none.Config, none.Config})
+
+	conditions, _ := manifest["status"].(map[string]any)["conditions"].([]any)
+	if len(conditions) == 0 {
+		t.Fatal("a Node without a CNI should carry the kubelet's conditions")
+	}
+
+	ready := conditions[len(conditions)-1].(map[string]any)
+	want := "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady " +
+		"message:Network plugin returns error: cni plugin not initialized"
+
+	if ready["type"] != "Ready" || ready["status"] != "False" || ready["reason"] != "KubeletNotReady" || ready["message"] != want {
+		t.Errorf("Ready condition = %v", ready)
+	}
+
+	for name, controlPlanes := range map[string][]config.Provider{
+		"flannel": {flannel.Config}, "one control plane deploys flannel": {none.Config, flannel.Config}, "no control plane yet": nil,
+	} {
+		manifest := NodeManifest(none)
+		AddNetworkConditions(manifest, controlPlanes)
+
+		if conditions, ok := manifest["status"].(map[string]any)["conditions"]; ok {
+			t.Errorf("%s: the runtime network is ready, so no conditions; got %v", name, conditions)
+		}
+	}
+}
