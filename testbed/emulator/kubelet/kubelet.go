@@ -10,7 +10,7 @@ import (
 	"maps"
 	"math/big"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/siderolabs/talos/pkg/machinery/config"
@@ -207,41 +207,20 @@ func cpusetMembers(set string) []int {
 	return cpus
 }
 
-// NodeManifest is the Node the kubelet registers (labels and taints as Talos sets them:
-// node-role.kubernetes.io/control-plane, machine.nodeLabels, machine.nodeTaints).
+// NodeManifest is the Node the kubelet registers with its own identity: only the labels a
+// kubelet sets on itself (kubernetes.io/hostname, os, arch: pkg/kubelet/kubelet_node_status.go
+// initialNode) and the taints of its config's registerWithTaints, which NodeRestriction lets
+// a node set at creation only. machine.nodeLabels and nodeTaints come later, from Talos'
+// NodeApplyController (package machines, nodeapply.go; DesiredLabels, DesiredTaints).
 func NodeManifest(m Machine) map[string]any {
 	labels := map[string]any{
 		"kubernetes.io/hostname": m.NodeName, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-	}
-
-	if m.ControlPlane {
-		labels[constants.LabelNodeRoleControlPlane] = ""
-	}
-
-	for k, v := range m.Config.Machine().NodeLabels() {
-		labels[k] = v
 	}
 
 	taints := []any{}
 
 	if registered, ok := Config(m)["registerWithTaints"].([]any); ok {
 		taints = append(taints, registered...)
-	}
-
-	keys := make([]string, 0, len(m.Config.Machine().NodeTaints()))
-	for k := range m.Config.Machine().NodeTaints() {
-		keys = append(keys, k)
-	}
-
-	sort.Strings(keys)
-
-	for _, k := range keys {
-		value, effect, found := strings.Cut(m.Config.Machine().NodeTaints()[k], ":")
-		if !found {
-			value, effect = "", value
-		}
-
-		taints = append(taints, map[string]any{"key": k, "value": value, "effect": effect})
 	}
 
 	capacity, allocatable := Resources(m)
@@ -265,6 +244,66 @@ func NodeManifest(m Machine) map[string]any {
 				"operatingSystem": "linux", "architecture": "amd64"},
 		},
 	}
+}
+
+// Taint is a Node taint as Talos' NodeTaintSpec holds it.
+type Taint struct {
+	Key    string `json:"key"`
+	Value  string `json:"value,omitempty"`
+	Effect string `json:"effect"`
+	// TimeAdded is kept as the API server has it (NoExecute taints), so rewriting a Node
+	// does not change taints it does not mean to.
+	TimeAdded string `json:"timeAdded,omitempty"`
+}
+
+// DesiredLabels are the labels Talos puts on the machine's Node: machine.nodeLabels, plus the
+// control-plane role on control planes (controllers/k8s/node_label_spec.go).
+func DesiredLabels(m Machine) map[string]string {
+	labels := maps.Clone(m.Config.Machine().NodeLabels())
+	if labels == nil {
+		labels = map[string]string{}
+	}
+
+	if m.ControlPlane {
+		labels[constants.LabelNodeRoleControlPlane] = ""
+	}
+
+	return labels
+}
+
+// DesiredAnnotations are machine.nodeAnnotations (controllers/k8s/node_annotation_spec.go).
+func DesiredAnnotations(m Machine) map[string]string {
+	annotations := maps.Clone(m.Config.Machine().NodeAnnotations())
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+
+	return annotations
+}
+
+// DesiredTaints are the taints Talos puts on the machine's Node: the control-plane taint unless
+// scheduling on control planes is allowed, and machine.nodeTaints ("value:Effect" or "Effect"),
+// in key order (controllers/k8s/node_taint_spec.go).
+func DesiredTaints(m Machine) []Taint {
+	var taints []Taint
+
+	if m.ControlPlane && !m.Config.Cluster().ScheduleOnControlPlanes() {
+		taints = append(taints, Taint{Key: constants.LabelNodeRoleControlPlane, Effect: "NoSchedule"})
+	}
+
+	configured := m.Config.Machine().NodeTaints()
+	keys := slices.Sorted(maps.Keys(configured))
+
+	for _, k := range keys {
+		value, effect, found := strings.Cut(configured[k], ":")
+		if !found {
+			value, effect = "", value
+		}
+
+		taints = append(taints, Taint{Key: k, Value: value, Effect: effect})
+	}
+
+	return taints
 }
 
 // KwokAnnotation marks the Nodes kwok keeps Ready (testbed/kwok/stages.yaml); a powered-off

@@ -64,6 +64,13 @@ type runtime struct {
 	etcdUp     bool // etcd answers /health
 	apiReady   bool // kube-apiserver answers /readyz
 	registered string
+
+	// the kubelet's client (its system:node certificate) and what it was issued for; the last
+	// NodeApplyController pass that succeeded and the last error it logged
+	kubelet    *http.Client
+	kubeletKey string
+	applied    string
+	applyErr   string
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -574,7 +581,7 @@ func (em *Emulator) reconcileControlPlane(n *Node) error {
 				"--tls-cert-file", p.path("apiserver.crt"), "--tls-private-key-file", p.path("apiserver.key"),
 				"--client-ca-file", p.path("ca.crt"), "--cert-dir", filepath.Join(n.dir, "apiserver-certs"),
 				"--service-cluster-ip-range", strings.Join(cfg.Cluster().Network().ServiceCIDRs(), ","),
-				"--authorization-mode", "Node,RBAC", "--allow-privileged=true",
+				"--authorization-mode", "Node,RBAC", "--enable-admission-plugins", "NodeRestriction", "--allow-privileged=true",
 				"--service-account-issuer", cfg.Cluster().Endpoint().String(),
 				"--service-account-key-file", p.path("sa.key"), "--service-account-signing-key-file", p.path("sa.key"),
 			}, nil
@@ -799,9 +806,11 @@ func (em *Emulator) clusterAPI() (string, *http.Client, bool) {
 		return "", nil, false
 	}
 
-	n := ready[0]
+	return apiServerURL(ready[0]), ready[0].rt.pki.kube, true
+}
 
-	return fmt.Sprintf("https://%s", net.JoinHostPort(n.spec.Address, strconv.Itoa(apiServerPort))), n.rt.pki.kube, true
+func apiServerURL(n *Node) string {
+	return fmt.Sprintf("https://%s", net.JoinHostPort(n.spec.Address, strconv.Itoa(apiServerPort)))
 }
 
 // reconcileKwok starts kwok once an API server is ready; its kubeconfig names the VIP (or the
@@ -870,9 +879,10 @@ func (em *Emulator) reconcileKwok() {
 // ---------------------------------------------------------------------------------------------
 // Node registration (the kubelet's part)
 
-// registerNode creates the node's Node, or brings its labels, annotations and status up to
-// date when the config changed; taints are only set at registration (the kubelet's
-// registerWithTaints), so taints added later by others stay.
+// registerNode is the kubelet's registration, then Talos' NodeApplyController (nodeapply.go).
+// The kubelet, with its own identity, creates its Node (NodeManifest: its own labels and
+// registerWithTaints) or, when the Node exists, updates its own annotations, then reports its
+// status; nothing it sends changes taints after registration.
 func (em *Emulator) registerNode(n *Node) error {
 	em.mu.Lock()
 	off := n.off
@@ -887,10 +897,39 @@ func (em *Emulator) registerNode(n *Node) error {
 		return nil
 	}
 
-	manifest := kubelet.NodeManifest(n.kubeletMachine())
+	m := n.kubeletMachine()
+	manifest := kubelet.NodeManifest(m)
 	kubelet.AddNetworkConditions(manifest, em.controlPlaneConfigs())
+	want := nodeSpec{Labels: kubelet.DesiredLabels(m), Annotations: kubelet.DesiredAnnotations(m), Taints: kubelet.DesiredTaints(m)}
 	em.mu.Unlock()
 
+	ready := em.readyAPIServers(netip.Addr{})
+	if len(ready) == 0 {
+		return nil
+	}
+
+	server, admin := apiServerURL(ready[0]), ready[0].rt.pki.kube
+
+	client, err := em.kubeletClient(n, ready[0])
+	if err != nil {
+		return fmt.Errorf("kubelet certificate: %w", err)
+	}
+
+	if err := em.registerAs(n, server, client, manifest); err != nil {
+		return err
+	}
+
+	if m.ControlPlane {
+		client = admin
+	}
+
+	em.applyNodeSpec(n, server, client, want)
+
+	return nil
+}
+
+// registerAs creates or updates the kubelet's Node and its status when they changed.
+func (em *Emulator) registerAs(n *Node, server string, client *http.Client, manifest map[string]any) error {
 	raw, err := json.Marshal(manifest)
 	if err != nil {
 		return err
@@ -903,11 +942,6 @@ func (em *Emulator) registerNode(n *Node) error {
 		return nil
 	}
 
-	server, client, ok := em.clusterAPI()
-	if !ok {
-		return nil
-	}
-
 	name := n.nodeName()
 
 	status, body, err := kubeRequest(client, http.MethodPost, server+"/api/v1/nodes", "application/json", raw)
@@ -916,7 +950,7 @@ func (em *Emulator) registerNode(n *Node) error {
 	}
 
 	if status == http.StatusConflict {
-		meta, _ := json.Marshal(map[string]any{"metadata": manifest["metadata"]})
+		meta, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": manifest["metadata"].(map[string]any)["annotations"]}})
 		if status, body, err = kubeRequest(client, http.MethodPatch, server+"/api/v1/nodes/"+name, "application/merge-patch+json", meta); err != nil {
 			return err
 		}
@@ -933,8 +967,8 @@ func (em *Emulator) registerNode(n *Node) error {
 		return fmt.Errorf("status: %d: %s", status, body)
 	}
 
-	n.rt.registered = hash
-	em.log("%s: Node %s registered", n.spec.Name, name)
+	n.rt.registered, n.rt.applied = hash, "" // a (re)registered Node gets Talos' pass again
+	em.log("%s: Node %s registered by system:node:%s", n.spec.Name, name, name)
 
 	return nil
 }
