@@ -19,13 +19,15 @@ description:
   - C(installer) describes the Image Factory installer a node boots, that is its schematic (from
     kernel args and official extensions), the schematic ID computed offline and the image reference.
   - C(canonical_schematic) is the canonical text a schematic's ID is computed over.
+  - C(self_set_labels) keeps the labels a node may set on its own Node under NodeRestriction
+    (Talos writes a worker's machine.nodeLabels with the kubelet's identity).
 author:
   - SolanaOps platform team (@solanaops)
 """
 
 import ipaddress
 
-from ansible_collections.solanaops.talos.plugins.module_utils import contract, resources, schematic
+from ansible_collections.solanaops.talos.plugins.module_utils import contract, node_restriction, resources, schematic
 
 
 def node_documents(node, cluster, talos_version):
@@ -123,4 +125,5 @@ class FilterModule:
             "kernel_args_target": contract.kernel_args_target,
             "installer": installer,
             "canonical_schematic": schematic.canonical_yaml,
+            "self_set_labels": node_restriction.self_set_labels,
         }

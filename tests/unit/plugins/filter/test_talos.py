@@ -184,7 +184,7 @@ def test_filter_reserved_memory_per_numa_splits_the_whole_reservation():
 def test_filter_map():
     filters = talos.FilterModule().filters()
     assert set(filters) == {"node_documents", "disk_selector", "hugepage_kernel_args", "reserved_memory_per_numa",
-                            "kernel_args_target", "installer", "canonical_schematic"}
+                            "kernel_args_target", "installer", "canonical_schematic", "self_set_labels"}
     assert filters["hugepage_kernel_args"] is resources.hugepage_kernel_args
     assert filters["kernel_args_target"] is contract.kernel_args_target
     assert filters["node_documents"] is talos.node_documents
