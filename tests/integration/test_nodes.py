@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import stat
+import time
 
 import pytest
 import yaml
@@ -341,3 +342,40 @@ def test_site_without_a_cni_completes_and_verify_says_the_nodes_wait_for_one(dep
     assert {r["observed"] for r in waiting.values()} == {"waiting for a CNI"}
     assert all(r["passed"] for r in report["results"])
     assert not any(r["name"] == "node Ready" for r in report["results"])
+
+
+def test_the_validator_is_tainted_from_its_registration_before_postconfig(deploy):
+    """Talos writes a worker's labels and taints with the kubelet's identity, and NodeRestriction
+    lets a node set taints only when it registers: the validator must come up tainted, before
+    postconfig (which works as an admin) runs, so nothing without the toleration lands on it."""
+    from kubernetes import client, config
+
+    for stage in ("controlplane", "worker"):
+        run = deploy(stage)
+        assert run.rc == 0, run.failure_messages()
+    api = client.CoreV1Api(config.new_client_from_config(str(deploy.out / "kubeconfig")))
+    node = api.read_node("solana-validator")
+    assert ("solana.io/validator", "true", "NoSchedule") in [(t.key, t.value, t.effect) for t in node.spec.taints or []]
+    # Talos' pass found the registered taint equal and owns it, so its labels went through too
+    assert json.loads(node.metadata.annotations["talos.dev/owned-taints"]) == ["solana.io/validator"]
+    assert node.metadata.labels.get("solana.io/role") == "validator", node.metadata.labels
+    # a pod aimed at the validator stays unscheduled for a taint; with the validator's toleration
+    # the same pod lands there, so that taint is what kept the first one off
+    def scheduling(name, tolerations):
+        api.create_namespaced_pod("default", {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"nodeSelector": {"kubernetes.io/hostname": "solana-validator"}, "tolerations": tolerations,
+                     "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}})
+        for _ in range(60):
+            conditions = api.read_namespaced_pod(name, "default").status.conditions or []
+            scheduled = next((c for c in conditions if c.type == "PodScheduled"), None)
+            if scheduled and (scheduled.status == "True" or scheduled.reason == "Unschedulable"):
+                return scheduled
+            time.sleep(0.5)
+        pytest.fail(f"{name}: no scheduling decision: {conditions}")
+
+    intruder = scheduling("intruder", [])
+    assert intruder.status == "False" and "untolerated taint" in intruder.message, intruder
+    tolerating = scheduling("tolerating", [{"key": "solana.io/validator", "operator": "Equal", "value": "true",
+                                            "effect": "NoSchedule"}])
+    assert tolerating.status == "True", tolerating
