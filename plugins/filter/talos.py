@@ -14,8 +14,8 @@ description:
     servers and install disk selector as the contract expects (legacy C(machine.network) before v1.12, separate
     documents from v1.12).
   - C(disk_selector) turns a disk description into a UserVolumeConfig CEL match.
-  - C(hugepage_kernel_args), C(reserved_memory_per_numa) and C(kernel_args_target) expose the
-    validator's resource arithmetic.
+  - C(hugepage_kernel_args), C(reserved_memory_per_numa), C(kernel_args_target) and
+    C(merges_default_eviction) expose the validator's resource arithmetic.
   - C(installer) describes the Image Factory installer a node boots, that is its schematic (from
     kernel args and official extensions), the schematic ID computed offline and the image reference.
   - C(canonical_schematic) is the canonical text a schematic's ID is computed over.
@@ -101,8 +101,9 @@ def disk_selector(disk):
     return " && ".join(f'disk.{field} == "{disk[field]}"' for field in _DISK_FIELDS if field in disk)
 
 
-def reserved_memory_per_numa(kube_reserved, system_reserved, eviction_hard, numa_nodes):
-    total = resources.memory_reservation(kube_reserved or {}, system_reserved or {}, eviction_hard or {})
+def reserved_memory_per_numa(kube_reserved, system_reserved, eviction_hard, numa_nodes, merge_default_eviction=True):
+    total = resources.memory_reservation(kube_reserved or {}, system_reserved or {}, eviction_hard or {},
+                                         merge_default_eviction)
     return resources.reserved_memory_per_numa(total, numa_nodes)
 
 
@@ -123,6 +124,7 @@ class FilterModule:
             "hugepage_kernel_args": resources.hugepage_kernel_args,
             "reserved_memory_per_numa": reserved_memory_per_numa,
             "kernel_args_target": contract.kernel_args_target,
+            "merges_default_eviction": contract.merges_default_eviction,
             "installer": installer,
             "canonical_schematic": schematic.canonical_yaml,
             "self_set_labels": node_restriction.self_set_labels,

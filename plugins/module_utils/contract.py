@@ -74,3 +74,10 @@ def kernel_args_target(talos_version, boot_mode):
 def supports_disable_access_time(talos_version):
     """UserVolumeConfig.mount.disableAccessTime (noatime) exists from v1.13."""
     return contract(talos_version) >= (1, 13)
+
+
+def merges_default_eviction(kubernetes_version):
+    """Whether the worker's kubelet config sets mergeDefaultEvictionSettings (the field exists from
+    Kubernetes 1.33): one evictionHard signal would otherwise drop the kubelet's other defaults."""
+    parsed = parse_version(kubernetes_version)
+    return parsed is not None and parsed[:2] >= (1, 33)

@@ -212,7 +212,7 @@ def _check_tuning(cluster, node, errors, warnings):
         hugepage_bytes = resources.hugepage_bytes(tuning.get("hugepages") or {})
         reservation = resources.memory_reservation(
             tuning.get("kube_reserved") or {}, tuning.get("system_reserved") or {},
-            tuning.get("eviction_hard") or {})
+            tuning.get("eviction_hard") or {}, contract.merges_default_eviction(cluster.get("kubernetes_version")))
     except (KeyError, ValueError) as exc:
         errors.append(f"{prefix}hugepages_2mi/hugepages_1gi/kube_reserved/system_reserved/eviction_hard: {exc}; "
                       "use page counts and absolute quantities such as 16Gi (percentages cannot be reserved "

@@ -97,11 +97,24 @@ def effective_cpu_reservation(reserved_system_cpus, kube_reserved, system_reserv
     return sum(parse_quantity(r.get("cpu", 0)) for r in (kube_reserved, system_reserved))
 
 
-def memory_reservation(kube_reserved, system_reserved, eviction_hard):
-    """Bytes the memory manager's reservedMemory must add up to (kubelet checks the sum)."""
-    return (parse_quantity(kube_reserved.get("memory", 0))
-            + parse_quantity(system_reserved.get("memory", 0))
-            + parse_quantity(eviction_hard.get("memory.available", 0)))
+# What the kubelet counts when the inventory leaves it out. Talos fills an empty systemReserved
+# with its own, 384Mi of memory on a worker (internal/app/machined/pkg/controllers/k8s/kubelet_spec.go
+# NewKubeletConfiguration, machinery constants.KubeletSystemReservedMemoryWorker). The kubelet's
+# default hard eviction threshold for memory.available, 100Mi (pkg/kubelet/apis/config/v1beta1
+# DefaultEvictionHard), joins a rendered evictionHard without it when mergeDefaultEvictionSettings is
+# true (the worker template sets it from Kubernetes 1.33); otherwise a rendered evictionHard is all
+# there is.
+TALOS_WORKER_SYSTEM_RESERVED_MEMORY = "384Mi"
+KUBELET_DEFAULT_MEMORY_AVAILABLE = "100Mi"
+
+
+def memory_reservation(kube_reserved, system_reserved, eviction_hard, merge_default_eviction=True):
+    """Bytes the memory manager's reservedMemory must add up to: kube + system reserved memory +
+    the hard eviction threshold, with the implicit defaults the kubelet counts (it refuses to start
+    when the sum differs)."""
+    system = system_reserved.get("memory", 0) if system_reserved else TALOS_WORKER_SYSTEM_RESERVED_MEMORY
+    eviction = eviction_hard.get("memory.available", KUBELET_DEFAULT_MEMORY_AVAILABLE if merge_default_eviction else 0)
+    return parse_quantity(kube_reserved.get("memory", 0)) + parse_quantity(system) + parse_quantity(eviction)
 
 
 def reserved_memory_per_numa(total_bytes, numa_nodes):

@@ -177,14 +177,21 @@ def test_filter_reserved_memory_per_numa_splits_the_whole_reservation():
     parts = talos.reserved_memory_per_numa({"memory": "16Gi"}, {"memory": "16Gi"}, {"memory.available": "32Gi"}, 2)
     assert parts == [{"numaNode": 0, "limits": {"memory": "32768Mi"}},
                      {"numaNode": 1, "limits": {"memory": "32768Mi"}}]
+    # no systemReserved: Talos reserves 384Mi of its own, and the kubelet counts it
     assert talos.reserved_memory_per_numa(None, None, {"memory.available": "3Mi"}, 2) == [
-        {"numaNode": 0, "limits": {"memory": "2Mi"}}, {"numaNode": 1, "limits": {"memory": "1Mi"}}]
+        {"numaNode": 0, "limits": {"memory": "194Mi"}}, {"numaNode": 1, "limits": {"memory": "193Mi"}}]
+    # a merged evictionHard without memory.available gets the kubelet's 100Mi; an unmerged one none
+    assert talos.reserved_memory_per_numa({"memory": "1Gi"}, {"memory": "1Gi"}, {}, 1) == [
+        {"numaNode": 0, "limits": {"memory": "2148Mi"}}]
+    assert talos.reserved_memory_per_numa({"memory": "1Gi"}, {"memory": "1Gi"}, {}, 1, False) == [
+        {"numaNode": 0, "limits": {"memory": "2048Mi"}}]
 
 
 def test_filter_map():
     filters = talos.FilterModule().filters()
     assert set(filters) == {"node_documents", "disk_selector", "hugepage_kernel_args", "reserved_memory_per_numa",
-                            "kernel_args_target", "installer", "canonical_schematic", "self_set_labels"}
+                            "kernel_args_target", "installer", "canonical_schematic", "self_set_labels",
+                            "merges_default_eviction"}
     assert filters["hugepage_kernel_args"] is resources.hugepage_kernel_args
     assert filters["kernel_args_target"] is contract.kernel_args_target
     assert filters["node_documents"] is talos.node_documents

@@ -202,7 +202,9 @@ BAD_INPUTS = {
     "reserved CPUs not a list": (_tuning("reserved_system_cpus", "0..3"),
                                  ["talos_solana_worker_reserved_system_cpus", "expected e.g. 0-3,8"]),
     "Static memory manager without reservation": (
-        lambda c, n, w: w["tuning"].update(kube_reserved={}, system_reserved={}, eviction_hard={}),
+        # empty dicts are not zero: Talos and the kubelet fill in their own reservations
+        lambda c, n, w: w["tuning"].update(kube_reserved={}, system_reserved={"memory": "0"},
+                                           eviction_hard={"memory.available": "0"}),
         ["talos_solana_worker_memory_manager_policy Static", "needs a memory reservation"]),
     "topology manager on too many NUMA nodes": (_hardware("numa_nodes", 16),
                                                 ["talos_solana_worker_topology_manager_policy",

@@ -169,16 +169,21 @@ def test_effective_cpu_reservation(reserved_cpus, kube_reserved, system_reserved
 
 
 @pytest.mark.parametrize(
-    ("kube_reserved", "system_reserved", "eviction_hard", "expected"),
+    ("kube_reserved", "system_reserved", "eviction_hard", "merge", "expected"),
     [
-        ({"memory": "16Gi"}, {"memory": "16Gi"}, {"memory.available": "32Gi"}, 64 * GI),
-        ({"memory": "1Gi", "cpu": "2"}, {}, {}, GI),
-        ({}, {}, {"memory.available": "100Mi", "nodefs.available": "10%"}, 100 * MI),
-        ({}, {}, {}, 0),
+        ({"memory": "16Gi"}, {"memory": "16Gi"}, {"memory.available": "32Gi"}, True, 64 * GI),
+        # an empty systemReserved is Talos' own (384Mi on a worker); a merged evictionHard without
+        # memory.available gets the kubelet's 100Mi; an unmerged one has none
+        ({"memory": "1Gi", "cpu": "2"}, {}, {}, True, GI + 384 * MI + 100 * MI),
+        ({"memory": "1Gi"}, {}, {}, False, GI + 384 * MI),
+        ({}, {"memory": "1Gi"}, {"nodefs.available": "10%"}, True, GI + 100 * MI),
+        ({}, {"memory": "1Gi"}, {"nodefs.available": "10%"}, False, GI),
+        ({}, {"cpu": "1"}, {"memory.available": "200Mi"}, True, 200 * MI),
     ],
 )
-def test_memory_reservation(kube_reserved, system_reserved, eviction_hard, expected):
-    assert resources.memory_reservation(kube_reserved, system_reserved, eviction_hard) == expected
+def test_memory_reservation_counts_the_implicit_defaults(kube_reserved, system_reserved, eviction_hard, merge,
+                                                         expected):
+    assert resources.memory_reservation(kube_reserved, system_reserved, eviction_hard, merge) == expected
 
 
 @pytest.mark.parametrize(
