@@ -121,6 +121,13 @@ func TestSysctls(t *testing.T) {
 	if got := read(t, maintenance, "/proc/sys/vm/swappiness"); got != "60\n" {
 		t.Errorf("maintenance swappiness = %q, want the kernel's 60", got)
 	}
+
+	big := hardware(t, "16Gi", 1, BootUKI)
+	big.CPUs = 64
+
+	if got := read(t, View{Hardware: big}, "/proc/sys/kernel/pid_max"); got != "65536\n" {
+		t.Errorf("pid_max of 64 CPUs = %q, want 1024 per CPU", got)
+	}
 }
 
 func TestLinkMTU(t *testing.T) {
