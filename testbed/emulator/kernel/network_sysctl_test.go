@@ -121,6 +121,11 @@ func TestSysctls(t *testing.T) {
 	if got := read(t, maintenance, "/proc/sys/vm/swappiness"); got != "60\n" {
 		t.Errorf("maintenance swappiness = %q, want the kernel's 60", got)
 	}
+
+	// Talos writes its defaults in maintenance mode too (the controller needs no config)
+	if got := read(t, maintenance, "/proc/sys/kernel/pid_max"); got != "262144\n" {
+		t.Errorf("maintenance pid_max = %q, want Talos' 262144", got)
+	}
 }
 
 func TestLinkMTU(t *testing.T) {

@@ -91,9 +91,12 @@ var sysctls = map[string]sysctl{
 	"net/bridge/bridge-nf-call-iptables":         ints("1", bound(0), bound(1)),
 	"net/bridge/bridge-nf-call-ip6tables":        ints("1", bound(0), bound(1)),
 
-	"kernel/ctrl-alt-del":              ints("0", nil, nil),
-	"kernel/panic":                     ints("0", nil, nil),
-	"kernel/pid_max":                   ints("32768", bound(301), bound(4194304)),
+	"kernel/ctrl-alt-del": ints("0", nil, nil),
+	"kernel/panic":        ints("0", nil, nil),
+	// pid_idr_init: 1024 per possible CPU, at least 32768
+	"kernel/pid_max": {kind: intVector, size: 1, min: bound(301), max: bound(4194304), initial: func(hw Hardware) string {
+		return strconv.Itoa(max(32768, 1024*hw.CPUs))
+	}},
 	"kernel/kptr_restrict":             ints("0", bound(0), bound(2)),
 	"kernel/dmesg_restrict":            ints("0", bound(0), bound(1)),
 	"kernel/perf_event_paranoid":       ints("2", nil, nil),
@@ -102,7 +105,8 @@ var sysctls = map[string]sysctl{
 	"kernel/unprivileged_bpf_disabled": ints("2", bound(0), bound(2)),
 	"dev/tty/ldisc_autoload":           ints("1", bound(0), bound(1)),
 	"dev/tty/legacy_tiocsti":           ints("0", bound(0), bound(1)),
-	"user/max_user_namespaces":         ints("63936", bound(0), nil),
+	// the kernel sizes it from memory (max_threads/2); Talos always writes 0 (KSPP)
+	"user/max_user_namespaces": ints("63936", bound(0), nil),
 }
 
 // talosDefaultSysctls are the values Talos writes itself (KernelParamDefaultsController,
