@@ -340,6 +340,9 @@ func (v Memory) Pool(sizeKB uint64) Pool {
 	return Pool{SizeKB: sizeKB, PerNode: make([]uint64, v.NUMA)}
 }
 
+// NodeTotalKB is one NUMA node's MemTotal (the machine's, split evenly; node 0 takes the remainder).
+func (v Memory) NodeTotalKB(node int) uint64 { return split(v.TotalKB, v.NUMA, node) }
+
 // HugetlbKB is the memory of every pool.
 func (v Memory) HugetlbKB() (sum uint64) {
 	for _, p := range v.Pools {

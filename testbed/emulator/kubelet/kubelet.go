@@ -121,23 +121,45 @@ func Resources(m Machine) (capacity, allocatable map[string]string) {
 
 	allocatable["cpu"] = fmt.Sprintf("%dm", cpus*1000-reservedMilli)
 
-	reservedMemory := new(big.Int)
-	for _, key := range []string{"kubeReserved", "systemReserved"} {
-		reservedMemory.Add(reservedMemory, bytesOf(lookup(cfg, key, "memory")))
-	}
-
-	eviction := "100Mi"
-	if hard, ok := cfg["evictionHard"].(map[string]any); ok {
-		eviction, _ = hard["memory.available"].(string)
-	}
-
-	reservedMemory.Add(reservedMemory, bytesOf(eviction))
-
 	free := new(big.Int).Sub(memoryBytes, hugeBytes)
-	free.Sub(free, reservedMemory)
+	free.Sub(free, reservationBytes(cfg, mem))
 	allocatable["memory"] = free.String()
 
 	return capacity, allocatable
+}
+
+// defaultMemoryAvailable is the kubelet's default hard eviction threshold for memory
+// (pkg/kubelet/apis/config/v1beta1 DefaultEvictionHard).
+const defaultMemoryAvailable = "100Mi"
+
+// reservationBytes is the memory the Node allocatable feature reserves: kube and system reserved
+// memory plus the hard eviction threshold of memory.available. Without evictionHard the kubelet's
+// defaults apply; a given evictionHard stands alone unless mergeDefaultEvictionSettings merges
+// the defaults into it (kubelet config v1beta1 defaults; eviction.ParseThresholdConfig). A
+// percentage is of the machine's memory capacity.
+func reservationBytes(cfg map[string]any, mem kernel.Memory) *big.Int {
+	reserved := new(big.Int)
+	for _, key := range []string{"kubeReserved", "systemReserved"} {
+		reserved.Add(reserved, bytesOf(lookup(cfg, key, "memory")))
+	}
+
+	hard, given := cfg["evictionHard"].(map[string]any)
+	threshold, set := hard["memory.available"].(string)
+
+	if !set && (!given || cfg["mergeDefaultEvictionSettings"] == true) {
+		threshold = defaultMemoryAvailable
+	}
+
+	if percent, ok := strings.CutSuffix(threshold, "%"); ok {
+		var p big.Int
+		if _, ok := p.SetString(percent, 10); ok {
+			share := new(big.Int).Mul(new(big.Int).SetUint64(mem.TotalKB*1024), &p)
+
+			return reserved.Add(reserved, share.Quo(share, big.NewInt(100)))
+		}
+	}
+
+	return reserved.Add(reserved, bytesOf(threshold))
 }
 
 func lookup(cfg map[string]any, section, key string) string {

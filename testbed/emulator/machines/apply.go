@@ -416,7 +416,13 @@ func (em *Emulator) ServiceAction(n *Node, id, action string) error {
 
 	svc.event(now, "Starting", "Starting service")
 	svc.start(id, now)
+
+	if id == "kubelet" {
+		em.startKubelet(n, svc, now)
+	}
+
 	em.syncResources(n)
+	em.changed()
 
 	return nil
 }

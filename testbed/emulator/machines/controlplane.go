@@ -885,12 +885,13 @@ func (em *Emulator) reconcileKwok() {
 // status; nothing it sends changes taints after registration.
 func (em *Emulator) registerNode(n *Node) error {
 	em.mu.Lock()
-	off := n.off
+	// powered off or a kubelet that does not run: nobody heartbeats the Node
+	down := n.off || (n.configured() && !n.kubeletRunning())
 
-	if !n.configured() || off {
+	if !n.configured() || down {
 		em.mu.Unlock()
 
-		if off && n.rt.registered != "" {
+		if down && n.rt.registered != "" {
 			em.releaseHeartbeat(n)
 		}
 

@@ -32,6 +32,7 @@ import (
 
 	"solanaops.testbed/emulator/image"
 	"solanaops.testbed/emulator/kernel"
+	"solanaops.testbed/emulator/kubelet"
 	"solanaops.testbed/emulator/process"
 )
 
@@ -184,6 +185,11 @@ type Node struct {
 	off    bool
 	reboot *time.Timer
 	rt     runtime
+
+	// the kubelet's last start: the config it started with, when, and its log (kubelet_service.go)
+	kubeletStarted   string
+	kubeletStartedAt time.Time
+	kubeletLog       []string
 }
 
 // persistedState is DIR/<name>/node.json.
@@ -200,6 +206,8 @@ type persistedState struct {
 	// EtcdJoin is the --initial-cluster this member was added with, so a join interrupted
 	// before the member first ran (when the cluster already counts it in its quorum) resumes.
 	EtcdJoin string `json:"etcd_join,omitempty"`
+	// MemoryCheckpoint is the kubelet's /var/lib/kubelet/memory_manager_state (kubelet_service.go).
+	MemoryCheckpoint *kubelet.MemoryCheckpoint `json:"memory_manager_state,omitempty"`
 }
 
 // installRecord is what the installer left on the system disk: the installer image it ran
@@ -593,6 +601,8 @@ func (em *Emulator) refreshServices(n *Node) {
 		}
 
 		switch {
+		case id == "kubelet":
+			em.startKubelet(n, svc, now)
 		case id != "etcd":
 		case etcdRunning && svc.state == "Preparing":
 			svc.start(id, now)

@@ -36,6 +36,7 @@ var rules = map[string]role.Set{
 	"/machine.MachineService/EtcdStatus":         role.MakeSet(role.Admin, role.Operator, role.Reader),
 	"/machine.MachineService/EtcdSnapshot":       role.MakeSet(role.Admin, role.Operator),
 	"/machine.MachineService/Kubeconfig":         role.MakeSet(role.Admin),
+	"/machine.MachineService/Logs":               role.MakeSet(role.Admin, role.Operator, role.Reader),
 	"/machine.MachineService/Shutdown":           role.MakeSet(role.Admin),
 	"/cluster.ClusterService/HealthCheck":        role.MakeSet(role.Admin, role.Operator, role.Reader),
 	"/machine.MachineService/Read":               role.MakeSet(role.Admin),

@@ -10,6 +10,8 @@ import (
 	"github.com/siderolabs/talos/pkg/machinery/role"
 	"github.com/siderolabs/talos/pkg/machinery/version"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"solanaops.testbed/emulator/machines"
@@ -60,6 +62,24 @@ func (s *machineServer) Read(in *machine.ReadRequest, stream grpc.ServerStreamin
 			}
 
 			content = content[size:]
+		}
+
+		return nil
+	})
+}
+
+// Logs serves `talosctl logs kubelet`: the emulated kubelet's start and exit lines. Other
+// services' logs are not emulated.
+func (s *machineServer) Logs(in *machine.LogsRequest, stream grpc.ServerStreamingServer[common.Data]) error {
+	return s.dispatchStream(stream.Context(), stream.Send, func(n *machines.Node, send func(*common.Data) error) error {
+		if in.Id != "kubelet" {
+			return status.Errorf(codes.Unimplemented, "logs of %q are not emulated", in.Id)
+		}
+
+		for _, line := range s.em.KubeletLog(n) {
+			if err := send(&common.Data{Bytes: []byte(line + "\n")}); err != nil {
+				return err
+			}
 		}
 
 		return nil
