@@ -379,3 +379,18 @@ def test_the_validator_is_tainted_from_its_registration_before_postconfig(deploy
     tolerating = scheduling("tolerating", [{"key": "solana.io/validator", "operator": "Equal", "value": "true",
                                             "effect": "NoSchedule"}])
     assert tolerating.status == "True", tolerating
+
+
+def test_reserved_memory_counts_the_kubelet_default_a_partial_eviction_hard_merges_in(deploy):
+    """An evictionHard without memory.available gets the kubelet's 100Mi merged in
+    (mergeDefaultEvictionSettings): reservedMemory must count it, or the real kubelet refuses to
+    start with the Static memory manager and the validator never joins."""
+    partial = ["-e", '{"talos_solana_worker_eviction_hard": {"nodefs.available": "10%"}}']
+    assert deploy("generate", *partial).rc == 0
+    run = deploy("site", *partial)
+    assert run.rc == 0, run.failure_messages()
+    rendered = yaml.safe_load_all((deploy.out / "solana-validator.yaml").read_text())
+    extra = next(d for d in rendered if d and "machine" in d)["machine"]["kubelet"]["extraConfig"]
+    # 16Gi kube + 16Gi system reserved + the kubelet's 100Mi, over two NUMA nodes
+    assert extra["reservedMemory"] == [{"numaNode": 0, "limits": {"memory": "16434Mi"}},
+                                       {"numaNode": 1, "limits": {"memory": "16434Mi"}}], extra["reservedMemory"]
