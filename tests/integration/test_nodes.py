@@ -359,6 +359,7 @@ def test_the_validator_is_tainted_from_its_registration_before_postconfig(deploy
     # Talos' pass found the registered taint equal and owns it, so its labels went through too
     assert json.loads(node.metadata.annotations["talos.dev/owned-taints"]) == ["solana.io/validator"]
     assert node.metadata.labels.get("solana.io/role") == "validator", node.metadata.labels
+
     # a pod aimed at the validator stays unscheduled for a taint; with the validator's toleration
     # the same pod lands there, so that taint is what kept the first one off
     def scheduling(name, tolerations):
@@ -366,7 +367,7 @@ def test_the_validator_is_tainted_from_its_registration_before_postconfig(deploy
             "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
             "spec": {"nodeSelector": {"kubernetes.io/hostname": "solana-validator"}, "tolerations": tolerations,
                      "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}})
-        for _ in range(60):
+        for _attempt in range(60):
             conditions = api.read_namespaced_pod(name, "default").status.conditions or []
             scheduled = next((c for c in conditions if c.type == "PodScheduled"), None)
             if scheduled and (scheduled.status == "True" or scheduled.reason == "Unschedulable"):
