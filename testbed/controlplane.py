@@ -227,6 +227,8 @@ def up(state: Path, address: str, port: int) -> None:
             "--tls-cert-file", str(pki / "apiserver.crt"), "--tls-private-key-file", str(pki / "apiserver.key"),
             "--client-ca-file", str(pki / "ca.crt"), "--cert-dir", str(state / "apiserver-certs"),
             "--service-cluster-ip-range", SERVICE_CIDR, "--authorization-mode", "Node,RBAC",
+            # as Talos runs it: a node may not change its taints nor set restricted labels
+            "--enable-admission-plugins", "NodeRestriction",
             "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
             "--service-account-key-file", str(pki / "sa.pub"),
             "--service-account-signing-key-file", str(pki / "sa.key"),
@@ -316,9 +318,10 @@ def _alive(pid: int) -> bool:
 # --- nodes -------------------------------------------------------------------------------------
 
 def node_manifest(description: dict) -> dict:
-    """A Node as a kubelet would register it, from a description:
-    name, labels, taints [{key, value, effect}], internal_ip, capacity, allocatable (= capacity
-    when omitted), kubelet_version (the kubelet reports its own in nodeInfo)."""
+    """The Node a kubelet registers, from a description: name, taints [{key, value, effect}] (its
+    registerWithTaints), internal_ip, capacity, allocatable (= capacity when omitted),
+    kubelet_version (the kubelet reports its own in nodeInfo). Only the kubelet's own labels:
+    the description's labels come after, as Talos applies machine.nodeLabels."""
     capacity = {key: str(value) for key, value in description["capacity"].items()}
     allocatable = {key: str(value) for key, value in (description.get("allocatable") or capacity).items()}
     return {
@@ -326,7 +329,7 @@ def node_manifest(description: dict) -> dict:
         "metadata": {
             "name": description["name"],
             "labels": {"kubernetes.io/hostname": description["name"], "kubernetes.io/os": "linux",
-                       "kubernetes.io/arch": "amd64", **(description.get("labels") or {})},
+                       "kubernetes.io/arch": "amd64"},
             "annotations": {KWOK_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
         },
         "spec": {"taints": description.get("taints") or []},
@@ -344,17 +347,45 @@ def node_manifest(description: dict) -> dict:
     }
 
 
+def _node_api(state: Path, name: str):
+    """A client acting as the node's kubelet: CN=system:node:<name>, O=system:nodes, from the CA."""
+    from kubernetes import client
+
+    pki = state / "pki"
+    ca = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+    ca_key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), password=None)
+    key = _key()
+    cert = _certificate(_name(f"system:node:{name}", "system:nodes"), ca.subject, ca_key, key.public_key(),
+                        client=True)
+    crt_path, key_path = pki / f"node-{name}.crt", pki / f"node-{name}.key"
+    crt_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(key_path, key)
+    configuration = client.Configuration()
+    configuration.host = json.loads((state / "endpoints.json").read_text())["server"]
+    configuration.ssl_ca_cert, configuration.cert_file, configuration.key_file = (
+        str(pki / "ca.crt"), str(crt_path), str(key_path))
+    return client.CoreV1Api(client.ApiClient(configuration))
+
+
 def register_node(state: Path, description: dict) -> None:
+    """The kubelet creates its Node with its own identity; then the description's labels are
+    applied as Talos' NodeApplyController does: with admin on a control plane
+    (``control_plane: true``), with the kubelet's identity on a worker, where NodeRestriction
+    refuses restricted labels."""
     from kubernetes import client, config  # the project's virtualenv has it
 
-    api = client.CoreV1Api(config.new_client_from_config(str(state / "admin.kubeconfig")))
+    admin = client.CoreV1Api(config.new_client_from_config(str(state / "admin.kubeconfig")))
+    node = _node_api(state, description["name"])
     manifest = node_manifest(description)
     try:
-        api.delete_node(manifest["metadata"]["name"])
+        admin.delete_node(manifest["metadata"]["name"])  # the test replaces the machine
     except client.ApiException as error:
         if error.status != 404:
             raise
-    api.create_node(manifest)
+    node.create_node(manifest)
+    if description.get("labels"):
+        applier = admin if description.get("control_plane") else node
+        applier.patch_node(manifest["metadata"]["name"], {"metadata": {"labels": description["labels"]}})
     print(f"registered node {manifest['metadata']['name']}", flush=True)
 
 

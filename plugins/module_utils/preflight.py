@@ -179,6 +179,34 @@ def _check_nodes(cluster, nodes, network, errors, warnings):
                             "prefer talos_node_install_disk_selector (serial, wwid or model)")
 
 
+# the kubelet's manager policies (pkg/kubelet/apis/config/validation/validation.go, cm/cpumanager,
+# cm/memorymanager): a value outside these stops the kubelet
+_KUBELET_POLICIES = {
+    "cpu_manager_policy": ("none", "static"),
+    "topology_manager_policy": ("none", "best-effort", "restricted", "single-numa-node"),
+    "topology_manager_scope": ("container", "pod"),
+    "memory_manager_policy": ("None", "Static"),
+}
+
+
+def _check_kubelet_managers(tuning, reserved_cpus, prefix, errors):
+    """What the kubelet refuses to start with, before the memory arithmetic."""
+    for field, allowed in _KUBELET_POLICIES.items():
+        if field in tuning and tuning[field] not in allowed:
+            errors.append(f"{prefix}{field}: {tuning[field]!r} stops the kubelet; use one of {', '.join(allowed)} "
+                          "(the values are case-sensitive)")
+    if tuning.get("cpu_manager_policy") == "static":
+        try:
+            cpu_reservation = resources.effective_cpu_reservation(
+                reserved_cpus, tuning.get("kube_reserved") or {}, tuning.get("system_reserved") or {})
+        except ValueError:
+            return  # reported with the quantities
+        if cpu_reservation <= 0:
+            errors.append(f"{prefix}cpu_manager_policy static needs CPUs kept from pods: the kubelet refuses to "
+                          "start without; set talos_solana_worker_reserved_system_cpus (e.g. 0-3) or a cpu entry "
+                          "in talos_solana_worker_kube_reserved/system_reserved")
+
+
 def _check_tuning(cluster, node, errors, warnings):
     name, tuning = node["name"], node["tuning"]
     hardware = node.get("hardware") or {}
@@ -208,6 +236,7 @@ def _check_tuning(cluster, node, errors, warnings):
         if reserved and "cpu" in (tuning.get(field) or {}):
             warnings.append(f"{prefix}{field}.cpu is ignored: reserved_system_cpus replaces it "
                             f"(effective CPU reservation: {len(reserved)})")
+    _check_kubelet_managers(tuning, ",".join(str(cpu) for cpu in sorted(reserved)), prefix, errors)
     try:
         hugepage_bytes = resources.hugepage_bytes(tuning.get("hugepages") or {})
         reservation = resources.memory_reservation(

@@ -91,10 +91,12 @@ def hugepage_kernel_args(hugepages):
 
 
 def effective_cpu_reservation(reserved_system_cpus, kube_reserved, system_reserved):
-    """Cores kept from pods. reservedSystemCPUs replaces the cpu entries of both reservations."""
+    """Cores kept from pods. reservedSystemCPUs replaces the cpu entries of both reservations; an
+    empty systemReserved is Talos' own (50m of cpu, constants.KubeletSystemReservedCPU)."""
     if reserved_system_cpus:
         return Decimal(len(parse_cpuset(reserved_system_cpus)))
-    return sum(parse_quantity(r.get("cpu", 0)) for r in (kube_reserved, system_reserved))
+    system = system_reserved.get("cpu", 0) if system_reserved else TALOS_SYSTEM_RESERVED_CPU
+    return parse_quantity(kube_reserved.get("cpu", 0)) + parse_quantity(system)
 
 
 # What the kubelet counts when the inventory leaves it out. Talos fills an empty systemReserved
@@ -105,6 +107,7 @@ def effective_cpu_reservation(reserved_system_cpus, kube_reserved, system_reserv
 # true (the worker template sets it from Kubernetes 1.33); otherwise a rendered evictionHard is all
 # there is.
 TALOS_WORKER_SYSTEM_RESERVED_MEMORY = "384Mi"
+TALOS_SYSTEM_RESERVED_CPU = "50m"
 KUBELET_DEFAULT_MEMORY_AVAILABLE = "100Mi"
 
 

@@ -119,6 +119,9 @@ def test_worker_sysctls_labels_and_no_unsupported_settings(deployment):
     assert int(machine["sysctls"]["net.core.rmem_max"]) >= 134_217_728
     assert "vm.nr_hugepages" not in machine["sysctls"]
     assert machine["nodeTaints"] == {"solana.io/validator": "true:NoSchedule"}
+    # the same taint at registration: the kubelet may not add it later (NodeRestriction)
+    registered = machine["kubelet"]["extraConfig"]["registerWithTaints"]
+    assert registered == [{"key": "solana.io/validator", "value": "true", "effect": "NoSchedule"}]
     assert machine["nodeLabels"]["solana.io/role"] == "validator"
     assert "disks" not in machine and "files" not in machine
     assert "extensions" not in machine.get("install", {})

@@ -34,7 +34,7 @@ CORRECT_VALIDATOR = {
 
 def controlplane_node(index: int) -> dict:
     return {"name": f"controlplane-{index}", "internal_ip": f"127.0.1.1{index}", "kubelet_version": "v1.36.3",
-            "labels": {"node-role.kubernetes.io/control-plane": ""},
+            "labels": {"node-role.kubernetes.io/control-plane": ""}, "control_plane": True,
             "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"}}
 
 

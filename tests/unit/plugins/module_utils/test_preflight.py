@@ -206,6 +206,18 @@ BAD_INPUTS = {
         lambda c, n, w: w["tuning"].update(kube_reserved={}, system_reserved={"memory": "0"},
                                            eviction_hard={"memory.available": "0"}),
         ["talos_solana_worker_memory_manager_policy Static", "needs a memory reservation"]),
+    "CPU manager policy unknown to the kubelet": (
+        _tuning("cpu_manager_policy", "Static"),
+        ["talos_solana_worker_cpu_manager_policy", "'Static' stops the kubelet", "none, static"]),
+    "topology manager scope unknown to the kubelet": (_tuning("topology_manager_scope", "node"),
+                                                      ["talos_solana_worker_topology_manager_scope", "container, pod"]),
+    "memory manager policy unknown to the kubelet": (_tuning("memory_manager_policy", "static"),
+                                                     ["talos_solana_worker_memory_manager_policy", "None, Static"]),
+    "static CPU manager without a CPU reservation": (
+        lambda c, n, w: w["tuning"].update(cpu_manager_policy="static", reserved_system_cpus="",
+                                           system_reserved={"memory": "16Gi"}),
+        ["talos_solana_worker_cpu_manager_policy static needs CPUs kept from pods",
+         "talos_solana_worker_reserved_system_cpus"]),
     "topology manager on too many NUMA nodes": (_hardware("numa_nodes", 16),
                                                 ["talos_solana_worker_topology_manager_policy",
                                                  "16 NUMA nodes exceed", "limit of 8"]),

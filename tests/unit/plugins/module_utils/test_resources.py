@@ -160,8 +160,10 @@ def test_parse_cpuset_rejects_half_open_range():
         # without it, the cpu entries add up
         ("", {"cpu": "4"}, {"cpu": "4"}, 8),
         (None, {"cpu": "500m"}, {"cpu": "1.5"}, 2),
-        ("", {"cpu": "250m"}, {}, Decimal("0.25")),
+        ("", {"cpu": "250m"}, {"memory": "1Gi"}, Decimal("0.25")),
         ("", {"memory": "16Gi"}, {"memory": "16Gi"}, 0),
+        # an empty systemReserved is Talos' own, with 50m of cpu
+        ("", {"cpu": "250m"}, {}, Decimal("0.3")),
     ],
 )
 def test_effective_cpu_reservation(reserved_cpus, kube_reserved, system_reserved, expected):
