@@ -30,10 +30,16 @@ def _is_scalar(value):
     return value is not None and not isinstance(value, (dict, list, bool))
 
 
+def _is_taint(node):
+    """A taint or toleration ({key, value, effect}, e.g. the kubelet's registerWithTaints): its
+    ``key`` names the taint, it is not key material."""
+    return "effect" in node
+
+
 def _walk(node, on_secret):
     if isinstance(node, dict):
         return {k: (on_secret(str(v)) if str(k).lower() in SECRET_KEYS and _is_scalar(v) and v != ""
-                    else _walk(v, on_secret)) for k, v in node.items()}
+                    and not _is_taint(node) else _walk(v, on_secret)) for k, v in node.items()}
     if isinstance(node, list):
         return [_walk(item, on_secret) for item in node]
     return node

@@ -126,6 +126,8 @@ def test_secret_values_and_redact_secrets_bundle():
         ("- BootstrapToken: abc\n- KEY: def\n- keys: not-a-secret-key\n", {"abc", "def"}),
         # a numeric secret is still a secret
         ("token: 12345\n", {"12345"}),
+        # a taint's key names the taint (the kubelet's registerWithTaints): not key material
+        ("registerWithTaints:\n  - {key: solana.io/validator, value: 'true', effect: NoSchedule}\nkey: k\n", {"k"}),
     ],
 )
 def test_secret_values(text, expected):
