@@ -3,34 +3,12 @@ package kubelet
 import (
 	"testing"
 
-	"github.com/siderolabs/talos/pkg/machinery/config/configloader"
-	"github.com/siderolabs/talos/pkg/machinery/config/generate"
-	machinetype "github.com/siderolabs/talos/pkg/machinery/config/machine"
-
 	"solanaops.testbed/emulator/kernel"
 )
 
 // TestResources: huge pages from the kernel view are capacity, and leave allocatable memory.
 func TestResources(t *testing.T) {
-	input, err := generate.NewInput("demo", "https://127.0.1.10:6443", "1.36.3")
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	cfg, err := input.Config(machinetype.TypeWorker)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	raw, err := cfg.Bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	loaded, err := configloader.NewFromBytes(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	loaded := workerConfig(t, nil)
 
 	hw := kernel.Hardware{CPUs: 8, NUMANodes: 1, Memory: "64Gi"}
 	if err := hw.Normalize(); err != nil {

@@ -4,9 +4,7 @@ import (
 	"testing"
 
 	"github.com/siderolabs/talos/pkg/machinery/config"
-	"github.com/siderolabs/talos/pkg/machinery/config/configloader"
 	"github.com/siderolabs/talos/pkg/machinery/config/generate"
-	machinetype "github.com/siderolabs/talos/pkg/machinery/config/machine"
 	"github.com/siderolabs/talos/pkg/machinery/config/types/v1alpha1"
 
 	"solanaops.testbed/emulator/kernel"
@@ -15,25 +13,7 @@ import (
 func workerMachine(t *testing.T, options ...generate.Option) Machine {
 	t.Helper()
 
-	input, err := generate.NewInput("demo", "https://127.0.1.10:6443", "1.36.3", options...)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	cfg, err := input.Config(machinetype.TypeWorker)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	raw, err := cfg.Bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	loaded, err := configloader.NewFromBytes(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	loaded := workerConfig(t, nil, options...)
 
 	hw := kernel.Hardware{CPUs: 8, Memory: "64Gi"}
 	if err := hw.Normalize(); err != nil {

@@ -4,10 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/siderolabs/talos/pkg/machinery/config/configloader"
-	"github.com/siderolabs/talos/pkg/machinery/config/generate"
-	machinetype "github.com/siderolabs/talos/pkg/machinery/config/machine"
-
 	"solanaops.testbed/emulator/kernel"
 )
 
@@ -16,27 +12,9 @@ import (
 func worker(t *testing.T, extraConfig string) Machine {
 	t.Helper()
 
-	input, err := generate.NewInput("demo", "https://127.0.1.10:6443", "1.36.3")
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	cfg, err := input.Config(machinetype.TypeWorker)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	raw, err := cfg.Bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	patched := strings.Replace(string(raw), "\n    kubelet:\n", "\n    kubelet:\n        extraConfig:\n"+extraConfig, 1)
-
-	loaded, err := configloader.NewFromBytes([]byte(patched))
-	if err != nil {
-		t.Fatalf("%v\n%s", err, patched)
-	}
+	loaded := workerConfig(t, func(raw string) string {
+		return strings.Replace(raw, "\n    kubelet:\n", "\n    kubelet:\n        extraConfig:\n"+extraConfig, 1)
+	})
 
 	hw := kernel.Hardware{CPUs: 8, NUMANodes: 2, Memory: "64Gi"}
 	if err := hw.Normalize(); err != nil {
