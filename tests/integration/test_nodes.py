@@ -395,3 +395,19 @@ def test_reserved_memory_counts_the_kubelet_default_a_partial_eviction_hard_merg
     # 16Gi kube + 16Gi system reserved + the kubelet's 100Mi, over two NUMA nodes
     assert extra["reservedMemory"] == [{"numaNode": 0, "limits": {"memory": "16434Mi"}},
                                        {"numaNode": 1, "limits": {"memory": "16434Mi"}}], extra["reservedMemory"]
+
+
+def test_a_memory_manager_change_on_a_running_validator_is_refused_before_anything_is_sent(deploy):
+    """The kubelet refuses to start against a memory_manager_state written under other
+    reservations, and Talos never clears it: the worker stage refuses the change, untouched."""
+    assert deploy("site").rc == 0
+    more = ["-e", '{"talos_solana_worker_kube_reserved": {"memory": "20Gi"}}']
+    assert deploy("generate", *more).rc == 0
+    refused = deploy("worker", *more)
+    assert refused.rc != 0
+    message = "\n".join(refused.failure_messages())
+    assert "solana-validator: the memory manager's inputs change" in message, message
+    assert "reset --system-labels-to-wipe EPHEMERAL" in message, message
+    assert task_results(refused, WORKER_APPLY) == {}, "nothing was applied"
+    # the validator still runs, its kubelet up
+    assert deploy("verify").rc == 0
