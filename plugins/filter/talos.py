@@ -15,7 +15,8 @@ description:
     documents from v1.12).
   - C(disk_selector) turns a disk description into a UserVolumeConfig CEL match.
   - C(hugepage_kernel_args), C(reserved_memory_per_numa), C(kernel_args_target) and
-    C(merges_default_eviction) expose the validator's resource arithmetic.
+    C(merges_default_eviction) expose the validator's resource arithmetic; C(memory_manager_inputs)
+    picks from a kubelet config what the memory manager's checkpoint depends on.
   - C(installer) describes the Image Factory installer a node boots, that is its schematic (from
     kernel args and official extensions), the schematic ID computed offline and the image reference.
   - C(canonical_schematic) is the canonical text a schematic's ID is computed over.
@@ -123,6 +124,7 @@ class FilterModule:
             "disk_selector": disk_selector,
             "hugepage_kernel_args": resources.hugepage_kernel_args,
             "reserved_memory_per_numa": reserved_memory_per_numa,
+            "memory_manager_inputs": resources.memory_manager_inputs,
             "kernel_args_target": contract.kernel_args_target,
             "merges_default_eviction": contract.merges_default_eviction,
             "installer": installer,

@@ -120,6 +120,15 @@ def memory_reservation(kube_reserved, system_reserved, eviction_hard, merge_defa
     return parse_quantity(kube_reserved.get("memory", 0)) + parse_quantity(system) + parse_quantity(eviction)
 
 
+def memory_manager_inputs(kubelet_config):
+    """What the kubelet's memory_manager_state is written under and checked against at start (besides
+    the huge pages the kernel booted): the policy, the kubelet's default None when unset, and
+    reservedMemory."""
+    config = kubelet_config or {}
+    return {"memoryManagerPolicy": config.get("memoryManagerPolicy") or "None",
+            "reservedMemory": config.get("reservedMemory") or []}
+
+
 def reserved_memory_per_numa(total_bytes, numa_nodes):
     """Split a reservation over NUMA nodes in whole MiB; the parts sum exactly to the total."""
     total_mi = Decimal(total_bytes) / MI

@@ -397,9 +397,13 @@ def test_reserved_memory_counts_the_kubelet_default_a_partial_eviction_hard_merg
                                        {"numaNode": 1, "limits": {"memory": "16434Mi"}}], extra["reservedMemory"]
 
 
-def test_a_memory_manager_change_on_a_running_validator_is_refused_before_anything_is_sent(deploy):
+def test_a_memory_manager_change_on_a_running_validator_is_refused_then_performed_when_opted_in(
+        deploy, module, talosctl):
     """The kubelet refuses to start against a memory_manager_state written under other
-    reservations, and Talos never clears it: the worker stage refuses the change, untouched."""
+    reservations, and Talos never clears it: the worker stage refuses the change, untouched;
+    opted in, it drains, stages, wipes EPHEMERAL, reboots once, checks and uncordons."""
+    from kubernetes import client, config
+
     assert deploy("site").rc == 0
     more = ["-e", '{"talos_solana_worker_kube_reserved": {"memory": "20Gi"}}']
     assert deploy("generate", *more).rc == 0
@@ -407,7 +411,26 @@ def test_a_memory_manager_change_on_a_running_validator_is_refused_before_anythi
     assert refused.rc != 0
     message = "\n".join(refused.failure_messages())
     assert "solana-validator: the memory manager's inputs change" in message, message
-    assert "reset --system-labels-to-wipe EPHEMERAL" in message, message
+    assert "talos_solana_worker_memory_manager_reset=true" in message, message
     assert task_results(refused, WORKER_APPLY) == {}, "nothing was applied"
     # the validator still runs, its kubelet up
     assert deploy("verify").rc == 0
+
+    before = len(reboots(deploy.emulator))
+    performed = deploy("worker", *more, "-e", "talos_solana_worker_memory_manager_reset=true")
+    assert performed.rc == 0, performed.failure_messages()
+    wipe = "Wipe EPHEMERAL (the kubelet's state) and reboot into the staged configuration"
+    (reset,) = task_results(performed, wipe).values()
+    assert reset["changed"] and reset["wiped"] == ["EPHEMERAL"]
+    assert reboots(deploy.emulator)[before:] == [("solana-validator", "rebooting"), ("solana-validator", "booted")]
+    # the config stayed (STATE kept) and is the new one; the kubelet runs with the new reservations
+    facts = module("talos_node_facts", {"node": "127.0.1.20", "endpoint": "127.0.1.11", "gather": ["kubelet"],
+                                        "talosconfig": str(deploy.out / "talosconfig"),
+                                        "talosctl_path": str(talosctl)})[0]
+    # (20Gi kube + 16Gi system reserved + 32Gi eviction) / 2 NUMA nodes = 34Gi
+    assert facts["kubelet_config"]["reservedMemory"] == [{"numaNode": 0, "limits": {"memory": "34816Mi"}},
+                                                         {"numaNode": 1, "limits": {"memory": "34816Mi"}}]
+    node = client.CoreV1Api(config.new_client_from_config(str(deploy.out / "kubeconfig"))).read_node("solana-validator")
+    assert not node.spec.unschedulable, "uncordoned"
+    assert deploy("worker", *more).changed == 0
+    assert deploy("verify", *more).rc == 0

@@ -55,8 +55,9 @@ func (em *Emulator) SetPower(n *Node, on bool) {
 	em.log("%s: powered %s", n.spec.Name, map[bool]string{true: "on", false: "off"}[on])
 
 	if on {
-		// a boot: services start again, the try-mode rollback and the API come back
-		n.services = map[string]*serviceState{}
+		em.boot(n)
+
+		return
 	}
 
 	em.refreshServices(n)

@@ -20,6 +20,10 @@ import (
 // startKubelet (re)starts the kubelet when its service was just started or restarted, or when
 // its configuration changed since it last started. Called with em.mu held.
 func (em *Emulator) startKubelet(n *Node, svc *serviceState, now time.Time) {
+	if n.off {
+		return // a machine that is down or rebooting runs nothing
+	}
+
 	raw, err := kubelet.ConfigYAML(n.kubeletMachine())
 	if err != nil {
 		return

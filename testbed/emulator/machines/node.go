@@ -517,15 +517,40 @@ func (em *Emulator) rebootNode(n *Node, why string) {
 		}
 
 		n.reboot, n.off = nil, false
-		n.services = map[string]*serviceState{}
 		em.log("%s: booted", n.spec.Name)
-		em.refreshServices(n)
-		em.changed()
+		em.boot(n)
 	})
 	n.reboot = timer
 
 	em.refreshServices(n)
 	em.changed()
+}
+
+// boot starts a machine that was off or rebooting: it loads the config persisted on its STATE
+// partition, so a staged config takes effect and a try-mode config is gone (machined loads the
+// config from STATE at boot: internal/app/machined/pkg/runtime/v1alpha1/v1alpha1_sequencer_tasks.go,
+// LoadConfig), and its services start afresh. Called with em.mu held.
+func (em *Emulator) boot(n *Node) {
+	em.cancelRollback(n)
+	n.services = map[string]*serviceState{}
+
+	if !bytes.Equal(n.runningBytes, n.persistedBytes) {
+		var cfg config.Provider
+
+		if n.persistedBytes != nil {
+			var err error
+			if cfg, err = configloader.NewFromBytes(n.persistedBytes); err != nil {
+				em.log("%s: booting: the persisted config does not load: %v", n.spec.Name, err)
+
+				return
+			}
+		}
+
+		em.log("%s: booting the persisted config", n.spec.Name)
+		n.running, n.runningBytes = cfg, n.persistedBytes
+	}
+
+	em.settle(n)
 }
 
 func (em *Emulator) cancelRollback(n *Node) {

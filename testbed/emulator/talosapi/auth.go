@@ -38,6 +38,7 @@ var rules = map[string]role.Set{
 	"/machine.MachineService/Kubeconfig":         role.MakeSet(role.Admin),
 	"/machine.MachineService/Logs":               role.MakeSet(role.Admin, role.Operator, role.Reader),
 	"/machine.MachineService/Shutdown":           role.MakeSet(role.Admin),
+	"/machine.MachineService/Reset":              role.MakeSet(role.Admin),
 	"/cluster.ClusterService/HealthCheck":        role.MakeSet(role.Admin, role.Operator, role.Reader),
 	"/machine.MachineService/Read":               role.MakeSet(role.Admin),
 	"/machine.MachineService/ServiceList":        role.MakeSet(role.Admin, role.Operator, role.Reader),

@@ -17,7 +17,7 @@ import (
 	"solanaops.testbed/emulator/machines"
 )
 
-// MachineService: Version, ApplyConfiguration, Bootstrap, Read and the services.
+// MachineService: Version, ApplyConfiguration, Bootstrap, Reset, Read and the services.
 
 func (s *machineServer) Version(ctx context.Context, _ *emptypb.Empty) (*machine.VersionResponse, error) {
 	return dispatch(ctx, s, func(_ context.Context, n *machines.Node) (*machine.VersionResponse, error) {
@@ -43,6 +43,17 @@ func (s *machineServer) ApplyConfiguration(ctx context.Context, in *machine.Appl
 func (s *machineServer) Bootstrap(ctx context.Context, in *machine.BootstrapRequest) (*machine.BootstrapResponse, error) {
 	return dispatch(ctx, s, func(_ context.Context, n *machines.Node) (*machine.BootstrapResponse, error) {
 		return s.em.Bootstrap(n, in)
+	})
+}
+
+// Reset answers at once; the wipe and reboot follow (machines/reset.go).
+func (s *machineServer) Reset(ctx context.Context, in *machine.ResetRequest) (*machine.ResetResponse, error) {
+	return dispatch(ctx, s, func(_ context.Context, n *machines.Node) (*machine.ResetResponse, error) {
+		if err := s.em.Reset(n, in); err != nil {
+			return nil, err
+		}
+
+		return &machine.ResetResponse{Messages: []*machine.Reset{{ActorId: "emulator"}}}, nil
 	})
 }
 

@@ -191,8 +191,9 @@ def test_filter_map():
     filters = talos.FilterModule().filters()
     assert set(filters) == {"node_documents", "disk_selector", "hugepage_kernel_args", "reserved_memory_per_numa",
                             "kernel_args_target", "installer", "canonical_schematic", "self_set_labels",
-                            "merges_default_eviction"}
+                            "merges_default_eviction", "memory_manager_inputs"}
     assert filters["hugepage_kernel_args"] is resources.hugepage_kernel_args
+    assert filters["memory_manager_inputs"] is resources.memory_manager_inputs
     assert filters["kernel_args_target"] is contract.kernel_args_target
     assert filters["node_documents"] is talos.node_documents
 

@@ -261,3 +261,11 @@ def test_expected_node_resources_variants(overrides, cpu, memory_mi):
     # the computation must not mutate capacity
     assert result["capacity"]["cpu"] == 64
     assert result["capacity"]["memory"] == 512 * GI
+
+
+def test_memory_manager_inputs_default_to_what_the_kubelet_assumes():
+    assert resources.memory_manager_inputs(None) == {"memoryManagerPolicy": "None", "reservedMemory": []}
+    reserved = [{"numaNode": 0, "limits": {"memory": "2Gi"}}]
+    assert resources.memory_manager_inputs({"memoryManagerPolicy": "Static", "reservedMemory": reserved,
+                                            "cpuManagerPolicy": "static"}) == {
+        "memoryManagerPolicy": "Static", "reservedMemory": reserved}
