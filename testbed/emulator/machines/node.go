@@ -534,23 +534,26 @@ func (em *Emulator) boot(n *Node) {
 	em.cancelRollback(n)
 	n.services = map[string]*serviceState{}
 
-	if !bytes.Equal(n.runningBytes, n.persistedBytes) {
-		var cfg config.Provider
+	if bytes.Equal(n.runningBytes, n.persistedBytes) {
+		em.refreshServices(n)
+		em.changed()
 
-		if n.persistedBytes != nil {
-			var err error
-			if cfg, err = configloader.NewFromBytes(n.persistedBytes); err != nil {
-				em.log("%s: booting: the persisted config does not load: %v", n.spec.Name, err)
-
-				return
-			}
-		}
-
-		em.log("%s: booting the persisted config", n.spec.Name)
-		n.running, n.runningBytes = cfg, n.persistedBytes
+		return
 	}
 
-	em.settle(n)
+	var cfg config.Provider
+
+	if n.persistedBytes != nil {
+		var err error
+		if cfg, err = configloader.NewFromBytes(n.persistedBytes); err != nil {
+			em.log("%s: booting: the persisted config does not load: %v", n.spec.Name, err)
+
+			return
+		}
+	}
+
+	em.log("%s: booting the persisted config", n.spec.Name)
+	em.setRunning(n, cfg, n.persistedBytes)
 }
 
 func (em *Emulator) cancelRollback(n *Node) {
