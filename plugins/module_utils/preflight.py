@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 
@@ -23,23 +24,38 @@ _BAD_KERNEL_ARGS = {
 _FILESYSTEMS = ("xfs", "ext4")
 
 
-def check_cluster(cluster, nodes=None, worker=None, installer=None):
+def check_cluster(cluster, nodes=None, worker=None, installer=None, known_variables=None):
     """Check the cluster settings, the node topology (``nodes``), one tuned ``worker`` and the
-    ``installer`` one node boots.
+    ``installer`` one node boots. A node of ``nodes`` may carry its own ``worker`` (hardware
+    and tuning), ``installer``, ``etcd_args`` and ``variables`` (the names its inventory sets,
+    checked against ``known_variables``), so one call checks the whole inventory.
 
-    Returns (errors, warnings), lists of strings.
+    Returns (errors, warnings), lists of strings; warnings naming a variable listed in
+    ``cluster["silence"]`` are dropped.
     """
     errors, warnings = [], []
     _check_versions(cluster, errors)
     if nodes is not None:
         _check_image_settings(cluster, errors)
+        _check_cluster_services(cluster, errors, warnings)
         network = _check_network(cluster, nodes, errors)
         _check_nodes(cluster, nodes, network, errors, warnings)
+        if known_variables is not None:
+            _check_variable_names(nodes, known_variables, errors)
+        for node in nodes:
+            if node.get("etcd_args") is not None:
+                _check_etcd(node, errors)
+            if node.get("worker"):
+                _check_tuning(cluster, {"name": node["name"], **node["worker"]}, errors, warnings)
+            if node.get("installer"):
+                _check_installer(cluster, {"name": node["name"], **node["installer"]}, errors)
     if worker is not None:
         _check_tuning(cluster, worker, errors, warnings)
     if installer is not None:
         _check_installer(cluster, installer, errors)
-    return errors, warnings
+    silenced = [str(name) for name in cluster.get("silence") or []]
+    warnings = [w for w in dict.fromkeys(warnings) if not any(name in w for name in silenced)]
+    return list(dict.fromkeys(errors)), warnings
 
 
 def _check_versions(cluster, errors):
@@ -47,9 +63,14 @@ def _check_versions(cluster, errors):
     if contract.parse_version(talos_version or "") is None:
         errors.append(f"talos_cluster_talos_version: {talos_version!r} is not a version; use e.g. v1.13.9")
         return
-    problem = contract.kubernetes_support_error(talos_version, cluster.get("kubernetes_version"))
+    kubernetes_version = cluster.get("kubernetes_version")
+    problem = contract.kubernetes_support_error(talos_version, kubernetes_version)
     if problem:
         errors.append(f"talos_cluster_kubernetes_version: {problem}")
+    elif contract.parse_version(kubernetes_version)[2] is None:
+        errors.append(f"talos_cluster_kubernetes_version: {kubernetes_version!r} has no patch level; the "
+                      "control-plane image tags are rendered from it and registry.k8s.io has no "
+                      f"kube-apiserver:v{str(kubernetes_version).lstrip('v')}; use a full version such as 1.36.3")
 
 
 def _check_image_settings(cluster, errors):
@@ -107,6 +128,93 @@ def _check_installer(cluster, node, errors):
                       f"talos_node_secureboot is {secureboot}; use {expected['image']}")
 
 
+# Talos' default pod and service networks (machinery constants DefaultIPv4PodNet and
+# DefaultIPv4ServiceNet); the collection does not change them
+_POD_NET = ipaddress.ip_network("10.244.0.0/16")
+_SERVICE_NET = ipaddress.ip_network("10.96.0.0/12")
+
+
+def _check_cluster_services(cluster, errors, warnings):
+    """Cluster DNS inside the service network, the endpoint on the VIP, resolvers and time servers."""
+    for address in cluster.get("dns_service_ips") or []:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            errors.append(f"talos_cluster_dns_service_ips: {address!r} is not an IP address")
+            continue
+        if ip not in _SERVICE_NET:
+            errors.append(f"talos_cluster_dns_service_ips: {ip} is outside the service network {_SERVICE_NET}, "
+                          "so no Service answers there and pods resolve nothing; use 10.96.0.10")
+    endpoint = str(cluster.get("endpoint") or "")
+    match = re.fullmatch(r"https://(\[[^]]+\]|[^:/]+):(\d+)/?", endpoint)
+    if "endpoint" not in cluster:
+        pass  # a partial description (the module's unit use)
+    elif not match:
+        errors.append(f"talos_cluster_endpoint: {endpoint!r} must be https://<VIP or name>:<port>, "
+                      f"e.g. https://{cluster.get('vip')}:6443")
+    else:
+        host = match[1].strip("[]")
+        try:
+            if ipaddress.ip_address(host) != ipaddress.ip_address(cluster.get("vip")):
+                errors.append(f"talos_cluster_endpoint: {endpoint} names {host}, not the VIP "
+                              f"{cluster.get('vip')}: the API would be reached through one node and lost with it; "
+                              f"use https://{cluster.get('vip')}:6443")
+        except ValueError:
+            warnings.append(f"talos_cluster_endpoint: {endpoint} is a name: make sure it resolves to the VIP "
+                            f"{cluster.get('vip')} from every node and client")
+    for field, fallback in (("nameservers", "1.1.1.1 and 8.8.8.8"), ("ntp_servers", "time.cloudflare.com")):
+        servers = cluster.get(field) or []
+        if not servers:
+            errors.append(f"talos_cluster_{field}: empty, so Talos falls back to {fallback}, which a validator "
+                          "network behind a firewall may not reach (with static addressing nothing else is "
+                          f"learnt); list your own, or those public ones explicitly to accept them")
+        for server in servers:
+            try:
+                ip = ipaddress.ip_address(server)
+            except ValueError:
+                if field == "nameservers":
+                    errors.append(f"talos_cluster_nameservers: {server!r} is not an IP address (resolvers are "
+                                  "addresses)")
+                continue
+            if field == "nameservers" and ip.is_global:
+                warnings.append(f"talos_cluster_nameservers: {ip} is a public resolver: node names and "
+                                "registries resolve through a third party; prefer the site's resolvers "
+                                "(silence with talos_cluster_preflight_silence: [talos_cluster_nameservers])")
+
+
+def _check_variable_names(nodes, known_variables, errors):
+    """A variable with one of the collection's prefixes that no role knows is most likely a typo:
+    the role default applies silently."""
+    known = sorted(set(known_variables))
+    for node in nodes:
+        for variable in node.get("variables") or []:
+            if variable in known:
+                continue
+            close = difflib.get_close_matches(variable, known, n=1, cutoff=0.75)
+            hint = f"did you mean {close[0]}?" if close else "no role reads it"
+            errors.append(f"{node.get('name')}: {variable} is not a variable of this collection ({hint}); "
+                          "the default applies instead. Rename or remove it")
+
+
+def _check_etcd(node, errors):
+    """etcd refuses to start with an election timeout under 5 heartbeats or above 50 s
+    (server/etcdmain/config.go, server/config/config.go)."""
+    args = node.get("etcd_args") or {}
+    prefix = f"{node.get('name')}: talos_controlplane_etcd_extra_args"
+    try:
+        heartbeat = int(args.get("heartbeat-interval", 100))
+        election = int(args.get("election-timeout", 1000))
+    except (TypeError, ValueError):
+        errors.append(f"{prefix}: heartbeat-interval and election-timeout are whole milliseconds, "
+                      f"got {args.get('heartbeat-interval')!r} and {args.get('election-timeout')!r}")
+        return
+    if heartbeat <= 0 or election < 5 * heartbeat:
+        errors.append(f"{prefix}: election-timeout {election} must be at least 5 x heartbeat-interval "
+                      f"({heartbeat}): etcd refuses to start; e.g. 5000 with 500")
+    if election > 50000:
+        errors.append(f"{prefix}: election-timeout {election} is above etcd's limit of 50000 ms")
+
+
 def _has_disable_access_time(cluster):
     """Whether the contract has mount.disableAccessTime; True when the version is malformed
     (already reported) so no second, misleading error follows."""
@@ -122,6 +230,11 @@ def _check_network(cluster, nodes, errors):
         errors.append(f"talos_cluster_subnet: {cluster.get('subnet')!r} is not a network CIDR ({exc}); "
                       "use e.g. 10.0.1.0/24")
         return None
+    for name, other in (("pod", _POD_NET), ("service", _SERVICE_NET)):
+        if network.overlaps(other):
+            errors.append(f"talos_cluster_subnet: {network} overlaps Kubernetes' {name} network {other} "
+                          "(Talos' default): node and cluster addresses would collide (the DNS service IP "
+                          "10.96.0.10 could be a node's or the VIP); use another node subnet")
     node_ips = {str(node.get("ip")) for node in nodes}
     if cluster.get("vip") and cluster.get("vip") == cluster.get("gateway"):
         errors.append(f"talos_cluster_vip: {cluster['vip']} is also the gateway; pick a free address in the subnet")
@@ -136,6 +249,9 @@ def _check_network(cluster, nodes, errors):
             continue
         if address not in network:
             errors.append(f"talos_cluster_{field}: {address} is outside talos_cluster_subnet {network}")
+        elif _network_or_broadcast(address, network):
+            errors.append(f"talos_cluster_{field}: {address} is the network or broadcast address of "
+                          f"{network}; pick a host address")
         if str(address) in node_ips:
             errors.append(f"talos_cluster_{field}: {address} is also a node's IP; "
                           "the VIP and gateway must be addresses no node owns")
@@ -151,6 +267,12 @@ def _check_nodes(cluster, nodes, network, errors, warnings):
                       "odd number (3 or 5) to keep quorum through a failure")
     elif len(controlplanes) < 3:
         warnings.append("talos_controlplane group: a single control-plane node has no failover; use 3")
+    for node in nodes:
+        groups = node.get("groups") or []
+        if "controlplane" in groups and "worker" in groups:
+            errors.append(f"{node.get('name')}: the host is in both talos_cluster_controlplane_group and "
+                          "talos_cluster_worker_group; it would get one role's config in place of the other's. "
+                          "Keep it in one group")
     for field, label in (("name", "hostname"), ("ip", "IP")):
         seen = {}
         for node in nodes:
@@ -171,12 +293,56 @@ def _check_nodes(cluster, nodes, network, errors, warnings):
             continue
         if network is not None and address not in network:
             errors.append(f"{name}: talos_node_ip {address} is outside talos_cluster_subnet {network}")
+        elif network is not None and _network_or_broadcast(address, network):
+            errors.append(f"{name}: talos_node_ip {address} is the network or broadcast address of {network}; "
+                          "pick a host address")
+        _check_link(node, errors)
         disk = str(node.get("install_disk") or "")
         if disk and node.get("install_disk_selector"):
             errors.append(f"{name}: set talos_node_install_disk or talos_node_install_disk_selector, not both")
         elif re.match(r"^/dev/nvme\d+n\d+$", disk):
             warnings.append(f"{name}: talos_node_install_disk {disk}: NVMe names can change between boots; "
                             "prefer talos_node_install_disk_selector (serial, wwid or model)")
+
+
+def _network_or_broadcast(address, network):
+    return network.prefixlen < network.max_prefixlen - 1 and address in (network.network_address,
+                                                                         network.broadcast_address)
+
+
+_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+_LINK_NAME = re.compile(r"^[a-zA-Z0-9][-a-zA-Z0-9_.]{0,14}$")
+# what Talos and common NICs accept: 1280 (the IPv6 minimum Kubernetes networking needs) up
+# to 9216 (the largest jumbo frame of datacenter NICs and switches)
+MTU_RANGE = (1280, 9216)
+
+
+def _check_link(node, errors):
+    name, link = node.get("name"), node.get("link")
+    if link is None:
+        return
+    if not isinstance(link, dict) or not (link.get("name") or link.get("mac")):
+        errors.append(f"{name}: talos_node_link {link!r} must be {{name: enp1s0}} or {{mac: aa:bb:cc:dd:ee:ff}}")
+        return
+    if link.get("mac") and not _MAC.match(str(link["mac"])):
+        errors.append(f"{name}: talos_node_link.mac {link['mac']!r} is not a MAC address (six ':'-separated hex "
+                      "pairs, e.g. aa:bb:cc:dd:ee:ff): no link would match and the node would have no address")
+    if link.get("name") and not _LINK_NAME.match(str(link["name"])):
+        errors.append(f"{name}: talos_node_link.name {link['name']!r} is not a Linux interface name "
+                      "(at most 15 letters, digits, '-', '_' or '.')")
+    _check_mtu(name, node.get("mtu_variable", "talos_node_mtu"), node.get("mtu"), errors)
+
+
+def _check_mtu(name, variable, mtu, errors):
+    if mtu in (None, ""):
+        return
+    try:
+        fits = MTU_RANGE[0] <= int(mtu) <= MTU_RANGE[1]
+    except (TypeError, ValueError):
+        fits = False
+    if not fits:
+        errors.append(f"{name}: {variable} {mtu!r} is outside {MTU_RANGE[0]}-{MTU_RANGE[1]} (Kubernetes needs "
+                      "1280, NICs and switches stop at 9216); use 9000 for jumbo frames or 1500")
 
 
 # the kubelet's manager policies (pkg/kubelet/apis/config/validation/validation.go, cm/cpumanager,
@@ -237,6 +403,10 @@ def _check_tuning(cluster, node, errors, warnings):
             warnings.append(f"{prefix}{field}.cpu is ignored: reserved_system_cpus replaces it "
                             f"(effective CPU reservation: {len(reserved)})")
     _check_kubelet_managers(tuning, ",".join(str(cpu) for cpu in sorted(reserved)), prefix, errors)
+    _check_hugepage_inputs(tuning, prefix, errors)
+    _check_sysctls(tuning, memory, prefix, errors)
+    if tuning.get("mtu") not in (None, ""):
+        _check_mtu(name, "talos_solana_worker_mtu", tuning.get("mtu"), errors)
     try:
         hugepage_bytes = resources.hugepage_bytes(tuning.get("hugepages") or {})
         reservation = resources.memory_reservation(
@@ -255,10 +425,13 @@ def _check_tuning(cluster, node, errors, warnings):
             "'hugepagesz=2M hugepages=N hugepagesz=1G hugepages=M' boots as 'hugepagesz=2M hugepagesz=1G "
             "hugepages=N hugepages=M': the kernel gives the 1 GiB pool N pages and ignores M. Set one of the "
             "two to 0 (the firedancer profile uses 1 GiB pages only)")
-    if hugepage_bytes + reservation >= memory:
+    usable = resources.usable_memory(memory)
+    if hugepage_bytes + reservation >= usable:
         errors.append(
             f"{prefix}hugepages: {_gib(hugepage_bytes)} of huge pages plus {_gib(reservation)} reserved "
-            f"do not fit in {_gib(memory)} of memory; lower the page counts or the reservations")
+            f"do not fit in the {_gib(usable)} the kernel leaves of {_gib(memory)} installed (MemTotal is less "
+            "than installed, and the kernel keeps 2 GiB from the pools); lower the page counts or the "
+            "reservations")
     if tuning.get("memory_manager_policy") == "Static":
         if reservation == 0:
             errors.append(f"{prefix}memory_manager_policy Static needs a memory reservation "
@@ -282,9 +455,83 @@ def _check_tuning(cluster, node, errors, warnings):
                       "(check `talosctl get securitystate`, field bootedWithUKI)")
 
 
+_HUGEPAGE_ARGS = ("hugepages=", "hugepagesz=", "default_hugepagesz=", "hugetlb_cma=")
+
+
+def _check_hugepage_inputs(tuning, prefix, errors):
+    """Page counts are whole and not negative, the client gets pages at all, and only the counts
+    (never the free-form kernel args) set the pools."""
+    counts = tuning.get("hugepages") or {}
+    for size, variable in (("2Mi", "hugepages_2mi"), ("1Gi", "hugepages_1gi")):
+        try:
+            count = int(counts.get(size, 0))
+        except (TypeError, ValueError):
+            errors.append(f"{prefix}{variable}: {counts.get(size)!r} is not a page count")
+            continue
+        if count < 0:
+            errors.append(f"{prefix}{variable}: {count} is negative; the kernel would boot with no pages. "
+                          "Use a count such as 50000 (2 MiB) or 32 (1 GiB), or 0")
+    try:
+        total = sum(int(count) for count in counts.values())
+    except (TypeError, ValueError):
+        total = None
+    if tuning.get("client") == "firedancer" and total == 0:
+        errors.append(f"{prefix}hugepages_1gi: firedancer allocates almost all its memory from huge pages and "
+                      "does not start without; set talos_solana_worker_hugepages_1gi (e.g. 32)")
+    given = [arg for arg in tuning.get("extra_kernel_args") or [] if str(arg).startswith(_HUGEPAGE_ARGS)]
+    if given:
+        errors.append(f"{prefix}kernel_args: {' '.join(given)} set huge pages behind the counts' back (Talos "
+                      "groups repeated args, so the pools would not be what either says); remove them and set "
+                      "talos_solana_worker_hugepages_2mi / talos_solana_worker_hugepages_1gi")
+
+
+# kernel defaults a validator's sysctls must never lower (fs.file-max: the kernel sizes it to
+# about one file per 10 KiB of memory, files_maxfiles_init in fs/file_table.c)
+_KERNEL_DEFAULTS = {
+    "fs.nr_open": lambda memory: 1048576,
+    "fs.file-max": lambda memory: memory // 10240,
+    "vm.max_map_count": lambda memory: 65530,
+    "net.core.rmem_max": lambda memory: 212992,
+    "net.core.wmem_max": lambda memory: 212992,
+    "net.core.rmem_default": lambda memory: 212992,
+    "net.core.wmem_default": lambda memory: 212992,
+}
+
+
+def _check_sysctls(tuning, memory, prefix, errors):
+    sysctls = tuning.get("sysctls") or {}
+    for key in ("vm.nr_hugepages", "vm.nr_overcommit_hugepages"):
+        if key in sysctls:
+            errors.append(f"{prefix}sysctls: {key} sets huge pages after boot, beside the boot-time pools of "
+                          "talos_solana_worker_hugepages_2mi/_1gi (and fragments memory first); remove it")
+    minimums = tuning.get("profile_sysctls") or {}
+    for key, value in sysctls.items():
+        try:
+            number = int(str(value).split()[0])
+        except (ValueError, IndexError):
+            continue
+        if key in _KERNEL_DEFAULTS and number < _KERNEL_DEFAULTS[key](memory):
+            errors.append(f"{prefix}sysctls: {key} {value} lowers the kernel's default "
+                          f"({_KERNEL_DEFAULTS[key](memory)} on this node); remove it or raise it")
+        elif key in minimums and number < int(minimums[key]):
+            errors.append(f"{prefix}sysctls: {key} {value} is below the {tuning.get('client')} client's documented "
+                          f"minimum {minimums[key]}; remove the override or raise it")
+
+
 def _check_volumes(cluster, node, prefix, errors, warnings):
-    names = set()
+    names, disks = set(), {}
+    install = node["tuning"].get("install_disk") or {}
     for volume in node["tuning"].get("volumes") or []:
+        selector = volume.get("disk") or {}
+        key = tuple(sorted((str(k), str(v)) for k, v in selector.items()))
+        if key and key in disks:
+            errors.append(f"{prefix}volumes[{volume.get('name', '?')}].disk: the same disk as volume "
+                          f"{disks[key]}; each volume needs its own disk (Talos gives a user volume a disk)")
+        disks.setdefault(key, volume.get("name", "?"))
+        if any(install.get(k) == v for k, v in selector.items() if k in ("serial", "wwid", "dev_path")):
+            errors.append(f"{prefix}volumes[{volume.get('name', '?')}].disk: {selector} is the install disk "
+                          "(talos_node_install_disk/_selector); the ledger would share it with the system. Use "
+                          "another disk")
         vname = volume.get("name", "?")
         where = f"{prefix}volumes[{vname}]"
         if vname in names:

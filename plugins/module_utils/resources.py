@@ -120,6 +120,13 @@ def memory_reservation(kube_reserved, system_reserved, eviction_hard, merge_defa
     return parse_quantity(kube_reserved.get("memory", 0)) + parse_quantity(system) + parse_quantity(eviction)
 
 
+def usable_memory(installed):
+    """What the huge-page pools and reservations can have of the installed memory: the kernel
+    reports less as MemTotal (its page structs take about 1/64, firmware and the kernel image
+    some 64 MiB) and keeps 2 GiB when it allocates the pools."""
+    return installed - installed // 64 - 64 * MI - 2 * GI
+
+
 def memory_manager_inputs(kubelet_config):
     """What the kubelet's memory_manager_state is written under and checked against at start (besides
     the huge pages the kernel booted): the policy, the kubelet's default None when unset, and

@@ -26,15 +26,25 @@ options:
       - The cluster-wide settings.
       - "Keys: C(talos_version), C(kubernetes_version), C(vip), C(subnet), C(gateway),
         C(image_factory) (registry host of the installers), C(install_image) (the removed
-        cluster-wide image, refused when set)."
+        cluster-wide image, refused when set), C(endpoint), C(dns_service_ips), C(nameservers),
+        C(ntp_servers), C(silence) (variables whose warnings are dropped)."
     type: dict
     required: true
   nodes:
     description:
       - Every node of the cluster, for the topology checks.
-      - "Keys: C(name), C(ip), C(role) (C(controlplane) or C(worker)), C(install_disk)."
+      - "Keys: C(name), C(ip), C(role) (C(controlplane) or C(worker)), C(groups), C(link), C(mtu),
+        C(install_disk), C(install_disk_selector), C(variables) (the names its inventory sets), and
+        optionally C(worker) (C(hardware), C(tuning)), C(installer) and C(etcd_args) (a control
+        plane's etcd flags) for the checks of worker, installer and etcd."
     type: list
     elements: dict
+  known_variables:
+    description:
+      - Every variable name the collection's roles read; a node's C(variables) outside it are
+        reported as typos with the closest known name.
+    type: list
+    elements: str
   worker:
     description:
       - One tuned worker, for the resource and volume checks.
@@ -98,13 +108,14 @@ def main():
             "nodes": {"type": "list", "elements": "dict"},
             "worker": {"type": "dict"},
             "installer": {"type": "dict"},
+            "known_variables": {"type": "list", "elements": "str"},
         },
         required_one_of=[("nodes", "worker", "installer")],
         supports_check_mode=True,
     )
     params = module.params
     errors, warnings = check_cluster(params["cluster"], params["nodes"], params["worker"],
-                                     params["installer"])
+                                     params["installer"], params["known_variables"])
     for warning in warnings:
         module.warn(warning)
     if errors:

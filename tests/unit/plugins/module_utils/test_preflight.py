@@ -13,6 +13,8 @@ CLUSTER = {
     "talos_version": "v1.13.9",
     "kubernetes_version": "1.36.3",
     "vip": "10.0.1.10",
+    "endpoint": "https://10.0.1.10:6443",
+    "dns_service_ips": ["10.96.0.10"],
     "subnet": "10.0.1.0/24",
     "gateway": "10.0.1.1",
     "nameservers": ["10.0.1.2"],
@@ -110,6 +112,8 @@ def _set_cps(count):
 def _cluster(key, value):
     def mutate(cluster, nodes, worker):
         cluster[key] = value
+        if key == "vip":  # the endpoint follows the VIP, as talos_cluster_endpoint's default does
+            cluster["endpoint"] = f"https://{value}:6443"
     return mutate
 
 
@@ -298,11 +302,13 @@ def test_all_problems_are_reported_at_once():
 
 
 def test_hugepages_and_reservations_exactly_filling_memory_do_not_fit():
-    """512Gi - 64Gi reserved = 448Gi = 229376 pages of 2Mi: nothing left for the validator."""
+    """512Gi less what the kernel keeps (1/64, 64Mi, and 2Gi from the pools) less 64Gi reserved
+    = 448448Mi = 224224 pages of 2Mi: nothing left for the validator."""
     cluster, nodes, worker = baseline()
-    worker["tuning"]["hugepages"] = {"2Mi": 229376 - 1, "1Gi": 0}
+    assert resources.usable_memory(512 * resources.GI) - 64 * resources.GI == 224224 * 2 * resources.MI
+    worker["tuning"]["hugepages"] = {"2Mi": 224224 - 1, "1Gi": 0}
     assert check_cluster(cluster, nodes, worker)[0] == []
-    worker["tuning"]["hugepages"] = {"2Mi": 229376, "1Gi": 0}
+    worker["tuning"]["hugepages"] = {"2Mi": 224224, "1Gi": 0}
     errors, _warnings = check_cluster(cluster, nodes, worker)
     assert len(errors) == 1 and "do not fit" in errors[0]
 
