@@ -404,6 +404,7 @@ def _check_tuning(cluster, node, errors, warnings):
                             f"(effective CPU reservation: {len(reserved)})")
     _check_kubelet_managers(tuning, ",".join(str(cpu) for cpu in sorted(reserved)), prefix, errors)
     _check_hugepage_inputs(tuning, prefix, errors)
+    _check_labels_and_taints(tuning, prefix, errors)
     _check_sysctls(tuning, memory, prefix, errors)
     if tuning.get("mtu") not in (None, ""):
         _check_mtu(name, "talos_solana_worker_mtu", tuning.get("mtu"), errors)
@@ -516,6 +517,42 @@ def _check_sysctls(tuning, memory, prefix, errors):
         elif key in minimums and number < int(minimums[key]):
             errors.append(f"{prefix}sysctls: {key} {value} is below the {tuning.get('client')} client's documented "
                           f"minimum {minimums[key]}; remove the override or raise it")
+
+
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
+def _label_key_problem(key):
+    """Why Kubernetes refuses a label or taint key (apimachinery IsQualifiedName), or None."""
+    prefix, _slash, name = str(key).rpartition("/")
+    if not _LABEL_NAME.match(name):
+        return "the name part must be at most 63 letters, digits, '-', '_' or '.', starting and ending alphanumeric"
+    if _slash and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+        return "the prefix before '/' must be a lowercase DNS subdomain"
+    return None
+
+
+def _check_labels_and_taints(tuning, prefix, errors):
+    """What `talosctl validate` and the API server refuse in nodeLabels and nodeTaints."""
+    for key, value in (tuning.get("labels") or {}).items():
+        problem = _label_key_problem(key)
+        if problem:
+            errors.append(f"{prefix}labels: {key!r}: {problem}")
+        if value not in (None, "") and not _LABEL_NAME.match(str(value)):
+            errors.append(f"{prefix}labels: {key}={value!r}: a label value is at most 63 letters, digits, '-', '_' "
+                          "or '.', starting and ending alphanumeric")
+    for key, spec in (tuning.get("taints") or {}).items():
+        problem = _label_key_problem(key)
+        if problem:
+            errors.append(f"{prefix}taints: {key!r}: {problem}")
+        value, _sep, effect = str(spec).rpartition(":")
+        if effect not in _TAINT_EFFECTS:
+            errors.append(f"{prefix}taints: {key}: {spec!r} must be 'value:Effect' with Effect one of "
+                          f"{', '.join(_TAINT_EFFECTS)} (case-sensitive), e.g. \"true:NoSchedule\"")
+        elif value and not _LABEL_NAME.match(value):
+            errors.append(f"{prefix}taints: {key}: the value {value!r} is not a valid label value")
 
 
 def _check_volumes(cluster, node, prefix, errors, warnings):

@@ -523,3 +523,25 @@ def test_bad_installer_yields_one_error_naming_field_and_fix(overrides, fragment
     assert len(errors) == 1, errors
     for fragment in fragments:
         assert fragment in errors[0], (fragment, errors[0])
+
+
+@pytest.mark.parametrize(("field", "value", "fragment"), [
+    ("labels", {"solana.io/role": "validator node"}, "label value"),
+    ("labels", {"Solana.IO/role": "validator"}, "prefix before '/'"),
+    ("labels", {"solana.io/" + "r" * 64: "x"}, "name part"),
+    ("taints", {"solana.io/validator": "true:noschedule"}, "Effect one of NoSchedule"),
+    ("taints", {"solana.io/validator": "yes please:NoSchedule"}, "not a valid label value"),
+])
+def test_labels_and_taints_kubernetes_refuses(field, value, fragment):
+    cluster, nodes, worker = baseline()
+    worker["tuning"][field] = value
+    errors, _warnings = check_cluster(cluster, nodes, worker)
+    assert len(errors) == 1 and f"talos_solana_worker_{field}" in errors[0] and fragment in errors[0], errors
+
+
+def test_labels_and_taints_of_the_defaults_pass():
+    cluster, nodes, worker = baseline()
+    worker["tuning"]["labels"] = {"solana.io/role": "validator", "node-role.kubernetes.io/validator": ""}
+    # Talos reads "NoSchedule" alone as the effect with an empty value (controllers/k8s/node_taint_spec.go)
+    worker["tuning"]["taints"] = {"solana.io/validator": "true:NoSchedule", "dedicated": "NoExecute"}
+    assert check_cluster(cluster, nodes, worker) == ([], [])
