@@ -297,6 +297,7 @@ def _check_nodes(cluster, nodes, network, errors, warnings):
             errors.append(f"{name}: talos_node_ip {address} is the network or broadcast address of {network}; "
                           "pick a host address")
         _check_link(node, errors)
+        _check_mtu(name, "talos_node_mtu", node.get("mtu"), errors)
         disk = str(node.get("install_disk") or "")
         if disk and node.get("install_disk_selector"):
             errors.append(f"{name}: set talos_node_install_disk or talos_node_install_disk_selector, not both")
@@ -330,7 +331,6 @@ def _check_link(node, errors):
     if link.get("name") and not _LINK_NAME.match(str(link["name"])):
         errors.append(f"{name}: talos_node_link.name {link['name']!r} is not a Linux interface name "
                       "(at most 15 letters, digits, '-', '_' or '.')")
-    _check_mtu(name, node.get("mtu_variable", "talos_node_mtu"), node.get("mtu"), errors)
 
 
 def _check_mtu(name, variable, mtu, errors):

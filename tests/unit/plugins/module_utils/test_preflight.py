@@ -545,3 +545,98 @@ def test_labels_and_taints_of_the_defaults_pass():
     # Talos reads "NoSchedule" alone as the effect with an empty value (controllers/k8s/node_taint_spec.go)
     worker["tuning"]["taints"] = {"solana.io/validator": "true:NoSchedule", "dedicated": "NoExecute"}
     assert check_cluster(cluster, nodes, worker) == ([], [])
+
+
+def _all(*mutations):
+    def mutate(cluster, nodes, worker):
+        for mutation in mutations:
+            mutation(cluster, nodes, worker)
+    return mutate
+
+
+def _renumber(subnet, vip, gateway, prefix):
+    """The whole cluster moved to another subnet (nodes .11-.13, .20)."""
+    def mutate(cluster, nodes, worker):
+        cluster.update(subnet=subnet, vip=vip, gateway=gateway, endpoint=f"https://{vip}:6443",
+                       nameservers=[gateway], ntp_servers=[gateway])
+        for n, last in zip(nodes, (11, 12, 13, 20)):
+            n["ip"] = f"{prefix}.{last}"
+    return mutate
+
+
+# mistakes that stop a real Talos, etcd or kubelet, or harm the validator: (mutation, the
+# variable the error must name, a fragment of the reason)
+REFUSED = {
+    "Kubernetes without a patch level": (_cluster("kubernetes_version", "1.36"),
+                                         "talos_cluster_kubernetes_version", "no patch level"),
+    "subnet overlapping the service network": (_renumber("10.96.0.0/24", "10.96.0.10", "10.96.0.1", "10.96.0"),
+                                               "talos_cluster_subnet", "service network 10.96.0.0/12"),
+    "subnet overlapping the pod network": (_renumber("10.244.1.0/24", "10.244.1.10", "10.244.1.1", "10.244.1"),
+                                           "talos_cluster_subnet", "pod network"),
+    "cluster DNS outside the services": (_cluster("dns_service_ips", ["10.0.1.53"]),
+                                         "talos_cluster_dns_service_ips", "outside the service network"),
+    "endpoint on one node": (_cluster("endpoint", "https://10.0.1.11:6443"), "talos_cluster_endpoint", "not the VIP"),
+    "endpoint without scheme": (_cluster("endpoint", "10.0.1.10:6443"), "talos_cluster_endpoint", "must be https://"),
+    "no NTP servers": (_cluster("ntp_servers", []), "talos_cluster_ntp_servers", "time.cloudflare.com"),
+    "no resolvers": (_cluster("nameservers", []), "talos_cluster_nameservers", "1.1.1.1"),
+    "VIP on the network address": (_renumber("10.0.1.0/24", "10.0.1.0", "10.0.1.1", "10.0.1"),
+                                   "talos_cluster_vip", "network or broadcast"),
+    "node on the broadcast address": (_node("cp-2", "ip", "10.0.1.255"), "talos_node_ip", "network or broadcast"),
+    "host in both groups": (_node("cp-3", "groups", ["controlplane", "worker"]), "talos_cluster_worker_group",
+                            "in both"),
+    "MAC with dashes": (_node("cp-1", "link", {"mac": "aa-bb-cc-dd-ee-ff"}), "talos_node_link.mac",
+                        "not a MAC address"),
+    "link name too long": (_node("cp-1", "link", {"name": "enp1s0f0np0verylong"}), "talos_node_link.name",
+                           "interface name"),
+    "node MTU too large": (_node("cp-1", "mtu", 65000), "talos_node_mtu", "1280-9216"),
+    "validator MTU too small": (_tuning("mtu", 576), "talos_solana_worker_mtu", "1280-9216"),
+    "etcd election under five heartbeats": (_node("cp-1", "etcd_args", {"election-timeout": "2000",
+                                                                        "heartbeat-interval": "500"}),
+                                            "talos_controlplane_etcd_extra_args", "at least 5 x"),
+    "etcd election above 50 s": (_node("cp-1", "etcd_args", {"election-timeout": "60000",
+                                                             "heartbeat-interval": "500"}),
+                                 "talos_controlplane_etcd_extra_args", "50000"),
+    "negative pages": (_tuning("hugepages", {"2Mi": -5, "1Gi": 0}), "talos_solana_worker_hugepages_2mi", "negative"),
+    "huge-page args among the kernel args": (_tuning("extra_kernel_args", ["hugepagesz=1G", "hugepages=16"]),
+                                             "talos_solana_worker_kernel_args", "hugepagesz=1G hugepages=16"),
+    "firedancer without pages": (_all(_tuning("client", "firedancer"), _tuning("hugepages", {"2Mi": 0, "1Gi": 0})),
+                                 "talos_solana_worker_hugepages_1gi", "does not start without"),
+    "vm.nr_hugepages sysctl": (_tuning("sysctls", {"vm.nr_hugepages": "1024"}), "talos_solana_worker_sysctls",
+                               "vm.nr_hugepages"),
+    "sysctl lowering the kernel default": (_tuning("sysctls", {"fs.nr_open": "1000000"}),
+                                           "talos_solana_worker_sysctls", "lowers the kernel's default"),
+    "sysctl below the client minimum": (_all(_tuning("profile_sysctls", {"vm.max_map_count": "1000000"}),
+                                             _tuning("sysctls", {"vm.max_map_count": "262144"})),
+                                        "talos_solana_worker_sysctls", "documented minimum 1000000"),
+    "volume on the install disk": (_all(_tuning("install_disk", {"serial": "S6XNNS0T200001"})),
+                                   "talos_solana_worker_volumes[ledger].disk", "is the install disk"),
+    "two volumes on one disk": (_volume("accounts", "disk", {"serial": "S6XNNS0T200001"}),
+                                "talos_solana_worker_volumes[accounts].disk", "the same disk as volume ledger"),
+}
+
+
+@pytest.mark.parametrize(("mutate", "variable", "fragment"), REFUSED.values(), ids=REFUSED.keys())
+def test_refused_naming_the_variable(mutate, variable, fragment):
+    cluster, nodes, worker = baseline()
+    mutate(cluster, nodes, worker)
+    errors, _warnings = check_cluster(cluster, nodes, worker)
+    assert any(variable in error and fragment in error for error in errors), errors
+
+
+def test_a_typo_names_the_closest_variable():
+    cluster, nodes, _worker = baseline()
+    nodes[3]["variables"] = ["talos_solana_worker_hugepages_2m", "talos_cluster_vip"]
+    errors, _warnings = check_cluster(cluster, nodes, known_variables=["talos_solana_worker_hugepages_2mi",
+                                                                       "talos_solana_worker_hugepages_1gi",
+                                                                       "talos_cluster_vip"])
+    assert errors == ["solana-validator: talos_solana_worker_hugepages_2m is not a variable of this collection "
+                      "(did you mean talos_solana_worker_hugepages_2mi?); the default applies instead. "
+                      "Rename or remove it"]
+
+
+def test_warnings_are_silenced_per_variable():
+    cluster, nodes, worker = baseline()
+    cluster["nameservers"] = ["8.8.8.8"]
+    assert any("talos_cluster_nameservers" in w for w in check_cluster(cluster, nodes, worker)[1])
+    cluster["silence"] = ["talos_cluster_nameservers"]
+    assert check_cluster(cluster, nodes, worker) == ([], [])
