@@ -559,7 +559,7 @@ def _renumber(subnet, vip, gateway, prefix):
     def mutate(cluster, nodes, worker):
         cluster.update(subnet=subnet, vip=vip, gateway=gateway, endpoint=f"https://{vip}:6443",
                        nameservers=[gateway], ntp_servers=[gateway])
-        for n, last in zip(nodes, (11, 12, 13, 20)):
+        for n, last in zip(nodes, (11, 12, 13, 20), strict=True):
             n["ip"] = f"{prefix}.{last}"
     return mutate
 
