@@ -60,8 +60,14 @@ def check_cluster(cluster, nodes=None, worker=None, installer=None, known_variab
 
 def _check_versions(cluster, errors):
     talos_version = cluster.get("talos_version")
-    if contract.parse_version(talos_version or "") is None:
-        errors.append(f"talos_cluster_talos_version: {talos_version!r} is not a version; use e.g. v1.13.9")
+    if not re.fullmatch(r"v\d+\.\d+\.\d+", str(talos_version or "")):
+        errors.append(f"talos_cluster_talos_version: {talos_version!r} is not a Talos release tag such as v1.13.9 "
+                      "(the installer images are tagged with it, 'v' and patch level included)")
+        return
+    if contract.contract(talos_version) not in contract.SUPPORTED_KUBERNETES:
+        known = ", ".join(f"v{a}.{b}" for a, b in contract.SUPPORTED_KUBERNETES)
+        errors.append(f"talos_cluster_talos_version: {talos_version} is not a release whose config this collection "
+                      f"renders ({known})")
         return
     kubernetes_version = cluster.get("kubernetes_version")
     problem = contract.kubernetes_support_error(talos_version, kubernetes_version)
@@ -154,6 +160,9 @@ def _check_cluster_services(cluster, errors, warnings):
                       f"e.g. https://{cluster.get('vip')}:6443")
     else:
         host = match[1].strip("[]")
+        if match[2] in ("50000", "50001"):
+            errors.append(f"talos_cluster_endpoint: {endpoint} is Talos' API port ({match[2]}), not the Kubernetes "
+                          "API; use port 6443")
         try:
             if ipaddress.ip_address(host) != ipaddress.ip_address(cluster.get("vip")):
                 errors.append(f"talos_cluster_endpoint: {endpoint} names {host}, not the VIP "
@@ -196,9 +205,48 @@ def _check_variable_names(nodes, known_variables, errors):
                           "the default applies instead. Rename or remove it")
 
 
+# extra args Talos refuses ('extra arg "x" is not allowed'): it sets them itself
+# (internal/app/machined/pkg/system/services/etcd.go, controllers/k8s/control_plane_static_pod.go)
+_DENIED_ARGS = {
+    "etcd_args": ("name", "auto-tls", "peer-auto-tls", "data-dir", "listen-peer-urls", "listen-client-urls",
+                  "client-cert-auth", "cert-file", "key-file", "trusted-ca-file", "peer-client-cert-auth",
+                  "peer-cert-file", "peer-key-file", "peer-trusted-ca-file", "initial-cluster",
+                  "initial-cluster-state", "initial-advertise-peer-urls", "advertise-client-urls"),
+    "apiserver_args": ("etcd-servers", "client-ca-file", "requestheader-client-ca-file", "proxy-client-cert-file",
+                       "proxy-client-key-file", "encryption-provider-config", "etcd-cafile", "etcd-certfile",
+                       "etcd-keyfile", "kubelet-client-certificate", "kubelet-client-key", "service-account-key-file",
+                       "service-account-signing-key-file", "tls-cert-file", "tls-private-key-file",
+                       "authorization-config"),
+    "controller_manager_args": ("cluster-signing-cert-file", "cluster-signing-key-file", "authentication-kubeconfig",
+                                "authorization-kubeconfig", "root-ca-file", "service-account-private-key-file"),
+}
+_ARGS_VARIABLES = {"etcd_args": "talos_controlplane_etcd_extra_args",
+                   "apiserver_args": "talos_controlplane_apiserver_extra_args",
+                   "controller_manager_args": "talos_controlplane_controller_manager_extra_args"}
+_GO_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$")
+
+
+def _check_component_args(node, errors):
+    """Flags the components do not have, flags Talos owns, and durations without a unit."""
+    for field, variable in _ARGS_VARIABLES.items():
+        args = node.get(field) or {}
+        prefix = f"{node.get('name')}: {variable}"
+        for key, value in args.items():
+            if "_" in key or key.startswith("-"):
+                errors.append(f"{prefix}: {key!r} is not a flag name (flags are written with '-' and no leading "
+                              f"dashes, e.g. {key.lstrip('-').replace('_', '-')})")
+            elif key in _DENIED_ARGS[field]:
+                errors.append(f"{prefix}: {key} is set by Talos itself, which refuses it as an extra arg "
+                              "('extra arg is not allowed'); remove it")
+            elif field == "controller_manager_args" and key.endswith(("period", "timeout", "duration")) \
+                    and not _GO_DURATION.match(str(value)):
+                errors.append(f"{prefix}: {key} {value!r} is a duration and needs a unit, e.g. {value}s")
+
+
 def _check_etcd(node, errors):
     """etcd refuses to start with an election timeout under 5 heartbeats or above 50 s
     (server/etcdmain/config.go, server/config/config.go)."""
+    _check_component_args(node, errors)
     args = node.get("etcd_args") or {}
     prefix = f"{node.get('name')}: talos_controlplane_etcd_extra_args"
     try:
@@ -235,7 +283,6 @@ def _check_network(cluster, nodes, errors):
             errors.append(f"talos_cluster_subnet: {network} overlaps Kubernetes' {name} network {other} "
                           "(Talos' default): node and cluster addresses would collide (the DNS service IP "
                           "10.96.0.10 could be a node's or the VIP); use another node subnet")
-    node_ips = {str(node.get("ip")) for node in nodes}
     if cluster.get("vip") and cluster.get("vip") == cluster.get("gateway"):
         errors.append(f"talos_cluster_vip: {cluster['vip']} is also the gateway; pick a free address in the subnet")
     for field in ("vip", "gateway"):
@@ -252,9 +299,6 @@ def _check_network(cluster, nodes, errors):
         elif _network_or_broadcast(address, network):
             errors.append(f"talos_cluster_{field}: {address} is the network or broadcast address of "
                           f"{network}; pick a host address")
-        if str(address) in node_ips:
-            errors.append(f"talos_cluster_{field}: {address} is also a node's IP; "
-                          "the VIP and gateway must be addresses no node owns")
     return network
 
 
@@ -291,14 +335,21 @@ def _check_nodes(cluster, nodes, network, errors, warnings):
         except (TypeError, ValueError):
             errors.append(f"{name}: talos_node_ip {node.get('ip')!r} is not an IP address")
             continue
+        disk = str(node.get("install_disk") or "")
         if network is not None and address not in network:
             errors.append(f"{name}: talos_node_ip {address} is outside talos_cluster_subnet {network}")
         elif network is not None and _network_or_broadcast(address, network):
             errors.append(f"{name}: talos_node_ip {address} is the network or broadcast address of {network}; "
                           "pick a host address")
+        for field in ("vip", "gateway"):
+            if str(address) == str(cluster.get(field) or ""):
+                errors.append(f"{name}: talos_node_ip {address} is also talos_cluster_{field}; the VIP and gateway "
+                              "must be addresses no node owns: change one of them")
         _check_link(node, errors)
         _check_mtu(name, "talos_node_mtu", node.get("mtu"), errors)
-        disk = str(node.get("install_disk") or "")
+        if disk and not disk.startswith("/dev/"):
+            errors.append(f"{name}: talos_node_install_disk {disk!r} is not a device path; use e.g. /dev/{disk} "
+                          "or, better, talos_node_install_disk_selector")
         if disk and node.get("install_disk_selector"):
             errors.append(f"{name}: set talos_node_install_disk or talos_node_install_disk_selector, not both")
         elif re.match(r"^/dev/nvme\d+n\d+$", disk):
@@ -404,6 +455,7 @@ def _check_tuning(cluster, node, errors, warnings):
                             f"(effective CPU reservation: {len(reserved)})")
     _check_kubelet_managers(tuning, ",".join(str(cpu) for cpu in sorted(reserved)), prefix, errors)
     _check_hugepage_inputs(tuning, prefix, errors)
+    _check_kubelet_inputs(tuning, prefix, errors)
     _check_labels_and_taints(tuning, prefix, errors)
     _check_sysctls(tuning, memory, prefix, errors)
     if tuning.get("mtu") not in (None, ""):
@@ -414,9 +466,11 @@ def _check_tuning(cluster, node, errors, warnings):
             tuning.get("kube_reserved") or {}, tuning.get("system_reserved") or {},
             tuning.get("eviction_hard") or {}, contract.merges_default_eviction(cluster.get("kubernetes_version")))
     except (KeyError, ValueError) as exc:
-        errors.append(f"{prefix}hugepages_2mi/hugepages_1gi/kube_reserved/system_reserved/eviction_hard: {exc}; "
-                      "use page counts and absolute quantities such as 16Gi (percentages cannot be reserved "
-                      "per NUMA node)")
+        culprits = [field for field in ("kube_reserved", "system_reserved", "eviction_hard")
+                    if _unparsable(tuning.get(field))] or ["hugepages_2mi/talos_solana_worker_hugepages_1gi"]
+        for field in culprits:
+            errors.append(f"{prefix}{field}: {exc}; use absolute quantities in binary units such as 16Gi "
+                          "(percentages cannot be reserved per NUMA node)")
         return
     pools = [size for size, count in (tuning.get("hugepages") or {}).items() if int(count)]
     if len(pools) > 1:
@@ -429,7 +483,8 @@ def _check_tuning(cluster, node, errors, warnings):
     usable = resources.usable_memory(memory)
     if hugepage_bytes + reservation >= usable:
         errors.append(
-            f"{prefix}hugepages: {_gib(hugepage_bytes)} of huge pages plus {_gib(reservation)} reserved "
+            f"{prefix}hugepages_2mi/talos_solana_worker_hugepages_1gi: {_gib(hugepage_bytes)} of huge pages plus "
+            f"{_gib(reservation)} reserved "
             f"do not fit in the {_gib(usable)} the kernel leaves of {_gib(memory)} installed (MemTotal is less "
             "than installed, and the kernel keeps 2 GiB from the pools); lower the page counts or the "
             "reservations")
@@ -457,6 +512,39 @@ def _check_tuning(cluster, node, errors, warnings):
 
 
 _HUGEPAGE_ARGS = ("hugepages=", "hugepagesz=", "default_hugepagesz=", "hugetlb_cma=")
+
+
+def _unparsable(reservations):
+    try:
+        for value in (reservations or {}).values():
+            resources.parse_quantity(value)
+    except (TypeError, ValueError):
+        return True
+    return False
+
+
+# what the kubelet lets kube/system reserved name (pkg/kubelet/apis/config/validation) and the
+# eviction signals it knows (pkg/kubelet/eviction/api)
+_RESERVABLE = ("cpu", "memory", "ephemeral-storage", "pid")
+_EVICTION_SIGNALS = ("memory.available", "allocatableMemory.available", "nodefs.available", "nodefs.inodesFree",
+                     "imagefs.available", "imagefs.inodesFree", "containerfs.available", "containerfs.inodesFree",
+                     "pid.available")
+
+
+def _check_kubelet_inputs(tuning, prefix, errors):
+    cpus = str(tuning.get("reserved_system_cpus") or "")
+    if re.search(r"\s", cpus):
+        errors.append(f"{prefix}reserved_system_cpus: {cpus!r} contains spaces; the kubelet's cpuset parser does "
+                      "not trim them and refuses to start. Write it as " + repr(re.sub(r"\s", "", cpus)))
+    for field in ("kube_reserved", "system_reserved"):
+        unknown = sorted(set(tuning.get(field) or {}) - set(_RESERVABLE))
+        if unknown:
+            errors.append(f"{prefix}{field}: the kubelet cannot reserve {', '.join(unknown)} and refuses to start; "
+                          f"use {', '.join(_RESERVABLE)}")
+    unknown = sorted(set(tuning.get("eviction_hard") or {}) - set(_EVICTION_SIGNALS))
+    if unknown:
+        errors.append(f"{prefix}eviction_hard: {', '.join(unknown)} is not an eviction signal the kubelet knows "
+                      f"(it refuses to start); use one of {', '.join(_EVICTION_SIGNALS)}")
 
 
 def _check_hugepage_inputs(tuning, prefix, errors):
