@@ -90,16 +90,15 @@ def _multidoc_network(node, cluster, link, address):
     return documents
 
 
-_DISK_FIELDS = ("serial", "wwid", "model", "dev_path")
 
 
 def disk_selector(disk):
     """A UserVolumeConfig CEL match from {serial|wwid|model|dev_path: value}, e.g.
     {'serial': 'S6XN'} -> 'disk.serial == "S6XN"'."""
-    unknown = set(disk) - set(_DISK_FIELDS)
+    unknown = set(disk) - set(contract.VOLUME_DISK_FIELDS)
     if unknown or not disk:
-        raise ValueError(f"disk selector {disk!r}: use one or more of {', '.join(_DISK_FIELDS)}")
-    return " && ".join(f'disk.{field} == "{disk[field]}"' for field in _DISK_FIELDS if field in disk)
+        raise ValueError(f"disk selector {disk!r}: use one or more of {', '.join(contract.VOLUME_DISK_FIELDS)}")
+    return " && ".join(f'disk.{field} == "{disk[field]}"' for field in contract.VOLUME_DISK_FIELDS if field in disk)
 
 
 def reserved_memory_per_numa(kube_reserved, system_reserved, eviction_hard, numa_nodes, merge_default_eviction=True):

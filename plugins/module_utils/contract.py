@@ -18,6 +18,11 @@ SUPPORTED_KUBERNETES = {
     (1, 13): ((1, 31), (1, 36)),
 }
 
+# the disk fields a user volume is selected by (rendered as a UserVolumeConfig CEL match) and
+# those of machine.install.diskSelector (pkg/machinery/config/types/v1alpha1 InstallDiskSelector)
+VOLUME_DISK_FIELDS = ("serial", "wwid", "model", "dev_path")
+INSTALL_DISK_SELECTOR_FIELDS = ("size", "name", "model", "serial", "modalias", "uuid", "wwid", "type", "busPath")
+
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?$")
 
 

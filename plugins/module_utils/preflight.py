@@ -43,6 +43,8 @@ def check_cluster(cluster, nodes=None, worker=None, installer=None, known_variab
         if known_variables is not None:
             _check_variable_names(nodes, known_variables, errors)
         for node in nodes:
+            if any(node.get(field) is not None for field in _ARGS_VARIABLES):
+                _check_component_args(node, errors)
             if node.get("etcd_args") is not None:
                 _check_etcd(node, errors)
             if node.get("worker"):
@@ -223,6 +225,9 @@ _DENIED_ARGS = {
 _ARGS_VARIABLES = {"etcd_args": "talos_controlplane_etcd_extra_args",
                    "apiserver_args": "talos_controlplane_apiserver_extra_args",
                    "controller_manager_args": "talos_controlplane_controller_manager_extra_args"}
+# admission plugins removed from kube-apiserver (PodSecurityPolicy 1.25, PodPreset 1.20,
+# SecurityContextDeny 1.30)
+_REMOVED_ADMISSION_PLUGINS = {"PodSecurityPolicy", "PodPreset", "SecurityContextDeny"}
 _GO_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$")
 
 
@@ -238,6 +243,10 @@ def _check_component_args(node, errors):
             elif key in _DENIED_ARGS[field]:
                 errors.append(f"{prefix}: {key} is set by Talos itself, which refuses it as an extra arg "
                               "('extra arg is not allowed'); remove it")
+            elif key == "enable-admission-plugins" and _REMOVED_ADMISSION_PLUGINS & set(str(value).split(",")):
+                removed = sorted(_REMOVED_ADMISSION_PLUGINS & set(str(value).split(",")))
+                errors.append(f"{prefix}: {key}: {', '.join(removed)} no longer exist; kube-apiserver refuses to "
+                              "start with an unknown admission plugin. Remove them")
             elif field == "controller_manager_args" and key.endswith(("period", "timeout", "duration")) \
                     and not _GO_DURATION.match(str(value)):
                 errors.append(f"{prefix}: {key} {value!r} is a duration and needs a unit, e.g. {value}s")
@@ -246,7 +255,6 @@ def _check_component_args(node, errors):
 def _check_etcd(node, errors):
     """etcd refuses to start with an election timeout under 5 heartbeats or above 50 s
     (server/etcdmain/config.go, server/config/config.go)."""
-    _check_component_args(node, errors)
     args = node.get("etcd_args") or {}
     prefix = f"{node.get('name')}: talos_controlplane_etcd_extra_args"
     try:
@@ -350,11 +358,27 @@ def _check_nodes(cluster, nodes, network, errors, warnings):
         if disk and not disk.startswith("/dev/"):
             errors.append(f"{name}: talos_node_install_disk {disk!r} is not a device path; use e.g. /dev/{disk} "
                           "or, better, talos_node_install_disk_selector")
+        selector = node.get("install_disk_selector") or {}
+        unknown = sorted(set(selector) - set(contract.INSTALL_DISK_SELECTOR_FIELDS))
+        if unknown:
+            errors.append(f"{name}: talos_node_install_disk_selector: {', '.join(unknown)} is not a field of Talos' "
+                          f"install disk selector; use {', '.join(contract.INSTALL_DISK_SELECTOR_FIELDS)}")
+        if link_name_needs_ifnames(node):
+            errors.append(f"{name}: talos_node_link.name {node['link']['name']}: Talos names links predictably "
+                          "(enp1s0, eno1, ...); ethN exists only with the net.ifnames=0 kernel arg. Use the "
+                          "predictable name (talosctl get links) or select the link by mac")
         if disk and node.get("install_disk_selector"):
             errors.append(f"{name}: set talos_node_install_disk or talos_node_install_disk_selector, not both")
         elif re.match(r"^/dev/nvme\d+n\d+$", disk):
             warnings.append(f"{name}: talos_node_install_disk {disk}: NVMe names can change between boots; "
                             "prefer talos_node_install_disk_selector (serial, wwid or model)")
+
+
+def link_name_needs_ifnames(node):
+    """A link named ethN on a node that does not boot net.ifnames=0."""
+    link = node.get("link") if isinstance(node.get("link"), dict) else {}
+    kernel_args = (node.get("installer") or {}).get("kernel_args") or []
+    return bool(re.fullmatch(r"eth\d+", str(link.get("name") or ""))) and "net.ifnames=0" not in kernel_args
 
 
 def _network_or_broadcast(address, network):
@@ -587,6 +611,11 @@ _KERNEL_DEFAULTS = {
 }
 
 
+# sysctls whose values are words, not numbers
+_TEXT_SYSCTLS = ("net.ipv4.tcp_congestion_control", "net.core.default_qdisc", "kernel.core_pattern",
+                 "net.ipv4.tcp_allowed_congestion_control", "kernel.hostname", "kernel.domainname")
+
+
 def _check_sysctls(tuning, memory, prefix, errors):
     sysctls = tuning.get("sysctls") or {}
     for key in ("vm.nr_hugepages", "vm.nr_overcommit_hugepages"):
@@ -595,6 +624,14 @@ def _check_sysctls(tuning, memory, prefix, errors):
                           "talos_solana_worker_hugepages_2mi/_1gi (and fragments memory first); remove it")
     minimums = tuning.get("profile_sysctls") or {}
     for key, value in sysctls.items():
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            errors.append(f"{prefix}sysctls: {key} {value!r} is not a string; YAML turned it into "
+                          f"{type(value).__name__}, which renders as {value!s}. Quote it, e.g. \"1\"")
+            continue
+        if key not in _TEXT_SYSCTLS and not re.fullmatch(r"-?\d+(\s+-?\d+)*", str(value).strip()):
+            errors.append(f"{prefix}sysctls: {key} {value!r} is not a number the kernel accepts (no units: "
+                          "write bytes or counts, e.g. 134217728)")
+            continue
         try:
             number = int(str(value).split()[0])
         except (ValueError, IndexError):
@@ -679,8 +716,10 @@ def _check_volumes(cluster, node, prefix, errors, warnings):
             errors.append(f"{where}.noatime: needs Talos v1.13 (mount.disableAccessTime); remove it for "
                           f"{cluster['talos_version']}")
         disk = volume.get("disk") or {}
-        if not disk:
-            errors.append(f"{where}.disk: select the disk by serial, wwid, model or dev_path")
+        unknown = sorted(set(disk) - set(contract.VOLUME_DISK_FIELDS)) if isinstance(disk, dict) else ["?"]
+        if not disk or unknown:
+            errors.append(f"{where}.disk: select the disk by {', '.join(contract.VOLUME_DISK_FIELDS)}"
+                          + (f" ({', '.join(map(str, unknown))} is not one)" if unknown and disk else ""))
         elif set(disk) == {"dev_path"}:
             warnings.append(f"{where}.disk: dev_path {disk['dev_path']} can change between boots; "
                             "prefer serial or wwid")

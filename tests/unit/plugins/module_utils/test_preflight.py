@@ -246,7 +246,7 @@ BAD_INPUTS = {
     "volume name with uppercase": (_volume("ledger", "name", "Ledger"),
                                    ["talos_solana_worker_volumes[Ledger]", "lowercase letters, digits and '-'"]),
     "volume without disk": (_volume("ledger", "disk", {}),
-                            ["talos_solana_worker_volumes[ledger].disk", "serial, wwid, model or dev_path"]),
+                            ["talos_solana_worker_volumes[ledger].disk", "serial, wwid, model, dev_path"]),
     "volume capacity not a quantity": (_volume("ledger", "capacity", "15 TB"),
                                        ["talos_solana_worker_volumes[ledger].capacity", "'15 TB'", "such as 15T"]),
     "numa_balancing=1": (_tuning("kernel_args", ["iommu=pt", "numa_balancing=1"]),
@@ -640,3 +640,33 @@ def test_warnings_are_silenced_per_variable():
     assert any("talos_cluster_nameservers" in w for w in check_cluster(cluster, nodes, worker)[1])
     cluster["silence"] = ["talos_cluster_nameservers"]
     assert check_cluster(cluster, nodes, worker) == ([], [])
+
+
+@pytest.mark.parametrize(("mutate", "variable", "fragment"), [
+    (_tuning("sysctls", {"net.core.rmem_max": "128M"}), "talos_solana_worker_sysctls", "no units"),
+    (_tuning("sysctls", {"net.ipv4.tcp_mtu_probing": True}), "talos_solana_worker_sysctls", "Quote it"),
+    (_volume("ledger", "disk", {"serial_number": "X"}), "talos_solana_worker_volumes[ledger].disk",
+     "serial_number is not one"),
+    (_node("cp-1", "install_disk_selector", {"serial_number": "X"}), "talos_node_install_disk_selector",
+     "serial_number is not a field"),
+    (_node("cp-1", "link", {"name": "eth0"}), "talos_node_link.name", "net.ifnames=0"),
+    (_node("cp-1", "apiserver_args", {"enable-admission-plugins": "NodeRestriction,PodSecurityPolicy"}),
+     "talos_controlplane_apiserver_extra_args", "PodSecurityPolicy no longer exist"),
+    (_node("cp-1", "etcd_args", {"data-dir": "/var/lib/etcd2"}), "talos_controlplane_etcd_extra_args",
+     "set by Talos itself"),
+    (_node("cp-1", "controller_manager_args", {"node-monitor-grace-period": "40"}),
+     "talos_controlplane_controller_manager_extra_args", "needs a unit"),
+    (_tuning("eviction_hard", {"memory.avail": "32Gi"}), "talos_solana_worker_eviction_hard", "not an eviction signal"),
+    (_tuning("kube_reserved", {"cpus": "2", "memory": "16Gi"}), "talos_solana_worker_kube_reserved",
+     "cannot reserve cpus"),
+    (_tuning("reserved_system_cpus", "0-3, 32-35"), "talos_solana_worker_reserved_system_cpus", "contains spaces"),
+    (_cluster("talos_version", "v1.14.1"), "talos_cluster_talos_version", "is not a release whose config"),
+    (_cluster("endpoint", "https://10.0.1.10:50000"), "talos_cluster_endpoint", "Talos' API port"),
+], ids=["sysctl unit", "sysctl boolean", "volume selector field", "install selector field", "eth0",
+        "removed admission plugin", "etcd arg Talos owns", "duration without unit", "eviction signal",
+        "reserved resource", "spaces in reserved CPUs", "unknown contract", "Talos API port"])
+def test_more_refusals_name_their_variable(mutate, variable, fragment):
+    cluster, nodes, worker = baseline()
+    mutate(cluster, nodes, worker)
+    errors, _warnings = check_cluster(cluster, nodes, worker)
+    assert any(variable in error and fragment in error for error in errors), errors
