@@ -90,8 +90,6 @@ def _multidoc_network(node, cluster, link, address):
     return documents
 
 
-
-
 def disk_selector(disk):
     """A UserVolumeConfig CEL match from {serial|wwid|model|dev_path: value}, e.g.
     {'serial': 'S6XN'} -> 'disk.serial == "S6XN"'."""

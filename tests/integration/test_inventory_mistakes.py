@@ -18,7 +18,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 CATALOGUE_FILE = Path(__file__).with_name("inventory_mistakes.yml")
 MINIMUM_ENTRIES = 60
-FIELDS = {"id", "why", "vars", "host_vars", "group", "names", "host"}
+FIELDS = {"id", "why", "vars", "host_vars", "group", "names", "host", "gap"}
 
 
 def load_catalogue(path: Path) -> list[dict]:
@@ -105,7 +105,11 @@ def test_the_harness_applies_host_vars_and_groups(tmp_path):
     assert list(children["extra_group"]["hosts"]) == ["solana-validator"]
 
 
-@pytest.mark.parametrize("entry", CATALOGUE, ids=[entry["id"] for entry in CATALOGUE])
+# an entry with `gap` is a known hole, stated with its reason: it must still fail, so closing
+# the hole without removing `gap` is noticed (strict)
+@pytest.mark.parametrize("entry", [
+    pytest.param(entry, marks=pytest.mark.xfail(strict=True, reason=entry["gap"])) if entry.get("gap") else entry
+    for entry in CATALOGUE], ids=[entry["id"] for entry in CATALOGUE])
 def test_the_mistake_is_refused_before_anything_is_written(playbook, talosctl, tmp_path, entry):
     run, out, text = generate(playbook, talosctl, tmp_path, entry)
     problems = []
