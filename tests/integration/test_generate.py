@@ -264,7 +264,7 @@ def test_bad_tuning_stops_before_anything_is_written(playbook, talosctl, tmp_pat
                    "-e", f"talos_cluster_output_dir={out}", "-e", f"talosctl_path={talosctl}")
     assert run.rc != 0
     message = "\n".join(run.failure_messages())
-    assert "do not fit in 512.0 GiB of memory" in message
+    assert "do not fit in the 501.9 GiB the kernel leaves of 512.0 GiB installed" in message
     assert "CPUs [64, 65] do not exist on a 64-CPU node" in message
     assert not out.exists()
 
