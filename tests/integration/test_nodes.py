@@ -322,8 +322,8 @@ def test_verify_reads_every_sysctl_and_the_link_mtu_back_from_the_kernel(deploy)
     assert "link enp1s0 MTU on solana-validator: expected 9000, observed 1500" in message, message
     report = json.loads((deploy.out / "verify" / "report.json").read_text())
     sysctls = {r["name"]: r for r in report["results"] if r["name"].startswith("sysctl ")}
-    # the agave profile's six and the inventory's one
-    assert len(sysctls) == 7, sorted(sysctls)
+    # the agave profile's five and the inventory's one
+    assert len(sysctls) == 6, sorted(sysctls)
     assert sorted(name for name, r in sysctls.items() if not r["passed"]) == [
         "sysctl vm.max_map_count", "sysctl vm.no_such_sysctl"]
     assert sysctls["sysctl net.core.rmem_max"]["observed"] == "134217728"
