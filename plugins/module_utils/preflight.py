@@ -363,7 +363,7 @@ def _check_nodes(cluster, nodes, network, errors, warnings):
         if unknown:
             errors.append(f"{name}: talos_node_install_disk_selector: {', '.join(unknown)} is not a field of Talos' "
                           f"install disk selector; use {', '.join(contract.INSTALL_DISK_SELECTOR_FIELDS)}")
-        if link_name_needs_ifnames(node):
+        if _link_needs_ifnames(node):
             errors.append(f"{name}: talos_node_link.name {node['link']['name']}: Talos names links predictably "
                           "(enp1s0, eno1, ...); ethN exists only with the net.ifnames=0 kernel arg. Use the "
                           "predictable name (talosctl get links) or select the link by mac")
@@ -374,7 +374,7 @@ def _check_nodes(cluster, nodes, network, errors, warnings):
                             "prefer talos_node_install_disk_selector (serial, wwid or model)")
 
 
-def link_name_needs_ifnames(node):
+def _link_needs_ifnames(node):
     """A link named ethN on a node that does not boot net.ifnames=0."""
     link = node.get("link") if isinstance(node.get("link"), dict) else {}
     kernel_args = (node.get("installer") or {}).get("kernel_args") or []
@@ -601,14 +601,18 @@ def _check_hugepage_inputs(tuning, prefix, errors):
 # kernel defaults a validator's sysctls must never lower (fs.file-max: the kernel sizes it to
 # about one file per 10 KiB of memory, files_maxfiles_init in fs/file_table.c)
 _KERNEL_DEFAULTS = {
-    "fs.nr_open": lambda memory: 1048576,
-    "fs.file-max": lambda memory: memory // 10240,
-    "vm.max_map_count": lambda memory: 65530,
-    "net.core.rmem_max": lambda memory: 212992,
-    "net.core.wmem_max": lambda memory: 212992,
-    "net.core.rmem_default": lambda memory: 212992,
-    "net.core.wmem_default": lambda memory: 212992,
+    "fs.nr_open": 1048576,
+    "vm.max_map_count": 65530,
+    "net.core.rmem_max": 212992,
+    "net.core.wmem_max": 212992,
+    "net.core.rmem_default": 212992,
+    "net.core.wmem_default": 212992,
 }
+
+
+def _kernel_default(key, memory):
+    """The kernel's default for a sysctl a validator must not lower, or None."""
+    return memory // 10240 if key == "fs.file-max" else _KERNEL_DEFAULTS.get(key)
 
 
 # sysctls whose values are words, not numbers
@@ -636,9 +640,10 @@ def _check_sysctls(tuning, memory, prefix, errors):
             number = int(str(value).split()[0])
         except (ValueError, IndexError):
             continue
-        if key in _KERNEL_DEFAULTS and number < _KERNEL_DEFAULTS[key](memory):
+        default = _kernel_default(key, memory)
+        if default is not None and number < default:
             errors.append(f"{prefix}sysctls: {key} {value} lowers the kernel's default "
-                          f"({_KERNEL_DEFAULTS[key](memory)} on this node); remove it or raise it")
+                          f"({default} on this node); remove it or raise it")
         elif key in minimums and number < int(minimums[key]):
             errors.append(f"{prefix}sysctls: {key} {value} is below the {tuning.get('client')} client's documented "
                           f"minimum {minimums[key]}; remove the override or raise it")
