@@ -96,6 +96,13 @@ TOOLS: dict[str, Tool] = {
         # k8s.io/kubernetes v1.36.3 publishes its staging modules (k8s.io/api, ...) as v0.36.3
         sibling_version=lambda version: "v0." + version.split(".", 1)[1],
     ),
+    # the feature gates a kubelet of the pinned Kubernetes accepts, for the collection's table
+    "kubelet-feature-gates": Tool(
+        module="k8s.io/kubernetes",
+        version_key="KUBERNETES_VERSION",
+        binaries={"kubelet-feature-gates": "./kubelet-feature-gates"},
+        sibling_version=lambda version: "v0." + version.split(".", 1)[1],
+    ),
     "kwok": Tool(
         module="sigs.k8s.io/kwok",
         version_key="KWOK_VERSION",

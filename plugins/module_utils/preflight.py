@@ -319,12 +319,6 @@ def _check_nodes(cluster, nodes, network, errors, warnings):
                       "odd number (3 or 5) to keep quorum through a failure")
     elif len(controlplanes) < 3:
         warnings.append("talos_controlplane group: a single control-plane node has no failover; use 3")
-    for node in nodes:
-        groups = node.get("groups") or []
-        if "controlplane" in groups and "worker" in groups:
-            errors.append(f"{node.get('name')}: the host is in both talos_cluster_controlplane_group and "
-                          "talos_cluster_worker_group; it would get one role's config in place of the other's. "
-                          "Keep it in one group")
     for field, label in (("name", "hostname"), ("ip", "IP")):
         seen = {}
         for node in nodes:
@@ -338,6 +332,12 @@ def _check_nodes(cluster, nodes, network, errors, warnings):
         if not _HOSTNAME.fullmatch(name):
             errors.append(f"{name}: the inventory hostname is not a valid Kubernetes node name "
                           "(lowercase letters, digits and '-', at most 63)")
+        if node.get("link") is None:
+            errors.append(f"{name}: talos_node_link is not set; give the node's network link in its host vars, "
+                          "{name: enp1s0} or {mac: aa:bb:cc:dd:ee:ff}")
+        if node.get("ip") in (None, ""):
+            errors.append(f"{name}: talos_node_ip is not set; give the node's static address in its host vars")
+            continue
         try:
             address = ipaddress.ip_address(node.get("ip"))
         except (TypeError, ValueError):
@@ -396,7 +396,7 @@ MTU_RANGE = (1280, 9216)
 def _check_link(node, errors):
     name, link = node.get("name"), node.get("link")
     if link is None:
-        return
+        return  # reported as not set
     if not isinstance(link, dict) or not (link.get("name") or link.get("mac")):
         errors.append(f"{name}: talos_node_link {link!r} must be {{name: enp1s0}} or {{mac: aa:bb:cc:dd:ee:ff}}")
         return

@@ -12,6 +12,10 @@ version_added: 0.1.0
 description:
   - Runs C(talosctl validate --mode MODE --strict) on a machine configuration file and fails
     with talosctl's own message and the node's name when the configuration is not valid.
+  - With O(kubernetes_version), also refuses the kubelet feature gates a kubelet of that version
+    refuses to start with (unknown or removed gates, locked gates set against their default),
+    from C(machine.kubelet.extraConfig.featureGates) and the C(feature-gates) flag in
+    C(machine.kubelet.extraArgs); talosctl does not check them.
   - Never changes anything.
 options:
   path:
@@ -29,6 +33,11 @@ options:
     default: true
   node_name:
     description: Name of the node the configuration is for, used in messages.
+    type: str
+  kubernetes_version:
+    description:
+      - The Kubernetes version the node runs, for the kubelet feature-gate check. For a minor
+        version the collection has no table of, the check is skipped with a warning.
     type: str
 extends_documentation_fragment:
   - solanaops.talos.talosctl
@@ -65,7 +74,9 @@ talosctl_version:
 
 import os
 
+import yaml
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.solanaops.talos.plugins.module_utils import feature_gates
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     TALOSCTL_ARGSPEC,
     CommandFailed,
@@ -82,6 +93,20 @@ def validate_argv(params):
     return argv
 
 
+def kubelet_feature_gates(documents):
+    """The feature gates a rendered config gives the kubelet: its config's featureGates, then the
+    --feature-gates flag (applied after the config file, as the kubelet does)."""
+    kubelet = next((doc.get("machine", {}).get("kubelet") or {} for doc in documents
+                    if isinstance(doc, dict) and "machine" in doc), {})
+    gates = {str(name): str(value).lower() == "true"
+             for name, value in ((kubelet.get("extraConfig") or {}).get("featureGates") or {}).items()}
+    for pair in str((kubelet.get("extraArgs") or {}).get("feature-gates") or "").split(","):
+        name, _sep, value = pair.strip().partition("=")
+        if name:
+            gates[name.strip()] = value.strip().lower() == "true"
+    return gates
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -90,6 +115,7 @@ def main():
             "mode": {"type": "str", "default": "metal", "choices": ["metal", "cloud", "container"]},
             "strict": {"type": "bool", "default": True},
             "node_name": {"type": "str"},
+            "kubernetes_version": {"type": "str"},
         },
         supports_check_mode=True,
     )
@@ -106,6 +132,15 @@ def main():
             # talosctl lists every problem on stderr; show them all, not just the last line
             raise CommandFailed(f"{node}: the machine configuration is not valid: {stderr.strip()}",
                                 rc=rc, stdout=stdout, stderr=stderr)
+        if params["kubernetes_version"]:
+            with open(params["path"], encoding="utf-8") as handle:
+                gates = kubelet_feature_gates(list(yaml.safe_load_all(handle)))
+            refusals = feature_gates.kubelet_refusals(params["kubernetes_version"], gates)
+            if refusals is None and gates:
+                module.warn(f"{node}: no table of the kubelet's feature gates for Kubernetes "
+                            f"{params['kubernetes_version']}; {', '.join(sorted(gates))} not checked")
+            if refusals:
+                raise TalosError(f"{node}: the kubelet would not start: {'; '.join(refusals)}")
     except TalosError as error:
         fail_json_from(module, error, **result)
     result["message"] = (stdout + stderr).strip()

@@ -33,7 +33,7 @@ options:
   nodes:
     description:
       - Every node of the cluster, for the topology checks.
-      - "Keys: C(name), C(ip), C(role) (C(controlplane) or C(worker)), C(groups), C(link), C(mtu),
+      - "Keys: C(name), C(ip), C(role) (C(controlplane) or C(worker)), C(link), C(mtu),
         C(install_disk), C(install_disk_selector), C(variables) (the names its inventory sets), and
         optionally C(worker) (C(hardware), C(tuning)), C(installer) and C(etcd_args) (a control
         plane's etcd flags) for the checks of worker, installer and etcd."

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
+import gobuild
 from conftest import ControlPlane
 
 
@@ -36,3 +39,13 @@ def test_a_component_that_dies_fails_startup_with_its_log_tail(tmp_path):
     assert "address already in use" in started.stderr
     pids = tmp_path / "pids"
     assert not pids.exists() or not any(pids.iterdir()), "the components that started were stopped"
+
+
+def test_the_kubelet_feature_gate_table_is_the_kubelets_registry():
+    # the table preflight judges patches by, against the registry of the pinned kubelet itself
+    repo = Path(__file__).resolve().parents[2]
+    checked = subprocess.run([sys.executable, str(repo / "testbed/kubelet_feature_gates.py"), "--check"],
+                             capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stderr + checked.stdout
+    assert checked.stdout.strip().endswith("matches the kubelet " + gobuild.pinned_versions()["KUBERNETES_VERSION"]
+                                           + " registry")

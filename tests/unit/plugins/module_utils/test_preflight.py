@@ -24,13 +24,13 @@ CLUSTER = {
 }
 
 NODES = [
-    {"name": "cp-1", "ip": "10.0.1.11", "role": "controlplane", "install_disk": "/dev/sda",
+    {"name": "cp-1", "ip": "10.0.1.11", "link": {"name": "enp1s0"}, "role": "controlplane", "install_disk": "/dev/sda",
      "install_disk_selector": {}},
-    {"name": "cp-2", "ip": "10.0.1.12", "role": "controlplane", "install_disk": "",
+    {"name": "cp-2", "ip": "10.0.1.12", "link": {"name": "enp1s0"}, "role": "controlplane", "install_disk": "",
      "install_disk_selector": {"serial": "S6XNNS0T100001"}},
-    {"name": "cp-3", "ip": "10.0.1.13", "role": "controlplane", "install_disk": "",
+    {"name": "cp-3", "ip": "10.0.1.13", "link": {"name": "enp1s0"}, "role": "controlplane", "install_disk": "",
      "install_disk_selector": {"wwid": "eui.0025388b91c0a001"}},
-    {"name": "solana-validator", "ip": "10.0.1.20", "role": "worker", "install_disk": "",
+    {"name": "solana-validator", "ip": "10.0.1.20", "link": {"name": "enp1s0"}, "role": "worker", "install_disk": "",
      "install_disk_selector": {"serial": "S6XNNS0T100042"}},
 ]
 
@@ -101,8 +101,8 @@ def test_only_cluster_checks_when_no_nodes_and_no_worker():
 def _set_cps(count):
     def mutate(cluster, nodes, worker):
         cps = [
-            {"name": f"cp-{i}", "ip": f"10.0.1.{10 + i}", "role": "controlplane", "install_disk": "/dev/sda",
-             "install_disk_selector": {}}
+            {"name": f"cp-{i}", "ip": f"10.0.1.{10 + i}", "link": {"name": "enp1s0"}, "role": "controlplane",
+             "install_disk": "/dev/sda", "install_disk_selector": {}}
             for i in range(1, count + 1)
         ]
         nodes[:] = cps + [n for n in nodes if n["role"] != "controlplane"]
@@ -582,8 +582,8 @@ REFUSED = {
     "VIP on the network address": (_renumber("10.0.1.0/24", "10.0.1.0", "10.0.1.1", "10.0.1"),
                                    "talos_cluster_vip", "network or broadcast"),
     "node on the broadcast address": (_node("cp-2", "ip", "10.0.1.255"), "talos_node_ip", "network or broadcast"),
-    "host in both groups": (_node("cp-3", "groups", ["controlplane", "worker"]), "talos_cluster_worker_group",
-                            "in both"),
+    "node without an address": (_node("cp-2", "ip", None), "talos_node_ip", "not set"),
+    "node without a link": (_node("cp-2", "link", None), "talos_node_link", "not set"),
     "MAC with dashes": (_node("cp-1", "link", {"mac": "aa-bb-cc-dd-ee-ff"}), "talos_node_link.mac",
                         "not a MAC address"),
     "link name too long": (_node("cp-1", "link", {"name": "enp1s0f0np0verylong"}), "talos_node_link.name",

@@ -21,3 +21,22 @@ from ansible_collections.solanaops.talos.plugins.modules import talos_config_val
 )
 def test_validate_argv(params, expected):
     assert talos_config_validate.validate_argv(params) == expected
+
+
+def _config(kubelet):
+    return [{"version": "v1alpha1", "machine": {"type": "worker", "kubelet": kubelet}},
+            {"apiVersion": "v1alpha1", "kind": "HostnameConfig", "hostname": "w-1"}]
+
+
+@pytest.mark.parametrize(
+    ("kubelet", "expected"),
+    [
+        ({}, {}),
+        ({"extraConfig": {"featureGates": {"CPUManager": True, "Foo": "false"}}}, {"CPUManager": True, "Foo": False}),
+        # the flag comes after the config file, so its value wins
+        ({"extraConfig": {"featureGates": {"Foo": True}}, "extraArgs": {"feature-gates": " Foo=false, Bar=true "}},
+         {"Foo": False, "Bar": True}),
+    ],
+)
+def test_kubelet_feature_gates_from_config_and_flag(kubelet, expected):
+    assert talos_config_validate.kubelet_feature_gates(_config(kubelet)) == expected
