@@ -60,6 +60,12 @@ class PlaybookRun:
         return sum(host["changed"] for host in self.stats.values())
 
     @property
+    def unchanged(self) -> bool:
+        """Succeeded and changed nothing: the idempotence proof (a run that fails on its first
+        task changes nothing either, so the return code is part of it)."""
+        return self.rc == 0 and self.failed == 0 and self.changed == 0
+
+    @property
     def failed(self) -> int:
         return sum(host["failures"] + host["unreachable"] for host in self.stats.values())
 

@@ -210,7 +210,7 @@ def test_no_secret_in_playbook_output(deployment):
 
 def test_second_run_changes_nothing(deployment):
     again = deployment.run()
-    assert again.rc == 0 and again.changed == 0, again.stats
+    assert again.unchanged, again.stats
 
 
 def test_vault_encrypted_secrets_render_the_same_configs(deployment, tmp_path):
@@ -220,7 +220,7 @@ def test_vault_encrypted_secrets_render_the_same_configs(deployment, tmp_path):
     subprocess.run(["ansible-vault", "encrypt", "--vault-password-file", str(password), str(secrets)], check=True)
     try:
         again = deployment.run("--vault-password-file", str(password))
-        assert again.rc == 0 and again.changed == 0, again.failure_messages() or again.stats
+        assert again.unchanged, again.failure_messages() or again.stats
     finally:
         subprocess.run(["ansible-vault", "decrypt", "--vault-password-file", str(password), str(secrets)], check=True)
 

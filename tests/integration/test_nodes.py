@@ -75,7 +75,7 @@ def test_site_deploys_a_healthy_verified_cluster_then_changes_nothing(deploy, ta
     assert all(r["passed"] for r in report["results"])
 
     again = deploy("site")
-    assert again.rc == 0 and again.changed == 0, again.stats
+    assert again.unchanged, again.stats
     reapplied = task_results(again, UPDATE)
     assert set(reapplied) == {"controlplane-1", "controlplane-2", "controlplane-3"}
     assert all(r["maintenance"] is False for r in reapplied.values()), "the second run is authenticated"
@@ -98,7 +98,8 @@ def test_failover_drill_survives_one_control_plane_and_reports_lost_quorum_with_
     outcome = json.loads((deploy.out / "failover-drill.json").read_text())
     assert outcome["rejoined"], "the nodes are powered back on and the cluster heals"
     # and the cluster is whole again: a full site run changes nothing
-    assert deploy("site").changed == 0
+    again = deploy("site")
+    assert again.unchanged, again.failure_messages() or again.stats
 
 
 def test_worker_before_the_control_plane_is_refused_untouched(deploy, module, talosctl):
@@ -121,13 +122,36 @@ def test_a_changed_config_shows_a_redacted_diff_in_check_mode_and_applies(deploy
     assert deploy("generate", *changed).changed == 3
     dry = deploy("controlplane", "--check", "--diff", *changed)
     assert dry.rc == 0
+    controlplanes = ["controlplane-1", "controlplane-2", "controlplane-3"]
+    assert sorted(task_results(dry, FIRST_APPLY)) == sorted(task_results(dry, UPDATE)) == controlplanes
     assert all(r["pending"] and not r["changed"] for r in task_results(dry, FIRST_APPLY).values())
     assert all(r["changed"] and not r["reboots"] for r in task_results(dry, UPDATE).values())
     diffs = [r["diff"]["prepared"] for r in task_results(dry, UPDATE).values()]
     assert all('+            election-timeout: "6000"' in d for d in diffs), diffs[0]
     applied = deploy("controlplane", *changed)
     assert applied.rc == 0 and applied.changed == 3
-    assert deploy("controlplane", *changed).changed == 0
+    again = deploy("controlplane", *changed)
+    assert again.unchanged, again.failure_messages() or again.stats
+
+    # a secret-bearing change: the configs of another secrets bundle, sent in check mode with
+    # this cluster's talosconfig; the diff names the changed keys, never their values
+    other = deploy.out.parent / "other-bundle"
+    assert deploy("generate", "-e", f"talos_cluster_output_dir={other}").rc == 0
+    secret_dry = deploy("controlplane", "--check", "--diff", "-e", f"talos_cluster_output_dir={other}",
+                        "-e", f"talos_cluster_talosconfig={deploy.out}/talosconfig")
+    shown = {host: r.get("diff", {}).get("prepared") or r.get("msg", "")
+             for host, r in task_results(secret_dry, UPDATE).items()}
+    assert sorted(shown) == controlplanes, secret_dry.failure_messages()
+    for text in shown.values():
+        assert re.search(r"^-\s+token: <redacted>$", text, re.MULTILINE), text
+        assert re.search(r"^\+\s+token: <redacted>$", text, re.MULTILINE), text
+    secrets = set()
+    for config in (deploy.out / "controlplane-1.yaml", other / "controlplane-1.yaml"):
+        machine_config = next(yaml.safe_load_all(config.read_text()))
+        secrets |= {machine_config["machine"]["token"], machine_config["machine"]["ca"]["key"],
+                    machine_config["cluster"]["secretboxEncryptionSecret"]}
+    assert len(secrets) == 6
+    assert [s for s in secrets if s in secret_dry.stdout + secret_dry.stderr] == []
 
 
 def reboots(emulator):
@@ -157,7 +181,8 @@ def test_a_change_that_needs_a_reboot_stops_unless_allowed_then_goes_one_node_at
     assert reboots(deploy.emulator)[before:] == [
         (node, event) for node in ("controlplane-1", "controlplane-2", "controlplane-3")
         for event in ("rebooting", "booted")]
-    assert deploy("controlplane", *env).changed == 0
+    again = deploy("controlplane", *env)
+    assert again.unchanged, again.failure_messages() or again.stats
 
 
 def test_bootstrap_aimed_at_another_node_does_not_bootstrap_twice(deploy, talosctl):
@@ -165,7 +190,13 @@ def test_bootstrap_aimed_at_another_node_does_not_bootstrap_twice(deploy, talosc
     # the inventory now names controlplane-2 first: it joined the cluster, so it refuses
     run = deploy("controlplane", "-l", "controlplane-2,controlplane-3")
     assert run.rc == 0, run.failure_messages()
-    assert [r["changed"] for r in task_results(run, BOOTSTRAP).values()] == [False]
+    (bootstrap,) = task_results(run, BOOTSTRAP).values()
+    assert bootstrap["changed"] is False
+    # the guard's own evidence: the members it found before sending anything (without the
+    # guard, the node's "already bootstrapped" refusal would also leave changed=False)
+    assert bootstrap["msg"] == "etcd already has members; not bootstrapping again", bootstrap
+    # every control plane of the inventory is asked, the one the run is limited away from too
+    assert sorted(bootstrap["members"]) == ["127.0.1.11", "127.0.1.12", "127.0.1.13"], bootstrap["members"]
 
 
 def test_wrong_talosconfig_is_a_credentials_mismatch(deploy, tmp_path, talosctl):
@@ -432,5 +463,6 @@ def test_a_memory_manager_change_on_a_running_validator_is_refused_then_performe
                                                          {"numaNode": 1, "limits": {"memory": "34816Mi"}}]
     node = client.CoreV1Api(config.new_client_from_config(str(deploy.out / "kubeconfig"))).read_node("solana-validator")
     assert not node.spec.unschedulable, "uncordoned"
-    assert deploy("worker", *more).changed == 0
+    again = deploy("worker", *more)
+    assert again.unchanged, again.failure_messages() or again.stats
     assert deploy("verify", *more).rc == 0

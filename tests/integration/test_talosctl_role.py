@@ -73,8 +73,7 @@ def test_installs_then_is_idempotent(install, tmp_path):
     assert os.access(binary, os.X_OK)
 
     second = install()
-    assert second.rc == 0, second.stdout + second.stderr
-    assert second.changed == 0
+    assert second.unchanged, second.stdout + second.stderr
 
 
 @pytest.mark.parametrize("existing_dir", [False, True], ids=["fresh-dir", "empty-dir"])

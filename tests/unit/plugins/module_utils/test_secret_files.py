@@ -174,3 +174,45 @@ def test_write_private_and_read_text(tmp_path):
     assert stat.S_IMODE(dest.stat().st_mode) == 0o600
     assert stat.S_IMODE(dest.parent.stat().st_mode) == 0o700
     assert [p.name for p in dest.parent.iterdir()] == ["cp-1.yaml"]
+
+
+DIFF = """\
+--- before
++++ after
+@@ -1,12 +1,12 @@
+ machine:
+-    token: old.token
++    token: new.token
+     ca:
+         crt: LS0tLS1CRUdJTiBDRVJU
+-        key: OLDCAKEY
++        key: NEWCAKEY
+ cluster:
+-    secretboxEncryptionSecret: oldsbx
++    secretboxEncryptionSecret: newsbx
+     Token: unchanged.context
+       - key: listed-key
+         election-timeout: "6000"
+"""
+
+
+def test_redact_diff_hides_secret_values_on_added_removed_and_context_lines():
+    redacted = secret_files.redact_diff(DIFF)
+    for value in ("old.token", "new.token", "OLDCAKEY", "NEWCAKEY", "oldsbx", "newsbx", "unchanged.context",
+                  "listed-key"):
+        assert value not in redacted
+    lines = redacted.splitlines()
+    assert len(lines) == len(DIFF.splitlines()), "one line out for every line in"
+    for line in ("-    token: <redacted>", "+    token: <redacted>", "-        key: <redacted>",
+                 "+        key: <redacted>", "+    secretboxEncryptionSecret: <redacted>",
+                 "     Token: <redacted>", "       - key: <redacted>"):
+        assert line in lines, line
+    # what is not a secret stays readable
+    for line in ("--- before", "@@ -1,12 +1,12 @@", "         crt: LS0tLS1CRUdJTiBDRVJU",
+                 '         election-timeout: "6000"'):
+        assert line in lines, line
+
+
+def test_redact_diff_of_nothing_is_nothing():
+    assert secret_files.redact_diff("") == ""
+    assert secret_files.redact_diff(None) == ""
