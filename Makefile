@@ -35,10 +35,10 @@ tools:
 demo: setup
 	$(PYTHON) testbed/demo.py
 	@echo "==> generated, validated and applied (secrets are 0600):"
-	@ls -l out/solana-local
+	@ls -l inventory/local/state/solana-local
 
 demo-reset:
-	rm -rf $(CACHE)/demo out/solana-local
+	rm -rf $(CACHE)/demo inventory/local/state/solana-local
 
 test: setup lint sanity unit testbed integration molecule
 

@@ -39,7 +39,7 @@ class Deployment:
     def __init__(self, playbook, inventory, contract, talosctl, out):
         self.playbook, self.inventory, self.contract, self.out = playbook, inventory, contract, out
         self.args = ["-i", f"inventory/{inventory}", "-e", f"talos_cluster_output_dir={out}",
-                     "-e", f"talosctl_path={talosctl}"]
+                     "-e", f"talosctl_path={talosctl}", "-e", "talos_cluster_create_secrets=true"]
         if contract == "v1.10":
             self.args += ["-e", f"@{CONTRACT_V110}"]
         self.vars = yaml.safe_load((REPO / f"inventory/{inventory}/group_vars/all/cluster.yml").read_text())
@@ -296,7 +296,7 @@ def test_the_validator_image_on_a_control_plane_is_refused(playbook, talosctl, t
     inventory = bad_inventory(tmp_path, {f"cp-{i}": {"talos_node_ip": f"10.0.1.1{i}"} for i in (1, 2, 3)})
     good = tmp_path / "good"
     assert playbook("playbooks/generate.yml", "-i", str(inventory), "-e", f"talos_cluster_output_dir={good}",
-                    "-e", f"talosctl_path={talosctl}").rc == 0
+                    "-e", f"talosctl_path={talosctl}", "-e", "talos_cluster_create_secrets=true").rc == 0
     validator_image = documents(good / f"{WORKER}.yaml")["v1alpha1"]["machine"]["install"]["image"]
     hosts = json.loads((inventory / "hosts.yml").read_text())
     hosts["talos_cluster"]["children"]["talos_controlplane"]["hosts"]["cp-2"]["talos_node_install_image"] = \
@@ -325,3 +325,33 @@ def test_role_argument_specs_run_before_anything_is_written(playbook, talosctl, 
     assert run.rc != 0
     assert fragment in "\n".join(run.failure_messages())
     assert not out.exists()
+
+
+def test_a_missing_secrets_bundle_is_refused_unless_a_new_identity_is_asked_for(playbook, talosctl, tmp_path):
+    """A lost bundle (a reinstall, a wiped directory) must stop the run: a new one would render
+    configs with a CA the running nodes do not trust."""
+    out = tmp_path / "out"
+    args = ["-i", "inventory/prod", "-e", f"talos_cluster_output_dir={out}", "-e", f"talosctl_path={talosctl}"]
+    refused = playbook("playbooks/generate.yml", *args)
+    assert refused.rc != 0
+    (message,) = refused.failure_messages()
+    assert f"talos_cluster_secrets_file {out}/secrets.yaml does not exist" in message, message
+    assert "-e talos_cluster_create_secrets=true" in message
+    assert not out.exists()
+    created = playbook("playbooks/generate.yml", *args, "-e", "talos_cluster_create_secrets=true")
+    assert created.rc == 0, created.failure_messages()
+    assert (out / "secrets.yaml").is_file()
+    # once it exists, the default (no new identity) renders from it and changes nothing
+    again = playbook("playbooks/generate.yml", *args)
+    assert again.unchanged, again.failure_messages() or again.stats
+
+
+def test_the_state_defaults_to_beside_the_inventory(playbook, talosctl, tmp_path):
+    inventory = tmp_path / "inventory"
+    shutil.copytree(REPO / "inventory/local", inventory, ignore=shutil.ignore_patterns("state"))
+    run = playbook("playbooks/generate.yml", "-i", str(inventory), "--check", "-e", f"talosctl_path={talosctl}",
+                   "-e", "talos_cluster_create_secrets=false")
+    # in check mode nothing is written; the refusal names where the bundle is looked for
+    assert run.rc != 0
+    assert f"talos_cluster_secrets_file {inventory}/state/solana-local/secrets.yaml does not exist" in \
+        "\n".join(run.failure_messages())
