@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from ansible_collections.solanaops.talos.plugins.module_utils import feature_gates
+from ansible_collections.solanaops.talos.plugins.module_utils.kubelet_feature_gates import KUBELET
 
-MINOR = max(feature_gates.KUBELET, key=lambda minor: tuple(int(part) for part in minor.split(".")))
-KNOWN = feature_gates.KUBELET[MINOR]
+MINOR = max(KUBELET, key=lambda minor: tuple(int(part) for part in minor.split(".")))
+KNOWN = KUBELET[MINOR]
 
 
 def test_the_table_has_the_registrys_special_gates():
