@@ -81,6 +81,29 @@ def test_site_deploys_a_healthy_verified_cluster_then_changes_nothing(deploy, ta
     assert all(r["maintenance"] is False for r in reapplied.values()), "the second run is authenticated"
 
 
+def test_verify_runs_on_its_own_from_the_inventory_and_the_secrets_bundle(deploy, playbook, talosctl, tmp_path):
+    """A fresh environment (an AWX job): no talosconfig, no kubeconfig, only the bundle."""
+    assert deploy("site").rc == 0
+    fresh = tmp_path / "fresh"
+    fresh.mkdir(mode=0o700)
+    shutil.copy2(deploy.out / "secrets.yaml", fresh / "secrets.yaml")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    run = playbook("playbooks/verify.yml", "-i", "inventory/local", "-e", f"talos_cluster_output_dir={fresh}",
+                   "-e", f"talosctl_path={talosctl}", env={"TMPDIR": str(scratch)})
+    assert run.rc == 0, run.failure_messages()
+    report = json.loads((fresh / "verify" / "report.json").read_text())
+    assert {"etcd quorum", "PriorityClass"} <= {r["name"] for r in report["results"]}
+    derived_files = [*task_results(run, "Write a talosconfig with the control-plane nodes as endpoints").values(),
+                     *task_results(run, "Fetch a kubeconfig, pointed at the cluster endpoint (the VIP)").values()]
+    assert len(derived_files) == 2 and not any(r["changed"] for r in derived_files), derived_files
+    # the derived credentials lived in a private temporary directory, gone after the run
+    assert sorted(p.name for p in fresh.iterdir()) == ["secrets.yaml", "verify"]
+    assert [p.name for p in scratch.iterdir() if p.name.startswith("talos-access-")] == []
+    derived = [r for r in task_results(run, "Create a private directory for the derived credentials").values()]
+    assert len(derived) == 1 and derived[0]["path"].startswith(str(scratch)), derived
+
+
 def test_failover_drill_survives_one_control_plane_and_reports_lost_quorum_with_two(deploy):
     assert deploy("site").rc == 0
     drill = deploy("failover")
