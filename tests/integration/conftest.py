@@ -1,4 +1,5 @@
-"""Shared fixtures: paths of the real tools and a runner for ansible-playbook."""
+"""Fixtures of the integration tests: paths of the real tools built for the testbed, the
+testbed itself, and a runner for ansible-playbook. The unit tests import nothing from here."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "testbed"))
 
 import gobuild  # noqa: E402  (testbed/gobuild.py: where the pinned tools live)
