@@ -5,8 +5,8 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 CACHE    := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/solanaops-talos
-# one virtualenv per requirements.txt content, shared by every clone on this machine
-VENV     := $(CACHE)/venv/$(shell sha256sum requirements.txt | cut -c1-12)
+# one virtualenv per content of the requirements files, shared by every clone on this machine
+VENV     := $(CACHE)/venv/$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
 PYTHON   := $(VENV)/bin/python
 TALOSCTL_VERSION := $(shell sed -n 's/^TALOSCTL_VERSION=//p' testbed/versions.env)
 TALOSCTL_DIR     := $(CACHE)/tools/talosctl/$(TALOSCTL_VERSION)
@@ -17,10 +17,10 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 setup: $(VENV)/.installed .collections/ansible_collections/solanaops/talos tools
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt
 	@echo "==> Python toolchain in $(VENV)"
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
 # ansible finds the collection through ansible.cfg's collections_path

@@ -1,30 +1,12 @@
 # Copyright: (c) 2026, SolanaOps platform team
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters the roles use to render Talos patches: contract-aware network documents and the
-validator's resource arithmetic (from module_utils, the one place for those facts)."""
+validator's resource arithmetic (from module_utils, the one place for those facts).
+
+Each filter is documented on its own, in plugins/filter/<filter name>.yml
+(`ansible-doc -t filter solanaops.talos.<filter name>`)."""
 
 from __future__ import annotations
-
-DOCUMENTATION = r"""
-name: talos
-short_description: Filters for rendering Talos machine-config patches
-version_added: 0.1.0
-description:
-  - C(node_documents) renders a node's hostname, link, addresses, routes, VIP, resolvers, NTP
-    servers and install disk selector as the contract expects (legacy C(machine.network) before v1.12, separate
-    documents from v1.12).
-  - C(disk_selector) turns a disk description into a UserVolumeConfig CEL match.
-  - C(hugepage_kernel_args), C(reserved_memory_per_numa), C(kernel_args_target) and
-    C(merges_default_eviction) expose the validator's resource arithmetic; C(memory_manager_inputs)
-    picks from a kubelet config what the memory manager's checkpoint depends on.
-  - C(installer) describes the Image Factory installer a node boots, that is its schematic (from
-    kernel args and official extensions), the schematic ID computed offline and the image reference.
-  - C(canonical_schematic) is the canonical text a schematic's ID is computed over.
-  - C(self_set_labels) keeps the labels a node may set on its own Node under NodeRestriction
-    (Talos writes a worker's machine.nodeLabels with the kubelet's identity).
-author:
-  - SolanaOps platform team (@solanaops)
-"""
 
 import ipaddress
 
