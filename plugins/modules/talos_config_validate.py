@@ -74,8 +74,7 @@ talosctl_version:
 
 import os
 
-import yaml
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.solanaops.talos.plugins.module_utils import feature_gates
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     TALOSCTL_ARGSPEC,
@@ -84,6 +83,11 @@ from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     TalosError,
     fail_json_from,
 )
+
+try:
+    import yaml
+except ImportError:  # pragma: no cover - ships with ansible-core's controller requirements
+    yaml = None
 
 
 def validate_argv(params):
@@ -133,6 +137,8 @@ def main():
             raise CommandFailed(f"{node}: the machine configuration is not valid: {stderr.strip()}",
                                 rc=rc, stdout=stdout, stderr=stderr)
         if params["kubernetes_version"]:
+            if yaml is None:
+                module.fail_json(msg=missing_required_lib("PyYAML"))
             with open(params["path"], encoding="utf-8") as handle:
                 gates = kubelet_feature_gates(list(yaml.safe_load_all(handle)))
             refusals = feature_gates.kubelet_refusals(params["kubernetes_version"], gates)

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: talos_etcd
 short_description: Inspect the etcd cluster of Talos control planes, or take a snapshot
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - O(state=status) asks every node in O(nodes) for its member status and one reachable node for
     the member list, and sums up quorum - how many members answer, whether they agree on a leader,

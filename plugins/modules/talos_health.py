@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: talos_health
 short_description: Wait, within a bound, for a Talos cluster to report healthy
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Runs C(talosctl health) on one control-plane node with the cluster's node lists given
     explicitly (control planes and workers), so the check never depends on discovery.

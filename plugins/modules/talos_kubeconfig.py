@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: talos_kubeconfig
 short_description: Fetch the cluster's admin kubeconfig from a control-plane node
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Runs C(talosctl kubeconfig) against one control-plane node and writes the result to O(path)
     with mode 0600 (atomically, the credentials never appear in the output).

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: talos_reset
 short_description: Wipe system partitions of a Talos node and reboot it
-version_added: 0.3.0
+version_added: 0.1.0
 description:
   - Runs C(talosctl reset) for one node with the system partitions to wipe named, never the
     whole disk. Wiping C(EPHEMERAL) clears C(/var) (the kubelet's state, container images,

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: talos_service
 short_description: Start, stop or restart a service of a Talos node
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Reads the service's state with C(talosctl service ID) and runs C(talosctl service ID
     start|stop|restart) only when needed. O(state=started) on a running service and

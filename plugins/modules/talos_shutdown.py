@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: talos_shutdown
 short_description: Power a Talos node off through its API
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Runs C(talosctl shutdown) for one node. The node stops its services (etcd, the Kubernetes
     control plane on a control-plane node, the kubelet) and powers off; bringing it back needs

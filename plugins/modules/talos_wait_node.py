@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: talos_wait_node
 short_description: Wait until a Talos node is back after an install or a reboot
-version_added: 0.4.0
+version_added: 0.1.0
 description:
   - A node goes away after its first configuration (the installer ends with a reboot) and
     after a configuration change that needs a reboot. Its API refuses connections for tens of

@@ -100,7 +100,7 @@ def test_verify_runs_on_its_own_from_the_inventory_and_the_secrets_bundle(deploy
     # the derived credentials lived in a private temporary directory, gone after the run
     assert sorted(p.name for p in fresh.iterdir()) == ["secrets.yaml", "verify"]
     assert [p.name for p in scratch.iterdir() if p.name.startswith("talos-access-")] == []
-    derived = [r for r in task_results(run, "Create a private directory for the derived credentials").values()]
+    derived = list(task_results(run, "Create a private directory for the derived credentials").values())
     assert len(derived) == 1 and derived[0]["path"].startswith(str(scratch)), derived
 
 

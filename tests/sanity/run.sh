@@ -17,4 +17,4 @@ mkdir -p ~/.ansible/test/cache
 cp tests/sanity/get_pip.py ~/.ansible/test/cache/get_pip_${pip_version//./_}.py
 cd "$copy"
 ansible-test sanity --local --python 3.11 --color no \
-  --exclude testbed/ --exclude benchmarks/ --exclude tests/conftest.py "$@"
+  --exclude testbed/ --exclude benchmarks/ --exclude tests/integration/conftest.py "$@"
