@@ -271,3 +271,33 @@ def test_changelog_release_lists_every_module_as_new(released):
     release = released[1]
     modules = {path.stem for path in (REPO / "plugins/modules").glob("*.py")}
     assert {module["name"] for module in release["modules"]} == modules
+
+
+def test_site_from_the_installed_tarball_keeps_its_state_through_a_reinstall(
+        tarball, installed, emulator, talosctl, tmp_path, no_config):
+    """A user's setup: the collection installed from the tarball, site.yml run by its FQCN from a
+    directory outside the checkout with an inventory outside it. The state lands beside the
+    inventory, so `install --force` of the next build leaves the cluster's identity alone."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    inventory = shutil.copytree(REPO / "inventory/local", tmp_path / "inventory",
+                                ignore=shutil.ignore_patterns("state"))
+    env = {**no_config, "ANSIBLE_COLLECTIONS_PATH": str(installed), "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+           "TESTBED_STATE": str(emulator.state)}
+
+    def site() -> dict:
+        done = subprocess.run([str(BIN / "ansible-playbook"), "solanaops.talos.site", "-i", str(inventory),
+                               "-e", f"talosctl_path={talosctl}"], cwd=workdir, capture_output=True, text=True,
+                              env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **env}, check=False)
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+        return json.loads(done.stdout[done.stdout.index("{"):])["stats"]
+
+    site()
+    secrets = inventory / "state" / "solana-local" / "secrets.yaml"
+    identity = secrets.read_bytes()
+    assert list((installed / "ansible_collections").rglob("secrets.yaml")) == [], "nothing written into the collection"
+    run(BIN / "ansible-galaxy", "collection", "install", "--no-deps", "--force", "-p", installed, tarball,
+        cwd=workdir, env=no_config)
+    assert secrets.read_bytes() == identity, "the reinstall left the cluster's identity alone"
+    again = site()
+    assert sum(host["changed"] for host in again.values()) == 0, again
