@@ -108,7 +108,7 @@ def test_postconfig_objects(cluster):
 
 
 def test_verify_passes_on_a_correctly_described_validator(cluster):
-    cluster("postconfig")
+    assert cluster("postconfig").rc == 0
     run = cluster("verify")
     assert run.rc == 0, run.failure_messages()
     report = json.loads((cluster.out / "verify/report.json").read_text())
@@ -145,7 +145,7 @@ def test_verify_passes_on_a_correctly_described_validator(cluster):
     ],
 )
 def test_verify_fails_with_expected_and_observed_figures(cluster, change, failures):
-    cluster("postconfig")
+    assert cluster("postconfig").rc == 0
     wrong = copy.deepcopy(CORRECT_VALIDATOR)
     for key, value in change.items():
         wrong[key] = {**wrong[key], **value} if isinstance(value, dict) else value
@@ -166,7 +166,7 @@ def test_verify_fails_with_expected_and_observed_figures(cluster, change, failur
 def test_verify_reports_a_missing_persistent_volume(cluster):
     from kubernetes import client
 
-    cluster("postconfig")
+    assert cluster("postconfig").rc == 0
     client.CoreV1Api(cluster.controlplane.api()).delete_persistent_volume(f"{VALIDATOR}-accounts")
     try:
         run = cluster("verify")
@@ -178,7 +178,7 @@ def test_verify_reports_a_missing_persistent_volume(cluster):
 
 
 def test_numa_test_pod_fits_the_validator_and_the_scheduler_places_it_there(cluster):
-    cluster("postconfig")
+    assert cluster("postconfig").rc == 0
     run = cluster("numa_test")
     assert run.rc == 0, run.failure_messages()
     messages = json.dumps(run.report)
@@ -186,7 +186,7 @@ def test_numa_test_pod_fits_the_validator_and_the_scheduler_places_it_there(clus
 
 
 def test_numa_test_pod_too_big_stays_pending_and_says_why(cluster):
-    cluster("postconfig")
+    assert cluster("postconfig").rc == 0
     run = cluster("numa_test", "-e", "numa_test_hugepages_2mi=200Gi")
     assert run.rc != 0
     message = "\n".join(run.failure_messages())

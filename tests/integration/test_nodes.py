@@ -157,17 +157,17 @@ def test_a_changed_config_shows_a_redacted_diff_in_check_mode_and_applies(deploy
     assert again.unchanged, again.failure_messages() or again.stats
 
     # a secret-bearing change: the configs of another secrets bundle, sent in check mode with
-    # this cluster's talosconfig; the diff names the changed keys, never their values
+    # this cluster's talosconfig. Talos' dry run says a new identity needs a reboot, so the first
+    # control plane refuses it (one at a time: the others are not tried), showing the changed
+    # keys of its diff, never their values
     other = deploy.out.parent / "other-bundle"
     assert deploy("generate", "-e", f"talos_cluster_output_dir={other}").rc == 0
     secret_dry = deploy("controlplane", "--check", "--diff", "-e", f"talos_cluster_output_dir={other}",
                         "-e", f"talos_cluster_talosconfig={deploy.out}/talosconfig")
-    shown = {host: r.get("diff", {}).get("prepared") or r.get("msg", "")
-             for host, r in task_results(secret_dry, UPDATE).items()}
-    assert sorted(shown) == controlplanes, secret_dry.failure_messages()
-    for text in shown.values():
-        assert re.search(r"^-\s+token: <redacted>$", text, re.MULTILINE), text
-        assert re.search(r"^\+\s+token: <redacted>$", text, re.MULTILINE), text
+    assert secret_dry.rc != 0
+    (refusal,) = task_results(secret_dry, UPDATE).values()
+    assert "needs a reboot; nothing was applied" in refusal["msg"], refusal
+    assert "-token: <redacted>" in refusal["msg"] and "+token: <redacted>" in refusal["msg"], refusal["msg"]
     secrets = set()
     for config in (deploy.out / "controlplane-1.yaml", other / "controlplane-1.yaml"):
         machine_config = next(yaml.safe_load_all(config.read_text()))
