@@ -92,7 +92,7 @@ def shutdown_delay(state: Path, node: str, delay: str) -> str:
         reply = b""
         while chunk := control.recv(4096):
             reply += chunk
-    head, _, body = reply.decode().partition("\r\n\r\n")
+    head, body = reply.decode().split("\r\n\r\n", 1)
     assert " 200 " in head.splitlines()[0], body
     return body.strip()
 
@@ -116,10 +116,10 @@ def test_failover_drill_survives_one_control_plane_and_reports_lost_quorum_with_
                         outcome["proofs"]["controlplane-1 down"]), outcome
     assert outcome["proofs"]["etcd without the stopped members"] == \
         "ok: 2 of 3 members respond, none of them on controlplane-1"
-    assert list(outcome["proofs"]) == ["controlplane-1 down", *DRILL_PROOFS]
+    assert set(outcome["proofs"]) == {"controlplane-1 down", *DRILL_PROOFS}
     # each proof's time; the stop's is the node's shutdown delay, not the reply's
     seconds = outcome["seconds"]
-    assert list(seconds) == list(outcome["proofs"]) and all(isinstance(s, (int, float)) for s in seconds.values())
+    assert set(seconds) == set(outcome["proofs"]) and all(isinstance(s, (int, float)) for s in seconds.values())
     assert 5 <= seconds["controlplane-1 down"] < 20, seconds
     assert str(seconds["controlplane-1 down"]) in outcome["proofs"]["controlplane-1 down"]
 

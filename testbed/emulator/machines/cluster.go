@@ -45,6 +45,10 @@ func (em *Emulator) SetPower(n *Node, on bool) {
 		n.shutdown = nil
 	}
 
+	if !on {
+		n.halting = false
+	}
+
 	if n.reboot != nil {
 		if on {
 			return // already on: the reboot goes on
@@ -79,8 +83,10 @@ func (em *Emulator) SetPower(n *Node, on bool) {
 // constants.KubeletShutdownGracePeriod, 30 s), then the services (etcd and the control plane
 // with the CRI, apid last) and powers off; it has no phase leaving etcd (only a graceful
 // reset has), so the member stays in the member list. Here the node answers as before for its
-// shutdown delay, then powers off: its API, programs and Node heartbeat stop together. A
-// request while a shutdown is under way changes nothing; it returns the delay in effect.
+// shutdown delay, then stops its programs (etcd, the control plane, the kubelet: its Node
+// heartbeat) while its API still answers, and powers off once they have stopped: the API
+// refuses connections from then on. A request while a shutdown is under way changes nothing;
+// it returns the delay in effect.
 func (em *Emulator) Shutdown(n *Node) time.Duration {
 	em.mu.Lock()
 	defer em.mu.Unlock()
@@ -90,7 +96,7 @@ func (em *Emulator) Shutdown(n *Node) time.Duration {
 		delay = *n.shutdownDelay
 	}
 
-	if n.shutdown != nil {
+	if n.shutdown != nil || n.halting {
 		return delay
 	}
 
@@ -101,13 +107,34 @@ func (em *Emulator) Shutdown(n *Node) time.Duration {
 		em.mu.Lock()
 		due := n.shutdown == timer
 		if due {
-			n.shutdown = nil
+			n.shutdown, n.halting = nil, true
+			em.log("%s: shutting down: stopping services", n.spec.Name)
+			em.refreshServices(n)
+			em.changed()
 		}
 		em.mu.Unlock()
 
-		if due {
-			em.SetPower(n, false)
+		if !due {
+			return
 		}
+
+		em.kick()
+
+		// apid stops last: the machine powers off once its programs have stopped (or once
+		// something else ended the halt, such as the power control)
+		for {
+			em.mu.Lock()
+			done := !n.halting || len(n.rt.procs) == 0
+			em.mu.Unlock()
+
+			if done {
+				break
+			}
+
+			time.Sleep(100 * time.Millisecond)
+		}
+
+		em.SetPower(n, false)
 	})
 	n.shutdown = timer
 

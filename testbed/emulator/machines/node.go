@@ -191,6 +191,9 @@ type Node struct {
 	// fault switch). Neither is persisted.
 	shutdown      *time.Timer
 	shutdownDelay *time.Duration
+	// halting: the shutdown is stopping the node's programs; its API still answers (apid stops
+	// last), then it powers off.
+	halting bool
 
 	// the kubelet's last start: the config it started with, when, and its log (kubelet_service.go)
 	kubeletStarted   string
@@ -227,6 +230,10 @@ type installRecord struct {
 	// (kernel.InstalledCmdline of the firmware, the image and the config installed with).
 	KernelArgs []string `json:"kernel_args"`
 }
+
+// runsNothing: powered off, rebooting or halting, the machine runs no program (etcd, the
+// control plane, the kubelet). Called with em.mu held.
+func (n *Node) runsNothing() bool { return n.off || n.halting }
 
 func newNode(spec NodeSpec, stateDir string) (*Node, error) {
 	n := &Node{
