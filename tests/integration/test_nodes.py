@@ -123,7 +123,10 @@ def test_failover_drill_survives_one_control_plane_and_reports_lost_quorum_with_
     assert 5 <= seconds["controlplane-1 down"] < 20, seconds
     assert str(seconds["controlplane-1 down"]) in outcome["proofs"]["controlplane-1 down"]
 
-    lost = deploy("failover", "-e", "failover_drill_stop_count=2", "-e", "failover_drill_wait_timeout=24")
+    # both stops must be proven now: the emulated machines stop etcd and Kubernetes one node
+    # after the other (each program gets 10 s to exit) before their APIs close
+    shutdown_delay(deploy.emulator.state, "controlplane-1", "")
+    lost = deploy("failover", "-e", "failover_drill_stop_count=2", "-e", "failover_drill_wait_timeout=60")
     assert lost.rc != 0
     message = "\n".join(lost.failure_messages())
     assert "etcd quorum: LOST: 0 of 3 members respond, 2 needed" in message, message
