@@ -129,19 +129,29 @@ def stop(state: Path) -> None:
         pid_file.unlink()
 
 
-def power(state: Path, node: str, on: bool) -> str:
-    """Switch an emulated machine on or off through the emulator's control socket."""
-    action = "power-on" if on else "power-off"
-    with socket.socket(socket.AF_UNIX) as control:
-        control.connect(str(state / "machines" / "control.sock"))
-        control.sendall(f"POST /{action}?node={node} HTTP/1.0\r\nHost: emulator\r\n\r\n".encode())
+def control(state: Path, request: str) -> str:
+    """POST a request (path and query) to the emulator's control socket; its reply's body."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(state / "machines" / "control.sock"))
+        sock.sendall(f"POST /{request} HTTP/1.0\r\nHost: emulator\r\n\r\n".encode())
         reply = b""
-        while chunk := control.recv(4096):
+        while chunk := sock.recv(4096):
             reply += chunk
     head, _, body = reply.decode().partition("\r\n\r\n")
     if " 200 " not in head.splitlines()[0]:
-        raise RuntimeError(f"{action} {node}: {body.strip()}")
+        raise RuntimeError(f"{request}: {body.strip()}")
     return body.strip()
+
+
+def power(state: Path, node: str, on: bool) -> str:
+    """Switch an emulated machine on or off through the emulator's control socket."""
+    return control(state, f"{'power-on' if on else 'power-off'}?node={node}")
+
+
+def shutdown_delay(state: Path, node: str, delay: str) -> str:
+    """The emulator's fault switch: how long NODE keeps answering after a Shutdown request
+    ("" restores the emulator's --shutdown-delay)."""
+    return control(state, f"shutdown-delay?node={node}&delay={delay}")
 
 
 def main() -> None:

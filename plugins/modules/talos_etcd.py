@@ -38,9 +38,18 @@ options:
     description:
       - With O(state=status), ask again until etcd has C(quorum), or until C(all) nodes asked are
         members and respond, for at most O(timeout) seconds; C(none) asks once.
+      - C(stopped) waits until etcd counts the members on O(stopped) out - none of them responds -
+        and, when the other members can hold a majority, every other member responds (members
+        minus the stopped ones). A Talos shutdown does not remove the member from etcd, so the
+        member list keeps it.
     type: str
-    choices: [none, quorum, all]
+    choices: [none, quorum, all, stopped]
     default: none
+  stopped:
+    description:
+      - Nodes of O(nodes) that were shut down; required with O(wait_for=stopped).
+    type: list
+    elements: str
   timeout:
     description: Seconds O(wait_for) may take.
     type: int
@@ -59,6 +68,14 @@ author:
 """
 
 EXAMPLES = r"""
+- name: Wait until etcd answers without the member of a node that was shut down
+  solanaops.talos.talos_etcd:
+    nodes: [10.0.1.11, 10.0.1.12, 10.0.1.13]
+    wait_for: stopped
+    stopped: [10.0.1.11]
+    timeout: 90
+    talosconfig: /srv/talos/solana-cluster/talosconfig
+
 - name: Require etcd quorum
   solanaops.talos.talos_etcd:
     nodes: [10.0.1.11, 10.0.1.12, 10.0.1.13]
@@ -95,6 +112,11 @@ quorum:
   returned: state=status
   type: dict
   sample: {"members": 3, "responding": 2, "needed": 2, "leader": "9d2f47d609371970", "has_quorum": true}
+waited:
+  description: Seconds O(state=status) took, waits included.
+  returned: state=status
+  type: float
+  sample: 2.1
 dest:
   description: The snapshot written.
   returned: state=snapshot
@@ -135,14 +157,18 @@ def parse_node_errors(stderr):
             for match in re.finditer(r"^\s*\* ([^:\s]+): (.*)$", stderr or "", re.MULTILINE)}
 
 
+def responds(node_status):
+    """A member answers with quorum when it reports no errors and knows a leader (0 = none)."""
+    return ("error" not in node_status and not node_status.get("errors")
+            and bool(node_status.get("leader", "").strip("0")))
+
+
 def summarize_quorum(members, status, asked):
     """Quorum from the member list, or, when no node could list it, from the nodes asked."""
     voters = [m for m in members if not m["learner"]]
     ids = {m["id"] for m in voters} if voters else {s.get("member") for s in status.values()}
     count = len(voters) or len(asked)
-    # a member answers with quorum when it reports no errors and knows a leader (0 = none)
-    healthy = [s for s in status.values()
-               if s.get("member") in ids and not s.get("errors") and s.get("leader", "").strip("0")]
+    healthy = [s for s in status.values() if s.get("member") in ids and responds(s)]
     leaders = {s["leader"] for s in healthy}
     needed = count // 2 + 1
     leader = leaders.pop() if len(leaders) == 1 else None
@@ -171,8 +197,19 @@ def ask(talosctl, nodes):
     return result
 
 
-def waited_for(result, wait_for, nodes):
+def counted_out(result, stopped):
+    """No member on a stopped node responds and, when the others can hold a majority, all of them do."""
+    quorum = result["quorum"]
+    if any(responds(result["status"].get(node, {})) for node in stopped):
+        return False
+    remaining = quorum["members"] - len(stopped)
+    return remaining < quorum["needed"] or quorum["responding"] == remaining
+
+
+def waited_for(result, wait_for, nodes, stopped=()):
     """``all``: every node asked is a voting member and answers (a member still joining is not)."""
+    if wait_for == "stopped":
+        return counted_out(result, stopped)
     quorum = result["quorum"]
     return {"none": True, "quorum": quorum["has_quorum"],
             "all": quorum["has_quorum"] and quorum["responding"] == quorum["members"] == len(nodes)}[wait_for]
@@ -180,20 +217,27 @@ def waited_for(result, wait_for, nodes):
 
 def status(module, talosctl, nodes):
     params = module.params
-    deadline = time.monotonic() + params["timeout"]
+    stopped = params["stopped"] or []
+    if set(stopped) - set(nodes):
+        module.fail_json(msg=f"stopped ({', '.join(stopped)}) must be among nodes ({', '.join(nodes)}): "
+                             "each node is asked for its own member")
+    started = time.monotonic()
+    deadline = started + params["timeout"]
     result = ask(talosctl, nodes)
-    while not waited_for(result, params["wait_for"], nodes) and time.monotonic() < deadline:
+    while not waited_for(result, params["wait_for"], nodes, stopped) and time.monotonic() < deadline:
         time.sleep(1)
         result = ask(talosctl, nodes)
+    result["waited"] = round(time.monotonic() - started, 1)
     quorum = result["quorum"]
     errors = "; ".join(f"{node}: {s['error']}" for node, s in result["status"].items() if "error" in s)
     summary = (f"{quorum['responding']} of {quorum['members']} members respond, {quorum['needed']} needed"
                + (f" ({errors})" if errors else ""))
     if params["require_quorum"] and not quorum["has_quorum"]:
         module.fail_json(msg=f"etcd has lost quorum: {summary}", **result)
-    if not waited_for(result, params["wait_for"], nodes):
-        module.fail_json(msg=f"etcd did not reach {params['wait_for']} within {params['timeout']}s: {summary}",
-                         **result)
+    if not waited_for(result, params["wait_for"], nodes, stopped):
+        goal = (f"count {', '.join(stopped)} out" if params["wait_for"] == "stopped"
+                else f"reach {params['wait_for']}")
+        module.fail_json(msg=f"etcd did not {goal} within {params['timeout']}s: {summary}", **result)
     return result
 
 
@@ -223,10 +267,11 @@ def main():
             "state": {"type": "str", "choices": ["status", "snapshot"], "default": "status"},
             "dest": {"type": "path"},
             "require_quorum": {"type": "bool", "default": False},
-            "wait_for": {"type": "str", "choices": ["none", "quorum", "all"], "default": "none"},
+            "wait_for": {"type": "str", "choices": ["none", "quorum", "all", "stopped"], "default": "none"},
+            "stopped": {"type": "list", "elements": "str"},
             "timeout": {"type": "int", "default": 60},
         },
-        required_if=[("state", "snapshot", ["dest"])],
+        required_if=[("state", "snapshot", ["dest"]), ("wait_for", "stopped", ["stopped"])],
         supports_check_mode=True,
     )
     try:

@@ -30,6 +30,7 @@ func main() {
 	stateDir := flag.String("state", "", "directory keeping each node's state under DIR/<name>/ (required)")
 	port := flag.Int("port", constants.ApidPort, "Talos API port on every node address")
 	rebootDelay := flag.Duration("reboot-delay", 5*time.Second, "how long a reboot (after an install or a reboot-needing apply) keeps a machine down")
+	shutdownDelay := flag.Duration("shutdown-delay", 3*time.Second, "how long a machine keeps answering after a Shutdown request before it powers off")
 
 	var tools machines.Tools
 
@@ -46,13 +47,13 @@ func main() {
 		os.Exit(2)
 	}
 
-	if err := run(*nodesPath, *stateDir, *port, *rebootDelay, tools, logger); err != nil {
+	if err := run(*nodesPath, *stateDir, *port, *rebootDelay, *shutdownDelay, tools, logger); err != nil {
 		logger.Printf("error: %v", err)
 		os.Exit(1)
 	}
 }
 
-func run(nodesPath, stateDir string, port int, rebootDelay time.Duration, tools machines.Tools, logger *log.Logger) error {
+func run(nodesPath, stateDir string, port int, rebootDelay, shutdownDelay time.Duration, tools machines.Tools, logger *log.Logger) error {
 	specs, err := machines.LoadNodeSpecs(nodesPath)
 	if err != nil {
 		return err
@@ -64,6 +65,7 @@ func run(nodesPath, stateDir string, port int, rebootDelay time.Duration, tools 
 	}
 
 	em.RebootDelay = rebootDelay
+	em.ShutdownDelay = shutdownDelay
 
 	if err := em.Serve(port, func(n *machines.Node) *grpc.Server { return talosapi.NewServer(em, n) }); err != nil {
 		return err

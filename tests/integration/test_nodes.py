@@ -15,7 +15,7 @@ import pytest
 import yaml
 from ansible_collections.solanaops.talos.plugins.module_utils import schematic
 from conftest import REPO
-from machines import power  # testbed/machines.py: the emulated machines' power control
+from machines import power, shutdown_delay  # testbed/machines.py: the emulated machines' controls
 
 
 @pytest.fixture
@@ -104,25 +104,70 @@ def test_verify_runs_on_its_own_from_the_inventory_and_the_secrets_bundle(deploy
     assert len(derived) == 1 and derived[0]["path"].startswith(str(scratch)), derived
 
 
+DRILL_PROOFS = ["etcd without the stopped members", "kubernetes API through the endpoint", "etcd quorum",
+                "probe pod scheduled"]
+
+
 def test_failover_drill_survives_one_control_plane_and_reports_lost_quorum_with_two(deploy):
     assert deploy("site").rc == 0
+    # Talos answers Shutdown at once and goes down afterwards: the drill must wait for the proof
+    # (a drill checking quorum after the reply sees 3 of 3 members)
+    assert shutdown_delay(deploy.emulator.state, "controlplane-1", "6s") == "controlplane-1: shutdown delay 6s"
     drill = deploy("failover")
     assert drill.rc == 0, drill.failure_messages()
     outcome = json.loads((deploy.out / "failover-drill.json").read_text())
     assert outcome["stopped"] == ["controlplane-1"] and outcome["survived"] and outcome["rejoined"]
     assert outcome["proofs"]["etcd quorum"] == "ok: 2 of 3 members respond, 2 needed"
     assert outcome["proofs"]["probe pod scheduled"].startswith("ok, on ")
+    assert re.fullmatch(r"ok: its Talos API refused connections \d+\.\d s after the shutdown request",
+                        outcome["proofs"]["controlplane-1 down"]), outcome
+    assert outcome["proofs"]["etcd without the stopped members"] == \
+        "ok: 2 of 3 members respond, none of them on controlplane-1"
+    assert set(outcome["proofs"]) == {"controlplane-1 down", *DRILL_PROOFS}
+    # each proof's time; the stop's is the node's shutdown delay, not the reply's
+    seconds = outcome["seconds"]
+    assert set(seconds) == set(outcome["proofs"]) and all(isinstance(s, (int, float)) for s in seconds.values())
+    assert 5 <= seconds["controlplane-1 down"] < 20, seconds
+    assert str(seconds["controlplane-1 down"]) in outcome["proofs"]["controlplane-1 down"]
 
-    lost = deploy("failover", "-e", "failover_drill_stop_count=2", "-e", "failover_drill_wait_timeout=24")
+    # both stops must be proven now: the emulated machines stop etcd and Kubernetes one node
+    # after the other (each program gets 10 s to exit) before their APIs close
+    shutdown_delay(deploy.emulator.state, "controlplane-1", "")
+    lost = deploy("failover", "-e", "failover_drill_stop_count=2", "-e", "failover_drill_wait_timeout=60")
     assert lost.rc != 0
     message = "\n".join(lost.failure_messages())
     assert "etcd quorum: LOST: 0 of 3 members respond, 2 needed" in message, message
     assert "kubernetes API through the endpoint: unavailable through https://127.0.1.10:6443" in message
     outcome = json.loads((deploy.out / "failover-drill.json").read_text())
     assert outcome["rejoined"], "the nodes are powered back on and the cluster heals"
+    # both stops were proven before the lost quorum was reported
+    assert all(outcome["proofs"][f"{node} down"].startswith("ok: ") for node in ("controlplane-1", "controlplane-2"))
+    assert outcome["proofs"]["etcd without the stopped members"].startswith("ok: 0 of 3 members respond")
+    assert not outcome["survived"] and outcome["seconds"]["etcd quorum"] >= 20, outcome
     # and the cluster is whole again: a full site run changes nothing
     again = deploy("site")
     assert again.unchanged, again.failure_messages() or again.stats
+
+
+def test_failover_drill_fails_when_the_node_does_not_go_down(deploy):
+    assert deploy("site").rc == 0
+    # a shutdown that hangs (a drain that never ends): the node keeps answering
+    shutdown_delay(deploy.emulator.state, "controlplane-1", "1h")
+    drill = deploy("failover", "-e", "failover_drill_wait_timeout=8")
+    assert drill.rc != 0 and drill.failed == 1, drill.stats
+    message = "\n".join(drill.failure_messages())
+    assert "controlplane-1 still answers after 8 s: the drill proved nothing" in message, message
+    outcome = json.loads((deploy.out / "failover-drill.json").read_text())
+    assert not outcome["survived"], "a stop that was not proven certifies nothing"
+    assert outcome["proofs"]["etcd without the stopped members"] == "not tried: a node did not go down"
+    for proof in DRILL_PROOFS[1:]:
+        assert outcome["proofs"][proof] == "not tried: the stop of controlplane-1 was not proven", outcome
+        assert outcome["seconds"][proof] is None
+    assert 7 <= outcome["seconds"]["controlplane-1 down"] <= 12, outcome
+    # it still ran its clean-up: the power-on, the rejoin proof, the probe pod's removal
+    assert task_results(drill, "Power the stopped nodes back on - controlplane-1")["controlplane-1"]["changed"]
+    assert outcome["rejoined"]
+    assert set(task_results(drill, "Remove the probe pod")) == {"controlplane-1"}
 
 
 def test_worker_before_the_control_plane_is_refused_untouched(deploy, module, talosctl):

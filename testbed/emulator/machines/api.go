@@ -94,14 +94,6 @@ func (em *Emulator) SyncResources(n *Node) {
 	em.syncResources(n)
 }
 
-// Stopped reports whether none of the node's real programs runs any more.
-func (em *Emulator) Stopped(n *Node) bool {
-	em.mu.Lock()
-	defer em.mu.Unlock()
-
-	return len(n.rt.procs) == 0
-}
-
 // Installed is the node's install record (false: not installed).
 func (em *Emulator) Installed(n *Node) (image.Installer, []string, bool) {
 	em.mu.Lock()

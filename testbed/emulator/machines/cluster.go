@@ -33,10 +33,21 @@ func (em *Emulator) EtcdClient(n *Node) (string, *http.Client, error) {
 	return n.etcdURL(constants.EtcdClientPort), n.rt.pki.etcd, nil
 }
 
-// SetPower powers a node on (a boot: services start again, the API comes back) or off.
+// SetPower powers a node on (a boot: services start again, the API comes back) or off. Powering
+// off ends a shutdown under way; powering on a machine that is on changes nothing, so a
+// shutdown under way goes on (as a BMC's power-on does to a running machine).
 func (em *Emulator) SetPower(n *Node, on bool) {
 	em.mu.Lock()
 	defer em.mu.Unlock()
+
+	if !on && n.shutdown != nil {
+		n.shutdown.Stop()
+		n.shutdown = nil
+	}
+
+	if !on {
+		n.halting = false
+	}
 
 	if n.reboot != nil {
 		if on {
@@ -64,8 +75,84 @@ func (em *Emulator) SetPower(n *Node, on bool) {
 	em.changed()
 }
 
+// Shutdown starts the node's shutdown and returns at once, as machined's Shutdown handler runs
+// SequenceShutdown in a goroutine after replying
+// (internal/app/machined/internal/server/v1alpha1/v1alpha1_server.go). The sequence
+// (internal/app/machined/pkg/runtime/v1alpha1/v1alpha1_sequencer.go, Shutdown) drains the node
+// unless forced, stops the pods (the kubelet's graceful shutdown: up to
+// constants.KubeletShutdownGracePeriod, 30 s), then the services (etcd and the control plane
+// with the CRI, apid last) and powers off; it has no phase leaving etcd (only a graceful
+// reset has), so the member stays in the member list. Here the node answers as before for its
+// shutdown delay, then stops its programs (etcd, the control plane, the kubelet: its Node
+// heartbeat) while its API still answers, and powers off once they have stopped: the API
+// refuses connections from then on. A request while a shutdown is under way changes nothing;
+// it returns the delay in effect.
+func (em *Emulator) Shutdown(n *Node) time.Duration {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+
+	delay := em.ShutdownDelay
+	if n.shutdownDelay != nil {
+		delay = *n.shutdownDelay
+	}
+
+	if n.shutdown != nil || n.halting {
+		return delay
+	}
+
+	em.log("%s: shutting down, powering off in %s", n.spec.Name, delay)
+
+	var timer *time.Timer
+	timer = time.AfterFunc(delay, func() {
+		em.mu.Lock()
+		due := n.shutdown == timer
+		if due {
+			n.shutdown, n.halting = nil, true
+			em.log("%s: shutting down: stopping services", n.spec.Name)
+			em.refreshServices(n)
+			em.changed()
+		}
+		em.mu.Unlock()
+
+		if !due {
+			return
+		}
+
+		em.kick()
+
+		// apid stops last: the machine powers off once its programs have stopped (or once
+		// something else ended the halt, such as the power control)
+		for {
+			em.mu.Lock()
+			done := !n.halting || len(n.rt.procs) == 0
+			em.mu.Unlock()
+
+			if done {
+				break
+			}
+
+			time.Sleep(100 * time.Millisecond)
+		}
+
+		em.SetPower(n, false)
+	})
+	n.shutdown = timer
+
+	return delay
+}
+
+// SetShutdownDelay overrides the shutdown delay of one node (nil: Emulator.ShutdownDelay), for
+// shutdowns requested afterwards: a shutdown that hangs (a drain that never ends) is a long one.
+func (em *Emulator) SetShutdownDelay(n *Node, delay *time.Duration) {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+
+	n.shutdownDelay = delay
+}
+
 // ServeControl is the testbed's power control on a unix socket (POST /power-on?node=NAME,
-// /power-off?node=NAME), what a BMC is to real machines.
+// /power-off?node=NAME), what a BMC is to real machines, and its fault switch
+// (POST /shutdown-delay?node=NAME&delay=DURATION; an empty delay restores the default).
 func (em *Emulator) ServeControl(path string) (func(), error) {
 	os.Remove(path) //nolint:errcheck
 
@@ -91,6 +178,40 @@ func (em *Emulator) ServeControl(path string) (func(), error) {
 			fmt.Fprintf(w, "%s: %s\n", n.spec.Name, action)
 		})
 	}
+
+	mux.HandleFunc("POST /shutdown-delay", func(w http.ResponseWriter, r *http.Request) {
+		em.mu.Lock()
+		n := em.lookup(r.URL.Query().Get("node"))
+		em.mu.Unlock()
+
+		if n == nil {
+			http.Error(w, "no such node", http.StatusNotFound)
+
+			return
+		}
+
+		var delay *time.Duration
+
+		if text := r.URL.Query().Get("delay"); text != "" {
+			parsed, err := time.ParseDuration(text)
+			if err != nil || parsed < 0 {
+				http.Error(w, fmt.Sprintf("delay %q is not a duration such as 90s", text), http.StatusBadRequest)
+
+				return
+			}
+
+			delay = &parsed
+		}
+
+		em.SetShutdownDelay(n, delay)
+
+		shown := "default"
+		if delay != nil {
+			shown = delay.String()
+		}
+
+		fmt.Fprintf(w, "%s: shutdown delay %s\n", n.spec.Name, shown)
+	})
 
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 

@@ -473,7 +473,7 @@ func (em *Emulator) etcdPeers(n *Node) []*Node {
 	var peers []*Node
 
 	for _, o := range em.nodes {
-		if o != n && o.isControlPlane() && o.clusterID() == n.clusterID() && o.rt.etcdUp && !o.off {
+		if o != n && o.isControlPlane() && o.clusterID() == n.clusterID() && o.rt.etcdUp && !o.runsNothing() {
 			peers = append(peers, o)
 		}
 	}
@@ -553,7 +553,7 @@ type component struct {
 
 func (em *Emulator) reconcileControlPlane(n *Node) error {
 	em.mu.Lock()
-	want := n.isControlPlane() && !n.off && n.disk.EtcdData
+	want := n.isControlPlane() && !n.runsNothing() && n.disk.EtcdData
 	cfg := n.running
 	em.mu.Unlock()
 
@@ -721,7 +721,7 @@ func (em *Emulator) readyAPIServers(vip netip.Addr) []*Node {
 	var ready []*Node
 
 	for _, n := range em.nodes {
-		if n.isControlPlane() && !n.off && n.rt.apiReady && (!vip.IsValid() || slices.Contains(vipAddresses(n.running), vip)) {
+		if n.isControlPlane() && !n.runsNothing() && n.rt.apiReady && (!vip.IsValid() || slices.Contains(vipAddresses(n.running), vip)) {
 			ready = append(ready, n)
 		}
 	}
@@ -886,7 +886,7 @@ func (em *Emulator) reconcileKwok() {
 func (em *Emulator) registerNode(n *Node) error {
 	em.mu.Lock()
 	// powered off or a kubelet that does not run: nobody heartbeats the Node
-	down := n.off || (n.configured() && !n.kubeletRunning())
+	down := n.runsNothing() || (n.configured() && !n.kubeletRunning())
 
 	if !n.configured() || down {
 		em.mu.Unlock()

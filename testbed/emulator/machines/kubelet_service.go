@@ -20,8 +20,8 @@ import (
 // startKubelet (re)starts the kubelet when its service was just started or restarted, or when
 // its configuration changed since it last started. Called with em.mu held.
 func (em *Emulator) startKubelet(n *Node, svc *serviceState, now time.Time) {
-	if n.off {
-		return // a machine that is down or rebooting runs nothing
+	if n.runsNothing() {
+		return // a machine that is down, rebooting or halting runs nothing
 	}
 
 	raw, err := kubelet.ConfigYAML(n.kubeletMachine())

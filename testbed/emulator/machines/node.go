@@ -186,6 +186,15 @@ type Node struct {
 	reboot *time.Timer
 	rt     runtime
 
+	// shutdown is the pending end of a shutdown sequence (the node still answers until it
+	// fires); shutdownDelay overrides Emulator.ShutdownDelay for this node (the control socket's
+	// fault switch). Neither is persisted.
+	shutdown      *time.Timer
+	shutdownDelay *time.Duration
+	// halting: the shutdown is stopping the node's programs; its API still answers (apid stops
+	// last), then it powers off.
+	halting bool
+
 	// the kubelet's last start: the config it started with, when, and its log (kubelet_service.go)
 	kubeletStarted   string
 	kubeletStartedAt time.Time
@@ -221,6 +230,10 @@ type installRecord struct {
 	// (kernel.InstalledCmdline of the firmware, the image and the config installed with).
 	KernelArgs []string `json:"kernel_args"`
 }
+
+// runsNothing: powered off, rebooting or halting, the machine runs no program (etcd, the
+// control plane, the kubelet). Called with em.mu held.
+func (n *Node) runsNothing() bool { return n.off || n.halting }
 
 func newNode(spec NodeSpec, stateDir string) (*Node, error) {
 	n := &Node{
@@ -372,6 +385,10 @@ type Emulator struct {
 	// RebootDelay is how long a reboot keeps a machine down (the install after the first
 	// config, an apply that needs a reboot): its API refuses connections meanwhile.
 	RebootDelay time.Duration
+
+	// ShutdownDelay is how long a machine keeps answering after a Shutdown request before it
+	// powers off (machined's shutdown sequence runs after the reply; cluster.go, Shutdown).
+	ShutdownDelay time.Duration
 }
 
 func New(specs []NodeSpec, stateDir string, tools Tools, logf func(string, ...any)) (*Emulator, error) {

@@ -163,24 +163,14 @@ func (s *machineServer) Kubeconfig(_ *emptypb.Empty, stream grpc.ServerStreaming
 	})
 }
 
-// Shutdown powers the node off: its API goes away until the testbed's power control turns it on
-// again (a real machine needs its BMC). The reply comes once its programs have stopped, so a
-// caller observes the cluster without them.
+// Shutdown answers at once and the node powers off afterwards, as on Talos (machines.Shutdown):
+// a caller that needs the node down must watch for it (its API refusing connections, its etcd
+// member not answering).
 func (s *machineServer) Shutdown(ctx context.Context, _ *machine.ShutdownRequest) (*machine.ShutdownResponse, error) {
-	return dispatch(ctx, s, func(ctx context.Context, n *machines.Node) (*machine.ShutdownResponse, error) {
-		s.em.SetPower(n, false)
+	return dispatch(ctx, s, func(_ context.Context, n *machines.Node) (*machine.ShutdownResponse, error) {
+		s.em.Shutdown(n)
 
-		for {
-			if s.em.Stopped(n) {
-				return &machine.ShutdownResponse{Messages: []*machine.Shutdown{{ActorId: "emulator"}}}, nil
-			}
-
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
+		return &machine.ShutdownResponse{Messages: []*machine.Shutdown{{ActorId: "emulator"}}}, nil
 	})
 }
 

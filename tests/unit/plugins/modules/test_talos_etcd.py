@@ -91,3 +91,27 @@ def test_waited_for():
     joining = {"quorum": {"has_quorum": True, "responding": 2, "members": 2}}
     assert not talos_etcd.waited_for(joining, "all", nodes)
     assert talos_etcd.waited_for({"quorum": {"has_quorum": True, "responding": 3, "members": 3}}, "all", nodes)
+
+
+def _asked(status):
+    return {"status": status, "quorum": talos_etcd.summarize_quorum(MEMBER_LIST, status, list(status))}
+
+
+def test_stopped_counts_only_once_the_stopped_member_stops_answering():
+    # Talos answered Shutdown but n1 still runs: 3 of 3 respond, nothing is proven yet
+    still_up = _asked({"n1": _status("aa"), "n2": _status("bb"), "n3": _status("cc")})
+    assert not talos_etcd.waited_for(still_up, "stopped", ["n1", "n2", "n3"], ["n1"])
+    # n1 is down, but n3 does not answer either: not "members minus the stopped ones"
+    one_short = _asked({"n1": {"error": "connection refused"}, "n2": _status("bb"), "n3": {"error": "refused"}})
+    assert not talos_etcd.waited_for(one_short, "stopped", ["n1", "n2", "n3"], ["n1"])
+    down = _asked({"n1": {"error": "connection refused"}, "n2": _status("bb"), "n3": _status("cc")})
+    assert down["quorum"]["responding"] == 2 and down["quorum"]["members"] == 3
+    assert talos_etcd.waited_for(down, "stopped", ["n1", "n2", "n3"], ["n1"])
+
+
+def test_stopped_without_a_possible_majority_needs_only_the_stopped_members_silent():
+    # two of three stopped: the survivor cannot answer with a leader; counted out once neither answers
+    lost = _asked({"n1": {"error": "refused"}, "n2": {"error": "refused"}, "n3": _status("cc", leader="0")})
+    assert talos_etcd.waited_for(lost, "stopped", ["n1", "n2", "n3"], ["n1", "n2"])
+    half = _asked({"n1": {"error": "refused"}, "n2": _status("bb"), "n3": _status("cc")})
+    assert not talos_etcd.waited_for(half, "stopped", ["n1", "n2", "n3"], ["n1", "n2"])
