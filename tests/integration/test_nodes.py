@@ -170,6 +170,21 @@ def test_failover_drill_fails_when_the_node_does_not_go_down(deploy):
     assert set(task_results(drill, "Remove the probe pod")) == {"controlplane-1"}
 
 
+def test_a_failed_power_on_names_the_node_never_the_command(deploy):
+    """The power-on command may carry the BMC password: a failure says which node, not how."""
+    assert deploy("site").rc == 0
+    command = "sh -c 'exit 3' ipmi-password-hunter2"
+    try:
+        drill = deploy("failover", "-e", json.dumps({"talos_node_power_on_command": command,
+                                                     "talos_cluster_wait_timeout": 30}))
+        assert drill.rc != 0
+        message = "\n".join(drill.failure_messages())
+        assert "controlplane-1: talos_node_power_on_command failed (rc 3)" in message, message
+        assert "hunter2" not in drill.stdout + drill.stderr
+    finally:
+        power(deploy.emulator.state, "controlplane-1", True)
+
+
 def test_worker_before_the_control_plane_is_refused_untouched(deploy, module, talosctl):
     run = deploy("worker")
     assert run.rc != 0
