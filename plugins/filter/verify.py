@@ -21,10 +21,12 @@ description:
     C(etcd_checks) wants one healthy etcd member per control plane, with quorum and one leader.
   - C(ready_nodes) names the Nodes that count as ready, that is Ready or, with the cluster's CNI
     C(none), NotReady only because the container runtime has no CNI (waiting for a CNI).
+  - C(node_services) turns each host's M(solanaops.talos.talos_node_facts) result into its services
+    (none when they were not read), the input of C(service_checks).
   - C(persistent_volume_name) is the naming rule of the validator's local PersistentVolumes.
   - Every result names its check family (C(nodes), C(validator), C(priority class), C(storage),
-    C(boot), C(kernel), C(services), C(etcd)); C(family_checks) fails each expected family with no
-    result, and C(host_checks) fails each host of the play whose facts were not read.
+    C(boot), C(kernel), C(services), C(etcd), C(hosts)); C(family_checks) fails each expected family
+    with no result, and C(host_checks) fails each host of the play whose facts were not read.
 author:
   - SolanaOps platform team (@solanaops)
 """
@@ -49,6 +51,11 @@ def kubernetes_checks(observed, expected):
     return results
 
 
+def node_services(facts_by_host):
+    """{host: talos_node_facts' result} -> {host: its services, None when they were not read}."""
+    return {host: (facts or {}).get("services") for host, facts in facts_by_host.items()}
+
+
 def _family(check, family):
     def tagged_check(*args, **kwargs):
         return checks.tagged(check(*args, **kwargs), family)
@@ -64,7 +71,8 @@ class FilterModule:
             "etcd_checks": _family(checks.etcd_checks, "etcd"),
             "boot_checks": _family(checks.boot_checks, "boot"),
             "family_checks": checks.family_checks,
-            "host_checks": checks.host_checks,
+            "host_checks": _family(checks.host_checks, "hosts"),
+            "node_services": node_services,
             "persistent_volume_name": checks.persistent_volume_name,
             "parse_taints": checks.parse_taints,
             "ready_nodes": checks.ready_nodes,

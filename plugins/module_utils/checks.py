@@ -35,9 +35,9 @@ def family_checks(results, families):
     """One failure per expected check family with no result: a family that ran no check proves
     nothing, so its absence (a skipped or failed read, an empty inventory group) is a failure."""
     present = {r.get("family") for r in results if not r.get("info")}
-    return [result("check family", family, False, "at least one check", "none",
-                   "no check of this family ran: its facts were not read or its inventory is empty")
-            for family in families if family not in present]
+    return tagged([result("check family", family, False, "at least one check", "none",
+                          "no check of this family ran: its facts were not read or its inventory is empty")
+                   for family in families if family not in present], "report")
 
 
 def host_checks(facts_by_host, play_hosts):

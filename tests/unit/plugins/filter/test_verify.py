@@ -236,3 +236,12 @@ def test_an_empty_or_missing_family_fails():
     assert failures(FILTERS["family_checks"](info_only, ["priority class"])) == [("check family", "priority class")]
     assert checks.counts([]) == (0, 1, ["no check ran: nothing was verified"])
     assert checks.summarize([]).splitlines()[-1] == "0 passed, 0 failed (no check ran: nothing was verified)"
+
+
+def test_node_services_keeps_hosts_whose_facts_were_not_read():
+    facts = {"cp1": {"services": {"apid": RUNNING}}, V: {"failed": True, "msg": "connection refused"}, "cp2": {}}
+    services = FILTERS["node_services"](facts)
+    assert services == {"cp1": {"apid": RUNNING}, V: None, "cp2": None}
+    assert failures(FILTERS["service_checks"](services, ["cp1"])) == sorted([
+        ("service etcd", "cp1"), ("service kubelet", "cp1"), ("service apid", "cp2"), ("service kubelet", "cp2"),
+        ("service apid", V), ("service kubelet", V)])
