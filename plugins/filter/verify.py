@@ -21,7 +21,12 @@ description:
     C(etcd_checks) wants one healthy etcd member per control plane, with quorum and one leader.
   - C(ready_nodes) names the Nodes that count as ready, that is Ready or, with the cluster's CNI
     C(none), NotReady only because the container runtime has no CNI (waiting for a CNI).
+  - C(node_services) turns each host's M(solanaops.talos.talos_node_facts) result into its services
+    (none when they were not read), the input of C(service_checks).
   - C(persistent_volume_name) is the naming rule of the validator's local PersistentVolumes.
+  - Every result names its check family (C(nodes), C(validator), C(priority class), C(storage),
+    C(boot), C(kernel), C(services), C(etcd), C(hosts)); C(family_checks) fails each expected family
+    with no result, and C(host_checks) fails each host of the play whose facts were not read.
 author:
   - SolanaOps platform team (@solanaops)
 """
@@ -33,25 +38,41 @@ def kubernetes_checks(observed, expected):
     """observed: nodes, priority_classes, storage_classes, persistent_volumes (object lists).
     expected: nodes (names), kubernetes_version, cni, validators, priority_class {name, value}, storage_class_prefix,
     volumes_by_node {node: [volume]}."""
-    results = checks.node_checks(observed["nodes"], expected["nodes"], expected.get("kubernetes_version"),
-                                 expected.get("cni", "flannel"))
+    results = checks.tagged(checks.node_checks(observed["nodes"], expected["nodes"], expected.get("kubernetes_version"),
+                                               expected.get("cni", "flannel")), "nodes")
     for validator in expected["validators"]:
-        results += checks.validator_checks(observed["nodes"], validator)
-    results += checks.priority_class_checks(observed["priority_classes"], expected["priority_class"]["name"],
-                                            expected["priority_class"]["value"])
-    results += checks.storage_checks(observed["storage_classes"], expected["volumes_by_node"],
-                                     expected["storage_class_prefix"], observed["persistent_volumes"])
+        results += checks.tagged(checks.validator_checks(observed["nodes"], validator), "validator")
+    results += checks.tagged(checks.priority_class_checks(observed["priority_classes"],
+                                                          expected["priority_class"]["name"],
+                                                          expected["priority_class"]["value"]), "priority class")
+    results += checks.tagged(checks.storage_checks(observed["storage_classes"], expected["volumes_by_node"],
+                                                   expected["storage_class_prefix"], observed["persistent_volumes"]),
+                             "storage")
     return results
+
+
+def node_services(facts_by_host):
+    """{host: talos_node_facts' result} -> {host: its services, None when they were not read}."""
+    return {host: (facts or {}).get("services") for host, facts in facts_by_host.items()}
+
+
+def _family(check, family):
+    def tagged_check(*args, **kwargs):
+        return checks.tagged(check(*args, **kwargs), family)
+    return tagged_check
 
 
 class FilterModule:
     def filters(self):
         return {
             "kubernetes_checks": kubernetes_checks,
-            "talos_checks": checks.talos_checks,
-            "service_checks": checks.service_checks,
-            "etcd_checks": checks.etcd_checks,
-            "boot_checks": checks.boot_checks,
+            "talos_checks": _family(checks.talos_checks, "kernel"),
+            "service_checks": _family(checks.service_checks, "services"),
+            "etcd_checks": _family(checks.etcd_checks, "etcd"),
+            "boot_checks": _family(checks.boot_checks, "boot"),
+            "family_checks": checks.family_checks,
+            "host_checks": _family(checks.host_checks, "hosts"),
+            "node_services": node_services,
             "persistent_volume_name": checks.persistent_volume_name,
             "parse_taints": checks.parse_taints,
             "ready_nodes": checks.ready_nodes,

@@ -20,6 +20,40 @@ def result(name, subject, passed, expected, observed, detail=""):
             "expected": _plain(expected), "observed": _plain(observed), "detail": detail}
 
 
+def information(name, subject, observed, detail=""):
+    """What a check cannot fail on by construction (a built-in object that always exists): shown
+    in the report, counted neither as passed nor as failed."""
+    return {**result(name, subject, True, "information", observed, detail), "info": True}
+
+
+def tagged(results, family):
+    """The results of one check family, each naming it (the report wants every family present)."""
+    return [{**r, "family": family} for r in results]
+
+
+def family_checks(results, families):
+    """One failure per expected check family with no result: a family that ran no check proves
+    nothing, so its absence (a skipped or failed read, an empty inventory group) is a failure."""
+    present = {r.get("family") for r in results if not r.get("info")}
+    return tagged([result("check family", family, False, "at least one check", "none",
+                          "no check of this family ran: its facts were not read or its inventory is empty")
+                   for family in families if family not in present], "report")
+
+
+def host_checks(facts_by_host, play_hosts):
+    """Every host of the play had its facts read (talos_node_facts' result has what it booted): a
+    host whose facts task failed, or that left the play before it, is a failure naming why, never
+    silently absent. facts_by_host: {host: the registered talos_node_facts result, or None}."""
+    results = []
+    for host in play_hosts:
+        facts = facts_by_host.get(host) or {}
+        read = "boot" in facts
+        observed = ("read" if read else f"not read: {facts['msg']}" if facts.get("msg")
+                    else "not read (the host left the play before its facts were read)")
+        results.append(result("node facts read", host, read, "read", observed))
+    return results
+
+
 def _plain(value):
     """JSON-friendly: Decimals as Kubernetes-style strings, containers recursively."""
     if isinstance(value, dict):
@@ -71,7 +105,8 @@ def ready_nodes(nodes, cni="flannel"):
 
 def node_checks(nodes, expected_names, kubernetes_version=None, cni="flannel"):
     """Every expected node is registered and Ready (with CNI none: Ready or NotReady waiting for
-    a CNI, reported as such), its kubelet at the inventory's Kubernetes version."""
+    a CNI, reported as such), its kubelet at the inventory's Kubernetes version; and no Node the
+    inventory does not declare."""
     by_name = {n["metadata"]["name"]: n for n in nodes}
     results = []
     for name in expected_names:
@@ -93,6 +128,9 @@ def node_checks(nodes, expected_names, kubernetes_version=None, cni="flannel"):
                 running = ((node.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion", "unknown")
                 results.append(result("kubelet version", name, running == wanted, wanted, running,
                                       "the node's kubelet image (machine.kubelet.image) runs another version"))
+    for name in sorted(set(by_name) - set(expected_names)):
+        results.append(result("no unexpected node", name, False, "not registered", "registered",
+                              "a Node the inventory does not declare"))
     return results
 
 
@@ -107,22 +145,35 @@ def validator_checks(nodes, validator):
     if node is None:
         return [result("validator node registered", name, False, "registered", "missing")]
     status = node.get("status") or {}
-    reported_memory = _quantity(status.get("capacity"), "memory")
     hugepages = validator.get("hugepages") or {}
     reservations = [validator.get(k) or {} for k in ("kube_reserved", "system_reserved", "eviction_hard")]
+    # every expected figure comes from the inventory, never from what the node reports
     expected = resources.expected_node_resources(
-        validator["hardware"], hugepages, validator.get("reserved_system_cpus"), *reservations,
-        memory_capacity=reported_memory)
+        validator["hardware"], hugepages, validator.get("reserved_system_cpus"), *reservations)
     installed = resources.parse_quantity(validator["hardware"]["memory"])
-    needed = resources.hugepage_bytes(hugepages) + resources.memory_reservation(*reservations)
-    results = [result("capacity memory", name,
-                      reported_memory is not None and needed < reported_memory <= installed,
-                      f"at most {resources.format_quantity(installed)}, above {resources.format_quantity(needed)}",
-                      reported_memory if reported_memory is not None else "absent",
-                      "MemTotal sits a little below the installed memory")]
+    lowest = installed - resources.kernel_memory_reserve(installed)
+    deducted = resources.hugepage_bytes(hugepages) + resources.memory_reservation(*reservations)
+    capacity, allocatable = _quantity(status.get("capacity"), "memory"), _quantity(status.get("allocatable"), "memory")
+    fmt = resources.format_quantity
+    results = [
+        result("capacity memory", name, capacity is not None and lowest <= capacity <= installed,
+               f"{fmt(lowest)} to {fmt(installed)}", capacity if capacity is not None else "absent",
+               f"MemTotal is the installed {fmt(installed)} less at most the kernel's reserve "
+               f"(1/64 + 64Mi = {fmt(installed - lowest)})"),
+        # the kubelet's rule: allocatable = MemTotal - huge pages - kube/system reserved - hard eviction,
+        # every deduction the inventory's; with the capacity held to its window above, allocatable is
+        # held to the same window less the deductions
+        result("allocatable memory", name,
+               allocatable is not None and capacity is not None and allocatable == capacity - deducted,
+               f"memory capacity less {fmt(deducted)} (huge pages and reservations)"
+               + ("" if capacity is None else f" = {fmt(capacity - deducted)}"),
+               allocatable if allocatable is not None else "absent",
+               "" if allocatable is None or capacity is None else
+               f"the kubelet deducts {fmt(capacity - allocatable)}: its reservations or huge pages differ"),
+    ]
     for kind in ("capacity", "allocatable"):
         for resource, wanted in expected[kind].items():
-            if kind == "capacity" and resource == "memory":
+            if resource == "memory":
                 continue  # checked above against the installed memory
             observed = _quantity(status.get(kind), resource)
             results.append(result(f"{kind} {resource}", name, observed == wanted, wanted,
@@ -162,13 +213,16 @@ def priority_class_checks(priority_classes, name, value):
     return [
         result("PriorityClass", name, ours is not None and ours.get("value") == int(value), int(value),
                ours.get("value") if ours else "missing"),
-        result("built-in PriorityClass", "system-cluster-critical", "system-cluster-critical" in by_name,
-               "present", "present" if "system-cluster-critical" in by_name else "missing"),
+        # every cluster has it (the API server creates it): shown, never counted as a pass
+        information("built-in PriorityClass", "system-cluster-critical",
+                    "present" if "system-cluster-critical" in by_name else "missing"),
     ]
 
 
 def storage_checks(storage_classes, volumes_by_node, class_prefix, persistent_volumes):
-    """StorageClasses exist as local no-provisioner classes; each PV is Bound or Available."""
+    """StorageClasses exist as local no-provisioner classes; each local PV is Bound or Available and
+    is what postconfig creates from the inventory: its path /var/mnt/<volume>, its capacity, its
+    node affinity (kubernetes.io/hostname In [node], nothing else) and its StorageClass."""
     classes = {s["metadata"]["name"]: s for s in storage_classes}
     pvs = {p["metadata"]["name"]: p for p in persistent_volumes}
     results = []
@@ -182,10 +236,39 @@ def storage_checks(storage_classes, volumes_by_node, class_prefix, persistent_vo
         for volume in volumes:
             pv_name = persistent_volume_name(node, volume["name"])
             pv = pvs.get(pv_name)
-            phase = (pv.get("status") or {}).get("phase") if pv else "missing"
-            results.append(result("PersistentVolume", pv_name, phase in ("Bound", "Available"),
-                                  "Bound or Available", phase))
+            if pv is None:
+                results.append(result("PersistentVolume", pv_name, False, "present", "missing"))
+                continue
+            results += _persistent_volume_checks(pv_name, pv, node, volume, class_prefix)
     return results
+
+
+def _persistent_volume_checks(pv_name, pv, node, volume, class_prefix):
+    spec = pv.get("spec") or {}
+    phase = (pv.get("status") or {}).get("phase") or "unknown"
+    local = bool(spec.get("local"))
+    path = (spec.get("local") or {}).get("path") or (spec.get("hostPath") or {}).get("path") or "none"
+    wanted_path = f"/var/mnt/{volume['name']}"
+    storage = _quantity(spec.get("capacity"), "storage")
+    wanted_storage = resources.parse_quantity(volume["capacity"]) if volume.get("capacity") is not None else None
+    terms = ((spec.get("nodeAffinity") or {}).get("required") or {}).get("nodeSelectorTerms") or []
+    affinity = "; ".join(
+        ", ".join(f"{e.get('key')} {e.get('operator')} [{', '.join(e.get('values') or [])}]"
+                  for e in term.get("matchExpressions") or []) or "empty term"
+        for term in terms) or "none"
+    wanted_affinity = f"kubernetes.io/hostname In [{node}]"
+    klass = spec.get("storageClassName") or "none"
+    return [
+        result("PersistentVolume phase", pv_name, phase in ("Bound", "Available"), "Bound or Available", phase),
+        result("PersistentVolume path", pv_name, path == wanted_path and local, f"local {wanted_path}",
+               f"{'local' if local else 'not local'} {path}"),
+        result("PersistentVolume capacity", pv_name, storage is not None and storage == wanted_storage,
+               wanted_storage if wanted_storage is not None else "an inventory capacity",
+               storage if storage is not None else "absent"),
+        result("PersistentVolume node affinity", pv_name, affinity == wanted_affinity, wanted_affinity, affinity),
+        result("PersistentVolume StorageClass", pv_name, klass == class_prefix + volume["name"],
+               class_prefix + volume["name"], klass),
+    ]
 
 
 def persistent_volume_name(node, volume):
@@ -202,8 +285,7 @@ def talos_checks(facts, validator):
     name, cmdline = validator["name"], facts.get("cmdline") or []
     ignored_hint = ("UKI boots take their kernel args from the installed image: install (or upgrade to) the "
                     f"image of {name}.schematic.yaml" if validator.get("boot_mode") == "uki" else "")
-    results = [result(f"kernel arg {arg}", name, arg in cmdline, "present", "present" if arg in cmdline else "absent",
-                      ignored_hint) for arg in validator.get("kernel_args") or []]
+    results = kernel_arg_checks(cmdline, validator.get("kernel_args") or [], name, ignored_hint)
     hugepages = {size: int(count) for size, count in (validator.get("hugepages") or {}).items() if int(count)}
     meminfo = facts.get("meminfo") or {}
     total_kib = resources.hugepage_bytes(hugepages) // 1024
@@ -216,9 +298,15 @@ def talos_checks(facts, validator):
                               f"{meminfo.get('Hugepagesize', 'absent')} kB"))
         results.append(result("HugePages_Total", name, meminfo.get("HugePages_Total") == hugepages[default],
                               hugepages[default], meminfo.get("HugePages_Total", "absent"), ignored_hint))
-        per_numa = [node.get("HugePages_Total", 0) for node in facts.get("numa") or []]
-        results.append(result("HugePages_Total over NUMA nodes", name, sum(per_numa) == hugepages[default],
-                              hugepages[default], " + ".join(str(n) for n in per_numa) or "absent"))
+        hardware = validator.get("hardware") or {}
+        split = resources.boot_hugepages_per_node(default, hugepages[default], hardware.get("numa_nodes", 1),
+                                                  hardware.get("cpus", 1))
+        per_numa = [node.get("HugePages_Total") for node in facts.get("numa") or []]
+        results.append(result("HugePages_Total per NUMA node", name, per_numa == split,
+                              " + ".join(str(n) for n in split),
+                              " + ".join(str(n) for n in per_numa) or "absent",
+                              "the kernel spreads boot-time pages round-robin over the NUMA nodes"
+                              + ("" if default == "1Gi" else ", each allocation thread's chunk from node 0")))
     kubelet = facts.get("kubelet_config")
     if kubelet is not None:
         for field, key in (("cpuManagerPolicy", "cpu_manager_policy"),
@@ -234,6 +322,36 @@ def talos_checks(facts, validator):
         path, fstype = f"/var/mnt/{volume['name']}", volume.get("filesystem", "xfs")
         results.append(result(f"volume {volume['name']} mounted", name, mounts.get(path) == fstype,
                               f"{path} ({fstype})", f"{path} ({mounts[path]})" if path in mounts else "not mounted"))
+    return results
+
+
+def kernel_arg_checks(cmdline, kernel_args, name, absent_hint=""):
+    """Each tuning kernel arg as the kernel reads it: for a key given once, the last value on the
+    command line (a later ``iommu=off`` overrides ``iommu=pt``); for a key the tuning repeats
+    (``hugepagesz``, ``hugepages``), its values in order at the end of that key's values. A flag
+    without ``=`` only needs to be there."""
+    def key_of(arg):
+        return str(arg).split("=", 1)[0]
+
+    on_cmdline, wanted = {}, {}
+    for arg in cmdline:
+        on_cmdline.setdefault(key_of(arg), []).append(arg)
+    for arg in kernel_args:
+        wanted.setdefault(key_of(arg), []).append(str(arg))
+    results = []
+    for key, args in wanted.items():
+        seen = on_cmdline.get(key, [])
+        tail = [None] * max(len(args) - len(seen), 0) + seen[-len(args):]
+        for arg, observed in zip(args, tail, strict=True):
+            passed = bool(seen) if "=" not in arg else observed == arg
+            if not seen:
+                shown, detail = "absent", absent_hint
+            elif passed:
+                shown, detail = observed or arg, ""
+            else:
+                shown = f"{observed or 'absent'} (the last of: {' '.join(seen)})"
+                detail = "the kernel uses the last value of a parameter: a later one overrides the tuning"
+            results.append(result(f"kernel arg {arg}", name, passed, arg, shown, detail))
     return results
 
 
@@ -264,13 +382,14 @@ def kernel_printed(value):
 def service_checks(services_by_node, controlplane_nodes):
     """apid and kubelet Running and healthy on every node, etcd too on control planes.
 
-    services_by_node: {node name: talos_node_facts' services (Talos lists running services only)}."""
+    services_by_node: {node name: talos_node_facts' services (Talos lists running services only), None
+    when they were not read: every wanted service then fails}."""
     results = []
     for node, services in services_by_node.items():
         wanted = ["apid", "kubelet"] + (["etcd"] if node in controlplane_nodes else [])
         for service in wanted:
-            state = services.get(service)
-            observed = ("not running" if state is None
+            state = (services or {}).get(service)
+            observed = ("not read" if services is None else "not running" if state is None
                         else "running, " + ("healthy" if state.get("healthy") else "not healthy"))
             healthy = bool(state and state.get("running") and state.get("healthy"))
             results.append(result(f"service {service}", node, healthy, "running, healthy", observed))
@@ -320,19 +439,35 @@ def etcd_checks(etcd, controlplane_nodes):
 
 
 def summarize(results):
-    """A table a person reads at a glance, failures first."""
-    ordered = sorted(results, key=lambda r: r["passed"])
+    """A table a person reads at a glance, failures first, information last. No check at all is a
+    failure, never "0 passed"."""
+    counted = [r for r in results if not r.get("info")]
+    ordered = sorted(results, key=lambda r: (bool(r.get("info")), r["passed"]))
     rows = [("", "check", "subject", "expected", "observed")] + [
-        ("FAIL" if not r["passed"] else "ok", r["name"], r["subject"], _cell(r["expected"]),
+        ("info" if r.get("info") else "FAIL" if not r["passed"] else "ok", r["name"], r["subject"],
+         _cell(r["expected"]),
          _cell(r["observed"]) + (f" ({r['detail']})" if r["detail"] and not r["passed"] else ""))
         for r in ordered]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(row)).rstrip()
              for row in rows]
-    failed = sum(not r["passed"] for r in results)
+    failed = sum(not r["passed"] for r in counted)
     lines.insert(1, "-" * len(lines[0]))
-    lines.append(f"{len(results) - failed} passed, {failed} failed")
+    informational = len(results) - len(counted)
+    lines.append(f"{len(counted) - failed} passed, {failed} failed"
+                 + (f", {informational} information" if informational else "")
+                 + ("" if counted else " (no check ran: nothing was verified)"))
     return "\n".join(lines)
+
+
+def counts(results):
+    """(passed, failed, failure lines) over the counted checks; no check at all counts as one failure."""
+    counted = [r for r in results if not r.get("info")]
+    failures = [f"{r['name']} on {r['subject']}: expected {r['expected']}, observed {r['observed']}"
+                + (f" ({r['detail']})" if r.get("detail") else "") for r in counted if not r["passed"]]
+    if not counted:
+        failures.append("no check ran: nothing was verified")
+    return len(counted) - (len(failures) if counted else 0), len(failures), failures
 
 
 def _cell(value):

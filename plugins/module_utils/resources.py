@@ -167,3 +167,57 @@ def expected_node_resources(hardware, hugepages, reserved_system_cpus,
     allocatable["memory"] = (memory - hugepage_bytes(hugepages)
                              - memory_reservation(kube_reserved, system_reserved, eviction_hard))
     return {"capacity": capacity, "allocatable": allocatable}
+
+
+def kernel_memory_reserve(installed):
+    """What the kernel keeps of the installed memory before it counts MemTotal, the project's one
+    rule (README, Inventory; the testbed emulator's kernel view follows it): 1/64 of the installed
+    memory (the struct page array) plus 64 MiB (kernel image, firmware, early allocations). Verify
+    wants the kubelet's memory capacity (MemTotal) between ``installed - reserve`` and
+    ``installed``."""
+    installed = int(installed)
+    return installed // 64 + 64 * MI
+
+
+def _round_robin(count, numa_nodes):
+    """One allocation run over the nodes with memory, from the first: node i gets count // n, the
+    first count % n nodes one more (mm/hugetlb.c alloc_pool_huge_folio / for_each_node_mask_to_alloc)."""
+    share, extra = divmod(int(count), int(numa_nodes))
+    return [share + (1 if node < extra else 0) for node in range(int(numa_nodes))]
+
+
+def boot_hugepages_per_node(size, count, numa_nodes, cpus):
+    """How Linux 6.18 (Talos v1.13.9 ships 6.18.44) spreads ``hugepages=count`` of one page size,
+    given without a per-node list, over the NUMA nodes at boot. mm/hugetlb.c
+    hugetlb_hstate_alloc_pages:
+
+    - 1 GiB (gigantic) pages: hugetlb_gigantic_pages_alloc_boot allocates one page at a time,
+      round-robin over the N_MEMORY nodes from the first (``h->next_nid_to_alloc``): node i gets
+      count // n, the first count % n nodes one more.
+    - 2 MiB pages: hugetlb_pages_alloc_boot splits the count into padata chunks (kernel/padata.c
+      padata_do_multithreaded) with ``hugepage_alloc_threads`` = online CPUs / 4 (at least 1)
+      threads: min_chunk = count // threads; works = min(max(count // max(min_chunk, 1), 1), threads);
+      one work takes the whole count, else chunk = max(count // (works * 4), min_chunk, 1) pages,
+      handed out in order (the last chunk takes the rest). Each chunk
+      (hugetlb_pages_alloc_boot_node) starts its round-robin again at the first online node, so
+      node 0 gets one page more per odd-sized chunk: 50000 pages on 64 CPUs and 2 nodes are 16
+      chunks of 3125, that is 25008 + 24992.
+
+    Returns the pages per node, assuming memory enough for all of them.
+    """
+    count, numa_nodes = int(count), max(int(numa_nodes), 1)
+    if count <= 0:
+        return [0] * numa_nodes
+    if size != "2Mi":
+        return _round_robin(count, numa_nodes)
+    threads = max(int(cpus) // 4, 1)
+    min_chunk = count // threads
+    works = min(max(count // max(min_chunk, 1), 1), threads)
+    if works == 1:
+        return _round_robin(count, numa_nodes)
+    chunk = max(count // (works * 4), min_chunk, 1)
+    per_node = [0] * numa_nodes
+    for start in range(0, count, chunk):
+        for node, pages in enumerate(_round_robin(min(chunk, count - start), numa_nodes)):
+            per_node[node] += pages
+    return per_node

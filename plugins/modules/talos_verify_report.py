@@ -14,13 +14,16 @@ description:
     Talos checks) and writes them to O(json_path) and, as a table with failures first, to
     O(summary_path).
   - Never fails on failed checks itself; it returns every failure so the caller can fail
-    listing all of them.
-  - The report is an output, not managed state, so the module never reports a change.
+    listing all of them. No check at all counts as a failure (nothing was verified).
+  - Results marked C(info) (checks that cannot fail by construction, such as a built-in object
+    that always exists) are shown as information and counted neither as passed nor as failed.
+  - The report is an output, not managed state, so the module never reports a change; in check
+    mode it writes nothing and returns the summary.
 options:
   results:
     description:
       - Check results, each with C(name), C(subject), C(passed), C(expected), C(observed) and
-        optionally C(detail).
+        optionally C(detail), C(family) and C(info).
     type: list
     elements: dict
     required: true
@@ -39,7 +42,7 @@ options:
 attributes:
   check_mode:
     support: full
-    description: The report is written in check mode too; it changes nothing on the cluster.
+    description: In check mode no file is written; the summary and counts are returned.
   diff_mode:
     support: none
     description: No diff is produced.
@@ -62,7 +65,7 @@ summary:
   type: str
   sample: "ok    node Ready  solana-validator  True  True"
 passed_count:
-  description: Number of checks that passed.
+  description: Number of checks that passed (information results not counted).
   returned: always
   type: int
   sample: 24
@@ -71,6 +74,11 @@ failed_count:
   returned: always
   type: int
   sample: 1
+written:
+  description: Whether the files were written (false in check mode).
+  returned: always
+  type: bool
+  sample: true
 failures:
   description: One line per failed check with what was expected and observed.
   returned: always
@@ -84,7 +92,7 @@ import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.solanaops.talos.plugins.module_utils.checks import summarize
+from ansible_collections.solanaops.talos.plugins.module_utils.checks import counts, summarize
 
 
 def main():
@@ -103,19 +111,19 @@ def main():
         missing = {"name", "subject", "passed", "expected", "observed"} - set(check)
         if missing:
             module.fail_json(msg=f"results[{index}] lacks {', '.join(sorted(missing))}")
-    failures = [f"{r['name']} on {r['subject']}: expected {r['expected']}, observed {r['observed']}"
-                + (f" ({r['detail']})" if r.get("detail") else "") for r in results if not r["passed"]]
+    passed, failed, failures = counts(results)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     summary = f"{params['title']} ({now})\n\n{summarize([{'detail': '', **r} for r in results])}\n"
-    report = {"title": params["title"], "generated_at": now, "passed": len(results) - len(failures),
-              "failed": len(failures), "results": results}
-    for path, content in ((params["json_path"], json.dumps(report, indent=2, sort_keys=True) + "\n"),
-                          (params["summary_path"], summary)):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "w") as handle:
-            handle.write(content)
-    module.exit_json(changed=False, summary=summary, passed_count=report["passed"], failed_count=len(failures),
-                     failures=failures)
+    report = {"title": params["title"], "generated_at": now, "passed": passed, "failed": failed,
+              "information": sum(bool(r.get("info")) for r in results), "results": results}
+    if not module.check_mode:
+        for path, content in ((params["json_path"], json.dumps(report, indent=2, sort_keys=True) + "\n"),
+                              (params["summary_path"], summary)):
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            with open(path, "w") as handle:
+                handle.write(content)
+    module.exit_json(changed=False, summary=summary, passed_count=passed, failed_count=failed,
+                     failures=failures, written=not module.check_mode)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,11 @@ plane: real etcd, kube-apiserver, controller-manager and scheduler, with kwok as
 The nodes are described here as a kubelet would report them for the inventory's hardware, with
 the figures worked out by hand below (not by the collection's own arithmetic):
   - 64 CPUs, reservedSystemCPUs 0-3 -> allocatable cpu 60
-  - MemTotal 527000000Ki (a little under the installed 512Gi = 536870912Ki)
+  - installed 512Gi = 536870912Ki; the kernel keeps at most 1/64 + 64Mi = 8454144Ki of it, so
+    MemTotal lies between 528416768Ki and 536870912Ki; the node below reports 528416768Ki
   - 50000 x 2 MiB pages = 100000Mi; 0 x 1 GiB
-  - allocatable memory = 527000000Ki - 100000Mi (102400000Ki) - 16Gi - 16Gi - 32Gi (67108864Ki)
-                       = 357491136Ki
+  - allocatable memory = 528416768Ki - 100000Mi (102400000Ki) - 16Gi - 16Gi - 32Gi (67108864Ki)
+                       = 358907904Ki
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ CORRECT_VALIDATOR = {
     "kubelet_version": "v1.36.3",
     "labels": {"solana.io/role": "validator"},
     "taints": [{"key": "solana.io/validator", "value": "true", "effect": "NoSchedule"}],
-    "capacity": {"cpu": "64", "memory": "527000000Ki", "pods": "110",
+    "capacity": {"cpu": "64", "memory": "528416768Ki", "pods": "110",
                  "hugepages-2Mi": "100000Mi", "hugepages-1Gi": "0"},
-    "allocatable": {"cpu": "60", "memory": "357491136Ki", "pods": "110",
+    "allocatable": {"cpu": "60", "memory": "358907904Ki", "pods": "110",
                     "hugepages-2Mi": "100000Mi", "hugepages-1Gi": "0"},
 }
 
@@ -114,11 +115,25 @@ def test_verify_passes_on_a_correctly_described_validator(cluster):
     report = json.loads((cluster.out / "verify/report.json").read_text())
     assert report["failed"] == 0 and report["passed"] >= 20
     names = {(r["name"], r["subject"]) for r in report["results"]}
-    assert ("capacity hugepages-2Mi", VALIDATOR) in names
-    assert ("allocatable memory", VALIDATOR) in names
-    assert ("PersistentVolume", f"{VALIDATOR}-ledger") in names
-    summary = (cluster.out / "verify/summary.txt").read_text()
-    assert f"{report['passed']} passed, 0 failed" in summary
+    assert {("capacity hugepages-2Mi", VALIDATOR), ("allocatable memory", VALIDATOR),
+            ("PersistentVolume path", f"{VALIDATOR}-ledger"), ("PersistentVolume capacity", f"{VALIDATOR}-ledger"),
+            ("PersistentVolume node affinity", f"{VALIDATOR}-ledger"),
+            ("PersistentVolume StorageClass", f"{VALIDATOR}-ledger")} <= names
+    assert {r["family"] for r in report["results"]} == {"nodes", "validator", "priority class", "storage"}
+    # the built-in PriorityClass always exists: information, not a pass
+    assert [(r["name"], r.get("info")) for r in report["results"] if r.get("info")] == [
+        ("built-in PriorityClass", True)]
+    lines = (cluster.out / "verify/summary.txt").read_text().splitlines()
+    assert lines[-1] == f"{report['passed']} passed, 0 failed, 1 information"
+
+
+def test_verify_in_check_mode_writes_no_report(cluster):
+    assert cluster("postconfig").rc == 0
+    report = cluster.out / "verify/report.json"
+    report.unlink(missing_ok=True)
+    run = cluster("verify", "--check")
+    assert run.rc == 0, run.failure_messages()
+    assert not report.exists()
 
 
 @pytest.mark.parametrize(
@@ -142,6 +157,16 @@ def test_verify_passes_on_a_correctly_described_validator(cluster):
         pytest.param({"allocatable": {"cpu": "56"}},
                      ["allocatable cpu on solana-validator: expected 60, observed 56"],
                      id="cpus-reserved-twice"),
+        # the audit's validator: 512Gi installed, about 252Gi reported, its kubelet's arithmetic consistent
+        pytest.param({"capacity": {"memory": "264241152Ki"},
+                      "allocatable": {"memory": f"{264241152 - 102400000 - 67108864}Ki"}},
+                     ["capacity memory on solana-validator: expected 516032Mi to 524288Mi, observed 258048Mi"],
+                     id="half-the-memory-missing"),
+        # a kubelet reserving 8Gi less than the inventory says
+        pytest.param({"allocatable": {"memory": f"{358907904 + 8 * 1024 * 1024}Ki"}},
+                     ["allocatable memory on solana-validator: expected memory capacity less 165536Mi "
+                      "(huge pages and reservations) = 350496Mi, observed 358688Mi"],
+                     id="reservations-differ"),
     ],
 )
 def test_verify_fails_with_expected_and_observed_figures(cluster, change, failures):
@@ -171,10 +196,56 @@ def test_verify_reports_a_missing_persistent_volume(cluster):
     try:
         run = cluster("verify")
         assert run.rc != 0
-        assert (f"PersistentVolume on {VALIDATOR}-accounts: expected Bound or Available, observed missing"
+        assert (f"PersistentVolume on {VALIDATOR}-accounts: expected present, observed missing"
                 in "\n".join(run.failure_messages()))
     finally:
         assert cluster("postconfig").rc == 0
+
+
+def test_verify_checks_each_persistent_volume_against_the_inventory(cluster):
+    """A PV in /tmp, of another size, for another node and class: each field its own failure."""
+    from kubernetes import client
+
+    assert cluster("postconfig").rc == 0
+    api = client.CoreV1Api(cluster.controlplane.api())
+    name = f"{VALIDATOR}-ledger"
+    wrong = api.read_persistent_volume(name).to_dict()
+    api.delete_persistent_volume(name)
+    spec = client.V1PersistentVolumeSpec(
+        capacity={"storage": "1T"}, access_modes=["ReadWriteOnce"], storage_class_name="local-nvme-accounts",
+        persistent_volume_reclaim_policy="Retain", local=client.V1LocalVolumeSource(path="/tmp"),
+        node_affinity=client.V1VolumeNodeAffinity(required=client.V1NodeSelector(node_selector_terms=[
+            client.V1NodeSelectorTerm(match_expressions=[client.V1NodeSelectorRequirement(
+                key="kubernetes.io/hostname", operator="In", values=["controlplane-1"])])])))
+    api.create_persistent_volume(client.V1PersistentVolume(
+        metadata=client.V1ObjectMeta(name=name, labels=wrong["metadata"]["labels"]), spec=spec))
+    try:
+        run = cluster("verify")
+        assert run.rc != 0
+        report = json.loads((cluster.out / "verify/report.json").read_text())
+        failed = sorted(r["name"] for r in report["results"] if not r["passed"])
+        assert failed == ["PersistentVolume StorageClass", "PersistentVolume capacity",
+                          "PersistentVolume node affinity", "PersistentVolume path"]
+        message = "\n".join(run.failure_messages())
+        assert f"PersistentVolume path on {name}: expected local /var/mnt/ledger, observed local /tmp" in message
+    finally:
+        api.delete_persistent_volume(name)
+        assert cluster("postconfig").rc == 0
+
+
+def test_verify_fails_a_node_the_inventory_does_not_declare(cluster):
+    from kubernetes import client
+
+    assert cluster("postconfig").rc == 0
+    cluster.controlplane.register_node(controlplane_node(4))
+    try:
+        run = cluster("verify")
+        assert run.rc != 0
+        report = json.loads((cluster.out / "verify/report.json").read_text())
+        assert [(r["name"], r["subject"]) for r in report["results"] if not r["passed"]] == [
+            ("no unexpected node", "controlplane-4")]
+    finally:
+        client.CoreV1Api(cluster.controlplane.api()).delete_node("controlplane-4")
 
 
 def test_numa_test_pod_fits_the_validator_and_the_scheduler_places_it_there(cluster):

@@ -71,8 +71,13 @@ def test_site_deploys_a_healthy_verified_cluster_then_changes_nothing(deploy, ta
     report = json.loads((deploy.out / "verify" / "report.json").read_text())
     names = {r["name"] for r in report["results"]}
     assert {"etcd quorum", "service etcd", "kubelet cpuManagerPolicy", "HugePages_Total", "PriorityClass",
-            "allocatable hugepages-2Mi", "sysctl net.ipv4.tcp_rmem", "link enp1s0 MTU"} <= names, names
-    assert all(r["passed"] for r in report["results"])
+            "allocatable hugepages-2Mi", "sysctl net.ipv4.tcp_rmem", "link enp1s0 MTU",
+            "HugePages_Total per NUMA node", "PersistentVolume path", "node facts read"} <= names, names
+    assert report["results"] and report["failed"] == 0, [r for r in report["results"] if not r["passed"]]
+    assert {r["family"] for r in report["results"]} == {
+        "nodes", "validator", "priority class", "storage", "boot", "kernel", "services", "etcd", "hosts"}
+    assert sorted(r["subject"] for r in report["results"] if r["name"] == "node facts read") == [
+        "controlplane-1", "controlplane-2", "controlplane-3", "solana-validator"]
 
     again = deploy("site")
     assert again.unchanged, again.stats
@@ -324,7 +329,8 @@ def test_node_facts_read_the_validator_kernel(deploy, module, talosctl):
     assert facts.get("failed") is not True, facts
     assert {"talos.platform=metal", "hugepages=50000", "iommu=pt"} <= set(facts["cmdline"])
     assert facts["meminfo"]["HugePages_Total"] == 50000 and facts["meminfo"]["Hugepagesize"] == 2048
-    assert [(n["node"], n["HugePages_Total"]) for n in facts["numa"]] == [(0, 25000), (1, 25000)]
+    # the kernel's boot-time split on 64 CPUs: 16 allocation chunks of 3125 pages, each from node 0
+    assert [(n["node"], n["HugePages_Total"]) for n in facts["numa"]] == [(0, 25008), (1, 24992)]
     mounted = {m["mountpoint"]: m["fstype"] for m in facts["mounts"]}
     assert {mounted.get(f"/var/mnt/{v}") for v in ("ledger", "accounts", "snapshots")} == {"xfs"}
     assert facts["kubelet_config"]["cpuManagerPolicy"] == "static"
@@ -392,9 +398,27 @@ def test_verify_fails_a_validator_installed_from_the_empty_schematic(deploy):
     assert run.rc != 0
     message = "\n".join(run.failure_messages())
     assert f"booted schematic on solana-validator: expected {tuned}, observed {schematic.EMPTY_ID}" in message, message
-    assert "kernel arg hugepages=50000 on solana-validator: expected present, observed absent" in message
+    assert "kernel arg hugepages=50000 on solana-validator: expected hugepages=50000, observed absent" in message
     assert "HugePages_Total on solana-validator: expected 50000, observed 0" in message
     assert "booted schematic on controlplane-1" not in message, "the control planes booted theirs"
+
+
+def test_verify_reports_a_node_whose_facts_cannot_be_read(deploy):
+    """A powered-off validator's facts task fails: the node stays in the report, failing its
+    checks as not read, instead of dropping out of it."""
+    assert deploy("site").rc == 0
+    power(deploy.emulator.state, "solana-validator", False)
+    (deploy.out / "verify" / "report.json").unlink()
+    run = deploy("verify", "-e", "verify_kubernetes=false")
+    assert run.rc != 0
+    assert (deploy.out / "verify" / "report.json").exists(), run.failure_messages()
+    report = json.loads((deploy.out / "verify" / "report.json").read_text())
+    failures = {(r["name"], r["subject"]): r for r in report["results"] if not r["passed"]}
+    assert {subject for _name, subject in failures} == {"solana-validator"}, sorted(failures)
+    assert failures[("node facts read", "solana-validator")]["observed"].startswith("not read: "), failures
+    assert failures[("service kubelet", "solana-validator")]["observed"] == "not read"
+    assert {("booted schematic", "solana-validator"), ("HugePages_Total per NUMA node", "solana-validator")} <= set(
+        failures)
 
 
 def test_a_tuning_change_applies_but_verify_says_the_node_needs_an_upgrade(deploy):

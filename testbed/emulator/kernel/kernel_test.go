@@ -213,3 +213,40 @@ func TestMountsMaintenance(t *testing.T) {
 		}
 	}
 }
+
+// TestBootChunkSplit pins the kernel's boot-time spread of hugepages=N (no per-node list), worked
+// out by hand from mm/hugetlb.c and kernel/padata.c (see BootChunkSplit); the collection's
+// tests/unit/plugins/module_utils/test_resources_verify.py has the same table.
+func TestBootChunkSplit(t *testing.T) {
+	for _, tc := range []struct {
+		count      uint64
+		numa, cpus int
+		want       []uint64
+	}{
+		{50000, 2, 64, []uint64{25008, 24992}}, // 16 threads: 16 chunks of 3125, 1563 + 1562 each
+		{50000, 2, 4, []uint64{25000, 25000}},  // 1 thread: one round-robin run
+		{50000, 2, 16, []uint64{25000, 25000}}, // 4 chunks of 12500
+		{3, 2, 64, []uint64{3, 0}},             // min_chunk 0: 3 chunks of 1, each from node 0
+		{1000, 2, 64, []uint64{500, 500}},      // 16 x 62 + 8
+		{1001, 2, 64, []uint64{501, 500}},      // 16 x 62 + 9
+		{0, 2, 64, []uint64{0, 0}},
+		{100, 1, 64, []uint64{100}},
+	} {
+		if got := BootChunkSplit(tc.count, tc.numa, tc.cpus); !slices.Equal(got, tc.want) {
+			t.Errorf("BootChunkSplit(%d, %d, %d) = %v, want %v", tc.count, tc.numa, tc.cpus, got, tc.want)
+		}
+	}
+
+	hw := hardware(t, "512Gi", 2, BootUKI)
+	hw.CPUs = 64
+
+	mem := MemoryOf(hw, []string{"hugepagesz=2M", "hugepages=50000", "hugepagesz=1G", "hugepages=5"})
+	if p := mem.Pool(PageSize2M); !slices.Equal(p.PerNode, []uint64{25008, 24992}) {
+		t.Errorf("2M pool on 64 CPUs = %v, want [25008 24992]", p.PerNode)
+	}
+	// Talos groups the keys (hugepagesz=2M hugepagesz=1G hugepages=...) but given in this order the
+	// kernel sizes both pools; gigantic pages are one round-robin run
+	if p := mem.Pool(PageSize1G); !slices.Equal(p.PerNode, []uint64{3, 2}) {
+		t.Errorf("1G pool = %v, want [3 2]", p.PerNode)
+	}
+}

@@ -73,9 +73,12 @@ func parseHugeSize(s string) (uint64, bool) {
 	return v, v == PageSize2M || v == PageSize1G
 }
 
-// hugeRequest is a page count asked for one pool: spread over the NUMA nodes, or per node.
+// hugeRequest is a page count asked for one pool: spread over the NUMA nodes (spread, count),
+// or per node.
 type hugeRequest struct {
 	set     bool
+	spread  bool
+	count   uint64
 	perNode []uint64
 }
 
@@ -203,6 +206,12 @@ func (p *hugeParser) arg(key, value string) {
 		}
 
 		target.set, target.perNode = true, perNode
+		target.spread = !strings.Contains(value, ":")
+		target.count = 0
+
+		for _, c := range perNode {
+			target.count += c
+		}
 		p.last = target
 
 		if len(p.hstates) > 0 {
@@ -229,9 +238,11 @@ func (p *hugeParser) finish() {
 //
 //	MemTotal = installed - (installed/64 + 64 MiB)
 //
-// Huge page pools as hugeParser reads the command line; N pages are spread evenly across
-// NUMA nodes, lower nodes taking the remainder, unless given per node. Gigantic (1G) pools
-// are allocated first, while the command line is parsed, in that order; then the 2M pool.
+// Huge page pools as hugeParser reads the command line; N pages, unless given per node, are
+// spread over the NUMA nodes as the kernel's boot allocation does: 1G pages round-robin from
+// node 0 (lower nodes take the remainder), 2M pages in the allocation threads' chunks
+// (BootChunkSplit). Gigantic (1G) pools are allocated first, while the command line is parsed,
+// in that order; then the 2M pool.
 // Allocation stops at MemTotal - 2 GiB: a pool that does not fit gets the pages that do.
 func MemoryOf(hw Hardware, cmdline []string) Memory {
 	installed := hw.MemoryBytes
@@ -273,7 +284,12 @@ func MemoryOf(hw Hardware, cmdline []string) Memory {
 
 		perNode := make([]uint64, numa)
 
-		for node, want := range h.req.perNode {
+		wanted := h.req.perNode
+		if h.req.spread && h.sizeKB == PageSize2M {
+			wanted = BootChunkSplit(h.req.count, numa, hw.CPUs)
+		}
+
+		for node, want := range wanted {
 			fit := min(want, budgetKB/h.sizeKB)
 			perNode[node] = fit
 			budgetKB -= fit * h.sizeKB
@@ -294,6 +310,58 @@ func MemoryOf(hw Hardware, cmdline []string) Memory {
 	return view
 }
 
+// roundRobin is one allocation run over the nodes with memory from the first: node i gets
+// count/numa, the first count%numa nodes one more (mm/hugetlb.c alloc_pool_huge_folio,
+// for_each_node_mask_to_alloc).
+func roundRobin(count uint64, numa int) []uint64 {
+	perNode := make([]uint64, numa)
+
+	for i := range perNode {
+		perNode[i] = count / uint64(numa)
+		if uint64(i) < count%uint64(numa) {
+			perNode[i]++
+		}
+	}
+
+	return perNode
+}
+
+// BootChunkSplit is how Linux 6.18 (Talos v1.13.9 ships 6.18.44) spreads hugepages=N of 2 MiB
+// pages over the NUMA nodes at boot: hugetlb_pages_alloc_boot (mm/hugetlb.c) hands the N pages to
+// padata_do_multithreaded (kernel/padata.c) with max_threads = hugepage_alloc_threads, by default
+// online CPUs / 4 (at least 1), and min_chunk = N / threads; padata runs
+// works = min(max(N / max(min_chunk, 1), 1), threads) works: one work takes all N, else chunks of
+// max(N / (works*4), min_chunk, 1) pages in order, the last the rest. Each chunk
+// (hugetlb_pages_alloc_boot_node) starts its round-robin at first_online_node again, so node 0
+// takes one page more per odd chunk: 50000 pages on 64 CPUs and 2 nodes are 16 chunks of 3125,
+// 25008 + 24992. Gigantic (1G) pages are one round-robin run (roundRobin). The collection's
+// verify computes the same split (plugins/module_utils/resources.py boot_hugepages_per_node).
+func BootChunkSplit(count uint64, numa, cpus int) []uint64 {
+	numa = max(numa, 1)
+	if count == 0 {
+		return make([]uint64, numa)
+	}
+
+	threads := uint64(max(cpus/4, 1))
+	minChunk := count / threads
+	works := min(max(count/max(minChunk, 1), 1), threads)
+
+	if works == 1 {
+		return roundRobin(count, numa)
+	}
+
+	chunk := max(count/(works*4), minChunk, 1)
+	perNode := make([]uint64, numa)
+
+	for start := uint64(0); start < count; start += chunk {
+		for node, pages := range roundRobin(min(chunk, count-start), numa) {
+			perNode[node] += pages
+		}
+	}
+
+	return perNode
+}
+
 // splitHugePages reads hugepages=N or hugepages=node:N,node:N into pages per NUMA node.
 func splitHugePages(value string, numa int) ([]uint64, bool) {
 	perNode := make([]uint64, numa)
@@ -304,14 +372,7 @@ func splitHugePages(value string, numa int) ([]uint64, bool) {
 			return nil, false
 		}
 
-		for i := range perNode {
-			perNode[i] = total / uint64(numa)
-			if uint64(i) < total%uint64(numa) {
-				perNode[i]++
-			}
-		}
-
-		return perNode, true
+		return roundRobin(total, numa), true
 	}
 
 	for part := range strings.SplitSeq(value, ",") {

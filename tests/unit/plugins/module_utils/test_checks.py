@@ -14,14 +14,18 @@ VALIDATOR = {
     "eviction_hard": {"memory.available": "32Gi"},
     "labels": {"solana.io/role": "validator"}, "taints": {"solana.io/validator": "true:NoSchedule"},
 }
-# as a kubelet reports it: MemTotal 527000000Ki; allocatable worked out by hand in the
-# integration test module's docstring
+# as a kubelet reports it on a machine whose MemTotal follows the project's rule, worked out by hand:
+#   installed 512Gi = 536870912Ki; kernel reserve 1/64 + 64Mi = 8388608Ki + 65536Ki = 8454144Ki
+#   MemTotal = 536870912Ki - 8454144Ki = 528416768Ki (516032Mi)
+#   deductions: 50000 x 2Mi = 102400000Ki, kube 16Gi + system 16Gi + eviction 32Gi = 67108864Ki;
+#   together 169508864Ki (165536Mi)
+#   allocatable memory = 528416768Ki - 169508864Ki = 358907904Ki
 NODE = {
     "metadata": {"name": "v", "labels": {"solana.io/role": "validator"}},
     "spec": {"taints": [{"key": "solana.io/validator", "value": "true", "effect": "NoSchedule"}]},
     "status": {
-        "capacity": {"cpu": "64", "memory": "527000000Ki", "hugepages-2Mi": "100000Mi", "hugepages-1Gi": "0"},
-        "allocatable": {"cpu": "60", "memory": "357491136Ki", "hugepages-2Mi": "102400000Ki",
+        "capacity": {"cpu": "64", "memory": "528416768Ki", "hugepages-2Mi": "100000Mi", "hugepages-1Gi": "0"},
+        "allocatable": {"cpu": "60", "memory": "358907904Ki", "hugepages-2Mi": "102400000Ki",
                         "hugepages-1Gi": "0"},
         "conditions": [{"type": "Ready", "status": "True"}],
     },
@@ -38,28 +42,66 @@ def test_a_correct_validator_passes_every_check():
     assert len(results) == 10  # capacity memory, 3 other capacities, 4 allocatables, label, taint
 
 
+def with_status(**figures):
+    node = copy.deepcopy(NODE)
+    for path, value in figures.items():
+        kind, resource = path.split("__")
+        node["status"][kind][resource.replace("_", "-")] = value
+    return node
+
+
 @pytest.mark.parametrize(
-    ("path", "value", "check", "expected", "observed"),
+    ("figures", "check", "expected", "observed"),
     [
-        (("capacity", "hugepages-2Mi"), "100Gi", "capacity hugepages-2Mi", "100000Mi", "102400Mi"),
-        (("allocatable", "cpu"), "56", "allocatable cpu", 60, "56"),
-        (("allocatable", "memory"), "357491137Ki", "allocatable memory", "357491136Ki", "357491137Ki"),
+        ({"capacity__hugepages_2Mi": "100Gi"}, "capacity hugepages-2Mi", "100000Mi", "102400Mi"),
+        ({"allocatable__cpu": "56"}, "allocatable cpu", "60", "56"),
+        ({"allocatable__hugepages_2Mi": "99998Mi"}, "allocatable hugepages-2Mi", "100000Mi", "99998Mi"),
+        ({"capacity__cpu": "32"}, "capacity cpu", "64", "32"),
+        ({"capacity__hugepages_1Gi": "1Gi"}, "capacity hugepages-1Gi", "0", "1024Mi"),
+        # one KiB more than the kubelet's rule gives for the inventory's deductions
+        ({"allocatable__memory": "358907905Ki"}, "allocatable memory",
+         "memory capacity less 165536Mi (huge pages and reservations) = 350496Mi", "358907905Ki"),
+        # the audit's validator: 512Gi installed, about 252Gi reported, allocatable consistent with it
+        ({"capacity__memory": "252Gi", "allocatable__memory": f"{252 * 1024 * 1024 - 169508864}Ki"},
+         "capacity memory", "516032Mi to 524288Mi", "258048Mi"),
+        # above the installed memory
+        ({"capacity__memory": "600Gi", "allocatable__memory": f"{600 * 1024 * 1024 - 169508864}Ki"},
+         "capacity memory", "516032Mi to 524288Mi", "614400Mi"),
+        # a kubelet reserving 8Gi less than the inventory: capacity fine, allocatable 8Gi too high
+        ({"allocatable__memory": f"{358907904 + 8 * 1024 * 1024}Ki"}, "allocatable memory",
+         "memory capacity less 165536Mi (huge pages and reservations) = 350496Mi", "358688Mi"),
     ],
 )
-def test_a_wrong_figure_fails_with_expected_and_observed(path, value, check, expected, observed):
-    node = copy.deepcopy(NODE)
-    node["status"][path[0]][path[1]] = value
-    failures = failed(checks.validator_checks([node], VALIDATOR))
+def test_each_wrong_figure_fails_exactly_its_check(figures, check, expected, observed):
+    failures = failed(checks.validator_checks([with_status(**figures)], VALIDATOR))
     assert list(failures) == [(check, "v")]
-    assert (failures[(check, "v")]["expected"], failures[(check, "v")]["observed"]) == (
-        expected if isinstance(expected, str) else str(expected), observed)
+    assert (failures[(check, "v")]["expected"], failures[(check, "v")]["observed"]) == (expected, observed)
 
 
-def test_memory_capacity_above_the_installed_memory_fails():
+def test_memory_capacity_at_both_ends_of_the_kernel_reserve_passes():
+    for memtotal in (528416768, 536870912):  # installed less the whole reserve; all of it
+        node = with_status(capacity__memory=f"{memtotal}Ki", allocatable__memory=f"{memtotal - 169508864}Ki")
+        assert failed(checks.validator_checks([node], VALIDATOR)) == {}
+    # one KiB below the reserve's end
+    node = with_status(capacity__memory="528416767Ki", allocatable__memory=f"{528416767 - 169508864}Ki")
+    assert set(failed(checks.validator_checks([node], VALIDATOR))) == {("capacity memory", "v")}
+
+
+def test_allocatable_expectations_come_from_the_inventory_not_from_the_node():
+    """A node whose figures are consistent with each other but not with the inventory fails: the
+    expected figures do not move with what the node reports."""
+    node = with_status(**{"capacity__hugepages_2Mi": "50000Mi", "allocatable__hugepages_2Mi": "50000Mi",
+                          "allocatable__memory": f"{358907904 + 50000 * 1024}Ki"})
+    assert set(failed(checks.validator_checks([node], VALIDATOR))) == {
+        ("capacity hugepages-2Mi", "v"), ("allocatable hugepages-2Mi", "v"), ("allocatable memory", "v")}
+
+
+def test_absent_memory_figures_fail():
     node = copy.deepcopy(NODE)
-    node["status"]["capacity"]["memory"] = "600Gi"
-    result = failed(checks.validator_checks([node], VALIDATOR))[("capacity memory", "v")]
-    assert (result["expected"], result["observed"]) == ("at most 524288Mi, above 165536Mi", "614400Mi")
+    del node["status"]["capacity"]["memory"], node["status"]["allocatable"]["memory"]
+    failures = failed(checks.validator_checks([node], VALIDATOR))
+    assert set(failures) == {("capacity memory", "v"), ("allocatable memory", "v")}
+    assert failures[("capacity memory", "v")]["observed"] == "absent"
 
 
 def test_hugepage_failures_say_how_many_pages():
@@ -115,21 +157,71 @@ def test_a_node_waiting_for_a_cni_passes_only_when_the_inventory_says_cni_none()
 def test_priority_class_and_builtin():
     classes = [{"metadata": {"name": "solana-critical"}, "value": 1000000},
                {"metadata": {"name": "system-cluster-critical"}, "value": 2000000000}]
-    assert failed(checks.priority_class_checks(classes, "solana-critical", 1000000)) == {}
-    assert set(failed(checks.priority_class_checks(classes[:1], "solana-critical", 5))) == {
-        ("PriorityClass", "solana-critical"), ("built-in PriorityClass", "system-cluster-critical")}
+    results = checks.priority_class_checks(classes, "solana-critical", 1000000)
+    assert failed(results) == {}
+    assert set(failed(checks.priority_class_checks(classes, "solana-critical", 5))) == {
+        ("PriorityClass", "solana-critical")}
+    # the built-in always exists: information, never a pass or a failure
+    builtin = [r for r in checks.priority_class_checks(classes[:1], "solana-critical", 1000000)
+               if r["subject"] == "system-cluster-critical"]
+    assert [(r["info"], r["observed"]) for r in builtin] == [(True, "missing")]
+    assert checks.counts(results) == (1, 0, [])
 
 
-def test_storage_checks_need_local_classes_and_usable_volumes():
-    volumes = {"v": [{"name": "ledger"}, {"name": "accounts"}]}
-    classes = [{"metadata": {"name": f"local-nvme-{n}"}, "provisioner": "kubernetes.io/no-provisioner",
-                "volumeBindingMode": "WaitForFirstConsumer"} for n in ("ledger", "accounts")]
-    pvs = [{"metadata": {"name": "v-ledger"}, "status": {"phase": "Bound"}},
-           {"metadata": {"name": "v-accounts"}, "status": {"phase": "Released"}}]
-    assert set(failed(checks.storage_checks(classes, volumes, "local-nvme-", pvs))) == {
-        ("PersistentVolume", "v-accounts")}
+VOLUMES = {"v": [{"name": "ledger", "capacity": "15T"}, {"name": "accounts", "capacity": "6T"}]}
+CLASSES = [{"metadata": {"name": f"local-nvme-{n}"}, "provisioner": "kubernetes.io/no-provisioner",
+            "volumeBindingMode": "WaitForFirstConsumer"} for n in ("ledger", "accounts")]
+
+
+def persistent_volume(volume, capacity, phase="Bound"):
+    """As postconfig's template renders it (roles/cluster_postconfig/templates/persistent-volume.yaml.j2)."""
+    return {"metadata": {"name": f"v-{volume}"},
+            "spec": {"capacity": {"storage": capacity}, "storageClassName": f"local-nvme-{volume}",
+                     "local": {"path": f"/var/mnt/{volume}"},
+                     "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                         {"key": "kubernetes.io/hostname", "operator": "In", "values": ["v"]}]}]}}},
+            "status": {"phase": phase}}
+
+
+PVS = [persistent_volume("ledger", "15T"), persistent_volume("accounts", "6000G", "Available")]
+
+
+def test_storage_checks_pass_on_what_postconfig_creates():
+    results = checks.storage_checks(CLASSES, VOLUMES, "local-nvme-", PVS)
+    assert failed(results) == {}
+    assert len(results) == 2 + 2 * 5  # two classes; phase, path, capacity, node affinity, class per volume
+
+
+def _with_pv(change):
+    pvs = copy.deepcopy(PVS)
+    change(pvs[0])
+    return pvs
+
+
+@pytest.mark.parametrize(("change", "check", "observed"), [
+    (lambda pv: pv["status"].update(phase="Released"), "PersistentVolume phase", "Released"),
+    (lambda pv: pv["spec"]["local"].update(path="/tmp"), "PersistentVolume path", "local /tmp"),
+    (lambda pv: pv["spec"].update(local=None, hostPath={"path": "/var/mnt/ledger"}), "PersistentVolume path",
+     "not local /var/mnt/ledger"),
+    (lambda pv: pv["spec"]["capacity"].update(storage="15Ti"), "PersistentVolume capacity", "15728640Mi"),
+    (lambda pv: pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0].update(
+        values=["cp1"]), "PersistentVolume node affinity", "kubernetes.io/hostname In [cp1]"),
+    (lambda pv: pv["spec"].pop("nodeAffinity"), "PersistentVolume node affinity", "none"),
+    (lambda pv: pv["spec"].update(storageClassName="standard"), "PersistentVolume StorageClass", "standard"),
+])
+def test_each_wrong_persistent_volume_field_fails_exactly_its_check(change, check, observed):
+    failures = failed(checks.storage_checks(CLASSES, VOLUMES, "local-nvme-", _with_pv(change)))
+    assert list(failures) == [(check, "v-ledger")]
+    assert failures[(check, "v-ledger")]["observed"] == observed
+
+
+def test_missing_persistent_volume_and_wrong_storage_class_fail():
+    failures = failed(checks.storage_checks(CLASSES, VOLUMES, "local-nvme-", PVS[:1]))
+    assert list(failures) == [("PersistentVolume", "v-accounts")]
+    classes = copy.deepcopy(CLASSES)
     classes[0]["volumeBindingMode"] = "Immediate"
-    assert ("StorageClass", "local-nvme-ledger") in failed(checks.storage_checks(classes, volumes, "local-nvme-", []))
+    assert list(failed(checks.storage_checks(classes, VOLUMES, "local-nvme-", PVS))) == [
+        ("StorageClass", "local-nvme-ledger")]
 
 
 def test_parse_taints():
@@ -144,7 +236,8 @@ def test_summary_puts_failures_first_and_counts():
     assert lines[-1] == "1 passed, 1 failed"
 
 
-TUNED = {"name": "v", "kernel_args": ["hugepagesz=1G", "hugepages=32", "hugepagesz=2M", "hugepages=1000", "iommu=pt"],
+TUNED = {"name": "v", "hardware": {"cpus": 64, "numa_nodes": 2, "memory": "512Gi"},
+         "kernel_args": ["hugepagesz=1G", "hugepages=32", "hugepagesz=2M", "hugepages=1000", "iommu=pt"],
          "hugepages": {"2Mi": 1000, "1Gi": 32}, "boot_mode": "uki",
          "volumes": [{"name": "ledger"}, {"name": "accounts", "filesystem": "ext4"}]}
 KERNEL = {
@@ -169,7 +262,8 @@ def test_ignored_kernel_args_fail_with_the_uki_hint():
     failures = failed(checks.talos_checks(stock, TUNED))
     assert ("kernel arg hugepages=32", "v") in failures
     assert "upgrade to) the image of v.schematic.yaml" in failures[("kernel arg iommu=pt", "v")]["detail"]
-    assert failures[("HugePages_Total over NUMA nodes", "v")]["observed"] == "0"
+    assert failures[("HugePages_Total per NUMA node", "v")]["observed"] == "0"
+    assert failures[("HugePages_Total per NUMA node", "v")]["expected"] == "16 + 16"
     assert failures[("Hugepagesize", "v")]["expected"] == "1048576 kB"
 
 
@@ -327,3 +421,19 @@ def test_kubelet_version_is_checked_on_every_node():
     assert failed(checks.node_checks([node], ["cp1"], "1.36.3")) == {}
     failure = failed(checks.node_checks([node], ["cp1"], "1.36.2"))[("kubelet version", "cp1")]
     assert (failure["expected"], failure["observed"]) == ("v1.36.2", "v1.36.3")
+
+
+def test_kernel_args_compare_the_value_the_kernel_uses():
+    wanted = ["hugepagesz=2M", "hugepages=1000", "hugepagesz=1G", "hugepages=32", "iommu=pt", "nosmt"]
+    # Talos groups repeated keys (go-procfs): each key's values keep their order
+    grouped = ["hugepagesz=2M", "hugepagesz=1G", "hugepages=1000", "hugepages=32", "iommu=pt", "nosmt"]
+    assert failed(checks.kernel_arg_checks(grouped, wanted, "v")) == {}
+    overridden = failed(checks.kernel_arg_checks([*grouped, "iommu=off"], wanted, "v"))
+    assert list(overridden) == [("kernel arg iommu=pt", "v")]
+    assert overridden[("kernel arg iommu=pt", "v")]["observed"] == "iommu=off (the last of: iommu=pt iommu=off)"
+    # a later hugepages= for the last size replaces the count the tuning wants
+    assert list(failed(checks.kernel_arg_checks([*grouped, "hugepages=64"], wanted, "v"))) == [
+        ("kernel arg hugepages=1000", "v"), ("kernel arg hugepages=32", "v")]
+    absent = failed(checks.kernel_arg_checks(["talos.platform=metal"], wanted, "v", "install the image"))
+    assert len(absent) == 6 and {r["observed"] for r in absent.values()} == {"absent"}
+    assert {r["detail"] for r in absent.values()} == {"install the image"}
