@@ -164,13 +164,8 @@ func (em *Emulator) ServeControl(path string) (func(), error) {
 	mux := http.NewServeMux()
 	for action, on := range map[string]bool{"power-on": true, "power-off": false} {
 		mux.HandleFunc("POST /"+action, func(w http.ResponseWriter, r *http.Request) {
-			em.mu.Lock()
-			n := em.lookup(r.URL.Query().Get("node"))
-			em.mu.Unlock()
-
+			n := em.requestedNode(w, r)
 			if n == nil {
-				http.Error(w, "no such node", http.StatusNotFound)
-
 				return
 			}
 
@@ -180,13 +175,8 @@ func (em *Emulator) ServeControl(path string) (func(), error) {
 	}
 
 	mux.HandleFunc("POST /shutdown-delay", func(w http.ResponseWriter, r *http.Request) {
-		em.mu.Lock()
-		n := em.lookup(r.URL.Query().Get("node"))
-		em.mu.Unlock()
-
+		n := em.requestedNode(w, r)
 		if n == nil {
-			http.Error(w, "no such node", http.StatusNotFound)
-
 			return
 		}
 
@@ -501,4 +491,18 @@ func (em *Emulator) k8sNodes(ips []string) (map[string]bool, error) {
 	}
 
 	return ready, nil
+}
+
+// requestedNode is the machine a control request names (?node=, name or address); it answers
+// 404 itself when there is none.
+func (em *Emulator) requestedNode(w http.ResponseWriter, r *http.Request) *Node {
+	em.mu.Lock()
+	n := em.lookup(r.URL.Query().Get("node"))
+	em.mu.Unlock()
+
+	if n == nil {
+		http.Error(w, "no such node", http.StatusNotFound)
+	}
+
+	return n
 }
