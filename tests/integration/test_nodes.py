@@ -15,22 +15,66 @@ import pytest
 import yaml
 from ansible_collections.solanaops.talos.plugins.module_utils import schematic
 from conftest import REPO
-from machines import power, shutdown_delay  # testbed/machines.py: the emulated machines' controls
+from machines import LOCAL_MACHINES, Machines, power, shutdown_delay  # testbed/machines.py: the emulated machines
+
+
+class Deployment:
+    """Runs the stage playbooks on inventory/local against one emulator, writing to OUT."""
+
+    def __init__(self, playbook, emulator, talosctl, out):
+        self.playbook, self.emulator, self.out = playbook, emulator, out
+        self.args = ["-i", "inventory/local", "-e", f"talos_cluster_output_dir={out}",
+                     "-e", f"talosctl_path={talosctl}"]
+
+    def __call__(self, play: str, *extra: str):
+        # the drill powers nodes back on through this emulator's control socket
+        return self.playbook(f"playbooks/{play}.yml", *self.args, *extra,
+                             env={"TESTBED_STATE": str(self.emulator.state)})
 
 
 @pytest.fixture
 def deploy(playbook, emulator, talosctl, tmp_path):
-    out = tmp_path / "out"
-    args = ["-i", "inventory/local", "-e", f"talos_cluster_output_dir={out}", "-e", f"talosctl_path={talosctl}"]
-
-    def run(play: str, *extra: str):
-        # the drill powers nodes back on through this emulator's control socket
-        return playbook(f"playbooks/{play}.yml", *args, *extra, env={"TESTBED_STATE": str(emulator.state)})
-
+    """Blank machines in maintenance mode and the configs generated for them."""
+    run = Deployment(playbook, emulator, talosctl, tmp_path / "out")
     generated = run("generate")
     assert generated.rc == 0, generated.failure_messages()
-    run.out, run.emulator = out, emulator
     return run
+
+
+@pytest.fixture(scope="session")
+def deployed_once(playbook, talosctl, tmp_path_factory):
+    """One site run from blank machines, then the machines stopped: their state and the output
+    folder, which `deployed` copies for each test that starts from a deployed cluster instead of
+    deploying again (minutes each). test_site_deploys_... proves that deployment itself."""
+    base = tmp_path_factory.mktemp("deployed")
+    machines = Machines(LOCAL_MACHINES, base / "emulator")
+    try:
+        run = Deployment(playbook, machines, talosctl, base / "out")
+        for play in ("generate", "site"):
+            result = run(play)
+            assert result.rc == 0, result.failure_messages()
+    finally:
+        machines.stop()
+    return base
+
+
+@pytest.fixture
+def deployed(deployed_once, playbook, module, talosctl, tmp_path):
+    """A copy of the deployed cluster, its machines powered on again (a cold start of the whole
+    cluster: etcd and Kubernetes from their data), once Talos says it is healthy."""
+    for folder in ("emulator", "out"):
+        shutil.copytree(deployed_once / folder, tmp_path / folder, symlinks=True)
+    machines = Machines(LOCAL_MACHINES, tmp_path / "emulator")
+    try:
+        run = Deployment(playbook, machines, talosctl, tmp_path / "out")
+        health = module("talos_health", {
+            "node": "127.0.1.11", "controlplane_nodes": ["127.0.1.11", "127.0.1.12", "127.0.1.13"],
+            "worker_nodes": ["127.0.1.20"], "timeout": 300,
+            "talosconfig": str(run.out / "talosconfig"), "talosctl_path": str(talosctl)})[0]
+        assert health.get("healthy"), health
+        yield run
+    finally:
+        machines.stop()
 
 
 FIRST_APPLY = "Apply the first machine configuration to nodes in maintenance mode (they install and reboot)"
@@ -86,12 +130,11 @@ def test_site_deploys_a_healthy_verified_cluster_then_changes_nothing(deploy, ta
     assert all(r["maintenance"] is False for r in reapplied.values()), "the second run is authenticated"
 
 
-def test_verify_runs_on_its_own_from_the_inventory_and_the_secrets_bundle(deploy, playbook, talosctl, tmp_path):
+def test_verify_runs_on_its_own_from_the_inventory_and_the_secrets_bundle(deployed, playbook, talosctl, tmp_path):
     """A fresh environment (an AWX job): no talosconfig, no kubeconfig, only the bundle."""
-    assert deploy("site").rc == 0
     fresh = tmp_path / "fresh"
     fresh.mkdir(mode=0o700)
-    shutil.copy2(deploy.out / "secrets.yaml", fresh / "secrets.yaml")
+    shutil.copy2(deployed.out / "secrets.yaml", fresh / "secrets.yaml")
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     run = playbook("playbooks/verify.yml", "-i", "inventory/local", "-e", f"talos_cluster_output_dir={fresh}",
@@ -134,14 +177,13 @@ DRILL_PROOFS = ["etcd without the stopped members", "kubernetes API through the 
                 "probe pod scheduled"]
 
 
-def test_failover_drill_survives_one_control_plane_and_reports_lost_quorum_with_two(deploy):
-    assert deploy("site").rc == 0
+def test_failover_drill_survives_one_control_plane_and_reports_lost_quorum_with_two(deployed):
     # Talos answers Shutdown at once and goes down afterwards: the drill must wait for the proof
     # (a drill checking quorum after the reply sees 3 of 3 members)
-    assert shutdown_delay(deploy.emulator.state, "controlplane-1", "6s") == "controlplane-1: shutdown delay 6s"
-    drill = deploy("failover")
+    assert shutdown_delay(deployed.emulator.state, "controlplane-1", "6s") == "controlplane-1: shutdown delay 6s"
+    drill = deployed("failover")
     assert drill.rc == 0, drill.failure_messages()
-    outcome = json.loads((deploy.out / "failover-drill.json").read_text())
+    outcome = json.loads((deployed.out / "failover-drill.json").read_text())
     assert outcome["stopped"] == ["controlplane-1"] and outcome["survived"] and outcome["rejoined"]
     assert outcome["proofs"]["etcd quorum"] == "ok: 2 of 3 members respond, 2 needed"
     assert outcome["proofs"]["probe pod scheduled"].startswith("ok, on ")
@@ -158,32 +200,31 @@ def test_failover_drill_survives_one_control_plane_and_reports_lost_quorum_with_
 
     # both stops must be proven now: the emulated machines stop etcd and Kubernetes one node
     # after the other (each program gets 10 s to exit) before their APIs close
-    shutdown_delay(deploy.emulator.state, "controlplane-1", "")
-    lost = deploy("failover", "-e", "failover_drill_stop_count=2", "-e", "failover_drill_wait_timeout=60")
+    shutdown_delay(deployed.emulator.state, "controlplane-1", "")
+    lost = deployed("failover", "-e", "failover_drill_stop_count=2", "-e", "failover_drill_wait_timeout=60")
     assert lost.rc != 0
     message = "\n".join(lost.failure_messages())
     assert "etcd quorum: LOST: 0 of 3 members respond, 2 needed" in message, message
     assert "kubernetes API through the endpoint: unavailable through https://127.0.1.10:6443" in message
-    outcome = json.loads((deploy.out / "failover-drill.json").read_text())
+    outcome = json.loads((deployed.out / "failover-drill.json").read_text())
     assert outcome["rejoined"], "the nodes are powered back on and the cluster heals"
     # both stops were proven before the lost quorum was reported
     assert all(outcome["proofs"][f"{node} down"].startswith("ok: ") for node in ("controlplane-1", "controlplane-2"))
     assert outcome["proofs"]["etcd without the stopped members"].startswith("ok: 0 of 3 members respond")
     assert not outcome["survived"] and outcome["seconds"]["etcd quorum"] >= 20, outcome
     # and the cluster is whole again: a full site run changes nothing
-    again = deploy("site")
+    again = deployed("site")
     assert again.unchanged, again.failure_messages() or again.stats
 
 
-def test_failover_drill_fails_when_the_node_does_not_go_down(deploy):
-    assert deploy("site").rc == 0
+def test_failover_drill_fails_when_the_node_does_not_go_down(deployed):
     # a shutdown that hangs (a drain that never ends): the node keeps answering
-    shutdown_delay(deploy.emulator.state, "controlplane-1", "1h")
-    drill = deploy("failover", "-e", "failover_drill_wait_timeout=8")
+    shutdown_delay(deployed.emulator.state, "controlplane-1", "1h")
+    drill = deployed("failover", "-e", "failover_drill_wait_timeout=8")
     assert drill.rc != 0 and drill.failed == 1, drill.stats
     message = "\n".join(drill.failure_messages())
     assert "controlplane-1 still answers after 8 s: the drill proved nothing" in message, message
-    outcome = json.loads((deploy.out / "failover-drill.json").read_text())
+    outcome = json.loads((deployed.out / "failover-drill.json").read_text())
     assert not outcome["survived"], "a stop that was not proven certifies nothing"
     assert outcome["proofs"]["etcd without the stopped members"] == "not tried: a node did not go down"
     for proof in DRILL_PROOFS[1:]:
@@ -196,19 +237,18 @@ def test_failover_drill_fails_when_the_node_does_not_go_down(deploy):
     assert set(task_results(drill, "Remove the probe pod")) == {"controlplane-1"}
 
 
-def test_a_failed_power_on_names_the_node_never_the_command(deploy):
+def test_a_failed_power_on_names_the_node_never_the_command(deployed):
     """The power-on command may carry the BMC password: a failure says which node, not how."""
-    assert deploy("site").rc == 0
     command = "sh -c 'exit 3' ipmi-password-hunter2"
     try:
-        drill = deploy("failover", "-e", json.dumps({"talos_node_power_on_command": command,
+        drill = deployed("failover", "-e", json.dumps({"talos_node_power_on_command": command,
                                                      "talos_cluster_wait_timeout": 30}))
         assert drill.rc != 0
         message = "\n".join(drill.failure_messages())
         assert "controlplane-1: talos_node_power_on_command failed (rc 3)" in message, message
         assert "hunter2" not in drill.stdout + drill.stderr
     finally:
-        power(deploy.emulator.state, "controlplane-1", True)
+        power(deployed.emulator.state, "controlplane-1", True)
 
 
 def test_worker_before_the_control_plane_is_refused_untouched(deploy, module, talosctl):
@@ -224,12 +264,11 @@ def test_worker_before_the_control_plane_is_refused_untouched(deploy, module, ta
     assert dry_run["maintenance"] is True and dry_run["changed"] is True
 
 
-def test_a_changed_config_shows_a_redacted_diff_in_check_mode_and_applies(deploy):
-    assert deploy("site").rc == 0
+def test_a_changed_config_shows_a_redacted_diff_in_check_mode_and_applies(deployed):
     changed = ["-e", '{"talos_controlplane_etcd_extra_args": {"election-timeout": "6000", '
                '"heartbeat-interval": "600", "snapshot-count": "10000"}}']
-    assert deploy("generate", *changed).changed == 3
-    dry = deploy("controlplane", "--check", "--diff", *changed)
+    assert deployed("generate", *changed).changed == 3
+    dry = deployed("controlplane", "--check", "--diff", *changed)
     assert dry.rc == 0
     controlplanes = ["controlplane-1", "controlplane-2", "controlplane-3"]
     assert sorted(task_results(dry, FIRST_APPLY)) == sorted(task_results(dry, UPDATE)) == controlplanes
@@ -237,25 +276,25 @@ def test_a_changed_config_shows_a_redacted_diff_in_check_mode_and_applies(deploy
     assert all(r["changed"] and not r["reboots"] for r in task_results(dry, UPDATE).values())
     diffs = [r["diff"]["prepared"] for r in task_results(dry, UPDATE).values()]
     assert all('+            election-timeout: "6000"' in d for d in diffs), diffs[0]
-    applied = deploy("controlplane", *changed)
+    applied = deployed("controlplane", *changed)
     assert applied.rc == 0 and applied.changed == 3
-    again = deploy("controlplane", *changed)
+    again = deployed("controlplane", *changed)
     assert again.unchanged, again.failure_messages() or again.stats
 
     # a secret-bearing change: the configs of another secrets bundle, sent in check mode with
     # this cluster's talosconfig. Talos' dry run says a new identity needs a reboot, so the first
     # control plane refuses it (one at a time: the others are not tried), showing the changed
     # keys of its diff, never their values
-    other = deploy.out.parent / "other-bundle"
-    assert deploy("generate", "-e", f"talos_cluster_output_dir={other}").rc == 0
-    secret_dry = deploy("controlplane", "--check", "--diff", "-e", f"talos_cluster_output_dir={other}",
-                        "-e", f"talos_cluster_talosconfig={deploy.out}/talosconfig")
+    other = deployed.out.parent / "other-bundle"
+    assert deployed("generate", "-e", f"talos_cluster_output_dir={other}").rc == 0
+    secret_dry = deployed("controlplane", "--check", "--diff", "-e", f"talos_cluster_output_dir={other}",
+                        "-e", f"talos_cluster_talosconfig={deployed.out}/talosconfig")
     assert secret_dry.rc != 0
     (refusal,) = task_results(secret_dry, UPDATE).values()
     assert "needs a reboot; nothing was applied" in refusal["msg"], refusal
     assert "-token: <redacted>" in refusal["msg"] and "+token: <redacted>" in refusal["msg"], refusal["msg"]
     secrets = set()
-    for config in (deploy.out / "controlplane-1.yaml", other / "controlplane-1.yaml"):
+    for config in (deployed.out / "controlplane-1.yaml", other / "controlplane-1.yaml"):
         machine_config = next(yaml.safe_load_all(config.read_text()))
         secrets |= {machine_config["machine"]["token"], machine_config["machine"]["ca"]["key"],
                     machine_config["cluster"]["secretboxEncryptionSecret"]}
@@ -270,34 +309,32 @@ def reboots(emulator):
             for match in re.finditer(r" (\S+): (rebooting \(|booted$)", log, re.MULTILINE)]
 
 
-def test_a_change_that_needs_a_reboot_stops_unless_allowed_then_goes_one_node_at_a_time(deploy):
-    assert deploy("site").rc == 0
+def test_a_change_that_needs_a_reboot_stops_unless_allowed_then_goes_one_node_at_a_time(deployed):
     # machined cannot apply a change of machine.env without a reboot
     env = ["-e", '{"talos_controlplane_patches": [{"machine": {"env": {"TZ": "UTC"}}}]}']
-    assert deploy("generate", *env).changed == 3
-    before = len(reboots(deploy.emulator))
-    refused = deploy("controlplane", *env)
+    assert deployed("generate", *env).changed == 3
+    before = len(reboots(deployed.emulator))
+    refused = deployed("controlplane", *env)
     assert refused.rc != 0
     (failed,) = [r for r in task_results(refused, UPDATE).values() if r.get("failed")]
     assert "controlplane-1: Talos' dry run says this change needs a reboot; nothing was applied" in failed["msg"]
     assert "+TZ: UTC" in failed["msg"] and "talos_controlplane_apply_allow_reboot" in failed["msg"]
     assert set(task_results(refused, UPDATE)) == {"controlplane-1"}, "serial: the other nodes were not asked"
-    assert len(reboots(deploy.emulator)) == before, "nothing rebooted"
+    assert len(reboots(deployed.emulator)) == before, "nothing rebooted"
 
-    allowed = deploy("controlplane", *env, "-e", "talos_controlplane_apply_allow_reboot=true")
+    allowed = deployed("controlplane", *env, "-e", "talos_controlplane_apply_allow_reboot=true")
     assert allowed.rc == 0 and allowed.changed == 3, allowed.failure_messages()
     # one node at a time: each control plane was back before the next one went down
-    assert reboots(deploy.emulator)[before:] == [
+    assert reboots(deployed.emulator)[before:] == [
         (node, event) for node in ("controlplane-1", "controlplane-2", "controlplane-3")
         for event in ("rebooting", "booted")]
-    again = deploy("controlplane", *env)
+    again = deployed("controlplane", *env)
     assert again.unchanged, again.failure_messages() or again.stats
 
 
-def test_bootstrap_aimed_at_another_node_does_not_bootstrap_twice(deploy, talosctl):
-    assert deploy("site").rc == 0
+def test_bootstrap_aimed_at_another_node_does_not_bootstrap_twice(deployed, talosctl):
     # the inventory now names controlplane-2 first: it joined the cluster, so it refuses
-    run = deploy("controlplane", "-l", "controlplane-2,controlplane-3")
+    run = deployed("controlplane", "-l", "controlplane-2,controlplane-3")
     assert run.rc == 0, run.failure_messages()
     (bootstrap,) = task_results(run, BOOTSTRAP).values()
     assert bootstrap["changed"] is False
@@ -308,11 +345,10 @@ def test_bootstrap_aimed_at_another_node_does_not_bootstrap_twice(deploy, talosc
     assert sorted(bootstrap["members"]) == ["127.0.1.11", "127.0.1.12", "127.0.1.13"], bootstrap["members"]
 
 
-def test_wrong_talosconfig_is_a_credentials_mismatch(deploy, tmp_path, talosctl):
-    assert deploy("site").rc == 0
+def test_wrong_talosconfig_is_a_credentials_mismatch(deployed, tmp_path, talosctl):
     other = tmp_path / "other"
-    assert deploy("generate", "-e", f"talos_cluster_output_dir={other}").rc == 0
-    run = deploy("controlplane", "-e", f"talos_cluster_talosconfig={other}/talosconfig")
+    assert deployed("generate", "-e", f"talos_cluster_output_dir={other}").rc == 0
+    run = deployed("controlplane", "-e", f"talos_cluster_talosconfig={other}/talosconfig")
     assert run.rc != 0
     applied = task_results(run, FIRST_APPLY)
     assert {r.get("error") for r in applied.values()} == {"CredentialsMismatch"}
@@ -339,14 +375,13 @@ def test_unreachable_node_fails_alone_and_a_rerun_completes(deploy, tmp_path):
     assert task_results(fixed, FIRST_APPLY)["controlplane-1"]["changed"] is False
 
 
-def test_node_facts_read_the_validator_kernel(deploy, module, talosctl):
+def test_node_facts_read_the_validator_kernel(deployed, module, talosctl):
     """The validator booted the image of its schematic: the testbed's factory gave the emulated
     machine that schematic's kernel args when it installed."""
-    assert deploy("site").rc == 0
-    tuned = schematic.schematic_id(yaml.safe_load((deploy.out / "solana-validator.schematic.yaml").read_text()))
+    tuned = schematic.schematic_id(yaml.safe_load((deployed.out / "solana-validator.schematic.yaml").read_text()))
     facts = module("talos_node_facts", {
         "node": "127.0.1.20", "endpoint": "127.0.1.11", "numa_nodes": 2,
-        "talosconfig": str(deploy.out / "talosconfig"), "talosctl_path": str(talosctl)})[0]
+        "talosconfig": str(deployed.out / "talosconfig"), "talosctl_path": str(talosctl)})[0]
     assert facts.get("failed") is not True, facts
     assert {"talos.platform=metal", "hugepages=50000", "iommu=pt"} <= set(facts["cmdline"])
     assert facts["meminfo"]["HugePages_Total"] == 50000 and facts["meminfo"]["Hugepagesize"] == 2048
@@ -360,13 +395,12 @@ def test_node_facts_read_the_validator_kernel(deploy, module, talosctl):
                              "booted_with_uki": True, "secure_boot": False}
     control_plane = module("talos_node_facts", {
         "node": "127.0.1.12", "gather": ["boot"],
-        "talosconfig": str(deploy.out / "talosconfig"), "talosctl_path": str(talosctl)})[0]
+        "talosconfig": str(deployed.out / "talosconfig"), "talosctl_path": str(talosctl)})[0]
     assert control_plane["boot"]["schematic"] == schematic.EMPTY_ID, control_plane
 
 
-def test_cluster_modules_against_the_testbed(deploy, module, talosctl, tmp_path):
-    assert deploy("site").rc == 0
-    common = {"talosconfig": str(deploy.out / "talosconfig"), "talosctl_path": str(talosctl)}
+def test_cluster_modules_against_the_testbed(deployed, module, talosctl, tmp_path):
+    common = {"talosconfig": str(deployed.out / "talosconfig"), "talosctl_path": str(talosctl)}
     # etcd: a verified snapshot of the real database, private
     snap = module("talos_etcd", {"nodes": ["127.0.1.12"], "state": "snapshot",
                                  "dest": str(tmp_path / "etcd.db"), **common})[0]
@@ -400,7 +434,7 @@ def test_cluster_modules_against_the_testbed(deploy, module, talosctl, tmp_path)
     other = module("talos_wait_node", {"node": "127.0.1.12", "services": {"etcd": ["Finished"]}, "timeout": 2,
                                        **common})[0]
     assert other["failed"] and "127.0.1.12 is not back after 2s: etcd is Running (wanted Finished)" in other["msg"]
-    power(deploy.emulator.state, "controlplane-3", False)
+    power(deployed.emulator.state, "controlplane-3", False)
     away = module("talos_wait_node", {"node": "127.0.1.13", "node_name": "controlplane-3", "timeout": 2, **common})[0]
     assert away["failed"] and "controlplane-3 is not back after 2s" in away["msg"], away
     assert "connection refused" in away["msg"] and "NodeUnreachable" in away["msg"], away
@@ -424,16 +458,15 @@ def test_verify_fails_a_validator_installed_from_the_empty_schematic(deploy):
     assert "booted schematic on controlplane-1" not in message, "the control planes booted theirs"
 
 
-def test_verify_reports_a_node_whose_facts_cannot_be_read(deploy):
+def test_verify_reports_a_node_whose_facts_cannot_be_read(deployed):
     """A powered-off validator's facts task fails: the node stays in the report, failing its
     checks as not read, instead of dropping out of it."""
-    assert deploy("site").rc == 0
-    power(deploy.emulator.state, "solana-validator", False)
-    (deploy.out / "verify" / "report.json").unlink()
-    run = deploy("verify", "-e", "verify_kubernetes=false")
+    power(deployed.emulator.state, "solana-validator", False)
+    (deployed.out / "verify" / "report.json").unlink()
+    run = deployed("verify", "-e", "verify_kubernetes=false")
     assert run.rc != 0
-    assert (deploy.out / "verify" / "report.json").exists(), run.failure_messages()
-    report = json.loads((deploy.out / "verify" / "report.json").read_text())
+    assert (deployed.out / "verify" / "report.json").exists(), run.failure_messages()
+    report = json.loads((deployed.out / "verify" / "report.json").read_text())
     failures = {(r["name"], r["subject"]): r for r in report["results"] if not r["passed"]}
     assert {subject for _name, subject in failures} == {"solana-validator"}, sorted(failures)
     assert failures[("node facts read", "solana-validator")]["observed"].startswith("not read: "), failures
@@ -442,17 +475,16 @@ def test_verify_reports_a_node_whose_facts_cannot_be_read(deploy):
         failures)
 
 
-def test_a_tuning_change_applies_but_verify_says_the_node_needs_an_upgrade(deploy):
+def test_a_tuning_change_applies_but_verify_says_the_node_needs_an_upgrade(deployed):
     """A new schematic changes machine.install.image, which a running node takes without a
     reboot; its kernel stays the installed one until an upgrade, and verify says so."""
-    assert deploy("site").rc == 0
-    before = schematic.schematic_id(yaml.safe_load((deploy.out / "solana-validator.schematic.yaml").read_text()))
+    before = schematic.schematic_id(yaml.safe_load((deployed.out / "solana-validator.schematic.yaml").read_text()))
     fewer = ["-e", "talos_solana_worker_hugepages_2mi=40000"]
-    assert deploy("generate", *fewer).rc == 0
-    after = schematic.schematic_id(yaml.safe_load((deploy.out / "solana-validator.schematic.yaml").read_text()))
-    applied = deploy("worker", *fewer)
+    assert deployed("generate", *fewer).rc == 0
+    after = schematic.schematic_id(yaml.safe_load((deployed.out / "solana-validator.schematic.yaml").read_text()))
+    applied = deployed("worker", *fewer)
     assert applied.rc == 0 and task_results(applied, WORKER_APPLY)["solana-validator"]["changed"]
-    run = deploy("verify", *fewer)
+    run = deployed("verify", *fewer)
     assert run.rc != 0
     message = "\n".join(run.failure_messages())
     assert f"booted schematic on solana-validator: expected {after}, observed {before}" in message, message
@@ -557,40 +589,40 @@ def test_reserved_memory_counts_the_kubelet_default_a_partial_eviction_hard_merg
 
 
 def test_a_memory_manager_change_on_a_running_validator_is_refused_then_performed_when_opted_in(
-        deploy, module, talosctl):
+        deployed, module, talosctl):
     """The kubelet refuses to start against a memory_manager_state written under other
     reservations, and Talos never clears it: the worker stage refuses the change, untouched;
     opted in, it drains, stages, wipes EPHEMERAL, reboots once, checks and uncordons."""
     from kubernetes import client, config
 
-    assert deploy("site").rc == 0
     more = ["-e", '{"talos_solana_worker_kube_reserved": {"memory": "20Gi"}}']
-    assert deploy("generate", *more).rc == 0
-    refused = deploy("worker", *more)
+    assert deployed("generate", *more).rc == 0
+    refused = deployed("worker", *more)
     assert refused.rc != 0
     message = "\n".join(refused.failure_messages())
     assert "solana-validator: the memory manager's inputs change" in message, message
     assert "talos_solana_worker_memory_manager_reset=true" in message, message
     assert task_results(refused, WORKER_APPLY) == {}, "nothing was applied"
     # the validator still runs, its kubelet up
-    assert deploy("verify").rc == 0
+    assert deployed("verify").rc == 0
 
-    before = len(reboots(deploy.emulator))
-    performed = deploy("worker", *more, "-e", "talos_solana_worker_memory_manager_reset=true")
+    before = len(reboots(deployed.emulator))
+    performed = deployed("worker", *more, "-e", "talos_solana_worker_memory_manager_reset=true")
     assert performed.rc == 0, performed.failure_messages()
     wipe = "Wipe EPHEMERAL (the kubelet's state) and reboot into the staged configuration"
     (reset,) = task_results(performed, wipe).values()
     assert reset["changed"] and reset["wiped"] == ["EPHEMERAL"]
-    assert reboots(deploy.emulator)[before:] == [("solana-validator", "rebooting"), ("solana-validator", "booted")]
+    assert reboots(deployed.emulator)[before:] == [("solana-validator", "rebooting"), ("solana-validator", "booted")]
     # the config stayed (STATE kept) and is the new one; the kubelet runs with the new reservations
     facts = module("talos_node_facts", {"node": "127.0.1.20", "endpoint": "127.0.1.11", "gather": ["kubelet"],
-                                        "talosconfig": str(deploy.out / "talosconfig"),
+                                        "talosconfig": str(deployed.out / "talosconfig"),
                                         "talosctl_path": str(talosctl)})[0]
     # (20Gi kube + 16Gi system reserved + 32Gi eviction) / 2 NUMA nodes = 34Gi
     assert facts["kubelet_config"]["reservedMemory"] == [{"numaNode": 0, "limits": {"memory": "34816Mi"}},
                                                          {"numaNode": 1, "limits": {"memory": "34816Mi"}}]
-    node = client.CoreV1Api(config.new_client_from_config(str(deploy.out / "kubeconfig"))).read_node("solana-validator")
+    api = client.CoreV1Api(config.new_client_from_config(str(deployed.out / "kubeconfig")))
+    node = api.read_node("solana-validator")
     assert not node.spec.unschedulable, "uncordoned"
-    again = deploy("worker", *more)
+    again = deployed("worker", *more)
     assert again.unchanged, again.failure_messages() or again.stats
-    assert deploy("verify", *more).rc == 0
+    assert deployed("verify", *more).rc == 0
