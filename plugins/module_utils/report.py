@@ -22,20 +22,20 @@ _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|])")
 
 
-def text(value):
-    return value if isinstance(value, str) else str(value)
-
-
-def status(result):
+def _status(result):
     return "info" if result.get("info") else "ok" if result["passed"] else "FAIL"
 
 
-def ordered(results):
+def _family(result):
+    return result.get("family") or UNTAGGED_FAMILY
+
+
+def _ordered(results):
     """Failures first, then passes, information last (as the text summary orders them)."""
     return sorted(results, key=lambda r: (bool(r.get("info")), r["passed"]))
 
 
-def counts_line(results):
+def _counts_line(results):
     """'23 passed, 1 failed, 1 information': the text summary's last line, worded in one place."""
     return checks.summarize(results).splitlines()[-1]
 
@@ -51,13 +51,13 @@ def _with_verdict(results):
 
 
 def _xml(value):
-    return _XML_INVALID.sub("\ufffd", text(value))
+    return _XML_INVALID.sub("\ufffd", str(value))
 
 
 def _suite_counts(element, results):
     element.set("tests", str(len(results)))
-    element.set("failures", str(sum(status(r) == "FAIL" for r in results)))
-    element.set("skipped", str(sum(status(r) == "info" for r in results)))
+    element.set("failures", str(sum(_status(r) == "FAIL" for r in results)))
+    element.set("skipped", str(sum(_status(r) == "info" for r in results)))
     element.set("errors", "0")
 
 
@@ -66,7 +66,7 @@ def junit(results, title, generated_at):
     results = _with_verdict(results)
     families = {}
     for r in results:
-        families.setdefault(r.get("family") or UNTAGGED_FAMILY, []).append(r)
+        families.setdefault(_family(r), []).append(r)
     root = ET.Element("testsuites", name=_xml(title), timestamp=generated_at)
     _suite_counts(root, results)
     for family, members in families.items():
@@ -74,31 +74,30 @@ def junit(results, title, generated_at):
         _suite_counts(suite, members)
         for r in members:
             case = ET.SubElement(suite, "testcase", classname=_xml(family),
-                                 name=_xml(f"{text(r['name'])} on {text(r['subject'])}"))
-            if status(r) == "FAIL":
-                observed = f"expected {text(r['expected'])}, observed {text(r['observed'])}"
-                failure = ET.SubElement(case, "failure", type="check failed", message=_xml(observed))
-                failure.text = _xml("\n".join([f"expected: {text(r['expected'])}",
-                                               f"observed: {text(r['observed'])}"]
-                                              + ([f"detail: {text(r['detail'])}"] if r.get("detail") else [])))
-            elif status(r) == "info":
-                ET.SubElement(case, "skipped", message=_xml(f"information: {text(r['observed'])}"))
+                                 name=_xml(f"{r['name']} on {r['subject']}"))
+            if _status(r) == "FAIL":
+                verdict = f"expected {r['expected']}, observed {r['observed']}"
+                failure = ET.SubElement(case, "failure", type="check failed", message=_xml(verdict))
+                failure.text = _xml("\n".join([f"expected: {r['expected']}", f"observed: {r['observed']}"]
+                                              + ([f"detail: {r['detail']}"] if r.get("detail") else [])))
+            elif _status(r) == "info":
+                ET.SubElement(case, "skipped", message=_xml(f"information: {r['observed']}"))
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
 def _cell(value):
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text(value)).replace("\r\n", "<br>").replace("\n", "<br>")
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(value)).replace("\r\n", "<br>").replace("\n", "<br>")
 
 
 def markdown(results, title, generated_at):
     """A Markdown table, counts first, failures first; a failure's detail follows its observed value."""
-    lines = [f"# {_cell(title)}", "", f"**{counts_line(results)}** ({generated_at})", "",
+    lines = [f"# {_cell(title)}", "", f"**{_counts_line(results)}** ({generated_at})", "",
              "| result | family | check | subject | expected | observed |",
              "| --- | --- | --- | --- | --- | --- |"]
-    for r in ordered(_with_verdict(results)):
-        observed = text(r["observed"]) + (f" ({text(r['detail'])})" if r.get("detail") and not r["passed"] else "")
-        cells = [f"**{status(r)}**" if status(r) == "FAIL" else status(r), _cell(r.get("family") or UNTAGGED_FAMILY),
+    for r in _ordered(_with_verdict(results)):
+        observed = f"{r['observed']}" + (f" ({r['detail']})" if r.get("detail") and not r["passed"] else "")
+        cells = [f"**{_status(r)}**" if _status(r) == "FAIL" else _status(r), _cell(_family(r)),
                  _cell(r["name"]), _cell(r["subject"]), _cell(r["expected"]), _cell(observed)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
