@@ -7,18 +7,24 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: talos_verify_report
-short_description: Write the verification report as JSON and as a table a person reads at a glance
+short_description: Write the verification report as JSON, JUnit XML and tables a person reads at a glance
 version_added: 0.1.0
 description:
   - Takes named check results (from the C(solanaops.talos.kubernetes_checks) filter and the
     Talos checks) and writes them to O(json_path) and, as a table with failures first, to
-    O(summary_path).
+    O(summary_path); optionally as JUnit XML to O(junit_path) for CI and as a Markdown table to
+    O(markdown_path) for a CI job summary or an artifact viewer.
+  - The JUnit XML has one C(testsuite) per check family and one C(testcase) per check (class name
+    the family, name C(<check> on <subject>)); a failed check carries a C(failure) with what was
+    expected and observed, an information result is C(skipped) with what was observed.
+  - JUnit, Markdown and JSON count alike, and every file is written atomically (a temporary file
+    renamed into place), so a reader never sees half a report.
   - Never fails on failed checks itself; it returns every failure so the caller can fail
     listing all of them. No check at all counts as a failure (nothing was verified).
   - Results marked C(info) (checks that cannot fail by construction, such as a built-in object
     that always exists) are shown as information and counted neither as passed nor as failed.
   - The report is an output, not managed state, so the module never reports a change; in check
-    mode it writes nothing and returns the summary.
+    mode it writes nothing and returns the summary lines and counts.
 options:
   results:
     description:
@@ -35,6 +41,15 @@ options:
     description: Where to write the human-readable summary.
     type: path
     required: true
+  junit_path:
+    description:
+      - Where to write the JUnit XML report (for CI test reporting). Not written when omitted.
+    type: path
+  markdown_path:
+    description:
+      - Where to write the Markdown summary (the counts, then a table with failures first, passes,
+        then information). Not written when omitted.
+    type: path
   title:
     description: First line of the summary.
     type: str
@@ -56,14 +71,29 @@ EXAMPLES = r"""
     results: "{{ verify_results }}"
     json_path: /srv/talos/solana-cluster/verify/report.json
     summary_path: /srv/talos/solana-cluster/verify/summary.txt
+    junit_path: /srv/talos/solana-cluster/verify/junit.xml
+    markdown_path: /srv/talos/solana-cluster/verify/summary.md
+  register: verify_report
+
+- name: Show the summary, one line per check (reads in any callback)
+  ansible.builtin.debug:
+    msg: "{{ verify_report.summary_lines }}"
 """
 
 RETURN = r"""
-summary:
-  description: The table written to O(summary_path).
+summary_lines:
+  description: The summary written to O(summary_path), one line per item (the title, the table
+    with failures first, the counts), so it reads as lines in any callback.
   returned: always
-  type: str
-  sample: "ok    node Ready  solana-validator  True  True"
+  type: list
+  elements: str
+  sample:
+    - "Cluster verification (2026-12-01T14:00:00Z)"
+    - ""
+    - "      check       subject           expected  observed"
+    - "----------------------------------------------------"
+    - "ok    node Ready  solana-validator  True      True"
+    - "1 passed, 0 failed"
 passed_count:
   description: Number of checks that passed (information results not counted).
   returned: always
@@ -74,6 +104,21 @@ failed_count:
   returned: always
   type: int
   sample: 1
+information_count:
+  description: Number of information results (counted neither as passed nor as failed).
+  returned: always
+  type: int
+  sample: 1
+files:
+  description: The files this report goes to, by kind (C(json), C(summary), C(junit),
+    C(markdown); the optional ones only when given), whether or not they were written.
+  returned: always
+  type: dict
+  sample:
+    json: /srv/talos/solana-cluster/verify/report.json
+    summary: /srv/talos/solana-cluster/verify/summary.txt
+    junit: /srv/talos/solana-cluster/verify/junit.xml
+    markdown: /srv/talos/solana-cluster/verify/summary.md
 written:
   description: Whether the files were written (false in check mode).
   returned: always
@@ -90,9 +135,21 @@ failures:
 import datetime
 import json
 import os
+import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.solanaops.talos.plugins.module_utils import report
 from ansible_collections.solanaops.talos.plugins.module_utils.checks import counts, summarize
+
+
+def write_atomically(module, path, content):
+    """A reader (a CI step, a second operator) never sees half a report."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(content)
+    module.atomic_move(tmp, path)
 
 
 def main():
@@ -101,29 +158,39 @@ def main():
             "results": {"type": "list", "elements": "dict", "required": True},
             "json_path": {"type": "path", "required": True},
             "summary_path": {"type": "path", "required": True},
+            "junit_path": {"type": "path"},
+            "markdown_path": {"type": "path"},
             "title": {"type": "str", "default": "Cluster verification"},
         },
         supports_check_mode=True,
     )
     params = module.params
-    results = params["results"]
-    for index, check in enumerate(results):
+    for index, check in enumerate(params["results"]):
         missing = {"name", "subject", "passed", "expected", "observed"} - set(check)
         if missing:
             module.fail_json(msg=f"results[{index}] lacks {', '.join(sorted(missing))}")
+    results = [{"detail": "", **r} for r in params["results"]]
     passed, failed, failures = counts(results)
+    information = sum(bool(r.get("info")) for r in results)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    summary = f"{params['title']} ({now})\n\n{summarize([{'detail': '', **r} for r in results])}\n"
-    report = {"title": params["title"], "generated_at": now, "passed": passed, "failed": failed,
-              "information": sum(bool(r.get("info")) for r in results), "results": results}
+    summary_lines = [f"{params['title']} ({now})", "", *summarize(results).splitlines()]
+    document = {"title": params["title"], "generated_at": now, "passed": passed, "failed": failed,
+                "information": information, "results": results}
+    rendered = {
+        "json": lambda: json.dumps(document, indent=2, sort_keys=True) + "\n",
+        "summary": lambda: "\n".join(summary_lines) + "\n",
+        "junit": lambda: report.junit(results, params["title"], now),
+        "markdown": lambda: report.markdown(results, params["title"], now),
+    }
+    files = {kind: params[f"{kind}_path"] for kind in rendered if params[f"{kind}_path"]}
+    if len(set(files.values())) < len(files):
+        module.fail_json(msg=f"json_path, summary_path, junit_path and markdown_path must differ: {files}")
     if not module.check_mode:
-        for path, content in ((params["json_path"], json.dumps(report, indent=2, sort_keys=True) + "\n"),
-                              (params["summary_path"], summary)):
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            with open(path, "w") as handle:
-                handle.write(content)
-    module.exit_json(changed=False, summary=summary, passed_count=passed, failed_count=failed,
-                     failures=failures, written=not module.check_mode)
+        for kind, path in files.items():
+            write_atomically(module, path, rendered[kind]())
+    module.exit_json(changed=False, summary_lines=summary_lines, passed_count=passed, failed_count=failed,
+                     information_count=information, failures=failures, files=files,
+                     written=not module.check_mode)
 
 
 if __name__ == "__main__":

@@ -122,6 +122,23 @@ def test_site_deploys_a_healthy_verified_cluster_then_changes_nothing(deploy, ta
         "nodes", "validator", "priority class", "storage", "boot", "kernel", "services", "etcd", "hosts"}
     assert sorted(r["subject"] for r in report["results"] if r["name"] == "node facts read") == [
         "controlplane-1", "controlplane-2", "controlplane-3", "solana-validator"]
+    # the same counts for machines: JUnit for CI, Markdown for a job summary, set_stats for AWX
+    from xml.etree import ElementTree
+
+    junit = ElementTree.parse(deploy.out / "verify" / "junit.xml").getroot()
+    assert [int(junit.get(key)) for key in ("tests", "failures", "skipped")] == [
+        len(report["results"]), report["failed"], report["information"]]
+    assert {suite.get("name") for suite in junit.findall("testsuite")} == {r["family"] for r in report["results"]}
+    counts = f"{report['passed']} passed, {report['failed']} failed, {report['information']} information"
+    assert f"**{counts}**" in (deploy.out / "verify" / "summary.md").read_text()
+    (shown,) = task_results(first, "Show the summary").values()
+    assert shown["msg"][-1] == counts, "the summary is printed as lines"
+    (published,) = task_results(first, "Publish the counts and the report's files as run statistics").values()
+    assert published["ansible_stats"]["data"] == {
+        "verify_passed_count": report["passed"], "verify_failed_count": 0,
+        "verify_information_count": report["information"],
+        "verify_report_files": {kind: str(deploy.out / "verify" / name) for kind, name in [
+            ("json", "report.json"), ("summary", "summary.txt"), ("junit", "junit.xml"), ("markdown", "summary.md")]}}
 
     again = deploy("site")
     assert again.unchanged, again.stats
