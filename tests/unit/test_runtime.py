@@ -91,5 +91,5 @@ def test_every_talosctl_call_of_a_role_entry_point_is_under_the_groups_module_de
         for entry_point in specs:
             check(role, files, f"{entry_point}.yml", False, entry_point)
     calling = {(role.name, name) for role in (REPO / "roles").iterdir() for name, tasks in _role_files(role).items()
-               if any(talos_group & set(task) for task, _ in _tasks(tasks))}
+               if any(talos_group & set(task) for task, _covered in _tasks(tasks))}
     assert calling and calling <= reached, f"task files no entry point reaches: {sorted(calling - reached)}"
