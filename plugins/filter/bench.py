@@ -22,12 +22,15 @@ description:
     (C({node, cpulist text}), as M(solanaops.talos.talos_numa_info) returns it): its CPUs exclusive,
     on one NUMA node, none of the reserved system CPUs, its memory from that node (family
     C(numa placement)).
+  - C(needs_real_node) says why a Node runs no containers (kwok manages it: its pods are reported
+    Running without any container), or returns an empty string for a Node a kubelet runs;
+    C(not_run) makes the report's information entry for a check that could not run there.
 author:
   - SolanaOps platform team (@solanaops)
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.solanaops.talos.plugins.module_utils import checks, fio, numa
+from ansible_collections.solanaops.talos.plugins.module_utils import checks, fio, numa, real_nodes
 
 
 def fio_job_file(jobs, settings):
@@ -64,4 +67,6 @@ class FilterModule:
             "fio_results": fio_results,
             "fio_checks": fio_checks,
             "numa_placement_checks": numa_placement_checks,
+            "needs_real_node": real_nodes.needs_real_node,
+            "not_run": real_nodes.not_run,
         }

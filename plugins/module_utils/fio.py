@@ -36,7 +36,8 @@ def directions(rw):
 
 def job_file(jobs, settings):
     """fio's job file: [global] from settings (ioengine, direct, block_size, iodepth, numjobs, size,
-    runtime), then one section per job {name, rw, filename}. Every job after the first waits for the
+    runtime), then one section per job {name, rw, volume} writing bench_file_path(settings, volume).
+    Every job after the first waits for the
     one before (stonewall): measured together, two volumes would share CPUs and PCIe lanes and each
     would look slower than it is. Each job's threads report as one (group_reporting)."""
     lines = ["[global]",
@@ -53,10 +54,15 @@ def job_file(jobs, settings):
         if not _JOB_NAME.match(str(job["name"])):
             raise ValueError(f"job name {job['name']!r}: letters, digits, '-' and '_' only (it names a fio section)")
         directions(job["rw"])
-        lines += ["", f"[{job['name']}]", f"filename={job['filename']}", f"rw={job['rw']}"]
+        lines += ["", f"[{job['name']}]", f"filename={bench_file_path(settings, job['volume'])}", f"rw={job['rw']}"]
         if index:
             lines.append("stonewall")
     return "\n".join(lines) + "\n"
+
+
+def bench_file_path(settings, volume):
+    """The one file the benchmark writes in a volume: settings' test_file in volumes_dir/<volume>."""
+    return f"{settings['volumes_dir']}/{volume}/{settings['test_file']}"
 
 
 def parse_output(text):

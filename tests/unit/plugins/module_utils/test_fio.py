@@ -11,12 +11,13 @@ import pytest
 from ansible_collections.solanaops.talos.plugins.filter import bench
 from ansible_collections.solanaops.talos.plugins.module_utils import fio
 
-JOBS = [{"name": "ledger", "rw": "randread"}, {"name": "accounts", "rw": "randwrite"}]
+JOBS = [{"name": "ledger", "rw": "randread", "volume": "ledger"},
+        {"name": "accounts", "rw": "randwrite", "volume": "accounts"}]
 # small and short; psync rather than the playbook's io_uring, which container seccomp profiles
 # often refuse: the JSON report has the same shape for every engine. Buffered I/O, since the
 # temporary directory may be a tmpfs, which refuses O_DIRECT.
 SETTINGS = {"ioengine": "psync", "direct": False, "block_size": "4k", "iodepth": 1, "numjobs": 2,
-            "size": "4M", "runtime": 1}
+            "size": "4M", "runtime": 1, "test_file": "solanaops-storage-bench.test"}
 EASY = {"min_iops": 1, "max_clat_p99_ms": 60000, "max_clat_p999_ms": 60000}
 IMPOSSIBLE = {"min_iops": 10 ** 12, "min_bandwidth_mib": 10 ** 9, "max_clat_p99_ms": 0.000001,
               "max_clat_p999_ms": 0.000001}
@@ -28,12 +29,16 @@ def fio_output(tmp_path_factory):
     if shutil.which("fio") is None:
         pytest.fail("fio is not installed: run `make setup` (it installs Debian's fio package)")
     directory = tmp_path_factory.mktemp("fio")
-    jobs = [{**job, "filename": str(directory / f"{job['name']}.test")} for job in JOBS]
+    for job in JOBS:
+        (directory / job["volume"]).mkdir()
     job_file = directory / "jobs.fio"
-    job_file.write_text(fio.job_file(jobs, SETTINGS))
+    job_file.write_text(fio.job_file(JOBS, {**SETTINGS, "volumes_dir": str(directory)}))
     done = subprocess.run(["fio", "--output-format=json", str(job_file)], capture_output=True, text=True,
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr
+    # fio wrote where the job file says: one test file in each volume
+    assert sorted(path.relative_to(directory).as_posix() for path in directory.glob("*/*")) == [
+        "accounts/solanaops-storage-bench.test", "ledger/solanaops-storage-bench.test"]
     return "fio: a note on stderr before the report\n" + done.stdout + done.stderr
 
 
@@ -101,6 +106,6 @@ def test_fio_sizes_count_in_powers_of_1024(text, size):
 
 def test_job_file_refuses_a_section_name_and_a_pattern_it_cannot_judge():
     with pytest.raises(ValueError, match="job name 'led ger'"):
-        fio.job_file([{"name": "led ger", "rw": "randread", "filename": "/x"}], SETTINGS)
+        fio.job_file([{"name": "led ger", "rw": "randread", "volume": "ledger"}], SETTINGS)
     with pytest.raises(ValueError, match="rw 'trim'"):
-        fio.job_file([{"name": "ledger", "rw": "trim", "filename": "/x"}], SETTINGS)
+        fio.job_file([{"name": "ledger", "rw": "trim", "volume": "ledger"}], SETTINGS)
