@@ -9,9 +9,10 @@ name: bench
 short_description: The storage benchmark's fio jobs and verdicts, and the NUMA placement proof
 version_added: 0.1.0
 description:
-  - C(fio_job_file) renders fio's job file from the benchmark's jobs (C(name), C(rw), C(filename))
-    and settings (C(ioengine), C(direct), C(block_size), C(iodepth), C(numjobs), C(size), C(runtime));
-    each job after the first waits for the one before (C(stonewall)).
+  - C(fio_job_file) renders fio's job file from the benchmark's jobs (C(name), C(rw), C(volume))
+    and settings (C(ioengine), C(direct), C(block_size), C(iodepth), C(numjobs), C(size), C(runtime),
+    C(volumes_dir), C(test_file)); each job writes C(<volumes_dir>/<volume>/<test_file>), and each
+    job after the first waits for the one before (C(stonewall)).
   - C(fio_results) reads fio's JSON report (C(fio --output-format=json)) out of its output, other
     lines before it allowed, and returns one entry per job with, per direction, C(ios), C(iops),
     C(bandwidth) (bytes/s) and the completion-latency percentiles C(p99) and C(p99.9) in ns.
@@ -19,10 +20,10 @@ description:
     C(min_bandwidth_mib), C(max_clat_p99_ms), C(max_clat_p999_ms)) and returns named check results
     of the family C(storage bench), the shape M(solanaops.talos.talos_verify_report) writes.
   - C(numa_placement_checks) judges a pod's C(/proc/self/status) against the node's NUMA layout
-    (C({node, cpulist text}), as M(solanaops.talos.talos_numa_info) returns it): its CPUs exclusive,
+    (each node's cpulist text, as M(solanaops.talos.talos_numa_info) returns it), that is its CPUs exclusive,
     on one NUMA node, none of the reserved system CPUs, its memory from that node (family
     C(numa placement)).
-  - C(needs_real_node) says why a Node runs no containers (kwok manages it: its pods are reported
+  - C(needs_real_node) says why a Node runs no containers (kwok manages it, and reports its pods
     Running without any container), or returns an empty string for a Node a kubelet runs;
     C(not_run) makes the report's information entry for a check that could not run there.
 author:
