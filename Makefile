@@ -13,9 +13,18 @@ TALOSCTL_DIR     := $(CACHE)/tools/talosctl/$(TALOSCTL_VERSION)
 export PATH := $(VENV)/bin:$(TALOSCTL_DIR):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: setup tools demo demo-reset test lint sanity unit testbed integration molecule bench clean
+.PHONY: setup packages tools demo demo-reset test lint sanity unit testbed integration molecule bench clean
 
-setup: $(VENV)/.installed .collections/ansible_collections/solanaops/talos tools
+setup: packages $(VENV)/.installed .collections/ansible_collections/solanaops/talos tools
+
+# Debian packages the tests run: fio (the storage benchmark's parsing is tested on its real output)
+packages:
+	@if command -v fio >/dev/null; then \
+	  echo "==> fio present: $$(fio --version)"; \
+	else \
+	  echo "==> fio missing: apt-get install -y fio"; \
+	  apt-get install -y fio; \
+	fi
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@echo "==> Python toolchain in $(VENV)"
