@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -167,3 +168,62 @@ def emulator(tmp_path):
     machines = Machines(LOCAL_MACHINES, tmp_path / "emulator")
     yield machines
     machines.stop()
+
+
+class Deployment:
+    """Runs the stage playbooks on inventory/local against one emulator, writing to OUT."""
+
+    def __init__(self, playbook, emulator, talosctl, out):
+        self.playbook, self.emulator, self.out = playbook, emulator, out
+        self.args = ["-i", "inventory/local", "-e", f"talos_cluster_output_dir={out}",
+                     "-e", f"talosctl_path={talosctl}"]
+
+    def __call__(self, play: str, *extra: str):
+        # the drill powers nodes back on through this emulator's control socket
+        return self.playbook(f"playbooks/{play}.yml", *self.args, *extra,
+                             env={"TESTBED_STATE": str(self.emulator.state)})
+
+
+@pytest.fixture
+def deploy(playbook, emulator, talosctl, tmp_path):
+    """Blank machines in maintenance mode and the configs generated for them."""
+    run = Deployment(playbook, emulator, talosctl, tmp_path / "out")
+    generated = run("generate")
+    assert generated.rc == 0, generated.failure_messages()
+    return run
+
+
+@pytest.fixture(scope="session")
+def deployed_once(playbook, talosctl, tmp_path_factory):
+    """One site run from blank machines, then the machines stopped: their state and the output
+    folder, which `deployed` copies for each test that starts from a deployed cluster instead of
+    deploying again (minutes each). test_site_deploys_... proves that deployment itself."""
+    base = tmp_path_factory.mktemp("deployed")
+    machines = Machines(LOCAL_MACHINES, base / "emulator")
+    try:
+        run = Deployment(playbook, machines, talosctl, base / "out")
+        for play in ("generate", "site"):
+            result = run(play)
+            assert result.rc == 0, result.failure_messages()
+    finally:
+        machines.stop()
+    return base
+
+
+@pytest.fixture
+def deployed(deployed_once, playbook, module, talosctl, tmp_path):
+    """A copy of the deployed cluster, its machines powered on again (a cold start of the whole
+    cluster: etcd and Kubernetes from their data), once Talos says it is healthy."""
+    for folder in ("emulator", "out"):
+        shutil.copytree(deployed_once / folder, tmp_path / folder, symlinks=True)
+    machines = Machines(LOCAL_MACHINES, tmp_path / "emulator")
+    try:
+        run = Deployment(playbook, machines, talosctl, tmp_path / "out")
+        health = module("talos_health", {
+            "node": "127.0.1.11", "controlplane_nodes": ["127.0.1.11", "127.0.1.12", "127.0.1.13"],
+            "worker_nodes": ["127.0.1.20"], "timeout": 300,
+            "talosconfig": str(run.out / "talosconfig"), "talosctl_path": str(talosctl)})[0]
+        assert health.get("healthy"), health
+        yield run
+    finally:
+        machines.stop()

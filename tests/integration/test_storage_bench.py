@@ -6,50 +6,30 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
-
-@pytest.fixture
-def deploy(playbook, emulator, talosctl, tmp_path):
-    """The local inventory generated against fresh emulated machines (as test_nodes.py's deploy)."""
-    out = tmp_path / "out"
-    args = ["-i", "inventory/local", "-e", f"talos_cluster_output_dir={out}", "-e", f"talosctl_path={talosctl}"]
-
-    def run(play: str, *extra: str):
-        return playbook(f"playbooks/{play}.yml", *args, *extra, env={"TESTBED_STATE": str(emulator.state)})
-
-    generated = run("generate")
-    assert generated.rc == 0, generated.failure_messages()
-    run.out = out
-    return run
-
-
-def test_on_kwok_nodes_the_benchmark_and_the_placement_proof_need_real_nodes(deploy):
-    deployed = deploy("site")
-    assert deployed.rc == 0, deployed.failure_messages()
-
-    bench = deploy("storage_bench")
+def test_on_kwok_nodes_the_benchmark_and_the_placement_proof_need_real_nodes(deployed):
+    bench = deployed("storage_bench")
     assert bench.rc != 0
     (message,) = bench.failure_messages()
     assert message.startswith("solana-validator: needs real nodes: fio did not run, nothing was measured: "
                               "solana-validator: not run: kwok-managed (kwok.x-k8s.io/node=fake)"), message
-    report = json.loads((deploy.out / "storage-bench-report.json").read_text())
+    report = json.loads((deployed.out / "storage-bench-report.json").read_text())
     assert (report["passed"], report["failed"], report["information"]) == (0, 1, 1)
     assert [(r["name"], r["subject"], r["info"]) for r in report["results"]] == [("fio", "solana-validator", True)]
-    measurements = json.loads((deploy.out / "storage-bench.json").read_text())
+    measurements = json.loads((deployed.out / "storage-bench.json").read_text())
     assert measurements["measured"] == {"solana-validator": []}  # nothing measured
     assert [job["name"] for job in measurements["jobs"]] == ["ledger", "accounts"]
     # stopped before anything was created: no Job, no ConfigMap of the benchmark
     from kubernetes import client, config
 
-    api = config.new_client_from_config(str(deploy.out / "kubeconfig"))
+    api = config.new_client_from_config(str(deployed.out / "kubeconfig"))
     selector = "app.kubernetes.io/name=storage-bench"
     assert client.BatchV1Api(api).list_namespaced_job("solana", label_selector=selector).items == []
     assert client.CoreV1Api(api).list_namespaced_config_map("solana", label_selector=selector).items == []
 
-    numa = deploy("numa_test")
+    numa = deployed("numa_test")
     assert numa.rc == 0, numa.failure_messages()
-    placement = json.loads((deploy.out / "numa-test" / "report.json").read_text())
+    placement = json.loads((deployed.out / "numa-test" / "report.json").read_text())
     assert [(r["name"], r["passed"], r.get("info", False)) for r in placement["results"]] == [
         ("pod scheduled on its validator", True, False), ("numa placement", True, True)]
     assert placement["results"][1]["observed"].startswith("not run: kwok-managed (kwok.x-k8s.io/node=fake)")
