@@ -354,6 +354,12 @@ def test_node_facts_read_the_validator_kernel(deployed, module, talosctl):
         "node": "127.0.1.12", "gather": ["boot"],
         "talosconfig": str(deployed.out / "talosconfig"), "talosctl_path": str(talosctl)})[0]
     assert control_plane["boot"]["schematic"] == schematic.EMPTY_ID, control_plane
+    # the NUMA layout the NUMA test judges a pod's placement against, read through Talos
+    layout = module("talos_numa_info", {
+        "node": "127.0.1.20", "endpoint": "127.0.1.11",
+        "talosconfig": str(deployed.out / "talosconfig"), "talosctl_path": str(talosctl)})[0]
+    assert layout.get("failed") is not True, layout
+    assert (layout["online"], layout["cpulists"]) == ("0-1", {"0": "0-31", "1": "32-63"}), layout
 
 
 def test_cluster_modules_against_the_testbed(deployed, module, talosctl, tmp_path):

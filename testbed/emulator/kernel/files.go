@@ -25,6 +25,7 @@ type View struct {
 
 var (
 	nodeMeminfoRE = regexp.MustCompile(`^/sys/devices/system/node/node([0-9]+)/meminfo$`)
+	nodeCPUListRE = regexp.MustCompile(`^/sys/devices/system/node/node([0-9]+)/cpulist$`)
 	nodeHugeRE    = regexp.MustCompile(`^/sys/devices/system/node/node([0-9]+)/hugepages/hugepages-([0-9]+)kB/nr_hugepages$`)
 	globalHugeRE  = regexp.MustCompile(`^/sys/kernel/mm/hugepages/hugepages-([0-9]+)kB/nr_hugepages$`)
 	linkMTURE     = regexp.MustCompile(`^/sys/class/net/([^/]+)/mtu$`)
@@ -43,7 +44,7 @@ func (v View) Memory() Memory {
 
 // Read returns the content of an emulated file: /proc/cmdline, /proc/meminfo, /proc/mounts,
 // /proc/sys/vm/nr_hugepages, /proc/sys/kernel/hostname, the sysctls (sysctl.go), the NUMA node
-// files, the huge page pool files and each link's /sys/class/net/<link>/mtu.
+// files (meminfo, cpulist), the huge page pool files and each link's /sys/class/net/<link>/mtu.
 func (v View) Read(path string) ([]byte, error) {
 	path = filepath.Clean(path)
 
@@ -99,6 +100,12 @@ func (v View) Read(path string) ([]byte, error) {
 		}
 	}
 
+	if m := nodeCPUListRE.FindStringSubmatch(path); m != nil {
+		if node, _ := strconv.Atoi(m[1]); node < mem.NUMA {
+			return []byte(NodeCPUList(v.Hardware.CPUs, mem.NUMA, node) + "\n"), nil
+		}
+	}
+
 	if m := nodeHugeRE.FindStringSubmatch(path); m != nil {
 		node, _ := strconv.Atoi(m[1])
 		size, _ := strconv.ParseUint(m[2], 10, 64)
@@ -117,6 +124,28 @@ func (v View) Read(path string) ([]byte, error) {
 	}
 
 	return nil, fmt.Errorf("stat %s: %w", path, ErrNotFound)
+}
+
+// NodeCPUList is /sys/devices/system/node/node<N>/cpulist (drivers/base/node.c prints the node's
+// cpumask as a list, "%*pbl"): the machine numbers its CPUs node by node, each node a contiguous
+// block of cpus/numa (node 0 first takes any remainder), as firmware that lists each node's cores
+// together does. Firmware that numbers SMT siblings after every core (0-15,32-47) is not emulated.
+func NodeCPUList(cpus, numa, node int) string {
+	share, extra := cpus/numa, cpus%numa
+	first := node*share + min(node, extra)
+	count := share
+	if node < extra {
+		count++
+	}
+
+	switch count {
+	case 0:
+		return ""
+	case 1:
+		return strconv.Itoa(first)
+	default:
+		return fmt.Sprintf("%d-%d", first, first+count-1)
+	}
 }
 
 // isDirectory tells whether path is a directory of the sysctl or link trees.

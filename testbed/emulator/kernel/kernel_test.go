@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -248,5 +249,29 @@ func TestBootChunkSplit(t *testing.T) {
 	// kernel sizes both pools; gigantic pages are one round-robin run
 	if p := mem.Pool(PageSize1G); !slices.Equal(p.PerNode, []uint64{3, 2}) {
 		t.Errorf("1G pool = %v, want [3 2]", p.PerNode)
+	}
+}
+
+func TestNodeCPUListNumbersEachNodesCPUsTogether(t *testing.T) {
+	for _, c := range []struct {
+		cpus, numa, node int
+		want             string
+	}{
+		{64, 2, 0, "0-31"}, {64, 2, 1, "32-63"}, {4, 1, 0, "0-3"}, {6, 4, 0, "0-1"}, {6, 4, 1, "2-3"},
+		{6, 4, 2, "4"}, {6, 4, 3, "5"}, {2, 4, 3, ""},
+	} {
+		if got := NodeCPUList(c.cpus, c.numa, c.node); got != c.want {
+			t.Errorf("%d CPUs on %d nodes, node %d: got %q, want %q", c.cpus, c.numa, c.node, got, c.want)
+		}
+	}
+
+	hw := Hardware{CPUs: 64, NUMANodes: 2, Memory: "512Gi"}
+	got, err := View{Hardware: hw}.Read("/sys/devices/system/node/node1/cpulist")
+	if err != nil || string(got) != "32-63\n" {
+		t.Errorf("node1 cpulist: %q, %v", got, err)
+	}
+
+	if _, err := (View{Hardware: hw}).Read("/sys/devices/system/node/node2/cpulist"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("node2 cpulist on a 2-node machine: %v, want not found", err)
 	}
 }
