@@ -199,7 +199,7 @@ def test_a_failed_power_on_names_the_node_never_the_command(deployed):
     command = "sh -c 'exit 3' ipmi-password-hunter2"
     try:
         drill = deployed("failover", "-e", json.dumps({"talos_node_power_on_command": command,
-                                                     "talos_cluster_wait_timeout": 30}))
+                                                       "talos_cluster_wait_timeout": 30}))
         assert drill.rc != 0
         message = "\n".join(drill.failure_messages())
         assert "controlplane-1: talos_node_power_on_command failed (rc 3)" in message, message
@@ -245,7 +245,7 @@ def test_a_changed_config_shows_a_redacted_diff_in_check_mode_and_applies(deploy
     other = deployed.out.parent / "other-bundle"
     assert deployed("generate", "-e", f"talos_cluster_output_dir={other}").rc == 0
     secret_dry = deployed("controlplane", "--check", "--diff", "-e", f"talos_cluster_output_dir={other}",
-                        "-e", f"talos_cluster_talosconfig={deployed.out}/talosconfig")
+                          "-e", f"talos_cluster_talosconfig={deployed.out}/talosconfig")
     assert secret_dry.rc != 0
     (refusal,) = task_results(secret_dry, UPDATE).values()
     assert "needs a reboot; nothing was applied" in refusal["msg"], refusal
