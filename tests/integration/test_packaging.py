@@ -36,6 +36,7 @@ EXCLUDED_NAMES = {"tests", "testbed", "extensions", "benchmarks", "inventory", "
 # The development setup at the root of the checkout.
 EXCLUDED_TOP_LEVEL = {
     "Makefile", "ansible.cfg", "pyproject.toml", "requirements-dev.txt", "execution-environment.yml", "collections",
+    "docs",
 }
 # Well above today's ~130 KB; a tarball past this has picked up something it should not.
 MAX_TARBALL_BYTES = 1024 * 1024
