@@ -22,8 +22,9 @@ packages:
 	@if command -v fio >/dev/null; then \
 	  echo "==> fio present: $$(fio --version)"; \
 	else \
-	  echo "==> fio missing: apt-get install -y fio"; \
-	  apt-get install -y fio; \
+	  echo "==> fio missing: apt-get install -y fio (apt-get update first when the package lists are empty)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y fio \
+	    || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y fio; }; \
 	fi
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
