@@ -438,25 +438,38 @@ def etcd_checks(etcd, controlplane_nodes):
     ]
 
 
-def summarize(results):
-    """A table a person reads at a glance, failures first, information last. No check at all is a
+def status(result):
+    """A result's word in every report: info (cannot fail), FAIL or ok."""
+    return "info" if result.get("info") else "ok" if result["passed"] else "FAIL"
+
+
+def ordered(results):
+    """The order of every report: failures first, then passes, information last."""
+    return sorted(results, key=lambda r: (bool(r.get("info")), r["passed"]))
+
+
+def counts_line(results):
+    """'23 passed, 1 failed, 1 information', the last line of every report; no check at all is a
     failure, never "0 passed"."""
     counted = [r for r in results if not r.get("info")]
-    ordered = sorted(results, key=lambda r: (bool(r.get("info")), r["passed"]))
+    failed = sum(not r["passed"] for r in counted)
+    informational = len(results) - len(counted)
+    return (f"{len(counted) - failed} passed, {failed} failed"
+            + (f", {informational} information" if informational else "")
+            + ("" if counted else " (no check ran: nothing was verified)"))
+
+
+def summarize(results):
+    """A table a person reads at a glance, failures first, information last, the counts last."""
     rows = [("", "check", "subject", "expected", "observed")] + [
-        ("info" if r.get("info") else "FAIL" if not r["passed"] else "ok", r["name"], r["subject"],
-         _cell(r["expected"]),
+        (status(r), r["name"], r["subject"], _cell(r["expected"]),
          _cell(r["observed"]) + (f" ({r['detail']})" if r["detail"] and not r["passed"] else ""))
-        for r in ordered]
+        for r in ordered(results)]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(row)).rstrip()
              for row in rows]
-    failed = sum(not r["passed"] for r in counted)
     lines.insert(1, "-" * len(lines[0]))
-    informational = len(results) - len(counted)
-    lines.append(f"{len(counted) - failed} passed, {failed} failed"
-                 + (f", {informational} information" if informational else "")
-                 + ("" if counted else " (no check ran: nothing was verified)"))
+    lines.append(counts_line(results))
     return "\n".join(lines)
 
 

@@ -22,22 +22,8 @@ _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|])")
 
 
-def _status(result):
-    return "info" if result.get("info") else "ok" if result["passed"] else "FAIL"
-
-
 def _family(result):
     return result.get("family") or UNTAGGED_FAMILY
-
-
-def _ordered(results):
-    """Failures first, then passes, information last (as the text summary orders them)."""
-    return sorted(results, key=lambda r: (bool(r.get("info")), r["passed"]))
-
-
-def _counts_line(results):
-    """'23 passed, 1 failed, 1 information': the text summary's last line, worded in one place."""
-    return checks.summarize(results).splitlines()[-1]
 
 
 def _with_verdict(results):
@@ -56,8 +42,8 @@ def _xml(value):
 
 def _suite_counts(element, results):
     element.set("tests", str(len(results)))
-    element.set("failures", str(sum(_status(r) == "FAIL" for r in results)))
-    element.set("skipped", str(sum(_status(r) == "info" for r in results)))
+    element.set("failures", str(sum(checks.status(r) == "FAIL" for r in results)))
+    element.set("skipped", str(sum(checks.status(r) == "info" for r in results)))
     element.set("errors", "0")
 
 
@@ -75,12 +61,12 @@ def junit(results, title, generated_at):
         for r in members:
             case = ET.SubElement(suite, "testcase", classname=_xml(family),
                                  name=_xml(f"{r['name']} on {r['subject']}"))
-            if _status(r) == "FAIL":
+            if checks.status(r) == "FAIL":
                 verdict = f"expected {r['expected']}, observed {r['observed']}"
                 failure = ET.SubElement(case, "failure", type="check failed", message=_xml(verdict))
                 failure.text = _xml("\n".join([f"expected: {r['expected']}", f"observed: {r['observed']}"]
                                               + ([f"detail: {r['detail']}"] if r.get("detail") else [])))
-            elif _status(r) == "info":
+            elif checks.status(r) == "info":
                 ET.SubElement(case, "skipped", message=_xml(f"information: {r['observed']}"))
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
@@ -92,12 +78,12 @@ def _cell(value):
 
 def markdown(results, title, generated_at):
     """A Markdown table, counts first, failures first; a failure's detail follows its observed value."""
-    lines = [f"# {_cell(title)}", "", f"**{_counts_line(results)}** ({generated_at})", "",
+    lines = [f"# {_cell(title)}", "", f"**{checks.counts_line(results)}** ({generated_at})", "",
              "| result | family | check | subject | expected | observed |",
              "| --- | --- | --- | --- | --- | --- |"]
-    for r in _ordered(_with_verdict(results)):
+    for r in checks.ordered(_with_verdict(results)):
         observed = f"{r['observed']}" + (f" ({r['detail']})" if r.get("detail") and not r["passed"] else "")
-        cells = [f"**{_status(r)}**" if _status(r) == "FAIL" else _status(r), _cell(_family(r)),
+        cells = [f"**{checks.status(r)}**" if checks.status(r) == "FAIL" else checks.status(r), _cell(_family(r)),
                  _cell(r["name"]), _cell(r["subject"]), _cell(r["expected"]), _cell(observed)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
