@@ -88,6 +88,12 @@ TOOLS: dict[str, Tool] = {
         version_key="ETCD_VERSION",
         binaries={"etcd": "go.etcd.io/etcd/server/v3"},
     ),
+    # the upgrade playbook proves each etcd snapshot restorable with it (roles/talos_upgrade)
+    "etcdutl": Tool(
+        module="go.etcd.io/etcd/etcdutl/v3",
+        version_key="ETCD_VERSION",
+        binaries={"etcdutl": "go.etcd.io/etcd/etcdutl/v3"},
+    ),
     "kube": Tool(
         module="k8s.io/kubernetes",
         version_key="KUBERNETES_VERSION",

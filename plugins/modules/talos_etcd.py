@@ -13,8 +13,13 @@ description:
   - O(state=status) asks every node in O(nodes) for its member status and one reachable node for
     the member list, and sums up quorum - how many members answer, whether they agree on a leader,
     and whether that is a majority of the members.
-  - O(state=snapshot) streams a consistent snapshot of one member's database to O(dest) (mode
-    0600; C(talosctl etcd snapshot) verifies it).
+  - O(state=snapshot) streams a consistent snapshot of one member's database (the first node of
+    O(nodes) that answers) to the controller; C(talosctl etcd snapshot) checks its SHA-256 trailer
+    and reads its revision and key count. It holds every Kubernetes secret of the cluster, so it
+    is written with mode 0600 under a temporary name beside O(dest), then restored into a scratch
+    data directory with C(etcdutl snapshot restore) (which verifies the trailer again and rebuilds
+    a member's data), and renamed to O(dest) only once restored. Without etcdutl it fails: an
+    unproven backup is not a backup.
   - Only O(state=snapshot) changes anything (it writes O(dest)).
 options:
   nodes:
@@ -29,6 +34,11 @@ options:
     default: status
   dest:
     description: Path of the snapshot file, for O(state=snapshot).
+    type: path
+  etcdutl_path:
+    description:
+      - Path of etcdutl (a release of the cluster's etcd minor), for O(state=snapshot); found on
+        PATH when omitted.
     type: path
   require_quorum:
     description: With O(state=status), fail (after gathering everything) when etcd has no quorum.
@@ -87,6 +97,7 @@ EXAMPLES = r"""
     nodes: [10.0.1.11]
     state: snapshot
     dest: /srv/backup/etcd.snapshot
+    etcdutl_path: /usr/local/bin/etcdutl
     talosconfig: /srv/talos/solana-cluster/talosconfig
 """
 
@@ -121,6 +132,13 @@ dest:
   description: The snapshot written.
   returned: state=snapshot
   type: str
+snapshot:
+  description: >-
+    The snapshot taken - C(node) it came from, C(size) in bytes, C(revision) and C(total_keys) as
+    talosctl read them, and C(restored) (the member directory's entries etcdutl rebuilt).
+  returned: state=snapshot and not check mode
+  type: dict
+  sample: {"node": "10.0.1.11", "size": 2101280, "revision": 1234, "total_keys": 567, "restored": ["snap", "wal"]}
 talosctl_version:
   description: Version of the talosctl that ran.
   returned: success
@@ -129,18 +147,28 @@ talosctl_version:
 
 import os
 import re
+import shutil
+import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     TALOSCTL_ARGSPEC,
+    CommandFailed,
     NodeUnreachable,
     Talosctl,
     TalosError,
     fail_json_from,
+    last_line,
     parse_etcd_members,
     parse_table,
 )
+
+_SNAPSHOT_INFO = re.compile(r"snapshot info: hash [0-9a-f]+, revision (\d+), total keys (\d+), total size (\d+)")
+
+
+class NotRestorable(TalosError):
+    hint = "the snapshot was not kept; take another (the member may be unhealthy) before changing anything"
 
 
 def parse_status(stdout):
@@ -241,21 +269,73 @@ def status(module, talosctl, nodes):
     return result
 
 
+def parse_snapshot_info(stdout):
+    """talosctl prints 'snapshot info: hash 1a2b3c4d, revision 1234, total keys 567, total size 2101248'."""
+    match = _SNAPSHOT_INFO.search(stdout)
+    if not match:
+        raise CommandFailed(f"talosctl did not report the snapshot's status: {stdout.strip()[-300:]!r}")
+    return {"revision": int(match.group(1)), "total_keys": int(match.group(2))}
+
+
+def restore(module, etcdutl, path):
+    """Restore the snapshot into a scratch data directory; return the member directory's entries."""
+    scratch = tempfile.mkdtemp(prefix="etcd-restore-")
+    try:
+        data_dir = os.path.join(scratch, "data")
+        rc, stdout, stderr = module.run_command([etcdutl, "snapshot", "restore", path, "--data-dir", data_dir],
+                                                environ_update={"LC_ALL": "C"})
+        if rc != 0:
+            raise NotRestorable(f"etcdutl could not restore the snapshot: {last_line(stderr) or last_line(stdout)}",
+                                rc=rc, stderr=stderr)
+        return sorted(os.listdir(os.path.join(data_dir, "member")))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def take_snapshot(module, talosctl, node, partial):
+    """Stream the node's snapshot into ``partial`` (mode 0600 from the start) and prove it."""
+    old_umask = os.umask(0o077)
+    try:
+        _rc, stdout, stderr = talosctl.run(["etcd", "snapshot", partial],
+                                           nodes=[node], endpoints=[node], node_name=node)
+    finally:
+        os.umask(old_umask)
+    taken = {"node": node, "size": os.path.getsize(partial), **parse_snapshot_info(stdout + stderr)}
+    if not taken["size"]:
+        raise NotRestorable(f"the snapshot of {node} is empty")
+    return taken
+
+
 def snapshot(module, talosctl, nodes):
     dest = module.params["dest"]
+    directory = os.path.dirname(dest) or "."
+    if not os.path.isdir(directory):
+        module.fail_json(msg=f"dest {dest}: directory {directory} does not exist; create it first")
+    etcdutl = module.params["etcdutl_path"] or module.get_bin_path("etcdutl")
+    if not etcdutl or not os.access(etcdutl, os.X_OK):
+        where = f" at {etcdutl}" if module.params["etcdutl_path"] else " on PATH"
+        module.fail_json(msg=f"etcdutl was not found{where}: it proves the snapshot restorable; "
+                             "install etcdutl of the cluster's etcd minor or set etcdutl_path")
     result = {"changed": True, "dest": dest}
     if module.check_mode:
         return result
+    # talosctl writes <path>.part and renames it to <path>, which must not exist yet
+    partial = os.path.join(directory, f".{os.path.basename(dest)}.{os.getpid()}")
     errors = []
-    for node in nodes:
-        try:
-            talosctl.run(["etcd", "snapshot", dest], nodes=[node], endpoints=[node], node_name=node)
-        except NodeUnreachable as error:
-            errors.append(str(error))
-            continue
-        os.chmod(dest, 0o600)
-        result["node"] = node
-        return result
+    try:
+        for node in nodes:
+            try:
+                result["snapshot"] = take_snapshot(module, talosctl, node, partial)
+            except NodeUnreachable as error:
+                errors.append(str(error))
+                continue
+            result["snapshot"]["restored"] = restore(module, etcdutl, partial)
+            os.replace(partial, dest)
+            return result
+    finally:
+        for leftover in (partial, partial + ".part"):
+            if os.path.exists(leftover):
+                os.remove(leftover)
     raise NodeUnreachable("no node could take the snapshot: " + "; ".join(errors))
 
 
@@ -266,6 +346,7 @@ def main():
             "nodes": {"type": "list", "elements": "str", "required": True},
             "state": {"type": "str", "choices": ["status", "snapshot"], "default": "status"},
             "dest": {"type": "path"},
+            "etcdutl_path": {"type": "path"},
             "require_quorum": {"type": "bool", "default": False},
             "wait_for": {"type": "str", "choices": ["none", "quorum", "all", "stopped"], "default": "none"},
             "stopped": {"type": "list", "elements": "str"},

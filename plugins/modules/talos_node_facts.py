@@ -159,6 +159,7 @@ try:
     import yaml
 except ImportError:  # pragma: no cover - ships with ansible-core
     yaml = None
+from ansible_collections.solanaops.talos.plugins.module_utils.boot import read_boot
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     TALOSCTL_ARGSPEC,
     CommandFailed,
@@ -203,25 +204,6 @@ def parse_services(resources):
     """``Service`` resources -> {id: {running, healthy}}."""
     return {r["metadata"]["id"]: {"running": bool(r["spec"].get("running")), "healthy": bool(r["spec"].get("healthy"))}
             for r in resources}
-
-
-def parse_boot(extensions, security, version):
-    """``ExtensionStatus``, ``SecurityState`` and ``Version`` resources -> what the node booted.
-    Image Factory images list their schematic as an extension named ``schematic``. What was not
-    read is None, never a default a check could pass on."""
-    metadata = [(r["spec"].get("metadata") or {}) for r in extensions]
-    if not security:
-        security_flags = {"booted_with_uki": None, "secure_boot": None}
-    else:  # bootedWithUKI is omitted when false
-        security_flags = {"booted_with_uki": bool(security[0]["spec"].get("bootedWithUKI")),
-                          "secure_boot": bool(security[0]["spec"].get("secureBoot"))}
-    return {
-        "schematic": next((m.get("version") for m in metadata if m.get("name") == "schematic"), None),
-        "extensions": [{"name": m.get("name"), "version": m.get("version")}
-                       for m in metadata if m.get("name") != "schematic"],
-        "talos_version": version[0]["spec"].get("version") if version else None,
-        **security_flags,
-    }
 
 
 def _int_or_none(text):
@@ -280,7 +262,7 @@ def main():
         if "services" in params["gather"]:
             result["services"] = parse_services(get("services"))
         if "boot" in params["gather"]:
-            result["boot"] = parse_boot(get("extensions"), get("securitystate"), get("version"))
+            result["boot"] = read_boot(talosctl, params["node"], params["endpoint"])
     except TalosError as error:
         fail_json_from(module, error)
     module.exit_json(**result)

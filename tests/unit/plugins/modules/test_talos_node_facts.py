@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ansible_collections.solanaops.talos.plugins.module_utils import talosctl
+from ansible_collections.solanaops.talos.plugins.module_utils import boot, talosctl
 from ansible_collections.solanaops.talos.plugins.modules import talos_node_facts
 
 
@@ -53,7 +53,7 @@ def test_parse_boot_finds_the_schematic_among_the_extensions():
     security = [json.loads(resource("SecurityStates.talos.dev", "securitystate", {"secureBoot": False,
                                                                                   "bootedWithUKI": True}))]
     version = [json.loads(resource("Versions.runtime.talos.dev", "version", {"version": "v1.13.9", "name": "Talos"}))]
-    assert talos_node_facts.parse_boot(extensions, security, version) == {
+    assert boot.parse_boot(extensions, security, version) == {
         "schematic": SCHEMATIC, "extensions": [{"name": "amd-ucode", "version": "20251111"}],
         "talos_version": "v1.13.9", "booted_with_uki": True, "secure_boot": False}
 
@@ -61,12 +61,12 @@ def test_parse_boot_finds_the_schematic_among_the_extensions():
 def test_parse_boot_of_a_grub_node_from_a_stock_image():
     """bootedWithUKI is omitted when false; a stock image lists no schematic."""
     security = [json.loads(resource("SecurityStates.talos.dev", "securitystate", {"secureBoot": False}))]
-    assert talos_node_facts.parse_boot([], security, []) == {
+    assert boot.parse_boot([], security, []) == {
         "schematic": None, "extensions": [], "talos_version": None, "booted_with_uki": False, "secure_boot": False}
 
 
 def test_parse_boot_with_nothing_read_reports_none_not_false():
-    assert talos_node_facts.parse_boot([], [], []) == {
+    assert boot.parse_boot([], [], []) == {
         "schematic": None, "extensions": [], "talos_version": None, "booted_with_uki": None, "secure_boot": None}
 
 

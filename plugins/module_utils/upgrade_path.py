@@ -1,0 +1,70 @@
+# Copyright: (c) 2026, SolanaOps platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Which Talos upgrades the collection lets through, before any node is touched.
+
+Talos' installer refuses a host older than the target release's minimum (machinery
+compatibility/talos1XX/talos1XX.go, MinimumHostUpgradeVersion, checked by
+TalosVersion.UpgradeableFrom), and Talos tests its migrations between adjacent minor releases
+only ("the recommended upgrade path is to always upgrade to the latest patch release of all
+intermediate minor releases", upgrading-talos docs). The collection holds to the stricter of
+the two: one minor release per upgrade, never a downgrade (that is `talosctl rollback`).
+The Kubernetes range each release supports is the same packages' Minimum/MaximumKubernetesVersion.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Talos minor -> (oldest Kubernetes, newest Kubernetes minor) it runs; machinery v1.14.1
+KUBERNETES_RANGE = {
+    (1, 8): ((1, 26), (1, 31)),
+    (1, 9): ((1, 27), (1, 32)),
+    (1, 10): ((1, 28), (1, 33)),
+    (1, 11): ((1, 29), (1, 34)),
+    (1, 12): ((1, 30), (1, 35)),
+    (1, 13): ((1, 31), (1, 36)),
+    (1, 14): ((1, 32), (1, 37)),
+}
+
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:-[0-9A-Za-z.-]+)?$")
+
+
+class UpgradePathError(ValueError):
+    """An upgrade the collection refuses; the message names the way forward."""
+
+
+def parse_version(text, what="version"):
+    """'v1.13.9' -> (1, 13, 9); a pre-release sorts as its release (Talos' own tags)."""
+    match = _VERSION.match(str(text or "").strip())
+    if not match:
+        raise UpgradePathError(f"{what} {text!r} is not a Talos version such as v1.13.9")
+    return tuple(int(part) for part in match.groups())
+
+
+def _minor(version):
+    return f"v{version[0]}.{version[1]}"
+
+
+def check_upgrade_path(running, target, kubernetes_version=None):
+    """Raise UpgradePathError unless a node running ``running`` may go to ``target`` in one
+    upgrade (with the cluster on ``kubernetes_version``). Same version: nothing to check."""
+    host, goal = parse_version(running, "running version"), parse_version(target, "target version")
+    if goal[:2] not in KUBERNETES_RANGE:
+        known = ", ".join(_minor(m) for m in sorted(KUBERNETES_RANGE))
+        raise UpgradePathError(f"Talos {target} is not a release this collection knows ({known})")
+    if host > goal:
+        raise UpgradePathError(
+            f"{target} is older than the running {running}: a downgrade is not an upgrade; "
+            f"to go back after a failed upgrade use `talosctl rollback`")
+    if (goal[0], goal[1] - 1) > host[:2]:
+        steps = [f"the latest v{host[0]}.{minor} patch" for minor in range(host[1] + 1, goal[1])]
+        raise UpgradePathError(
+            f"{running} -> {target} skips {', '.join(_minor((host[0], m)) for m in range(host[1] + 1, goal[1]))}: "
+            f"Talos upgrades one minor release at a time; upgrade to {', then '.join(steps)} first")
+    if kubernetes_version:
+        k8s = parse_version(kubernetes_version, "Kubernetes version")[:2]
+        oldest, newest = KUBERNETES_RANGE[goal[:2]]
+        if not oldest <= k8s <= newest:
+            raise UpgradePathError(
+                f"Talos {_minor(goal)} runs Kubernetes {_minor(oldest)} to {_minor(newest)}, the cluster runs "
+                f"{kubernetes_version}: upgrade Kubernetes into that range first")

@@ -1,0 +1,202 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, SolanaOps platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: talos_upgrade
+short_description: Upgrade one Talos node to an installer image and prove it booted it
+version_added: 0.2.0
+description:
+  - Reads the Talos release and Image Factory schematic the node booted. A node already on
+    the target (the image's tag, and O(schematic) when given) is left alone, so a re-run after
+    an interruption continues with the nodes not yet upgraded.
+  - Refuses, before touching the node, an upgrade the collection does not allow (more than one
+    minor release at once, a downgrade, a Kubernetes version the target release does not run;
+    see the module utility C(upgrade_path)), naming the way forward.
+  - Otherwise runs C(talosctl upgrade --image IMAGE --wait), which pulls the image, runs its
+    installer into the node's other boot slot, drains the node when O(drain) and reboots it,
+    waiting until it is back (boot ID changed, machine ready), for at most O(timeout) seconds.
+  - C(talosctl) reports success for a node that booted back into its previous slot (an A/B
+    fallback after the new image failed to boot) as long as that node came back ready, so the
+    module reads the booted release and schematic again and fails when they are not the
+    target's, reporting both.
+  - Talos' upgrade API does not check etcd quorum; the caller gates control planes on etcd
+    health (the solanaops.talos.talos_upgrade role does).
+options:
+  node:
+    description: Node to upgrade.
+    type: str
+    required: true
+  endpoint:
+    description: Talos API endpoint the requests go through; defaults to O(node).
+    type: str
+  image:
+    description:
+      - Installer image to boot, C(<registry>/<flavour>/<schematic id>:<talos version>) for an
+        Image Factory image; its tag is the target Talos release.
+    type: str
+    required: true
+  schematic:
+    description: Image Factory schematic ID the node must boot afterwards; not compared when omitted.
+    type: str
+  kubernetes_version:
+    description: The cluster's Kubernetes version, checked against the range the target release runs.
+    type: str
+  drain:
+    description: Cordon and drain the node before the reboot (uncordoned once it is back).
+    type: bool
+    default: true
+  reboot_mode:
+    description: C(default) (kexec where the node can) or C(powercycle).
+    type: str
+    choices: [default, powercycle]
+    default: default
+  timeout:
+    description: Seconds C(talosctl upgrade) may wait for the node to come back.
+    type: int
+    default: 1800
+extends_documentation_fragment:
+  - solanaops.talos.talosctl
+attributes:
+  check_mode:
+    support: full
+    description: Reads the node and checks the path; reports the planned upgrade without making it.
+  diff_mode:
+    support: none
+    description: No diff is produced; RV(before) and RV(target) show the change.
+author:
+  - SolanaOps platform team (@solanaops)
+"""
+
+EXAMPLES = r"""
+- name: Upgrade a validator to its new installer image
+  solanaops.talos.talos_upgrade:
+    node: 10.0.1.20
+    image: factory.talos.dev/metal-installer/4a3b1c...e9:v1.13.9
+    schematic: 4a3b1c...e9
+    kubernetes_version: 1.36.3
+    talosconfig: /srv/talos/solana-cluster/talosconfig
+"""
+
+RETURN = r"""
+before:
+  description: What the node booted before, C(talos_version) and C(schematic).
+  returned: always, once read
+  type: dict
+  sample: {"talos_version": "v1.13.8", "schematic": "376567988ad3..."}
+target:
+  description: What it must boot, C(talos_version) and C(schematic) (null when not compared).
+  returned: always
+  type: dict
+needed:
+  description: Whether the node is not on the target yet (the same as C(changed), also when a caller overrides that).
+  returned: success
+  type: bool
+after:
+  description: What it booted after the upgrade, read again from the node.
+  returned: changed and not check mode
+  type: dict
+took:
+  description: Seconds the upgrade took, from the request until the node was back.
+  returned: changed and not check mode
+  type: float
+talosctl_version:
+  description: Version of the talosctl that ran.
+  returned: success
+  type: str
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.solanaops.talos.plugins.module_utils.boot import read_boot
+from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
+    TALOSCTL_ARGSPEC,
+    Talosctl,
+    TalosError,
+    fail_json_from,
+)
+from ansible_collections.solanaops.talos.plugins.module_utils.upgrade_path import (
+    UpgradePathError,
+    check_upgrade_path,
+)
+
+
+class RefusedPath(TalosError):
+    hint = "nothing was changed on the node"
+
+
+class NotOnTarget(TalosError):
+    hint = ("the node came back on another image than the one installed: the new boot entry failed and the "
+            "bootloader fell back to the previous one (Talos' A/B upgrade), or something else reinstalled it; "
+            "read its console or `talosctl dmesg` before retrying, and upgrade no other node until it is understood")
+
+
+def image_tag(image):
+    """The tag of an image reference (the part after the last ':' that follows the last '/')."""
+    name = image.rsplit("/", 1)[-1]
+    if ":" not in name or "@" in image:
+        raise RefusedPath(f"image {image!r} names no tag: the tag is the Talos release to boot, e.g. ...:v1.13.9")
+    return name.rsplit(":", 1)[1]
+
+
+def booted(boot):
+    return {"talos_version": boot.get("talos_version"), "schematic": boot.get("schematic")}
+
+
+def on_target(boot, target):
+    return boot["talos_version"] == target["talos_version"] and target["schematic"] in (None, boot["schematic"])
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            **TALOSCTL_ARGSPEC,
+            "node": {"type": "str", "required": True},
+            "endpoint": {"type": "str"},
+            "image": {"type": "str", "required": True},
+            "schematic": {"type": "str"},
+            "kubernetes_version": {"type": "str"},
+            "drain": {"type": "bool", "default": True},
+            "reboot_mode": {"type": "str", "choices": ["default", "powercycle"], "default": "default"},
+            "timeout": {"type": "int", "default": 1800},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    node = params["node"]
+    result = {"changed": False}
+    try:
+        talosctl = Talosctl(module)
+        result["talosctl_version"] = talosctl.version
+        result["target"] = target = {"talos_version": image_tag(params["image"]), "schematic": params["schematic"]}
+        result["before"] = before = booted(read_boot(talosctl, node, params["endpoint"]))
+        result["needed"] = not on_target(before, target)
+        if not result["needed"]:
+            module.exit_json(msg=f"{node} already boots {params['image']}", **result)
+        try:
+            check_upgrade_path(before["talos_version"], target["talos_version"], params["kubernetes_version"])
+        except UpgradePathError as error:
+            raise RefusedPath(f"{node}: {error}") from None
+        result["changed"] = True
+        if module.check_mode:
+            module.exit_json(msg=f"{node} would be upgraded to {params['image']}", **result)
+        started = time.monotonic()
+        talosctl.run(["upgrade", "--image", params["image"], "--wait", f"--timeout={params['timeout']}s",
+                      f"--drain={str(params['drain']).lower()}", f"--reboot-mode={params['reboot_mode']}"],
+                     nodes=[node], endpoints=[params["endpoint"] or node], node_name=node)
+        result["took"] = round(time.monotonic() - started, 1)
+        result["after"] = after = booted(read_boot(talosctl, node, params["endpoint"]))
+        if not on_target(after, target):
+            raise NotOnTarget(
+                f"{node} came back on Talos {after['talos_version']} schematic {after['schematic']}, "
+                f"not {target['talos_version']} schematic {target['schematic'] or '(any)'}")
+    except TalosError as error:
+        fail_json_from(module, error, **result)
+    module.exit_json(msg=f"{node} upgraded to {params['image']} in {result['took']} s", **result)
+
+
+if __name__ == "__main__":
+    main()
