@@ -47,7 +47,7 @@ def _minor(version):
 
 def check_upgrade_path(running, target, kubernetes_version=None):
     """Raise UpgradePathError unless a node running ``running`` may go to ``target`` in one
-    upgrade (with the cluster on ``kubernetes_version``). Same version: nothing to check."""
+    upgrade (with the cluster on ``kubernetes_version``); the same release passes the path checks."""
     host, goal = parse_version(running, "running version"), parse_version(target, "target version")
     if goal[:2] not in KUBERNETES_RANGE:
         known = ", ".join(_minor(m) for m in sorted(KUBERNETES_RANGE))

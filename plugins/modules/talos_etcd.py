@@ -18,8 +18,8 @@ description:
     and reads its revision and key count. It holds every Kubernetes secret of the cluster, so it
     is written with mode 0600 under a temporary name beside O(dest), then restored into a scratch
     data directory with C(etcdutl snapshot restore) (which verifies the trailer again and rebuilds
-    a member's data), and renamed to O(dest) only once restored. Without etcdutl it fails: an
-    unproven backup is not a backup.
+    a member's data), and renamed to O(dest) only once restored. Without etcdutl it fails (an
+    unproven backup is not a backup).
   - Only O(state=snapshot) changes anything (it writes O(dest)).
 options:
   nodes:

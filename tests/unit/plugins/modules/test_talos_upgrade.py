@@ -1,0 +1,136 @@
+"""talos_upgrade: the argv it runs, a node on target left alone, refused paths touch nothing, and
+a node that comes back on its previous image fails the upgrade."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from ansible_collections.solanaops.talos.plugins.modules import talos_upgrade
+
+OLD = "a" * 64
+NEW = "b" * 64
+IMAGE = f"127.0.0.1:5080/metal-installer/{NEW}:v1.13.9"
+
+
+class Exit(Exception):
+    pass
+
+
+class FakeTalos:
+    """A node as talosctl shows it: `get version|extensions|securitystate`, and `upgrade`, which
+    boots ``comes_back_on`` (the target, or the old image after an A/B fallback)."""
+
+    def __init__(self, version, schematic, comes_back_on=None):
+        self.booted = (version, schematic)
+        self.comes_back_on = comes_back_on
+        self.commands = []
+
+    def __call__(self, argv):
+        args = argv[1:]
+        self.commands.append(args)
+        if args[:2] == ["version", "--client"]:
+            return 0, "Client:\n\tTalos v1.13.9\n", ""
+        if args[0] == "get":
+            return 0, json.dumps(self.resource(args[1])), ""
+        if args[0] == "upgrade":
+            self.booted = self.comes_back_on
+            return 0, "", "watching nodes: [127.0.1.20]\n"
+        raise AssertionError(f"unexpected talosctl {args}")
+
+    def resource(self, kind):
+        version, schematic = self.booted
+        spec = {"version": {"version": version},
+                "extensions": {"metadata": {"name": "schematic", "version": schematic}},
+                "securitystate": {"bootedWithUKI": True}}[kind]
+        return {"node": "127.0.1.20", "metadata": {"id": kind}, "spec": spec}
+
+
+def run(monkeypatch, talos, check_mode=False, **params):
+    outcome = {}
+
+    class Module:
+        def __init__(self, argument_spec, **_kwargs):
+            defaults = {name: spec.get("default") for name, spec in argument_spec.items()}
+            self.params = {**defaults, "talosctl_path": "/bin/true", "node": "127.0.1.20", "image": IMAGE,
+                           "schematic": NEW, **params}
+            self.check_mode = check_mode
+
+        def run_command(self, argv, **_kwargs):
+            return talos(argv)
+
+        def get_bin_path(self, name):
+            return None
+
+        def exit_json(self, **result):
+            outcome.update(result, failed=False)
+            raise Exit
+
+        def fail_json(self, **result):
+            outcome.update(result, failed=True)
+            raise Exit
+
+    monkeypatch.setattr(talos_upgrade, "AnsibleModule", Module)
+    with pytest.raises(Exit):
+        talos_upgrade.main()
+    return outcome
+
+
+def upgrades(talos):
+    return [args for args in talos.commands if args[0] == "upgrade"]
+
+
+def test_upgrades_and_proves_the_node_booted_the_target(monkeypatch):
+    talos = FakeTalos("v1.13.8", OLD, comes_back_on=("v1.13.9", NEW))
+    result = run(monkeypatch, talos, kubernetes_version="1.36.3", drain=False)
+    assert not result["failed"] and result["changed"] and result["needed"]
+    assert upgrades(talos) == [["upgrade", "--image", IMAGE, "--wait", "--timeout=1800s", "--drain=false",
+                                "--reboot-mode=default", "--nodes", "127.0.1.20", "--endpoints", "127.0.1.20"]]
+    assert result["before"] == {"talos_version": "v1.13.8", "schematic": OLD}
+    assert result["after"] == result["target"] == {"talos_version": "v1.13.9", "schematic": NEW}
+
+
+def test_a_node_already_on_target_is_left_alone(monkeypatch):
+    talos = FakeTalos("v1.13.9", NEW)
+    result = run(monkeypatch, talos)
+    assert not result["failed"] and not result["changed"] and not result["needed"]
+    assert upgrades(talos) == []
+
+
+def test_a_schematic_change_alone_is_an_upgrade(monkeypatch):
+    talos = FakeTalos("v1.13.9", OLD, comes_back_on=("v1.13.9", NEW))
+    result = run(monkeypatch, talos)
+    assert result["changed"] and not result["failed"] and len(upgrades(talos)) == 1
+
+
+def test_check_mode_plans_without_upgrading(monkeypatch):
+    talos = FakeTalos("v1.13.8", OLD)
+    result = run(monkeypatch, talos, check_mode=True)
+    assert result["changed"] and result["needed"] and not result["failed"] and upgrades(talos) == []
+
+
+def test_a_node_back_on_its_previous_image_fails_the_upgrade(monkeypatch):
+    talos = FakeTalos("v1.13.8", OLD, comes_back_on=("v1.13.8", OLD))  # talosctl itself reports success
+    result = run(monkeypatch, talos)
+    assert result["failed"] and result["error"] == "NotOnTarget"
+    assert result["msg"].startswith(
+        f"127.0.1.20 came back on Talos v1.13.8 schematic {OLD}, not v1.13.9 schematic {NEW}")
+    assert result["after"] == result["before"]
+
+
+@pytest.mark.parametrize(("booted", "kubernetes", "message"), [
+    ("v1.10.6", None, "skips v1.11, v1.12"),
+    ("v1.14.1", None, "a downgrade"),
+    ("v1.13.8", "1.37.0", "runs Kubernetes v1.31 to v1.36"),
+])
+def test_a_refused_path_touches_nothing(monkeypatch, booted, kubernetes, message):
+    talos = FakeTalos(booted, OLD)
+    result = run(monkeypatch, talos, kubernetes_version=kubernetes)
+    assert result["failed"] and result["error"] == "RefusedPath" and message in result["msg"]
+    assert upgrades(talos) == []
+
+
+def test_an_image_without_a_tag_is_refused(monkeypatch):
+    talos = FakeTalos("v1.13.8", OLD)
+    result = run(monkeypatch, talos, image=f"127.0.0.1:5080/metal-installer/{NEW}")
+    assert result["failed"] and "names no tag" in result["msg"] and upgrades(talos) == []
