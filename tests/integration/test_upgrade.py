@@ -66,8 +66,8 @@ def test_a_node_that_boots_back_into_its_previous_image_fails_the_upgrade(deploy
     run = deployed("upgrade", *RETUNED)
     assert run.rc != 0
     [message] = run.failure_messages()
-    expected = f"solana-validator: 127.0.1.20 came back on Talos v1.13.9 schematic {before['schematic']}, not v1.13.9"
-    assert message.startswith(expected), message
+    # the rolling part runs once for the cluster, on the play's first host
+    assert f": 127.0.1.20 came back on Talos v1.13.9 schematic {before['schematic']}, not v1.13.9" in message, message
     assert booted(module, deployed, talosctl, "127.0.1.20")["boot"] == before
 
 
