@@ -237,6 +237,12 @@ func (p Puller) Pull(ctx context.Context, ref string) (Installer, error) {
 	}, nil
 }
 
+// NotFoundError is a pull the registry answered 404: the image does not exist.
+type NotFoundError struct{ Err error }
+
+func (e *NotFoundError) Error() string { return e.Err.Error() }
+func (e *NotFoundError) Unwrap() error { return e.Err }
+
 func digestOf(content []byte) string {
 	sum := sha256.Sum256(content)
 
@@ -276,7 +282,12 @@ func (p Puller) fetch(ctx context.Context, addr, flavour, id, tag string) (manif
 				parts = append(parts, e.Code+": "+e.Message)
 			}
 
-			return manifest{}, "", fmt.Errorf("%s: %s", resp.Status, strings.Join(parts, "; "))
+			err := fmt.Errorf("%s: %s", resp.Status, strings.Join(parts, "; "))
+			if resp.StatusCode == http.StatusNotFound {
+				return manifest{}, "", &NotFoundError{Err: err}
+			}
+
+			return manifest{}, "", err
 		}
 
 		return manifest{}, "", fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
