@@ -7,6 +7,7 @@ BMC is to a real machine:
     machines.py start [--state DIR] [--nodes NODES.yaml]   start it and leave it running
     machines.py stop [--state DIR]
     machines.py power-on|power-off NAME [--state DIR]
+    machines.py boot-fallback NAME [--off] [--state DIR]   NAME's next boot into an upgrade falls back
 
 DIR defaults to $TESTBED_STATE, else make demo's state directory.
 
@@ -154,10 +155,18 @@ def shutdown_delay(state: Path, node: str, delay: str) -> str:
     return control(state, f"shutdown-delay?node={node}&delay={delay}")
 
 
+def boot_fallback(state: Path, node: str, on: bool = True) -> str:
+    """The emulator's upgrade fault switch: NODE's next boot into an upgraded entry fails and
+    the machine falls back to its previous one (old version and schematic, healthy), as Talos'
+    A/B rollback does; on=False clears it."""
+    return control(state, f"boot-fallback?node={node}{'' if on else '&off=1'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["start", "stop", "power-on", "power-off"])
-    parser.add_argument("node", nargs="?", help="the machine's name or address (power-on, power-off)")
+    parser.add_argument("action", choices=["start", "stop", "power-on", "power-off", "boot-fallback"])
+    parser.add_argument("node", nargs="?", help="the machine's name or address (power-on, power-off, boot-fallback)")
+    parser.add_argument("--off", action="store_true", help="boot-fallback: clear the switch")
     parser.add_argument("--state", type=Path, default=Path(os.environ.get("TESTBED_STATE", DEMO_STATE)))
     parser.add_argument("--nodes", type=Path, default=LOCAL_MACHINES, help="the machines' description (start)")
     args = parser.parse_args()
@@ -170,6 +179,8 @@ def main() -> None:
             stop(args.state)
         elif not args.node:
             parser.error(f"{args.action} needs a NODE")
+        elif args.action == "boot-fallback":
+            print(boot_fallback(args.state, args.node, not args.off))
         else:
             print(power(args.state, args.node, args.action == "power-on"))
     except (OSError, RuntimeError) as error:

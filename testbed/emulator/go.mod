@@ -4,6 +4,8 @@ go 1.26.6
 
 require (
 	github.com/cosi-project/runtime v1.14.1
+	github.com/google/uuid v1.6.0
+	github.com/rs/xid v1.6.0
 	github.com/ryanuber/go-glob v1.0.0
 	github.com/siderolabs/go-procfs v0.1.2
 	github.com/siderolabs/talos/pkg/machinery v1.13.9

@@ -11,7 +11,8 @@
 # ignore), w1 127.0.1.20 (legacy grub: its extraKernelArgs apply, the schematic's do not; a user
 # volume on its second disk), w2 127.0.1.21 (grub with grubUseUKICmdline: the tuned image's
 # command line), f1 127.0.1.22 (installs that must fail: unknown schematic, another registry,
-# another Talos release). Cluster endpoint https://127.0.1.10:6443.
+# a newer Talos release; then it installs v1.13.8 and is upgraded, once falling back). Cluster
+# endpoint https://127.0.1.10:6443.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -197,7 +198,8 @@ EOF
 unknown=ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff
 gen -t worker --install-disk /dev/sda --install-image "$factory/metal-installer/$unknown:$version" >f1-unknown.yaml 2>/dev/null
 gen -t worker --install-disk /dev/sda --install-image "factory.talos.dev/metal-installer/$tuned:$version" >f1-remote.yaml 2>/dev/null
-gen -t worker --install-disk /dev/sda --install-image "$factory/metal-installer/$tuned:v1.13.8" >f1-tag.yaml 2>/dev/null
+gen -t worker --install-disk /dev/sda --install-image "$factory/metal-installer/$tuned:v1.14.0" >f1-tag.yaml 2>/dev/null
+gen -t worker --install-disk /dev/sda --install-image "$factory/metal-installer/$tuned:v1.13.8" >f1-old.yaml 2>/dev/null
 gen -t talosconfig >talosconfig 2>/dev/null
 "$TALOSCTL" $(tc) config endpoint 127.0.1.11
 "$TALOSCTL" $(tc) config node 127.0.1.11
@@ -267,7 +269,7 @@ has "install failed: pulling image \"$factory/metal-installer/$unknown:$version\
 run "f1 remote factory" 0 apply-config --insecure -n 127.0.1.22 -e 127.0.1.22 -f f1-remote.yaml
 has "install failed: image \"factory.talos.dev/metal-installer/$tuned:$version\": registry factory.talos.dev cannot be reached from the testbed" "f1 remote factory"
 run "f1 other release" 0 apply-config --insecure -n 127.0.1.22 -e 127.0.1.22 -f f1-tag.yaml
-has "installer tag v1.13.8 is not Talos v1.13.9" "f1 other release"
+has "installer tag v1.14.0 cannot boot on the emulated machines (releases v1.13.0 to v1.13.9 only)" "f1 other release"
 run "f1 still in maintenance" 0 apply-config --insecure --dry-run -n 127.0.1.22 -e 127.0.1.22 -f f1-tag.yaml
 has "Dry run summary:" "f1 still in maintenance"
 grep -q "GET /v2/metal-installer/$unknown/manifests/$version" factory.log || fail "the factory saw no pull of the unknown schematic"
@@ -465,6 +467,54 @@ run "nodes unknown" 0 $(tc) -n 127.0.1.11,127.0.1.99 service
 has "127.0.1.99: rpc error: code = Unavailable" "nodes unknown"
 has "127.0.1.11   apid" "nodes unknown"
 ok "nodes metadata: replies per node; an unreachable target is a per-node error (talosctl warns)"
+
+# --- 9. upgrades ------------------------------------------------------------------------------
+# talosctl's v1.13 path: Version check, ImageService.Pull, LifecycleService.Upgrade, then Reboot
+# tracked through Events and the boot ID (--wait). No Kubernetes here, hence --drain=false.
+
+upgrade() { run "$1" "$2" $(tc) -n "$3" upgrade --image "$4" --drain=false --timeout 60s --progress plain; }
+
+run "w2 boot id" 0 $(tc) -n 127.0.1.21 read /proc/sys/kernel/random/boot_id
+boot_before=$(cat out)
+[[ "$boot_before" =~ ^[0-9a-f-]{36}$ ]] || fail "boot id: '$boot_before'"
+upgrade "w2 upgrade to the empty schematic" 0 127.0.1.21 "$factory/metal-installer/$empty:$version"
+has "post check passed" "w2 upgrade"
+run "w2 cmdline after upgrade" 0 $(tc) -n 127.0.1.21 read /proc/cmdline
+same "$base" "w2 cmdline after upgrade"
+run "w2 boot id after" 0 $(tc) -n 127.0.1.21 read /proc/sys/kernel/random/boot_id
+[[ "$(cat out)" != "$boot_before" ]] || fail "w2: the boot id did not change"
+json "w2 extensions after" 'length' $(tc) -n 127.0.1.21 get extensions -o json
+same "0" "w2 extensions after"
+ok "upgrade --wait to another schematic: rebooted (new boot id), the new entry's command line, the tuned extensions gone"
+
+upgrade "upgrade to an unknown schematic" fail 127.0.1.21 "$factory/metal-installer/$unknown:$version"
+has "error pulling image" "upgrade unknown"
+has "NotFound" "upgrade unknown"
+ok "upgrade to an image the factory does not know fails at the pull"
+
+run "f1 installs v1.13.8" 0 apply-config --insecure -n 127.0.1.22 -e 127.0.1.22 -f f1-old.yaml
+rebooted 127.0.1.22
+run "f1 version" 0 $(tc) -n 127.0.1.22 version
+has "Tag:         v1.13.8" "f1 version"
+ok "an older patch release installs and reports its version (v1.13.8)"
+
+curl -sf -X POST --unix-socket state/control.sock "http://emulator/boot-fallback?node=f1" >out || fail "boot-fallback request"
+has "f1: boot fallback armed" "boot-fallback"
+upgrade "f1 upgrade falling back" 0 127.0.1.22 "$factory/metal-installer/$empty:$version"
+run "f1 version after fallback" 0 $(tc) -n 127.0.1.22 version
+has "Tag:         v1.13.8" "f1 version after fallback"
+run "f1 cmdline after fallback" 0 $(tc) -n 127.0.1.22 read /proc/cmdline
+same "$base hugepagesz=1G hugepages=64" "f1 cmdline after fallback"
+ok "fault switch: the upgraded entry fails, the node boots back into v1.13.8 and its schematic; talosctl reports success"
+
+upgrade "f1 upgrade" 0 127.0.1.22 "$factory/metal-installer/$empty:$version"
+run "f1 version after upgrade" 0 $(tc) -n 127.0.1.22 version
+has "Tag:         v1.13.9" "f1 version after upgrade"
+ok "upgrade v1.13.8 -> v1.13.9"
+
+run "etcd snapshot on a worker" fail $(tc) -n 127.0.1.22 etcd snapshot worker.db
+has "etcd snapshot is only available on control plane nodes" "etcd snapshot on a worker"
+ok "etcd snapshot on a worker: refused as Talos (control plane only)"
 
 # --- restart: state persists, the staged config boots ----------------------------------------
 

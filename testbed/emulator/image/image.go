@@ -12,12 +12,13 @@
 //     schematic customization at all.
 //
 // Anything else (factory.talos.dev, another registry, a digest) cannot be pulled here and
-// fails, as would a pull on a machine without network. The tag must be the Talos release the
-// emulator impersonates: the emulator cannot boot another one.
+// fails, as would a pull on a machine without network. The tag must be a release the emulator
+// can boot: one of the same minor as the release it impersonates, not newer (Bootable).
 package image
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -53,6 +56,38 @@ type Installer struct {
 	SecureBoot bool `json:"secureboot"`
 	// TalosVersion is the installer's Talos release (its tag).
 	TalosVersion string `json:"talos_version"`
+	// Digest is the image's manifest digest (sha256:<hex> of the factory's answer; of the
+	// reference for the stock installer, which is not pulled): a pull's pinned name uses it.
+	Digest string `json:"digest,omitempty"`
+}
+
+// PinnedName is the name containerd reports for a pulled image: the repository pinned to the
+// manifest digest (internal/app/images/images.go Pull: a reference that is not canonical is
+// pinned, parsedRef.Name() + "@" + digest).
+func (i Installer) PinnedName() (string, error) {
+	r, err := ParseReference(i.Image)
+	if err != nil {
+		return "", err
+	}
+
+	return r.Host + "/" + r.Repository + "@" + i.Digest, nil
+}
+
+var releaseTag = regexp.MustCompile(`^v([0-9]+)\.([0-9]+)\.([0-9]+)$`)
+
+// Bootable reports whether an installer tagged tag can boot on machines emulating release
+// emulated: a release vX.Y.Z of the same minor, not newer. The emulated behaviour is always
+// emulated's; only the reported version (and the upgrade checks using it) follow the tag.
+func Bootable(tag, emulated string) bool {
+	got, want := releaseTag.FindStringSubmatch(tag), releaseTag.FindStringSubmatch(emulated)
+	if got == nil || want == nil || got[1] != want[1] || got[2] != want[2] {
+		return false
+	}
+
+	patch, _ := strconv.Atoi(got[3])
+	limit, _ := strconv.Atoi(want[3])
+
+	return patch <= limit
 }
 
 // Reference is a parsed image reference.
@@ -118,7 +153,8 @@ func loopbackHost(host string) (string, bool) {
 
 // Puller resolves installer references.
 type Puller struct {
-	// TalosVersion is the only installer tag that can boot.
+	// TalosVersion is the release the emulator impersonates: installer tags of the same minor up
+	// to it can boot (Bootable).
 	TalosVersion string
 	// Client talks to the testbed's Image Factory (nil: a client with a 5 s timeout).
 	Client *http.Client
@@ -148,13 +184,13 @@ func (p Puller) Pull(ctx context.Context, ref string) (Installer, error) {
 		return Installer{}, err
 	}
 
-	if r.Tag != p.TalosVersion {
-		return Installer{}, fmt.Errorf("image %q: installer tag %s is not Talos %s, the only release the emulated machines can boot",
-			ref, r.Tag, p.TalosVersion)
+	if !Bootable(r.Tag, p.TalosVersion) {
+		return Installer{}, fmt.Errorf("image %q: installer tag %s cannot boot on the emulated machines (releases %s.0 to %s only)",
+			ref, r.Tag, p.TalosVersion[:strings.LastIndex(p.TalosVersion, ".")], p.TalosVersion)
 	}
 
 	if r.Host+"/"+r.Repository == StockRepository {
-		return Installer{Image: ref, TalosVersion: r.Tag}, nil
+		return Installer{Image: ref, TalosVersion: r.Tag, Digest: digestOf([]byte(ref))}, nil
 	}
 
 	addr, ok := loopbackHost(r.Host)
@@ -173,7 +209,7 @@ func (p Puller) Pull(ctx context.Context, ref string) (Installer, error) {
 		return Installer{}, fmt.Errorf("image %q: %q is not a schematic ID (64 lowercase hex digits)", ref, id)
 	}
 
-	m, err := p.fetch(ctx, addr, flavour, id, r.Tag)
+	m, digest, err := p.fetch(ctx, addr, flavour, id, r.Tag)
 	if err != nil {
 		return Installer{}, fmt.Errorf("pulling image %q: %w", ref, err)
 	}
@@ -197,10 +233,23 @@ func (p Puller) Pull(ctx context.Context, ref string) (Installer, error) {
 		OfficialExtensions: m.OfficialExtensions,
 		SecureBoot:         m.SecureBoot,
 		TalosVersion:       m.TalosVersion,
+		Digest:             digest,
 	}, nil
 }
 
-func (p Puller) fetch(ctx context.Context, addr, flavour, id, tag string) (manifest, error) {
+// NotFoundError is a pull the registry answered 404: the image does not exist.
+type NotFoundError struct{ Err error }
+
+func (e *NotFoundError) Error() string { return e.Err.Error() }
+func (e *NotFoundError) Unwrap() error { return e.Err }
+
+func digestOf(content []byte) string {
+	sum := sha256.Sum256(content)
+
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func (p Puller) fetch(ctx context.Context, addr, flavour, id, tag string) (manifest, string, error) {
 	client := p.Client
 	if client == nil {
 		client = &http.Client{Timeout: 5 * time.Second}
@@ -210,19 +259,19 @@ func (p Puller) fetch(ctx context.Context, addr, flavour, id, tag string) (manif
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return manifest{}, err
+		return manifest{}, "", err
 	}
 
 	resp, err := client.Do(req)
 	if err != nil {
-		return manifest{}, err
+		return manifest{}, "", err
 	}
 
 	defer resp.Body.Close() //nolint:errcheck
 
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return manifest{}, err
+		return manifest{}, "", err
 	}
 
 	if resp.StatusCode != http.StatusOK {
@@ -233,16 +282,21 @@ func (p Puller) fetch(ctx context.Context, addr, flavour, id, tag string) (manif
 				parts = append(parts, e.Code+": "+e.Message)
 			}
 
-			return manifest{}, fmt.Errorf("%s: %s", resp.Status, strings.Join(parts, "; "))
+			err := fmt.Errorf("%s: %s", resp.Status, strings.Join(parts, "; "))
+			if resp.StatusCode == http.StatusNotFound {
+				return manifest{}, "", &NotFoundError{Err: err}
+			}
+
+			return manifest{}, "", err
 		}
 
-		return manifest{}, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
+		return manifest{}, "", fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
 	}
 
 	var m manifest
 	if err := json.Unmarshal(body, &m); err != nil {
-		return manifest{}, fmt.Errorf("the factory's answer is not an installer manifest: %w", err)
+		return manifest{}, "", fmt.Errorf("the factory's answer is not an installer manifest: %w", err)
 	}
 
-	return m, nil
+	return m, digestOf(body), nil
 }

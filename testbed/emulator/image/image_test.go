@@ -75,15 +75,29 @@ func TestPull(t *testing.T) {
 		t.Errorf("stock: %+v %v", stock, err)
 	}
 
+	// an older patch release of the same minor boots (and reports its own version)
+	older, err := p.Pull(ctx, host+"/metal-installer/"+tuned+":v1.13.8")
+	if err != nil || older.TalosVersion != "v1.13.8" {
+		t.Errorf("v1.13.8: %+v %v", older, err)
+	}
+
+	// the digest is the manifest's, so the pinned name changes with the tag
+	pinned, err := older.PinnedName()
+	if err != nil || !strings.HasPrefix(pinned, host+"/metal-installer/"+tuned+"@sha256:") || older.Digest == inst.Digest {
+		t.Errorf("pinned name %q (%v), digests %s / %s", pinned, err, older.Digest, inst.Digest)
+	}
+
 	before := len(*requests)
 
 	for ref, want := range map[string]string{
 		host + "/metal-installer/" + unknown + ":" + version:         "MANIFEST_UNKNOWN: schematic " + unknown + " is not registered",
 		"factory.talos.dev/metal-installer/" + tuned + ":" + version: "registry factory.talos.dev cannot be reached from the testbed",
 		"ghcr.io/our-org/installer:" + version:                       "registry ghcr.io cannot be reached from the testbed",
-		host + "/metal-installer/" + tuned + ":v1.13.8":              "installer tag v1.13.8 is not Talos v1.13.9",
-		"ghcr.io/siderolabs/installer:v1.12.0":                       "installer tag v1.12.0 is not Talos v1.13.9",
-		"ghcr.io/siderolabs/installer":                               "installer tag latest is not Talos v1.13.9",
+		host + "/metal-installer/" + tuned + ":v1.13.10":             "installer tag v1.13.10 cannot boot on the emulated machines (releases v1.13.0 to v1.13.9 only)",
+		host + "/metal-installer/" + tuned + ":v1.14.0":              "installer tag v1.14.0 cannot boot",
+		"ghcr.io/siderolabs/installer:v1.12.0":                       "installer tag v1.12.0 cannot boot",
+		"ghcr.io/siderolabs/installer:v1.13.9-rc.0":                  "installer tag v1.13.9-rc.0 cannot boot",
+		"ghcr.io/siderolabs/installer":                               "installer tag latest cannot boot",
 		host + "/installer/" + tuned + ":" + version:                 "not an Image Factory metal installer",
 		host + "/metal-installer/abc:" + version:                     `"abc" is not a schematic ID`,
 		"ghcr.io/siderolabs/installer@sha256:" + tuned:               "digest references cannot be pulled",

@@ -6,6 +6,7 @@ package machines
 import (
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"maps"
 	"slices"
 
 	"github.com/cosi-project/runtime/pkg/state"
@@ -71,12 +72,7 @@ func (em *Emulator) ServiceList(n *Node) []*machine.ServiceInfo {
 	em.mu.Lock()
 	defer em.mu.Unlock()
 
-	ids := make([]string, 0, len(n.services))
-	for id := range n.services {
-		ids = append(ids, id)
-	}
-
-	slices.Sort(ids)
+	ids := n.serviceIDs()
 
 	list := make([]*machine.ServiceInfo, 0, len(ids))
 	for _, id := range ids {
@@ -84,6 +80,11 @@ func (em *Emulator) ServiceList(n *Node) []*machine.ServiceInfo {
 	}
 
 	return list
+}
+
+// serviceIDs are the node's services, sorted. Called with em.mu held.
+func (n *Node) serviceIDs() []string {
+	return slices.Sorted(maps.Keys(n.services))
 }
 
 // SyncResources brings the node's COSI state up to date.

@@ -151,8 +151,9 @@ func (em *Emulator) SetShutdownDelay(n *Node, delay *time.Duration) {
 }
 
 // ServeControl is the testbed's power control on a unix socket (POST /power-on?node=NAME,
-// /power-off?node=NAME), what a BMC is to real machines, and its fault switch
-// (POST /shutdown-delay?node=NAME&delay=DURATION; an empty delay restores the default).
+// /power-off?node=NAME), what a BMC is to real machines, and its fault switches
+// (POST /shutdown-delay?node=NAME&delay=DURATION, an empty delay restores the default;
+// POST /boot-fallback?node=NAME, with &off=1 to clear it: upgrade.go SetBootFallback).
 func (em *Emulator) ServeControl(path string) (func(), error) {
 	os.Remove(path) //nolint:errcheck
 
@@ -201,6 +202,18 @@ func (em *Emulator) ServeControl(path string) (func(), error) {
 		}
 
 		fmt.Fprintf(w, "%s: shutdown delay %s\n", n.spec.Name, shown)
+	})
+
+	// the upgrade fault switch: the node's next boot into a pending upgrade falls back
+	mux.HandleFunc("POST /boot-fallback", func(w http.ResponseWriter, r *http.Request) {
+		n := em.requestedNode(w, r)
+		if n == nil {
+			return
+		}
+
+		on := r.URL.Query().Get("off") == ""
+		em.SetBootFallback(n, on)
+		fmt.Fprintf(w, "%s: boot fallback %s\n", n.spec.Name, map[bool]string{true: "armed", false: "cleared"}[on])
 	})
 
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}

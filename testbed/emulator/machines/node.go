@@ -25,6 +25,7 @@ import (
 	"github.com/cosi-project/runtime/pkg/state"
 	"github.com/cosi-project/runtime/pkg/state/impl/inmem"
 	"github.com/cosi-project/runtime/pkg/state/impl/namespaced"
+	"github.com/siderolabs/talos/pkg/machinery/api/machine"
 	"github.com/siderolabs/talos/pkg/machinery/config"
 	"github.com/siderolabs/talos/pkg/machinery/config/configloader"
 	"github.com/siderolabs/talos/pkg/machinery/resources/block"
@@ -195,6 +196,20 @@ type Node struct {
 	// last), then it powers off.
 	halting bool
 
+	// this boot: /proc/sys/kernel/random/boot_id, the event buffer and its watchers' wake-up,
+	// the last MachineStatusEvent published (events.go); none persisted
+	bootID        string
+	events        []event
+	eventsChanged chan struct{}
+	lastStatus    string
+
+	// images is the containerd image store (ImageService.Pull), by reference and by pinned
+	// name; in memory, so an emulator restart empties it. upgrading: an upgrade runs.
+	// bootFallback: the testbed's fault switch (upgrade.go). None persisted.
+	images       map[string]image.Installer
+	upgrading    bool
+	bootFallback bool
+
 	// the kubelet's last start: the config it started with, when, and its log (kubelet_service.go)
 	kubeletStarted   string
 	kubeletStartedAt time.Time
@@ -203,8 +218,10 @@ type Node struct {
 
 // persistedState is DIR/<name>/node.json.
 type persistedState struct {
-	// Install is recorded when the node first leaves maintenance mode (the installer runs).
-	Install *installRecord `json:"install,omitempty"`
+	// Install is recorded when the node first leaves maintenance mode (the installer runs): the
+	// boot entry the machine boots. An upgrade writes PendingInstall, the next boot's entry.
+	Install        *installRecord `json:"install,omitempty"`
+	PendingInstall *installRecord `json:"pending_install,omitempty"`
 	// EtcdData: the etcd data directory is not empty (bootstrapped or joined).
 	EtcdData bool `json:"etcd_data"`
 	// EtcdInitial: this member was bootstrapped (it starts a new etcd cluster; others join).
@@ -221,8 +238,7 @@ type persistedState struct {
 
 // installRecord is what the installer left on the system disk: the installer image it ran
 // (its schematic's customization) and the kernel command line of the boot entry it wrote.
-// A later apply-config changing machine.install changes none of it (Talos needs an upgrade,
-// which is not emulated).
+// A later apply-config changing machine.install changes none of it (an upgrade does).
 type installRecord struct {
 	image.Installer
 
@@ -241,6 +257,7 @@ func newNode(spec NodeSpec, stateDir string) (*Node, error) {
 		dir:       filepath.Join(stateDir, spec.Name),
 		resources: state.WrapCore(namespaced.NewState(inmem.Build)),
 		services:  map[string]*serviceState{},
+		bootID:    newBootID(),
 	}
 
 	if err := os.MkdirAll(n.dir, 0o700); err != nil {
@@ -407,6 +424,8 @@ func New(specs []NodeSpec, stateDir string, tools Tools, logf func(string, ...an
 	defer em.mu.Unlock()
 
 	for _, n := range em.nodes {
+		em.bootEntry(n) // a restart is a reboot: an upgrade's entry boots
+
 		if n.configured() && n.disk.Install == nil {
 			// a config staged in maintenance mode boots: the installer runs now
 			em.bootInstall(n)
@@ -458,7 +477,7 @@ func (em *Emulator) settle(n *Node) {
 	case n.configured() && n.disk.Install == nil:
 		em.bootInstall(n)
 	case !n.configured():
-		n.disk.Install = nil
+		n.disk.Install, n.disk.PendingInstall = nil, nil
 	}
 
 	// a control plane joins the etcd cluster another member of its cluster bootstrapped
@@ -521,11 +540,12 @@ func (em *Emulator) armRollback(n *Node, timeout time.Duration) {
 // with em.mu held, after the reply's state is recorded; the reply still reaches the caller on
 // its open connection.
 func (em *Emulator) rebootNode(n *Node, why string) {
-	em.log("%s: rebooting (%s), down for %s", n.spec.Name, why, em.RebootDelay)
+	delay := em.rebootTime(n)
+	em.log("%s: rebooting (%s), down for %s", n.spec.Name, why, delay)
 	n.off = true
 
 	var timer *time.Timer
-	timer = time.AfterFunc(em.RebootDelay, func() {
+	timer = time.AfterFunc(delay, func() {
 		em.mu.Lock()
 		defer em.mu.Unlock()
 
@@ -550,6 +570,12 @@ func (em *Emulator) rebootNode(n *Node, why string) {
 func (em *Emulator) boot(n *Node) {
 	em.cancelRollback(n)
 	n.services = map[string]*serviceState{}
+
+	// a new boot: a new boot ID and event buffer (watchers of the last boot end)
+	n.bootID, n.events, n.lastStatus = newBootID(), nil, ""
+	n.wakeWatchers()
+	n.publish("", &machine.MachineStatusEvent{Stage: machine.MachineStatusEvent_BOOTING, Status: &machine.MachineStatusEvent_MachineStatus{}})
+	em.bootEntry(n)
 
 	if bytes.Equal(n.runningBytes, n.persistedBytes) {
 		em.refreshServices(n)
@@ -658,6 +684,12 @@ func (em *Emulator) refreshServices(n *Node) {
 	}
 
 	em.syncResources(n) // the COSI view follows (watchers see it)
+
+	if n.off {
+		n.wakeWatchers() // event streams end with the machine
+	} else {
+		n.publishStatus()
+	}
 }
 
 func (s *serviceState) event(ts time.Time, state, msg string) {

@@ -154,7 +154,7 @@ func desiredResources(n *Node) []ownedResource {
 
 	ver := runtimeres.NewVersion()
 	ver.TypedSpec().Name = version.Name
-	ver.TypedSpec().Version = version.Tag
+	ver.TypedSpec().Version = n.talosVersion() // the booted installer's release
 	out = append(out, ownedResource{ownerVersion, ver})
 
 	if !n.configured() {

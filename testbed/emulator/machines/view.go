@@ -48,10 +48,19 @@ func (n *Node) kubeletMachine() kubelet.Machine {
 	}
 }
 
+// bootIDPath is the kernel's boot ID, new on every boot (talosctl's reboot tracking reads it:
+// cmd/talosctl/pkg/talos/action/tracker.go BootIDChangedPostCheckFn).
+const bootIDPath = "/proc/sys/kernel/random/boot_id"
+
 // readFile returns the content of an emulated file.
 func (n *Node) readFile(path string) ([]byte, error) {
-	if filepath.Clean(path) == kubelet.ConfigPath && n.configured() {
-		return kubelet.ConfigYAML(n.kubeletMachine())
+	switch filepath.Clean(path) {
+	case bootIDPath:
+		return []byte(n.bootID + "\n"), nil
+	case kubelet.ConfigPath:
+		if n.configured() {
+			return kubelet.ConfigYAML(n.kubeletMachine())
+		}
 	}
 
 	return n.kernelView().Read(path)

@@ -27,7 +27,8 @@ type machineServer struct {
 	self *machines.Node
 }
 
-// rules lists the methods the emulator implements and the roles allowed to call them.
+// rules lists the methods the emulator implements and the roles allowed to call them
+// (machined's: internal/app/machined/pkg/system/services/machined.go).
 var rules = map[string]role.Set{
 	// reader: maintenance mode only, checked in the handler
 	"/machine.MachineService/ApplyConfiguration": role.MakeSet(role.Admin, role.Reader),
@@ -41,6 +42,10 @@ var rules = map[string]role.Set{
 	"/machine.MachineService/Reset":              role.MakeSet(role.Admin),
 	"/cluster.ClusterService/HealthCheck":        role.MakeSet(role.Admin, role.Operator, role.Reader),
 	"/machine.MachineService/Read":               role.MakeSet(role.Admin),
+	"/machine.MachineService/Reboot":             role.MakeSet(role.Admin, role.Operator),
+	"/machine.MachineService/Events":             role.MakeSet(role.Admin, role.Operator, role.Reader),
+	"/machine.ImageService/Pull":                 role.MakeSet(role.Admin, role.Operator),
+	"/machine.LifecycleService/Upgrade":          role.MakeSet(role.Admin),
 	"/machine.MachineService/ServiceList":        role.MakeSet(role.Admin, role.Operator, role.Reader),
 	"/machine.MachineService/ServiceRestart":     role.MakeSet(role.Admin, role.Operator),
 	"/machine.MachineService/ServiceStart":       role.MakeSet(role.Admin, role.Operator),
@@ -83,6 +88,11 @@ func peerRoles(ctx context.Context) role.Set {
 
 // authorize returns the context carrying the caller's roles, or the error to answer with.
 func (s *machineServer) authorize(ctx context.Context, method string) (context.Context, error) {
+	// a machine that went down (a reboot) takes its connections with it
+	if s.em.Down(s.self) {
+		return nil, status.Error(codes.Unavailable, "connection reset: the machine is down")
+	}
+
 	allowed, implemented := rules[method]
 	if !implemented {
 		maintenance := s.em.Maintenance(s.self)

@@ -80,9 +80,15 @@ func (s *machineServer) EtcdStatus(ctx context.Context, _ *emptypb.Empty) (*mach
 }
 
 // EtcdSnapshot streams the member's database, read through etcd's snapshot API (the
-// gateway's newline-delimited JSON stream of base64 blobs).
+// gateway's newline-delimited JSON stream of base64 blobs): the same bytes as clientv3's
+// Maintenance.Snapshot, which machined streams (v1alpha1_server.go EtcdSnapshot); workers
+// refuse as there (CheckControlplane).
 func (s *machineServer) EtcdSnapshot(_ *machine.EtcdSnapshotRequest, stream grpc.ServerStreamingServer[common.Data]) error {
 	return s.dispatchStream(stream.Context(), stream.Send, func(n *machines.Node, send func(*common.Data) error) error {
+		if err := s.em.CheckControlPlane(n, "etcd snapshot"); err != nil {
+			return err
+		}
+
 		endpoint, client, err := s.em.EtcdClient(n)
 		if err != nil {
 			return err

@@ -6,8 +6,6 @@ import (
 	cosiapi "github.com/cosi-project/runtime/api/v1alpha1"
 	cosiserver "github.com/cosi-project/runtime/pkg/state/protobuf/server"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"solanaops.testbed/emulator/machines"
 )
@@ -23,27 +21,11 @@ type cosiServer struct {
 	machine *machineServer
 }
 
-// target resolves the node a COSI call is for: apid proxies COSI one-to-one only (`node`
-// metadata); `nodes` is refused for it.
+// target resolves the node a COSI call is for (one-to-one only) and brings its state up to date.
 func (c *cosiServer) target(ctx context.Context, method string) (*machines.Node, error) {
-	mode, targets, err := c.machine.route(ctx)
+	n, err := c.machine.oneTarget(ctx, "/cosi.resource.State/"+method)
 	if err != nil {
 		return nil, err
-	}
-
-	var n *machines.Node
-
-	switch mode {
-	case routeMany:
-		return nil, status.Errorf(codes.InvalidArgument, "one-2-many proxying is not supported for method /cosi.resource.State/%s", method)
-	case routeOne:
-		if targets[0] == "" {
-			n = c.machine.self // talosctl without nodes sends an empty `node`: the endpoint
-		} else if n, err = c.machine.em.Reach(c.machine.self, targets[0]); err != nil {
-			return nil, err
-		}
-	default:
-		n = c.machine.self
 	}
 
 	c.machine.em.SyncResources(n)

@@ -21,8 +21,11 @@ import (
 
 func (s *machineServer) Version(ctx context.Context, _ *emptypb.Empty) (*machine.VersionResponse, error) {
 	return dispatch(ctx, s, func(_ context.Context, n *machines.Node) (*machine.VersionResponse, error) {
+		info := version.NewVersion()
+		info.Tag = s.em.TalosVersion(n) // the release of the installer the machine booted
+
 		reply := &machine.Version{
-			Version:  version.NewVersion(),
+			Version:  info,
 			Platform: &machine.PlatformInfo{Name: constants.PlatformMetal, Mode: constants.PlatformMetal},
 		}
 

@@ -162,3 +162,22 @@ func setMetadata(m protoreflect.Message, md *common.Metadata) {
 func errorMetadata(target string, err error) *common.Metadata {
 	return &common.Metadata{Hostname: target, Error: err.Error(), Status: status.Convert(err).Proto()}
 }
+
+// oneTarget resolves the node of a call apid proxies one-to-one only (`node` metadata: COSI,
+// and here the image, lifecycle and event streams talosctl sends per node); `nodes` is refused
+// as apid's director does (internal/app/apid/pkg/director/director.go).
+func (s *machineServer) oneTarget(ctx context.Context, method string) (*machines.Node, error) {
+	mode, targets, err := s.route(ctx)
+	if err != nil {
+		return nil, err
+	}
+
+	switch {
+	case mode == routeMany:
+		return nil, status.Errorf(codes.InvalidArgument, "one-2-many proxying is not supported for method %s", method)
+	case mode == routeOne && targets[0] != "":
+		return s.em.Reach(s.self, targets[0])
+	default:
+		return s.self, nil // talosctl without nodes sends an empty `node`: the endpoint
+	}
+}

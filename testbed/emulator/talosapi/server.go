@@ -36,6 +36,8 @@ func NewServer(em *machines.Emulator, n *machines.Node) *grpc.Server {
 	)
 	machine.RegisterMachineServiceServer(srv, svc)
 	cluster.RegisterClusterServiceServer(srv, &clusterServer{em: em})
+	machine.RegisterImageServiceServer(srv, &imageServer{machine: svc})
+	machine.RegisterLifecycleServiceServer(srv, &lifecycleServer{machine: svc})
 	cosiapi.RegisterStateServer(srv, &cosiServer{machine: svc})
 
 	return srv
