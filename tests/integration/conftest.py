@@ -177,6 +177,8 @@ class Deployment:
         self.playbook, self.emulator, self.out = playbook, emulator, out
         self.args = ["-i", "inventory/local", "-e", f"talos_cluster_output_dir={out}",
                      "-e", f"talosctl_path={talosctl}"]
+        # the upgrade proves its etcd snapshot restorable with the pinned etcd's etcdutl
+        self.args += ["-e", f"talos_upgrade_etcdutl_path={gobuild.binary_path('etcdutl', PINS['ETCD_VERSION'])}"]
 
     def __call__(self, play: str, *extra: str):
         # the drill powers nodes back on through this emulator's control socket
