@@ -1,6 +1,6 @@
-"""The inventory check knows the collection's variables from every role's argument spec (a
-fileglob of roles/*/meta/argument_specs.yml), and reports an unknown name with one of the
-collection's prefixes as a typo: every role's variables must carry one of those prefixes."""
+"""The inventory check knows the collection's variables from the argument specs of the roles
+talos_cluster's vars list, and reports an unknown name with one of the collection's prefixes as
+a typo: the list must be every role, and every role's variables must carry such a prefix."""
 
 from __future__ import annotations
 
@@ -12,9 +12,15 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 
 
+CLUSTER_VARS = yaml.safe_load((REPO / "roles/talos_cluster/vars/main.yml").read_text())
+
+
+def test_the_inventory_check_reads_every_roles_argument_spec():
+    assert sorted(CLUSTER_VARS["__talos_cluster_roles"]) == sorted(path.name for path in REPO.glob("roles/*"))
+
+
 def test_every_role_variable_has_a_prefix_the_inventory_check_knows():
-    pattern = re.compile(yaml.safe_load((REPO / "roles/talos_cluster/vars/main.yml").read_text())
-                         ["__talos_cluster_variable_pattern"])
+    pattern = re.compile(CLUSTER_VARS["__talos_cluster_variable_pattern"])
     specs = sorted(REPO.glob("roles/*/meta/argument_specs.yml"))
     assert len(specs) == len(list(REPO.glob("roles/*/meta")))
     variables = {name for spec in specs for entry in yaml.safe_load(spec.read_text())["argument_specs"].values()
