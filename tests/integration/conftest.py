@@ -78,6 +78,9 @@ class PlaybookRun:
                 for host, result in task["hosts"].items():
                     if result.get("failed"):
                         messages.append(f"{host}: {result.get('msg', '')}")
+                        # a loop's own message says only that an item failed: name the items'
+                        messages += [f"{host}: {item.get('item')}: {item.get('msg', '')}"
+                                     for item in result.get("results", []) if item.get("failed")]
         return messages
 
 
