@@ -498,7 +498,9 @@ run "f1 version" 0 $(tc) -n 127.0.1.22 version
 has "Tag:         v1.13.8" "f1 version"
 ok "an older patch release installs and reports its version (v1.13.8)"
 
-curl -sf -X POST --unix-socket state/control.sock "http://emulator/boot-fallback?node=f1" >out || fail "boot-fallback request"
+# the switch through testbed/machines.py (it finds the socket as DIR/machines/control.sock)
+mkdir -p ctl/machines && ln -sf "$work/state/control.sock" ctl/machines/control.sock
+python3 "$here/../machines.py" boot-fallback f1 --state ctl >out 2>&1 || fail "machines.py boot-fallback"
 has "f1: boot fallback armed" "boot-fallback"
 upgrade "f1 upgrade falling back" 0 127.0.1.22 "$factory/metal-installer/$empty:$version"
 run "f1 version after fallback" 0 $(tc) -n 127.0.1.22 version
