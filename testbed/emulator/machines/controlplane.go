@@ -628,6 +628,11 @@ func (em *Emulator) reconcileControlPlane(n *Node) error {
 	return nil
 }
 
+// down forgets the probes' results when the machine goes down: its etcd and API server died
+// with it, though the processes standing for them may take seconds to stop, and a boot must
+// not count them as running before they are started and answer again.
+func (rt *runtime) down() { rt.etcdUp, rt.apiReady = false, false }
+
 func (em *Emulator) setProbe(n *Node, set func()) {
 	em.mu.Lock()
 	defer em.mu.Unlock()

@@ -311,3 +311,37 @@ func TestEtcdSnapshotControlPlaneOnly(t *testing.T) {
 
 	wantCode(t, em.CheckControlPlane(n, "etcd snapshot"), codes.Unimplemented, "etcd snapshot is only available on control plane nodes")
 }
+
+// After a reboot a control plane is not ready before its etcd has started and answered again:
+// the programs standing for the old boot's may still be stopping.
+func TestRebootForgetsTheEtcdProbe(t *testing.T) {
+	n := hwNode(t, "c1", "127.0.1.53", kernel.BootUKI)
+	em := &Emulator{nodes: []*Node{n}, log: t.Logf, tools: Tools{Etcd: "etcd", Kube: "kube"}, kicks: make(chan struct{}, 1)}
+
+	apply(t, em, n, testutil.GenConfig(t, nil, machinetype.TypeControlPlane, "/dev/vda", testutil.StockImage, ""))
+	awaitBoot(t, em, n)
+
+	if _, err := em.Bootstrap(n, &machine.BootstrapRequest{}); err != nil {
+		t.Fatal(err)
+	}
+
+	em.setProbe(n, func() { n.rt.etcdUp = true }) // the real etcd answered
+
+	em.mu.Lock()
+	_, before := n.machineStatus()
+	em.mu.Unlock()
+
+	if !before.Ready {
+		t.Fatalf("with etcd up the node is not ready: %v", before.UnmetConditions)
+	}
+
+	em.Reboot(n)
+	awaitBoot(t, em, n)
+
+	em.mu.Lock()
+	defer em.mu.Unlock()
+
+	if _, after := n.machineStatus(); after.Ready || n.services["etcd"].state != "Preparing" {
+		t.Errorf("right after the boot, etcd not started yet: ready=%v, etcd %s", after.Ready, n.services["etcd"].state)
+	}
+}
