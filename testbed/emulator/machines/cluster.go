@@ -65,6 +65,10 @@ func (em *Emulator) SetPower(n *Node, on bool) {
 	n.off = !on
 	em.log("%s: powered %s", n.spec.Name, map[bool]string{true: "on", false: "off"}[on])
 
+	if !on {
+		n.rt.down()
+	}
+
 	if on {
 		em.boot(n)
 

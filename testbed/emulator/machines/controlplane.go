@@ -512,20 +512,40 @@ func (em *Emulator) RunControlPlanes(stop <-chan struct{}, done chan<- struct{})
 	}
 }
 
+// stopEverything stops every node's programs and kwok: Kubernetes first, then etcd, as Talos
+// stops the control plane's static pods before etcd (kube-apiserver stopping while its etcd is
+// gone waits for it until the SIGKILL 10 s later).
 func (em *Emulator) stopEverything() {
-	var wg sync.WaitGroup
+	all := map[string]*process.Process{}
 
 	for _, n := range em.nodes {
-		for _, p := range n.rt.procs {
-			wg.Go(p.Stop)
+		for name, p := range n.rt.procs {
+			all[n.spec.Name+"/"+name] = p
 		}
 	}
 
 	if em.kwok != nil {
-		wg.Go(em.kwok.Stop)
+		all["kwok"] = em.kwok
 	}
 
-	wg.Wait()
+	stopKubernetesFirst(all, func(string) {})
+}
+
+// stopKubernetesFirst stops the programs (by name; an "etcd" suffix marks etcd), the others
+// in parallel first, then etcd, logging each through logStop.
+func stopKubernetesFirst(procs map[string]*process.Process, logStop func(name string)) {
+	for _, etcd := range []bool{false, true} {
+		var wg sync.WaitGroup
+
+		for name, p := range procs {
+			if strings.HasSuffix(name, "etcd") == etcd {
+				logStop(name)
+				wg.Go(p.Stop)
+			}
+		}
+
+		wg.Wait()
+	}
 }
 
 func (em *Emulator) reconcile() {
@@ -628,6 +648,11 @@ func (em *Emulator) reconcileControlPlane(n *Node) error {
 	return nil
 }
 
+// down forgets the probes' results when the machine goes down: its etcd and API server died
+// with it, though the processes standing for them may take seconds to stop, and a boot must
+// not count them as running before they are started and answer again.
+func (rt *runtime) down() { rt.etcdUp, rt.apiReady = false, false }
+
 func (em *Emulator) setProbe(n *Node, set func()) {
 	em.mu.Lock()
 	defer em.mu.Unlock()
@@ -693,14 +718,7 @@ func (em *Emulator) stopProcesses(n *Node) {
 		return
 	}
 
-	var wg sync.WaitGroup
-
-	for name, p := range n.rt.procs {
-		em.log("%s: stopping %s", n.spec.Name, name)
-		wg.Go(p.Stop)
-	}
-
-	wg.Wait()
+	stopKubernetesFirst(n.rt.procs, func(name string) { em.log("%s: stopping %s", n.spec.Name, name) })
 
 	em.mu.Lock()
 	n.rt.procs = nil

@@ -543,6 +543,7 @@ func (em *Emulator) rebootNode(n *Node, why string) {
 	delay := em.rebootTime(n)
 	em.log("%s: rebooting (%s), down for %s", n.spec.Name, why, delay)
 	n.off = true
+	n.rt.down()
 
 	var timer *time.Timer
 	timer = time.AfterFunc(delay, func() {

@@ -91,6 +91,13 @@ func apply(t *testing.T, em *machines.Emulator, n *machines.Node, raw []byte) []
 		t.Fatal(err)
 	}
 
+	// an install ends with a reboot: wait until the machine is back
+	for deadline := time.Now().Add(5 * time.Second); em.Down(n); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the node did not come back from its reboot")
+		}
+	}
+
 	return reply.Messages[0].Warnings
 }
 
