@@ -1,4 +1,5 @@
-"""The testbed control plane itself: readiness, failure reporting, and a clean stop."""
+"""The harness itself: the test control plane (readiness, failure reporting, a clean stop) and the
+kubelet feature-gate table preflight judges patches by."""
 
 from __future__ import annotations
 
