@@ -45,10 +45,10 @@ tools:
 demo: setup
 	$(PYTHON) testbed/demo.py
 	@echo "==> generated, validated and applied (secrets are 0600):"
-	@ls -l inventory/local/state/solana-local
+	@ls -l testbed/inventory/state/solana-local
 
 demo-reset:
-	rm -rf $(CACHE)/demo inventory/local/state/solana-local
+	rm -rf $(CACHE)/demo testbed/inventory/state/solana-local
 
 test: setup lint sanity unit testbed integration molecule
 
@@ -63,11 +63,13 @@ unit:
 	./tests/pytest.sh tests/unit
 
 # the node emulator's own tests, then its end-to-end check with the real talosctl; the Image
-# Factory's tests (schematic IDs against testdata/ids.txt, its HTTP API and CLI)
+# Factory's tests (schematic IDs against testdata/ids.txt, its HTTP API and CLI); the harness'
+# own pytest tests (the test control plane, the kubelet feature-gate table)
 testbed:
 	cd testbed/imagefactory && GOFLAGS=-mod=mod GOSUMDB=off go test ./...
 	cd testbed/emulator && GOFLAGS=-mod=mod GOSUMDB=off go test ./...
 	testbed/emulator/smoke_test.sh
+	./tests/pytest.sh testbed/tests
 
 integration:
 	./tests/pytest.sh tests/integration

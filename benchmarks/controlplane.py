@@ -83,7 +83,7 @@ def main() -> None:
                 path = Path(state) / f"{node['name']}.json"
                 path.write_text(json.dumps(node))
                 controlplane("node", state, str(path))
-            extra = ["-i", "inventory/local", "-e", f"talos_cluster_kubeconfig={state}/admin.kubeconfig",
+            extra = ["-i", "testbed/inventory", "-e", f"talos_cluster_kubeconfig={state}/admin.kubeconfig",
                      "-e", f"talos_cluster_output_dir={state}/out",
                      # no Talos machines here: the Kubernetes half of verify only
                      "-e", "verify_talos=false"]

@@ -31,7 +31,7 @@ TALOSCTL = gobuild.binary_path("talosctl", gobuild.pinned_versions()["TALOSCTL_V
 
 def inventory(root: Path, workers: int) -> Path:
     """The local inventory's settings with N validator workers on 127.1.x.y."""
-    shutil.copytree(REPO / "inventory/local/group_vars", root / "group_vars")  # next to hosts.yml
+    shutil.copytree(REPO / "testbed/inventory/group_vars", root / "group_vars")  # next to hosts.yml
     network = {"talos_cluster_vip": "127.1.0.10", "talos_cluster_subnet": "127.1.0.0/16",
                "talos_cluster_gateway": "127.1.0.1", "talos_cluster_nameservers": ["127.1.0.1"],
                "talos_cluster_ntp_servers": ["127.1.0.1"]}

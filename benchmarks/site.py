@@ -48,7 +48,7 @@ def testbed(root: Path, workers: int) -> tuple[Path, Path]:
     (root / "machines.yaml").write_text(yaml.safe_dump(nodes))
     inventory = root / "inventory"
     inventory.mkdir()
-    (inventory / "group_vars").symlink_to(REPO / "inventory/local/group_vars")
+    (inventory / "group_vars").symlink_to(REPO / "testbed/inventory/group_vars")
     # extra vars outrank group_vars/all/cluster.yml
     (root / "network.json").write_text(json.dumps({
         "talos_cluster_vip": "127.1.0.10", "talos_cluster_subnet": "127.1.0.0/16",

@@ -30,8 +30,10 @@ sys.path.insert(0, str(HERE))
 import gobuild  # noqa: E402
 
 LOCAL_MACHINES = HERE / "local-machines.yaml"
+# the inventory of those machines, the one make demo and the tests deploy
+LOCAL_INVENTORY = HERE / "inventory"
 DEMO_STATE = gobuild.cache_root() / "demo"
-# The testbed's Image Factory: the address inventory/local's talos_cluster_image_factory names
+# The testbed's Image Factory: the address LOCAL_INVENTORY's talos_cluster_image_factory names
 # (installers 127.0.1.5:5000/metal-installer/<schematic id>:<talos version>), served over plain
 # HTTP (talos_cluster_image_factory_url).
 IMAGE_FACTORY = "127.0.1.5:5000"

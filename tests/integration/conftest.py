@@ -18,7 +18,8 @@ sys.path.insert(0, str(REPO / "testbed"))
 
 import gobuild  # noqa: E402  (testbed/gobuild.py: where the pinned tools live)
 from controlplane import free_port  # noqa: E402  (testbed/controlplane.py: the test control plane)
-from machines import LOCAL_MACHINES, Machines  # noqa: E402  (testbed/machines.py: the node emulator)
+from machines import LOCAL_INVENTORY, LOCAL_MACHINES, Machines  # noqa: E402  (testbed/machines.py: the node emulator)
+from pytest_helpers import ControlPlane  # noqa: E402  (testbed/pytest_helpers.py: what testbed/tests use too)
 
 PINS = gobuild.pinned_versions()
 
@@ -128,33 +129,6 @@ def module(tmp_path):
     return run
 
 
-class ControlPlane:
-    """The testbed's real control plane (testbed/controlplane.py), for one test session."""
-
-    def __init__(self, state: Path):
-        self.state = state
-        self.kubeconfig = state / "admin.kubeconfig"
-        self.script = REPO / "testbed" / "controlplane.py"
-
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        """`controlplane.py ACTION` (the state directory is passed by the caller)."""
-        done = subprocess.run([sys.executable, str(self.script), *args], capture_output=True, text=True, check=False)
-        if check and done.returncode != 0:
-            pytest.fail(f"controlplane.py {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
-        return done
-
-    def register_node(self, description: dict) -> None:
-        path = self.state / f"node-{description['name']}.json"
-        path.write_text(json.dumps(description))
-        self.run("node", str(self.state), str(path))
-
-    def api(self):
-        """A Kubernetes API client authenticated as the admin."""
-        from kubernetes import config
-
-        return config.new_client_from_config(str(self.kubeconfig))
-
-
 @pytest.fixture(scope="session")
 def controlplane(tmp_path_factory):
     """etcd, kube-apiserver, controller-manager, scheduler and kwok on 127.0.0.1, started once."""
@@ -167,18 +141,18 @@ def controlplane(tmp_path_factory):
 
 @pytest.fixture
 def emulator(tmp_path):
-    """inventory/local's machines (testbed/local-machines.yaml), fresh in maintenance mode."""
+    """The testbed inventory's machines (testbed/local-machines.yaml), fresh in maintenance mode."""
     machines = Machines(LOCAL_MACHINES, tmp_path / "emulator")
     yield machines
     machines.stop()
 
 
 class Deployment:
-    """Runs the stage playbooks on inventory/local against one emulator, writing to OUT."""
+    """Runs the stage playbooks on the testbed's inventory against one emulator, writing to OUT."""
 
     def __init__(self, playbook, emulator, talosctl, out):
         self.playbook, self.emulator, self.out = playbook, emulator, out
-        self.args = ["-i", "inventory/local", "-e", f"talos_cluster_output_dir={out}",
+        self.args = ["-i", str(LOCAL_INVENTORY), "-e", f"talos_cluster_output_dir={out}",
                      "-e", f"talosctl_path={talosctl}"]
         # the upgrade proves its etcd snapshot restorable with the pinned etcd's etcdutl
         self.args += ["-e", f"talos_upgrade_etcdutl_path={gobuild.binary_path('etcdutl', PINS['ETCD_VERSION'])}"]

@@ -11,11 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible_collections.solanaops.talos.plugins.module_utils import resources, schematic, secret_files
+from conftest import LOCAL_INVENTORY
 
 REPO = Path(__file__).resolve().parents[2]
 CONTRACT_V110 = REPO / "tests/integration/vars/contract-v1.10.yml"
 CONTROLPLANES = ("controlplane-1", "controlplane-2", "controlplane-3")
 WORKER = "solana-validator"
+# the users' example and the testbed's loopback copy of it, by test id
+INVENTORIES = {"prod": REPO / "inventory/prod", "local": LOCAL_INVENTORY}
 
 
 def documents(path: Path) -> dict:
@@ -38,11 +41,11 @@ class Deployment:
 
     def __init__(self, playbook, inventory, contract, talosctl, out):
         self.playbook, self.inventory, self.contract, self.out = playbook, inventory, contract, out
-        self.args = ["-i", f"inventory/{inventory}", "-e", f"talos_cluster_output_dir={out}",
+        self.args = ["-i", str(INVENTORIES[inventory]), "-e", f"talos_cluster_output_dir={out}",
                      "-e", f"talosctl_path={talosctl}", "-e", "talos_cluster_create_secrets=true"]
         if contract == "v1.10":
             self.args += ["-e", f"@{CONTRACT_V110}"]
-        self.vars = yaml.safe_load((REPO / f"inventory/{inventory}/group_vars/all/cluster.yml").read_text())
+        self.vars = yaml.safe_load((INVENTORIES[inventory] / "group_vars/all/cluster.yml").read_text())
         if contract == "v1.10":
             self.vars.update(yaml.safe_load(CONTRACT_V110.read_text()))
 
@@ -227,7 +230,7 @@ def test_vault_encrypted_secrets_render_the_same_configs(deployment, tmp_path):
 
 def test_check_mode_on_a_fresh_folder_writes_nothing(playbook, talosctl, tmp_path):
     out = tmp_path / "fresh"
-    run = playbook("playbooks/generate.yml", "-i", "inventory/local", "--check",
+    run = playbook("playbooks/generate.yml", "-i", str(LOCAL_INVENTORY), "--check",
                    "-e", f"talos_cluster_output_dir={out}", "-e", f"talosctl_path={talosctl}")
     assert run.rc == 0, run.failure_messages() or run.stderr
     assert run.changed > 0
@@ -348,7 +351,7 @@ def test_a_missing_secrets_bundle_is_refused_unless_a_new_identity_is_asked_for(
 
 def test_the_state_defaults_to_beside_the_inventory(playbook, talosctl, tmp_path):
     inventory = tmp_path / "inventory"
-    shutil.copytree(REPO / "inventory/local", inventory, ignore=shutil.ignore_patterns("state"))
+    shutil.copytree(LOCAL_INVENTORY, inventory, ignore=shutil.ignore_patterns("state"))
     run = playbook("playbooks/generate.yml", "-i", str(inventory), "--check", "-e", f"talosctl_path={talosctl}",
                    "-e", "talos_cluster_create_secrets=false")
     # in check mode nothing is written; the refusal names where the bundle is looked for

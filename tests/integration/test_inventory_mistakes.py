@@ -1,7 +1,7 @@
 """Every operator mistake of tests/integration/inventory_mistakes.yml is refused by
 playbooks/generate.yml before anything is written, naming the variable to change.
 
-Each entry is applied to a private copy of inventory/local (host_vars files, extra group
+Each entry is applied to a private copy of the testbed's inventory (host_vars files, extra group
 memberships in hosts.yml, extra vars as one JSON -e); generate contacts no node.
 """
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import LOCAL_INVENTORY
 
-REPO = Path(__file__).resolve().parents[2]
 CATALOGUE_FILE = Path(__file__).with_name("inventory_mistakes.yml")
 MINIMUM_ENTRIES = 60
 FIELDS = {"id", "why", "vars", "host_vars", "group", "names", "host", "gap"}
@@ -44,9 +44,9 @@ CATALOGUE = load_catalogue(CATALOGUE_FILE)
 
 
 def bad_inventory(tmp_path: Path, host_vars: dict | None = None, group: dict | None = None) -> Path:
-    """A private copy of inventory/local with per-host overrides and extra group memberships."""
+    """A private copy of the testbed's inventory with per-host overrides and extra group memberships."""
     inventory = tmp_path / "inventory"
-    shutil.copytree(REPO / "inventory/local", inventory)
+    shutil.copytree(LOCAL_INVENTORY, inventory)
     for host, values in (host_vars or {}).items():
         path = inventory / "host_vars" / f"{host}.yml"
         path.parent.mkdir(exist_ok=True)

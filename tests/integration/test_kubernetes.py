@@ -17,6 +17,7 @@ import copy
 import json
 
 import pytest
+from conftest import LOCAL_INVENTORY
 
 VALIDATOR = "solana-validator"
 CONTROLPLANES = ("controlplane-1", "controlplane-2", "controlplane-3")
@@ -46,7 +47,7 @@ def cluster(controlplane, tmp_path_factory, playbook):
         controlplane.register_node(controlplane_node(index))
     controlplane.register_node(CORRECT_VALIDATOR)
     out = tmp_path_factory.mktemp("out")
-    args = ["-i", "inventory/local", "-e", f"talos_cluster_kubeconfig={controlplane.kubeconfig}",
+    args = ["-i", str(LOCAL_INVENTORY), "-e", f"talos_cluster_kubeconfig={controlplane.kubeconfig}",
             "-e", f"talos_cluster_output_dir={out}",
             # no Talos machines here: only the Kubernetes half of verify
             "-e", "verify_talos=false"]

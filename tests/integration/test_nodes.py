@@ -14,7 +14,7 @@ import time
 import pytest
 import yaml
 from ansible_collections.solanaops.talos.plugins.module_utils import schematic
-from conftest import REPO
+from conftest import LOCAL_INVENTORY
 from machines import power, shutdown_delay  # testbed/machines.py: the emulated machines' controls
 
 FIRST_APPLY = "Apply the first machine configuration to nodes in maintenance mode (they install and reboot)"
@@ -94,7 +94,7 @@ def test_verify_runs_on_its_own_from_the_inventory_and_the_secrets_bundle(deploy
     shutil.copy2(deployed.out / "secrets.yaml", fresh / "secrets.yaml")
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    run = playbook("playbooks/verify.yml", "-i", "inventory/local", "-e", f"talos_cluster_output_dir={fresh}",
+    run = playbook("playbooks/verify.yml", "-i", str(LOCAL_INVENTORY), "-e", f"talos_cluster_output_dir={fresh}",
                    "-e", f"talosctl_path={talosctl}", env={"TMPDIR": str(scratch)})
     assert run.rc == 0, run.failure_messages()
     report = json.loads((fresh / "verify" / "report.json").read_text())
@@ -315,7 +315,7 @@ def test_wrong_talosconfig_is_a_credentials_mismatch(deployed, tmp_path, talosct
 def test_unreachable_node_fails_alone_and_a_rerun_completes(deploy, tmp_path):
     # an inventory whose controlplane-3 points at an address nothing listens on
     inventory = tmp_path / "inventory"
-    shutil.copytree(REPO / "inventory/local", inventory)
+    shutil.copytree(LOCAL_INVENTORY, inventory)
     hosts = inventory / "hosts.yml"
     hosts.write_text(hosts.read_text().replace("127.0.1.13", "127.0.1.99"))
     broken = deploy("controlplane", "-i", str(inventory))

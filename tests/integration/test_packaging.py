@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible.galaxy.dependency_resolution.versioning import meets_requirements
+from conftest import LOCAL_INVENTORY
 from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,10 +67,12 @@ def copy_checkout(destination: Path) -> Path:
 
 
 def dirty(tree: Path) -> None:
-    """What a tree holds after `make setup`, lint, tests and a demo run (out/ holds the secrets)."""
+    """What a tree holds after `make setup`, lint, tests and a demo run (secrets in out/ and beside the
+    testbed inventory)."""
     junk = [
         ".pytest_cache/v/cache/lastfailed", ".ruff_cache/0.17.6/cache", ".ansible/collections/x",
-        ".venv/bin/python", "out/solana-local/secrets.yaml", "tests/output/junit.xml",
+        ".venv/bin/python", "out/solana-local/secrets.yaml", "testbed/inventory/state/solana-local/secrets.yaml",
+        "tests/output/junit.xml",
         "tests/unit/.pytest_cache/v/cache/nodeids", "plugins/modules/__pycache__/talos_secrets.cpython-311.pyc",
         "plugins/filter/.ruff_cache/cache", "roles/talosctl/.ansible/facts", "playbooks/site.retry",
         "benchmarks/results.json", f"{GALAXY['namespace']}-{GALAXY['name']}-0.0.1.tar.gz",
@@ -284,7 +287,7 @@ def test_site_from_the_installed_tarball_keeps_its_state_through_a_reinstall(
     inventory, so `install --force` of the next build leaves the cluster's identity alone."""
     workdir = tmp_path / "work"
     workdir.mkdir()
-    inventory = shutil.copytree(REPO / "inventory/local", tmp_path / "inventory",
+    inventory = shutil.copytree(LOCAL_INVENTORY, tmp_path / "inventory",
                                 ignore=shutil.ignore_patterns("state"))
     env = {**no_config, "ANSIBLE_COLLECTIONS_PATH": str(installed), "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
            "TESTBED_STATE": str(emulator.state)}

@@ -1,4 +1,5 @@
-"""The testbed control plane itself: readiness, failure reporting, and a clean stop."""
+"""The harness itself: the test control plane (readiness, failure reporting, a clean stop) and the
+kubelet feature-gate table preflight judges patches by."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import sys
 from pathlib import Path
 
 import gobuild
-from conftest import ControlPlane
+from pytest_helpers import ControlPlane
+
+TESTBED = Path(__file__).resolve().parents[1]
 
 
 def running(pid: int) -> bool:
@@ -43,8 +46,7 @@ def test_a_component_that_dies_fails_startup_with_its_log_tail(tmp_path):
 
 def test_the_kubelet_feature_gate_table_is_the_kubelets_registry():
     # the table preflight judges patches by, against the registry of the pinned kubelet itself
-    repo = Path(__file__).resolve().parents[2]
-    checked = subprocess.run([sys.executable, str(repo / "testbed/kubelet_feature_gates.py"), "--check"],
+    checked = subprocess.run([sys.executable, str(TESTBED / "kubelet_feature_gates.py"), "--check"],
                              capture_output=True, text=True, check=False)
     assert checked.returncode == 0, checked.stderr + checked.stdout
     assert checked.stdout.strip().endswith("matches the kubelet " + gobuild.pinned_versions()["KUBERNETES_VERSION"]
