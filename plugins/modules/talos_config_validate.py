@@ -75,12 +75,7 @@ talosctl_version:
 import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.solanaops.talos.plugins.module_utils.config_validation import (  # noqa: F401 - the unit tests' names
-    kubelet_feature_gates,
-    validate,
-    validate_argv,
-    yaml,
-)
+from ansible_collections.solanaops.talos.plugins.module_utils.config_validation import validate, yaml
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     TALOSCTL_ARGSPEC,
     Talosctl,

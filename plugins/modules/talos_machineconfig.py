@@ -84,7 +84,7 @@ options:
     type: path
   record_only:
     description:
-      - Only compare with O(record) and return RV(up_to_date): render, validate and write nothing.
+      - Only compare with O(record) and return RV(up_to_date); render, validate and write nothing.
     type: bool
     default: false
 requirements:
