@@ -223,7 +223,9 @@ def test_a_re_run_renders_again_what_changed_since_the_record(deployment):
     assert restored.rc == 0, restored.failure_messages()
     assert restored.stats[WORKER]["changed"] == 1 and restored.changed == 1, restored.stats
     assert config.read_text() == rendered
-    changed_input = deployment.run("--check", "-e", "talos_cluster_kubernetes_version=1.36.2")
+    major_minor, _dot, patch = str(deployment.vars["talos_cluster_kubernetes_version"]).rpartition(".")
+    earlier_patch = f"{major_minor}.{int(patch) - 1}"  # supported by the contract like the inventory's
+    changed_input = deployment.run("--check", "-e", f"talos_cluster_kubernetes_version={earlier_patch}")
     assert changed_input.rc == 0, changed_input.failure_messages()
     assert all(changed_input.stats[node]["changed"] >= 1 for node in (*CONTROLPLANES, WORKER)), changed_input.stats
     assert config.read_text() == rendered and deployment.run().unchanged
