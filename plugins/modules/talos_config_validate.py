@@ -75,40 +75,13 @@ talosctl_version:
 import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.solanaops.talos.plugins.module_utils import feature_gates
+from ansible_collections.solanaops.talos.plugins.module_utils.config_validation import validate, yaml
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     TALOSCTL_ARGSPEC,
-    CommandFailed,
     Talosctl,
     TalosError,
     fail_json_from,
 )
-
-try:
-    import yaml
-except ImportError:  # pragma: no cover - ships with ansible-core's controller requirements
-    yaml = None
-
-
-def validate_argv(params):
-    argv = ["validate", "--config", params["path"], "--mode", params["mode"]]
-    if params["strict"]:
-        argv.append("--strict")
-    return argv
-
-
-def kubelet_feature_gates(documents):
-    """The feature gates a rendered config gives the kubelet: its config's featureGates, then the
-    --feature-gates flag (applied after the config file, as the kubelet does)."""
-    kubelet = next((doc.get("machine", {}).get("kubelet") or {} for doc in documents
-                    if isinstance(doc, dict) and "machine" in doc), {})
-    gates = {str(name): str(value).lower() == "true"
-             for name, value in ((kubelet.get("extraConfig") or {}).get("featureGates") or {}).items()}
-    for pair in str((kubelet.get("extraArgs") or {}).get("feature-gates") or "").split(","):
-        name, _sep, value = pair.strip().partition("=")
-        if name:
-            gates[name.strip()] = value.strip().lower() == "true"
-    return gates
 
 
 def main():
@@ -126,30 +99,16 @@ def main():
     params = module.params
     result = {"changed": False, "message": ""}
     node = params["node_name"] or os.path.basename(params["path"])
+    if params["kubernetes_version"] and yaml is None:
+        module.fail_json(msg=missing_required_lib("PyYAML"))
     try:
         if not os.path.exists(params["path"]):
             raise TalosError(f"{node}: {params['path']} does not exist")
         talosctl = Talosctl(module)
         result["talosctl_version"] = talosctl.version
-        rc, stdout, stderr = talosctl.run(validate_argv(params), check=False)
-        if rc != 0:
-            # talosctl lists every problem on stderr; show them all, not just the last line
-            raise CommandFailed(f"{node}: the machine configuration is not valid: {stderr.strip()}",
-                                rc=rc, stdout=stdout, stderr=stderr)
-        if params["kubernetes_version"]:
-            if yaml is None:
-                module.fail_json(msg=missing_required_lib("PyYAML"))
-            with open(params["path"], encoding="utf-8") as handle:
-                gates = kubelet_feature_gates(list(yaml.safe_load_all(handle)))
-            refusals = feature_gates.kubelet_refusals(params["kubernetes_version"], gates)
-            if refusals is None and gates:
-                module.warn(f"{node}: no table of the kubelet's feature gates for Kubernetes "
-                            f"{params['kubernetes_version']}; {', '.join(sorted(gates))} not checked")
-            if refusals:
-                raise TalosError(f"{node}: the kubelet would not start: {'; '.join(refusals)}")
+        result["message"] = validate(module, talosctl, params, node)
     except TalosError as error:
         fail_json_from(module, error, **result)
-    result["message"] = (stdout + stderr).strip()
     module.exit_json(**result)
 
 

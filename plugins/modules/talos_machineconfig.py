@@ -67,6 +67,26 @@ options:
   node_name:
     description: Name of the node, used in messages.
     type: str
+  validate:
+    description:
+      - Validate the written configuration with C(talosctl validate --mode metal --strict) and
+        check its kubelet feature gates against O(kubernetes_version) (as
+        M(solanaops.talos.talos_config_validate) does). Not in check mode, where nothing is written.
+    type: bool
+    default: false
+  record:
+    description:
+      - A file recording a hash of this render's inputs (every option, the content of the secrets
+        bundle and of each C(@path) patch, the talosctl version) and of the configuration written,
+        kept with mode C(0600). When both still match, talosctl is not run again; a changed input,
+        another talosctl version or an edited O(dest) renders it again.
+      - Written after a successful render (and validation); never in check mode.
+    type: path
+  record_only:
+    description:
+      - Only compare with O(record) and return RV(up_to_date); render, validate and write nothing.
+    type: bool
+    default: false
 requirements:
   - PyYAML
 extends_documentation_fragment:
@@ -118,6 +138,11 @@ sha256:
   returned: success
   type: str
   sample: 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae
+up_to_date:
+  description: Whether O(dest) matches O(record) for these inputs (the render was skipped).
+  returned: when O(record) is given
+  type: bool
+  sample: true
 talosctl_version:
   description: Version of the talosctl that rendered the configuration.
   returned: success
@@ -126,10 +151,11 @@ talosctl_version:
 """
 
 import hashlib
+import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.solanaops.talos.plugins.module_utils import secret_files
+from ansible_collections.solanaops.talos.plugins.module_utils import config_validation, secret_files
 from ansible_collections.solanaops.talos.plugins.module_utils.secret_files import yaml
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     TALOSCTL_ARGSPEC,
@@ -152,7 +178,13 @@ ARGUMENT_SPEC = {
     "install_image": {"type": "str"},
     "patches": {"type": "list", "elements": "raw", "default": []},
     "node_name": {"type": "str"},
+    "validate": {"type": "bool", "default": False},
+    "record": {"type": "path"},
+    "record_only": {"type": "bool", "default": False},
 }
+# options that shape the rendered configuration, hashed into the record
+RENDER_OPTIONS = ("cluster_name", "cluster_endpoint", "machine_type", "talos_version", "kubernetes_version",
+                  "install_disk", "install_image", "validate")
 
 # optional module option -> talosctl flag
 _FLAGS = {
@@ -193,6 +225,50 @@ def gen_config_argv(params, secrets_path, patch_arguments):
     return argv
 
 
+def sha256(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def secrets_text(params):
+    """The secrets bundle's content, None when it cannot be read."""
+    if params["secrets_content"]:
+        return params["secrets_content"]
+    return secret_files.read_text(params["secrets_path"])
+
+
+def inputs_sha256(params, secrets, talosctl_version):
+    """One hash of everything the render reads: the options, the bundle, each patch (a @path
+    patch by its content) and the talosctl version. None when a patch file cannot be read."""
+    patches = []
+    for patch in params["patches"]:
+        if isinstance(patch, str) and patch.startswith("@"):
+            content = secret_files.read_text(patch[1:])
+            if content is None:
+                return None
+            patch = {"file": patch[1:], "content": content}
+        patches.append(patch)
+    material = {option: params[option] for option in RENDER_OPTIONS}
+    # rstrip: the file lookup that reads a vault-encrypted bundle drops its trailing newline
+    material.update(patches=patches, secrets=sha256((secrets or "").rstrip()), talosctl=talosctl_version)
+    return sha256(json.dumps(material, sort_keys=True, default=str))
+
+
+def read_record(path):
+    try:
+        record = json.loads(secret_files.read_text(path) or "null")
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def up_to_date(dest, record, inputs):
+    """dest is what the recorded render wrote, private, from these very inputs."""
+    current = secret_files.read_text(dest)
+    return (inputs is not None and record is not None and current is not None
+            and record.get("inputs") == inputs and record.get("output") == sha256(current)
+            and os.stat(dest).st_mode & 0o777 == 0o600)
+
+
 def render(module, talosctl):
     params = module.params
     with secret_files.private_dir() as workdir:
@@ -220,9 +296,18 @@ def main():
     if module.check_mode and secrets_path and not os.path.exists(secrets_path):
         # a dry run before the first real one: the bundle would be generated first
         module.exit_json(changed=True, dest=dest, msg=f"{secrets_path} does not exist yet; the config would be created")
+    params = module.params
     try:
         talosctl = Talosctl(module)
         result["talosctl_version"] = talosctl.version
+        if params["record"]:
+            inputs = inputs_sha256(params, secrets_text(params), talosctl.version)
+            record = read_record(params["record"])
+            result["up_to_date"] = up_to_date(dest, record, inputs)
+            if result["up_to_date"]:
+                result["sha256"] = record["output"]
+            if result["up_to_date"] or params["record_only"]:
+                module.exit_json(**result)
         rendered = render(module, talosctl)
     except TalosError as error:
         fail_json_from(module, error, **result)
@@ -237,8 +322,21 @@ def main():
             "before_header": dest, "after_header": dest,
             "before": secret_files.redact(current or ""), "after": secret_files.redact(rendered),
         }
-    if result["changed"] and not module.check_mode:
+    if module.check_mode:
+        module.exit_json(**result)
+    if result["changed"]:
         secret_files.write_private(module, dest, rendered)
+    if params["validate"]:
+        try:
+            result["message"] = config_validation.validate(
+                module, talosctl, {"path": dest, "mode": "metal", "strict": True,
+                                   "kubernetes_version": params["kubernetes_version"]},
+                params["node_name"] or os.path.basename(dest))
+        except TalosError as error:
+            fail_json_from(module, error, **result)
+    if params["record"]:
+        secret_files.write_private(module, params["record"],
+                                   json.dumps({"inputs": inputs, "output": result["sha256"]}) + "\n")
     module.exit_json(**result)
 
 

@@ -216,6 +216,24 @@ def test_second_run_changes_nothing(deployment):
     assert again.unchanged, again.stats
 
 
+def test_a_re_run_renders_again_what_changed_since_the_record(deployment):
+    """A node's render is skipped only while its record matches: a hand-edited config is
+    rendered again (and restored), a changed input is seen (here in check mode, which writes nothing)."""
+    config = deployment.out / f"{WORKER}.yaml"
+    rendered = config.read_text()
+    config.write_text(rendered + "# edited by hand\n")
+    restored = deployment.run()
+    assert restored.rc == 0, restored.failure_messages()
+    assert restored.stats[WORKER]["changed"] == 1 and restored.changed == 1, restored.stats
+    assert config.read_text() == rendered
+    major_minor, _dot, patch = str(deployment.vars["talos_cluster_kubernetes_version"]).rpartition(".")
+    earlier_patch = f"{major_minor}.{int(patch) - 1}"  # supported by the contract like the inventory's
+    changed_input = deployment.run("--check", "-e", f"talos_cluster_kubernetes_version={earlier_patch}")
+    assert changed_input.rc == 0, changed_input.failure_messages()
+    assert all(changed_input.stats[node]["changed"] >= 1 for node in (*CONTROLPLANES, WORKER)), changed_input.stats
+    assert config.read_text() == rendered and deployment.run().unchanged
+
+
 def test_vault_encrypted_secrets_render_the_same_configs(deployment, tmp_path):
     secrets = deployment.out / "secrets.yaml"
     password = tmp_path / "vault-pass"

@@ -113,3 +113,82 @@ def test_patch_argument_file_reference_passes_through(tmp_path, reference):
 def test_patch_argument_rejects_other_types(tmp_path, patch, type_name):
     with pytest.raises(TalosError, match=rf"^patches\[4\] is a {type_name}; use a dict, a list or a string$"):
         talos_machineconfig.patch_argument(patch, 4, str(tmp_path))
+
+
+# The render record: a re-run skips talosctl only while nothing it would read has changed.
+RECORD_PARAMS = {**params(talos_version="v1.13", kubernetes_version="1.36.3",
+                          install_image="factory.talos.dev/metal-installer/abc123:v1.13.9"),
+                 "patches": [{"machine": {"sysctls": {"vm.max_map_count": "1000000"}}}], "validate": True}
+
+
+def _recorded(tmp_path, text="version: v1alpha1\n", inputs=None):
+    """dest written private and its record, as a successful render leaves them."""
+    dest = tmp_path / "node.yaml"
+    dest.write_text(text)
+    dest.chmod(0o600)
+    inputs = inputs or talos_machineconfig.inputs_sha256(RECORD_PARAMS, "bundle\n", "v1.13.9")
+    record = {"inputs": inputs, "output": talos_machineconfig.sha256(text)}
+    return str(dest), record, inputs
+
+
+def test_up_to_date_when_inputs_and_file_match_the_record(tmp_path):
+    dest, record, inputs = _recorded(tmp_path)
+    assert talos_machineconfig.up_to_date(dest, record, inputs)
+
+
+def test_a_hand_edited_config_is_not_up_to_date(tmp_path):
+    dest, record, inputs = _recorded(tmp_path)
+    with open(dest, "a") as handle:
+        handle.write("# edited\n")
+    assert not talos_machineconfig.up_to_date(dest, record, inputs)
+
+
+def test_a_config_with_the_wrong_mode_or_missing_is_not_up_to_date(tmp_path):
+    dest, record, inputs = _recorded(tmp_path)
+    os.chmod(dest, 0o644)
+    assert not talos_machineconfig.up_to_date(dest, record, inputs)
+    os.remove(dest)
+    assert not talos_machineconfig.up_to_date(dest, record, inputs)
+
+
+def test_no_or_unreadable_record_is_not_up_to_date(tmp_path):
+    dest, _record, inputs = _recorded(tmp_path)
+    assert not talos_machineconfig.up_to_date(dest, None, inputs)
+    (tmp_path / "record.json").write_text("not json {")
+    assert talos_machineconfig.read_record(str(tmp_path / "record.json")) is None
+    assert talos_machineconfig.read_record(str(tmp_path / "absent.json")) is None
+
+
+@pytest.mark.parametrize(
+    ("change", "secrets", "version"),
+    [
+        ({"install_image": "factory.talos.dev/metal-installer/def456:v1.13.9"}, "bundle\n", "v1.13.9"),
+        ({"kubernetes_version": "1.36.4"}, "bundle\n", "v1.13.9"),
+        ({"patches": [{"machine": {"sysctls": {"vm.max_map_count": "2000000"}}}]}, "bundle\n", "v1.13.9"),
+        ({"validate": False}, "bundle\n", "v1.13.9"),
+        ({}, "another bundle\n", "v1.13.9"),
+        ({}, "bundle\n", "v1.13.10"),
+    ],
+    ids=["installer", "kubernetes", "patch", "validation", "secrets", "talosctl-version"],
+)
+def test_a_changed_input_or_talosctl_version_is_not_up_to_date(tmp_path, change, secrets, version):
+    dest, record, _inputs = _recorded(tmp_path)
+    inputs = talos_machineconfig.inputs_sha256({**RECORD_PARAMS, **change}, secrets, version)
+    assert not talos_machineconfig.up_to_date(dest, record, inputs)
+
+
+def test_the_bundle_hashes_alike_read_from_its_file_or_through_the_lookup():
+    # the file lookup (vault-encrypted bundles) drops the trailing newline
+    assert (talos_machineconfig.inputs_sha256(RECORD_PARAMS, "bundle\n", "v1.13.9")
+            == talos_machineconfig.inputs_sha256(RECORD_PARAMS, "bundle", "v1.13.9"))
+
+
+def test_a_patch_file_is_hashed_by_its_content(tmp_path):
+    patch = tmp_path / "patch.yaml"
+    patch.write_text("machine: {}\n")
+    with_file = {**RECORD_PARAMS, "patches": [f"@{patch}"]}
+    before = talos_machineconfig.inputs_sha256(with_file, "bundle", "v1.13.9")
+    patch.write_text("machine: {sysctls: {a: '1'}}\n")
+    assert talos_machineconfig.inputs_sha256(with_file, "bundle", "v1.13.9") != before
+    patch.unlink()
+    assert talos_machineconfig.inputs_sha256(with_file, "bundle", "v1.13.9") is None

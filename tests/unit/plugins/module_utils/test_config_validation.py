@@ -1,9 +1,9 @@
-"""Unit tests for the pure functions of the talos_config_validate module."""
+"""Unit tests for the pure functions of config_validation (talos_config_validate, talos_machineconfig)."""
 
 from __future__ import annotations
 
 import pytest
-from ansible_collections.solanaops.talos.plugins.modules import talos_config_validate
+from ansible_collections.solanaops.talos.plugins.module_utils import config_validation
 
 
 @pytest.mark.parametrize(
@@ -20,7 +20,7 @@ from ansible_collections.solanaops.talos.plugins.modules import talos_config_val
     ],
 )
 def test_validate_argv(params, expected):
-    assert talos_config_validate.validate_argv(params) == expected
+    assert config_validation.validate_argv(params) == expected
 
 
 def _config(kubelet):
@@ -39,4 +39,4 @@ def _config(kubelet):
     ],
 )
 def test_kubelet_feature_gates_from_config_and_flag(kubelet, expected):
-    assert talos_config_validate.kubelet_feature_gates(_config(kubelet)) == expected
+    assert config_validation.kubelet_feature_gates(_config(kubelet)) == expected
