@@ -37,7 +37,7 @@ import gobuild  # noqa: E402
 from machines import LOCAL_MACHINES, Machines  # noqa: E402
 
 TALOSCTL = gobuild.binary_path("talosctl", gobuild.pinned_versions()["TALOSCTL_VERSION"])
-# inventory/local's talos_cluster_image_factory_url: the testbed Image Factory
+# testbed/inventory's talos_cluster_image_factory_url: the testbed Image Factory
 FACTORY = "http://127.0.1.5:5000"
 STAGES = ["generate", "controlplane", "worker", "postconfig", "verify"]
 
