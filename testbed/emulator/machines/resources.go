@@ -210,8 +210,13 @@ func (em *Emulator) syncResources(n *Node) {
 		case state.IsNotFoundError(err):
 			err = st.Create(ctx, d.res, state.WithCreateOwner(d.owner))
 		case err == nil && !sameSpec(cur, d.res):
+			// the in-memory state stores the update's own metadata, owner included: without it
+			// the resource would lose its owner and the next update be refused
 			md.SetVersion(cur.Metadata().Version())
-			err = st.Update(ctx, d.res, state.WithUpdateOwner(d.owner))
+
+			if err = md.SetOwner(d.owner); err == nil {
+				err = st.Update(ctx, d.res, state.WithUpdateOwner(d.owner))
+			}
 		}
 
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/siderolabs/talos/pkg/machinery/api/machine"
 	machinetype "github.com/siderolabs/talos/pkg/machinery/config/machine"
+	runtimeres "github.com/siderolabs/talos/pkg/machinery/resources/runtime"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -343,5 +344,41 @@ func TestRebootForgetsTheEtcdProbe(t *testing.T) {
 
 	if _, after := n.machineStatus(); after.Ready || n.services["etcd"].state != "Preparing" {
 		t.Errorf("right after the boot, etcd not started yet: ready=%v, etcd %s", after.Ready, n.services["etcd"].state)
+	}
+}
+
+// The COSI Version resource (talosctl get version) follows the booted release through every
+// boot: maintenance, the install, the upgrade; each is an update of the same resource.
+func TestVersionResourceFollowsEveryBoot(t *testing.T) {
+	host := testutil.Factory(t)
+	n := hwNode(t, "u1", "127.0.1.51", kernel.BootUKI)
+	em := &Emulator{nodes: []*Node{n}, log: t.Logf}
+	ref := host + "/metal-installer/" + testutil.EmptyID + ":" + kernel.TalosVersion
+
+	em.SyncResources(n) // maintenance mode: the boot media's release
+	apply(t, em, n, testutil.GenConfig(t, nil, machinetype.TypeWorker, "/dev/vda", host+"/metal-installer/"+testutil.TunedID+":v1.13.8", ""))
+	awaitBoot(t, em, n)
+
+	if _, err := em.PullImage(context.Background(), n, ref); err != nil {
+		t.Fatal(err)
+	}
+
+	if code, out, err := upgrade(em, n, ref); err != nil || code != 0 {
+		t.Fatalf("exit %d, err %v, output:\n%s", code, err, out)
+	}
+
+	em.Reboot(n)
+	awaitBoot(t, em, n)
+
+	em.mu.Lock()
+	res, err := n.resources.Get(context.Background(), runtimeres.NewVersion().Metadata())
+	em.mu.Unlock()
+
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if got := res.(*runtimeres.Version).TypedSpec().Version; got != kernel.TalosVersion {
+		t.Errorf("get version after the upgrade: %s, want %s", got, kernel.TalosVersion)
 	}
 }
