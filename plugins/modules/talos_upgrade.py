@@ -30,7 +30,10 @@ options:
     type: str
     required: true
   endpoint:
-    description: Talos API endpoint the requests go through; defaults to O(node).
+    description:
+      - Talos API endpoint the requests go through; defaults to O(node).
+      - With O(drain), a control plane other than O(node) - talosctl fetches the kubeconfig for
+        the drain from the endpoint, which only control planes serve.
     type: str
   image:
     description:
