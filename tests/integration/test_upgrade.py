@@ -20,9 +20,9 @@ RETUNED = ["-e", json.dumps({"talos_solana_worker_kernel_args": [*VALIDATOR_ARGS
 
 
 def upgrades(emulator):
-    """The nodes the emulator saw upgraded, in order (its log's 'upgrade ... installed' lines)."""
+    """The nodes the emulator saw upgraded, in order (the installer's last line in its log)."""
     log = (emulator.state / "emulator.log").read_text()
-    return re.findall(r" (\S+): upgrade: installed ", log)
+    return re.findall(r" (\S+): upgrade completed successfully", log)
 
 
 def booted(module, deployed, talosctl, address):
