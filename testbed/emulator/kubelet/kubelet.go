@@ -15,7 +15,6 @@ import (
 
 	"github.com/siderolabs/talos/pkg/machinery/config"
 	"github.com/siderolabs/talos/pkg/machinery/constants"
-	"github.com/siderolabs/talos/pkg/machinery/version"
 	"gopkg.in/yaml.v3"
 
 	"solanaops.testbed/emulator/kernel"
@@ -34,6 +33,10 @@ type Machine struct {
 	Address  string
 	CPUs     int
 	Memory   kernel.Memory
+	// BootID is the machine's /proc/sys/kernel/random/boot_id and TalosVersion the release it
+	// booted: the kubelet reports both in the Node's nodeInfo (bootID, osImage from os-release)
+	BootID       string
+	TalosVersion string
 }
 
 // Config is machine.kubelet.extraConfig with the fields Talos always sets or defaults
@@ -262,8 +265,8 @@ func NodeManifest(m Machine) map[string]any {
 				map[string]any{"type": "InternalIP", "address": m.Address},
 				map[string]any{"type": "Hostname", "address": m.NodeName},
 			},
-			"nodeInfo": map[string]any{"kubeletVersion": kubeletVersion, "osImage": "Talos (" + version.Tag + ")",
-				"operatingSystem": "linux", "architecture": "amd64"},
+			"nodeInfo": map[string]any{"kubeletVersion": kubeletVersion, "osImage": "Talos (" + m.TalosVersion + ")",
+				"bootID": m.BootID, "operatingSystem": "linux", "architecture": "amd64"},
 		},
 	}
 }

@@ -57,3 +57,15 @@ func TestNodeWithoutCNI(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeInfoNamesTheBoot: the kubelet reports the machine's boot ID and the booted release,
+// so a Node proves which boot registered it (the upgrade's Ready gate compares the boot ID).
+func TestNodeInfoNamesTheBoot(t *testing.T) {
+	m := workerMachine(t)
+	m.BootID, m.TalosVersion = "0b9d6a4e-1c2f-4f3a-9d8e-2a7b5c1e0f11", "v1.13.8"
+
+	info := NodeManifest(m)["status"].(map[string]any)["nodeInfo"].(map[string]any)
+	if info["bootID"] != m.BootID || info["osImage"] != "Talos (v1.13.8)" {
+		t.Errorf("nodeInfo = %v", info)
+	}
+}

@@ -45,6 +45,8 @@ func (n *Node) kubeletMachine() kubelet.Machine {
 		Address:      n.spec.Address,
 		CPUs:         n.spec.Hardware.CPUs,
 		Memory:       n.kernelView().Memory(),
+		BootID:       n.bootID,
+		TalosVersion: n.talosVersion(),
 	}
 }
 
