@@ -277,9 +277,26 @@ def parse_snapshot_info(stdout):
     return {"revision": int(match.group(1)), "total_keys": int(match.group(2))}
 
 
+# what a snapshot leaves beside its dest until it is proven: the partial file and the restore's
+# scratch directory, both holding every secret of the cluster (a killed run leaves them behind)
+PARTIAL_PREFIX, SCRATCH_PREFIX = ".etcd-snapshot-partial-", ".etcd-snapshot-restore-"
+
+
+def remove_leftovers(directory):
+    """Remove what an earlier, killed snapshot left in ``directory``."""
+    for name in os.listdir(directory):
+        if name.startswith((PARTIAL_PREFIX, SCRATCH_PREFIX)):
+            path = os.path.join(directory, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
+
+
 def restore(module, etcdutl, path):
-    """Restore the snapshot into a scratch data directory; return the member directory's entries."""
-    scratch = tempfile.mkdtemp(prefix="etcd-restore-")
+    """Restore the snapshot into a scratch data directory beside it (as private as the snapshot);
+    return the member directory's entries."""
+    scratch = tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=os.path.dirname(path))
     try:
         data_dir = os.path.join(scratch, "data")
         rc, stdout, stderr = module.run_command([etcdutl, "snapshot", "restore", path, "--data-dir", data_dir],
@@ -292,18 +309,16 @@ def restore(module, etcdutl, path):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def take_snapshot(module, talosctl, node, partial):
-    """Stream the node's snapshot into ``partial`` (mode 0600 from the start) and prove it."""
+def take_snapshot(talosctl, node, partial):
+    """Stream the node's snapshot into ``partial`` (mode 0600 from the start); what talosctl read of it."""
     old_umask = os.umask(0o077)
     try:
         _rc, stdout, stderr = talosctl.run(["etcd", "snapshot", partial],
                                            nodes=[node], endpoints=[node], node_name=node)
     finally:
         os.umask(old_umask)
-    taken = {"node": node, "size": os.path.getsize(partial), **parse_snapshot_info(stdout + stderr)}
-    if not taken["size"]:
-        raise NotRestorable(f"the snapshot of {node} is empty")
-    return taken
+    # talosctl refused an empty or truncated file already (its size is checked against the hash trailer)
+    return {"node": node, "size": os.path.getsize(partial), **parse_snapshot_info(stdout + stderr)}
 
 
 def snapshot(module, talosctl, nodes):
@@ -320,12 +335,13 @@ def snapshot(module, talosctl, nodes):
     if module.check_mode:
         return result
     # talosctl writes <path>.part and renames it to <path>, which must not exist yet
-    partial = os.path.join(directory, f".{os.path.basename(dest)}.{os.getpid()}")
+    remove_leftovers(directory)
+    partial = os.path.join(directory, f"{PARTIAL_PREFIX}{os.getpid()}")
     errors = []
     try:
         for node in nodes:
             try:
-                result["snapshot"] = take_snapshot(module, talosctl, node, partial)
+                result["snapshot"] = take_snapshot(talosctl, node, partial)
             except NodeUnreachable as error:
                 errors.append(str(error))
                 continue

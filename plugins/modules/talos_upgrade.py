@@ -17,7 +17,13 @@ description:
     see the module utility C(upgrade_path)), naming the way forward.
   - Otherwise runs C(talosctl upgrade --image IMAGE --wait), which pulls the image, runs its
     installer into the node's other boot slot, drains the node when O(drain) and reboots it,
-    waiting until it is back (boot ID changed, machine ready), for at most O(timeout) seconds.
+    then waits until it is back (boot ID changed, machine ready) for at most O(timeout) seconds
+    (the pull and the install have no deadline of their own, the drain has O(drain_timeout)).
+    O(phase) splits this in two, so something can run between the install and the reboot (a
+    validator's restart window): C(install) (C(talosctl upgrade --no-reboot)), then C(reboot)
+    (C(talosctl reboot --wait), draining when O(drain)).
+  - A failure after the install (the drain, the reboot, the wait) says that the new image may
+    already be the node's next boot.
   - C(talosctl) reports success for a node that booted back into its previous slot (an A/B
     fallback after the new image failed to boot) as long as that node came back ready, so the
     module reads the booted release and schematic again and fails when they are not the
@@ -44,20 +50,35 @@ options:
   schematic:
     description: Image Factory schematic ID the node must boot afterwards; not compared when omitted.
     type: str
-  kubernetes_version:
-    description: The cluster's Kubernetes version, checked against the range the target release runs.
+  kubernetes_versions:
+    description:
+      - The Kubernetes versions the cluster runs (each Node's kubelet), each checked against the
+        range the target release runs.
+    type: list
+    elements: str
+    default: []
+  phase:
+    description:
+      - C(all) upgrades and reboots; C(install) only installs the image as the next boot;
+        C(reboot) reboots a node whose image was installed and proves what it booted.
     type: str
+    choices: [all, install, reboot]
+    default: all
   drain:
     description: Cordon and drain the node before the reboot (uncordoned once it is back).
     type: bool
     default: true
+  drain_timeout:
+    description: Seconds the drain may take (a PodDisruptionBudget can block it).
+    type: int
+    default: 300
   reboot_mode:
     description: C(default) (kexec where the node can) or C(powercycle).
     type: str
     choices: [default, powercycle]
     default: default
   timeout:
-    description: Seconds C(talosctl upgrade) may wait for the node to come back.
+    description: Seconds talosctl may wait for the node to come back from its reboot.
     type: int
     default: 1800
 extends_documentation_fragment:
@@ -79,16 +100,16 @@ EXAMPLES = r"""
     node: 10.0.1.20
     image: factory.talos.dev/metal-installer/4a3b1c...e9:v1.13.9
     schematic: 4a3b1c...e9
-    kubernetes_version: 1.36.3
+    kubernetes_versions: [v1.36.3]
     talosconfig: /srv/talos/solana-cluster/talosconfig
 """
 
 RETURN = r"""
 before:
-  description: What the node booted before, C(talos_version) and C(schematic).
+  description: What the node booted before, C(talos_version) and C(schematic), and its C(boot_id) once it is changed.
   returned: always, once read
   type: dict
-  sample: {"talos_version": "v1.13.8", "schematic": "376567988ad3..."}
+  sample: {"talos_version": "v1.13.8", "schematic": "376567988ad3...", "boot_id": "0b9d6a4e-..."}
 target:
   description: What it must boot, C(talos_version) and C(schematic) (null when not compared).
   returned: always
@@ -98,12 +119,12 @@ needed:
   returned: success
   type: bool
 after:
-  description: What it booted after the upgrade, read again from the node.
-  returned: changed and not check mode
+  description: What it booted after the upgrade, read again from the node, with its new C(boot_id).
+  returned: changed and not check mode, except O(phase=install)
   type: dict
 took:
   description: Seconds the upgrade took, from the request until the node was back.
-  returned: changed and not check mode
+  returned: changed and not check mode, except O(phase=install)
   type: float
 talosctl_version:
   description: Version of the talosctl that ran.
@@ -111,6 +132,7 @@ talosctl_version:
   type: str
 """
 
+import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -153,6 +175,18 @@ def on_target(boot, target):
     return boot["talos_version"] == target["talos_version"] and target["schematic"] in (None, boot["schematic"])
 
 
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+# talosctl upgrade's errors up to and including the install (cmd/talosctl/cmd/talos/upgrade.go):
+# nothing is installed yet; any later failure (drain, reboot, wait) comes after the install
+_BEFORE_INSTALL = re.compile(r"error pulling upgrade image|error during upgrade")
+
+
+class AfterInstall(TalosError):
+    hint = ("the node may already have the new image installed as its next boot (talosctl installs it before "
+            "draining and rebooting): any reboot now boots it; fix the cause (a drain blocked by a "
+            "PodDisruptionBudget, the node not coming back) and re-run")
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -161,8 +195,10 @@ def main():
             "endpoint": {"type": "str"},
             "image": {"type": "str", "required": True},
             "schematic": {"type": "str"},
-            "kubernetes_version": {"type": "str"},
+            "kubernetes_versions": {"type": "list", "elements": "str", "default": []},
+            "phase": {"type": "str", "choices": ["all", "install", "reboot"], "default": "all"},
             "drain": {"type": "bool", "default": True},
+            "drain_timeout": {"type": "int", "default": 300},
             "reboot_mode": {"type": "str", "choices": ["default", "powercycle"], "default": "default"},
             "timeout": {"type": "int", "default": 1800},
         },
@@ -170,6 +206,7 @@ def main():
     )
     params = module.params
     node = params["node"]
+    route = {"nodes": [node], "endpoints": [params["endpoint"] or node], "node_name": node}
     result = {"changed": False}
     try:
         talosctl = Talosctl(module)
@@ -180,18 +217,33 @@ def main():
         if not result["needed"]:
             module.exit_json(msg=f"{node} already boots {params['image']}", **result)
         try:
-            check_upgrade_path(before["talos_version"], target["talos_version"], params["kubernetes_version"])
+            for kubernetes in params["kubernetes_versions"] or [None]:
+                check_upgrade_path(before["talos_version"], target["talos_version"], kubernetes)
         except UpgradePathError as error:
             raise RefusedPath(f"{node}: {error}") from None
         result["changed"] = True
         if module.check_mode:
             module.exit_json(msg=f"{node} would be upgraded to {params['image']}", **result)
+        before["boot_id"] = talosctl.run(["read", BOOT_ID], **route)[1].strip()
         started = time.monotonic()
-        talosctl.run(["upgrade", "--image", params["image"], "--wait", f"--timeout={params['timeout']}s",
-                      f"--drain={str(params['drain']).lower()}", f"--reboot-mode={params['reboot_mode']}"],
-                     nodes=[node], endpoints=[params["endpoint"] or node], node_name=node)
-        result["took"] = round(time.monotonic() - started, 1)
-        result["after"] = after = booted(read_boot(talosctl, node, params["endpoint"]))
+        drain = [f"--drain={str(params['drain']).lower()}", f"--drain-timeout={params['drain_timeout']}s"]
+        try:
+            if params["phase"] == "install":
+                talosctl.run(["upgrade", "--image", params["image"], "--no-reboot"], **route)
+                module.exit_json(msg=f"{node}: {params['image']} installed, booted at the next reboot", **result)
+            if params["phase"] == "all":
+                talosctl.run(["upgrade", "--image", params["image"], "--wait", f"--timeout={params['timeout']}s",
+                              *drain, f"--reboot-mode={params['reboot_mode']}"], **route)
+            else:
+                talosctl.run(["reboot", "--wait", f"--timeout={params['timeout']}s", *drain,
+                              f"--mode={params['reboot_mode']}"], **route)
+            result["took"] = round(time.monotonic() - started, 1)
+            result["after"] = after = booted(read_boot(talosctl, node, params["endpoint"]))
+            after["boot_id"] = talosctl.run(["read", BOOT_ID], **route)[1].strip()
+        except TalosError as error:
+            if params["phase"] == "install" or _BEFORE_INSTALL.search(str(error.details.get("stderr") or "")):
+                raise
+            raise AfterInstall(str(error), **error.details) from None
         if not on_target(after, target):
             raise NotOnTarget(
                 f"{node} came back on Talos {after['talos_version']} schematic {after['schematic']}, "

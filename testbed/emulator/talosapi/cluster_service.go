@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"io"
 	"strconv"
 	"strings"
@@ -77,6 +78,62 @@ func (s *machineServer) EtcdStatus(ctx context.Context, _ *emptypb.Empty) (*mach
 			Errors: st.Errors, IsLearner: st.IsLearner,
 		}}}}, nil
 	})
+}
+
+// EtcdForfeitLeadership hands this member's leadership to another member, as machined does
+// (v1alpha1_server.go EtcdForfeitLeadership, internal/pkg/etcd/etcd.go ForfeitLeadership): a
+// member that does not lead answers an empty member; otherwise etcd's MoveLeader to the first
+// other member of the list, whose name is the answer; a single member is refused.
+func (s *machineServer) EtcdForfeitLeadership(ctx context.Context, _ *machine.EtcdForfeitLeadershipRequest) (*machine.EtcdForfeitLeadershipResponse, error) {
+	return dispatch(ctx, s, func(_ context.Context, n *machines.Node) (*machine.EtcdForfeitLeadershipResponse, error) {
+		if err := s.em.CheckControlPlane(n, "etcd forfeit leadership"); err != nil {
+			return nil, err
+		}
+
+		endpoint, client, err := s.em.EtcdClient(n)
+		if err != nil {
+			return nil, err
+		}
+
+		leader, err := forfeitLeadership(client, endpoint)
+		if err != nil {
+			return nil, fmt.Errorf("failed to forfeit leadership: %w", err)
+		}
+
+		return &machine.EtcdForfeitLeadershipResponse{Messages: []*machine.EtcdForfeitLeadership{{Member: leader}}}, nil
+	})
+}
+
+func forfeitLeadership(client *http.Client, endpoint string) (string, error) {
+	members, err := machines.EtcdMembers(client, endpoint, true)
+	if err != nil {
+		return "", fmt.Errorf("failed to list etcd members: %w", err)
+	}
+
+	if len(members) == 1 {
+		return "", errors.New("cannot forfeit leadership, only one member")
+	}
+
+	var st machines.EtcdStatus
+	if err := machines.EtcdCall(client, endpoint, "/v3/maintenance/status", map[string]any{}, &st); err != nil {
+		return "", err
+	}
+
+	if st.Leader != st.Header.MemberID {
+		return "", nil
+	}
+
+	for _, m := range members {
+		if m.ID != st.Header.MemberID {
+			if err := machines.EtcdCall(client, endpoint, "/v3/maintenance/transfer-leadership", map[string]any{"targetID": m.ID}, &struct{}{}); err != nil {
+				return "", err
+			}
+
+			return m.Name, nil
+		}
+	}
+
+	return "", nil
 }
 
 // EtcdSnapshot streams the member's database, read through etcd's snapshot API (the

@@ -1,8 +1,17 @@
-"""talos_etcd: parsing talosctl's etcd tables and the quorum arithmetic."""
+"""talos_etcd: parsing talosctl's etcd tables, the quorum arithmetic, and a snapshot kept only once proven."""
 
 from __future__ import annotations
 
-from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import parse_etcd_members
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
+    CommandFailed,
+    NodeUnreachable,
+    parse_etcd_members,
+)
 from ansible_collections.solanaops.talos.plugins.modules import talos_etcd
 
 # as talosctl v1.13.9 prints them (captured from the testbed)
@@ -115,3 +124,85 @@ def test_stopped_without_a_possible_majority_needs_only_the_stopped_members_sile
     assert talos_etcd.waited_for(lost, "stopped", ["n1", "n2", "n3"], ["n1", "n2"])
     half = _asked({"n1": {"error": "refused"}, "n2": _status("bb"), "n3": _status("cc")})
     assert not talos_etcd.waited_for(half, "stopped", ["n1", "n2", "n3"], ["n1", "n2"])
+
+
+# talosctl etcd snapshot's last lines (cmd/talosctl/cmd/talos/etcd.go, v1.13.9)
+SNAPSHOT_OUT = ("etcd snapshot saved to \"{path}\" (2101280 bytes)\n"
+                "snapshot info: hash 1a2b3c4d, revision 1234, total keys 567, total size 2101248\n")
+
+
+class Stop(Exception):
+    pass
+
+
+class SnapshotModule:
+    """AnsibleModule for snapshot(): params, check mode, etcdutl on PATH or not, its restore."""
+
+    def __init__(self, dest, restores=True, etcdutl="/usr/bin/etcdutl"):
+        self.params = {"dest": str(dest), "etcdutl_path": None}
+        self.check_mode, self.restores, self.etcdutl = False, restores, etcdutl
+        self.restored = []
+
+    def get_bin_path(self, name):
+        return self.etcdutl
+
+    def run_command(self, argv, **_kwargs):
+        assert argv[:3] == [self.etcdutl, "snapshot", "restore"] and argv[4] == "--data-dir"
+        self.restored.append(argv[3])
+        if not self.restores:
+            return 1, "", "Error: expected sha256 [...], got [...]\n"
+        for name in ("snap", "wal"):
+            (Path(argv[5]) / "member" / name).mkdir(parents=True)
+        return 0, "", ""
+
+    def fail_json(self, **result):
+        self.failed = result
+        raise Stop
+
+
+class SnapshotTalosctl:
+    """talosctl etcd snapshot: the nodes in ``down`` do not answer; the others write the file."""
+
+    def __init__(self, down=()):
+        self.down, self.asked = set(down), []
+
+    def run(self, args, nodes, **_kwargs):
+        self.asked.append(nodes[0])
+        if nodes[0] in self.down:
+            raise NodeUnreachable(f"talosctl etcd failed on {nodes[0]}: connection refused")
+        assert args[:2] == ["etcd", "snapshot"]
+        Path(args[2]).write_bytes(b"\0" * 2101280)
+        return 0, SNAPSHOT_OUT.format(path=args[2]), ""
+
+
+def test_a_snapshot_is_kept_only_once_restored_and_private(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "access", lambda path, mode: True)
+    (tmp_path / ".etcd-snapshot-partial-99").write_text("left by a killed run")
+    module, talosctl = SnapshotModule(tmp_path / "etcd.db"), SnapshotTalosctl(down={"127.0.1.11"})
+    result = talos_etcd.snapshot(module, talosctl, ["127.0.1.11", "127.0.1.12"])
+    assert talosctl.asked == ["127.0.1.11", "127.0.1.12"], "the next node when one does not answer"
+    assert result["snapshot"] == {"node": "127.0.1.12", "size": 2101280, "revision": 1234, "total_keys": 567,
+                                  "restored": ["snap", "wal"]}
+    assert stat.S_IMODE((tmp_path / "etcd.db").stat().st_mode) == 0o600
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["etcd.db"], "no partial, scratch or leftover"
+
+
+def test_a_snapshot_etcdutl_cannot_restore_is_not_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "access", lambda path, mode: True)
+    with pytest.raises(talos_etcd.NotRestorable, match="etcdutl could not restore the snapshot: Error: expected sha256"):
+        talos_etcd.snapshot(SnapshotModule(tmp_path / "etcd.db", restores=False), SnapshotTalosctl(), ["127.0.1.11"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_snapshot_without_etcdutl_is_refused_before_any_node_is_asked(tmp_path):
+    module, talosctl = SnapshotModule(tmp_path / "etcd.db", etcdutl=None), SnapshotTalosctl()
+    with pytest.raises(Stop):
+        talos_etcd.snapshot(module, talosctl, ["127.0.1.11"])
+    assert module.failed["msg"].startswith("etcdutl was not found on PATH: it proves the snapshot restorable")
+    assert talosctl.asked == []
+
+
+def test_parse_snapshot_info():
+    assert talos_etcd.parse_snapshot_info(SNAPSHOT_OUT.format(path="x")) == {"revision": 1234, "total_keys": 567}
+    with pytest.raises(CommandFailed):
+        talos_etcd.parse_snapshot_info("etcd snapshot saved\n")
