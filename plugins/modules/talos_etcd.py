@@ -20,7 +20,12 @@ description:
     data directory with C(etcdutl snapshot restore) (which verifies the trailer again and rebuilds
     a member's data), and renamed to O(dest) only once restored. Without etcdutl it fails (an
     unproven backup is not a backup).
-  - Only O(state=snapshot) changes anything (it writes O(dest)).
+  - O(state=forfeit_leadership) makes the first node of O(nodes) hand its etcd leadership to
+    another member (C(talosctl etcd forfeit-leadership)) when it leads, then waits, asking every
+    node of O(nodes), until another member leads with every member responding, for at most
+    O(timeout) seconds; before a control plane that leads goes down, so no election waits on it.
+  - O(state=snapshot) writes O(dest); O(state=forfeit_leadership) changes the leader when the
+    node leads; O(state=status) changes nothing.
 options:
   nodes:
     description: Control-plane nodes to ask. For O(state=snapshot) the first reachable one is used.
@@ -30,7 +35,7 @@ options:
   state:
     description: What to do.
     type: str
-    choices: [status, snapshot]
+    choices: [status, snapshot, forfeit_leadership]
     default: status
   dest:
     description: Path of the snapshot file, for O(state=snapshot).
@@ -61,7 +66,7 @@ options:
     type: list
     elements: str
   timeout:
-    description: Seconds O(wait_for) may take.
+    description: Seconds O(wait_for), or the wait for another leader with O(state=forfeit_leadership), may take.
     type: int
     default: 60
 extends_documentation_fragment:
@@ -139,6 +144,10 @@ snapshot:
   returned: state=snapshot and not check mode
   type: dict
   sample: {"node": "10.0.1.11", "size": 2101280, "revision": 1234, "total_keys": 567, "restored": ["snap", "wal"]}
+leader:
+  description: The member that leads afterwards (its ID), with O(state=forfeit_leadership).
+  returned: state=forfeit_leadership and not check mode
+  type: str
 talosctl_version:
   description: Version of the talosctl that ran.
   returned: success
@@ -355,12 +364,33 @@ def snapshot(module, talosctl, nodes):
     raise NodeUnreachable("no node could take the snapshot: " + "; ".join(errors))
 
 
+def forfeit_leadership(module, talosctl, nodes):
+    node, deadline = nodes[0], time.monotonic() + module.params["timeout"]
+    result = ask(talosctl, nodes)
+    own = result["status"].get(node, {}).get("member")
+    if not own or result["quorum"]["leader"] != own:
+        return {**result, "changed": False, "leader": result["quorum"]["leader"]}
+    result["changed"] = True
+    if module.check_mode:
+        return result
+    talosctl.run(["etcd", "forfeit-leadership"], nodes=[node], endpoints=[node], node_name=node)
+    while True:
+        result.update(ask(talosctl, nodes), changed=True)
+        leader = result["quorum"]["leader"]
+        if leader not in (None, own) and waited_for(result, "all", nodes):
+            return {**result, "leader": leader}
+        if time.monotonic() > deadline:
+            module.fail_json(msg=f"{node} forfeited its etcd leadership but no other member leads with every member "
+                                 f"responding within {module.params['timeout']}s", **result)
+        time.sleep(1)
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
             **TALOSCTL_ARGSPEC,
             "nodes": {"type": "list", "elements": "str", "required": True},
-            "state": {"type": "str", "choices": ["status", "snapshot"], "default": "status"},
+            "state": {"type": "str", "choices": ["status", "snapshot", "forfeit_leadership"], "default": "status"},
             "dest": {"type": "path"},
             "etcdutl_path": {"type": "path"},
             "require_quorum": {"type": "bool", "default": False},
@@ -373,7 +403,7 @@ def main():
     )
     try:
         talosctl = Talosctl(module)
-        act = status if module.params["state"] == "status" else snapshot
+        act = {"status": status, "snapshot": snapshot, "forfeit_leadership": forfeit_leadership}[module.params["state"]]
         result = act(module, talosctl, module.params["nodes"])
         result["talosctl_version"] = talosctl.version
     except TalosError as error:

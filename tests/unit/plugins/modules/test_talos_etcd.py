@@ -206,3 +206,53 @@ def test_parse_snapshot_info():
     assert talos_etcd.parse_snapshot_info(SNAPSHOT_OUT.format(path="x")) == {"revision": 1234, "total_keys": 567}
     with pytest.raises(CommandFailed):
         talos_etcd.parse_snapshot_info("etcd snapshot saved\n")
+
+
+class LeaderTalosctl:
+    """Three members; `etcd forfeit-leadership` on the leader hands it to the next member."""
+
+    IDS = {"127.0.1.11": "9d2f47d609371970", "127.0.1.12": "e7548e9fe6760681", "127.0.1.13": "6ffb8dbf40c7fea6"}
+
+    def __init__(self, leader):
+        self.leader, self.forfeited = self.IDS[leader], []
+
+    def run(self, args, nodes, check=True, **_kwargs):
+        node = nodes[0]
+        if args == ["etcd", "members"]:
+            return 0, MEMBERS, ""
+        if args == ["etcd", "forfeit-leadership"]:
+            self.forfeited.append(node)
+            if self.IDS[node] == self.leader:
+                self.leader = next(i for i in self.IDS.values() if i != self.leader)
+            return 0, "", ""
+        assert args == ["etcd", "status"]
+        columns = STATUS.splitlines()[1].split("   ")
+        columns[0], columns[1], columns[4] = node, self.IDS[node], self.leader
+        return 0, STATUS.splitlines()[0] + "\n" + "   ".join(columns) + "\n", ""
+
+
+class ForfeitModule:
+    def __init__(self, check_mode=False):
+        self.params, self.check_mode = {"timeout": 5}, check_mode
+
+
+NODES = ["127.0.1.11", "127.0.1.12", "127.0.1.13"]
+
+
+def test_a_leader_hands_over_its_leadership_and_the_new_leader_is_reported():
+    talosctl = LeaderTalosctl("127.0.1.11")
+    result = talos_etcd.forfeit_leadership(ForfeitModule(), talosctl, NODES)
+    assert talosctl.forfeited == ["127.0.1.11"] and result["changed"]
+    assert result["leader"] == "e7548e9fe6760681" == result["quorum"]["leader"]
+
+
+def test_a_member_that_does_not_lead_changes_nothing():
+    talosctl = LeaderTalosctl("127.0.1.12")
+    result = talos_etcd.forfeit_leadership(ForfeitModule(), talosctl, NODES)
+    assert talosctl.forfeited == [] and not result["changed"] and result["leader"] == "e7548e9fe6760681"
+
+
+def test_check_mode_says_the_leader_would_hand_over_without_doing_it():
+    talosctl = LeaderTalosctl("127.0.1.11")
+    assert talos_etcd.forfeit_leadership(ForfeitModule(check_mode=True), talosctl, NODES)["changed"]
+    assert talosctl.forfeited == []
