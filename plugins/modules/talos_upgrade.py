@@ -20,7 +20,7 @@ description:
     then waits until it is back (boot ID changed, machine ready) for at most O(timeout) seconds
     (the pull and the install have no deadline of their own, the drain has O(drain_timeout)).
     O(phase) splits this in two, so something can run between the install and the reboot (a
-    validator's restart window): C(install) (C(talosctl upgrade --no-reboot)), then C(reboot)
+    validator's restart window) - C(install) (C(talosctl upgrade --no-reboot)), then C(reboot)
     (C(talosctl reboot --wait), draining when O(drain)).
   - A failure after the install (the drain, the reboot, the wait) says that the new image may
     already be the node's next boot.
