@@ -288,7 +288,8 @@ def parse_snapshot_info(stdout):
 
 # what a snapshot leaves beside its dest until it is proven: the partial file and the restore's
 # scratch directory, both holding every secret of the cluster (a killed run leaves them behind)
-PARTIAL_PREFIX, SCRATCH_PREFIX = ".etcd-snapshot-partial-", ".etcd-snapshot-restore-"
+PARTIAL_PREFIX = ".etcd-snapshot-partial-"
+SCRATCH_PREFIX = ".etcd-snapshot-restore-"
 
 
 def remove_leftovers(directory):
