@@ -22,6 +22,8 @@ from machines import LOCAL_INVENTORY, LOCAL_MACHINES, Machines  # noqa: E402  (t
 from pytest_helpers import ControlPlane  # noqa: E402  (testbed/pytest_helpers.py: what testbed/tests use too)
 
 PINS = gobuild.pinned_versions()
+# proves etcd snapshots restorable (talos_etcd state=snapshot, the upgrade)
+ETCDUTL = gobuild.binary_path("etcdutl", PINS["ETCD_VERSION"])
 
 
 def talosctl_binary(version: str) -> Path:
@@ -155,7 +157,7 @@ class Deployment:
         self.args = ["-i", str(LOCAL_INVENTORY), "-e", f"talos_cluster_output_dir={out}",
                      "-e", f"talosctl_path={talosctl}"]
         # the upgrade proves its etcd snapshot restorable with the pinned etcd's etcdutl
-        self.args += ["-e", f"talos_upgrade_etcdutl_path={gobuild.binary_path('etcdutl', PINS['ETCD_VERSION'])}"]
+        self.args += ["-e", f"talos_upgrade_etcdutl_path={ETCDUTL}"]
 
     def __call__(self, play: str, *extra: str):
         # the drill powers nodes back on through this emulator's control socket

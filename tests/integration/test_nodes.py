@@ -14,7 +14,7 @@ import time
 import pytest
 import yaml
 from ansible_collections.solanaops.talos.plugins.module_utils import schematic
-from conftest import LOCAL_INVENTORY
+from conftest import ETCDUTL, LOCAL_INVENTORY
 from machines import power, shutdown_delay  # testbed/machines.py: the emulated machines' controls
 
 FIRST_APPLY = "Apply the first machine configuration to nodes in maintenance mode (they install and reboot)"
@@ -364,11 +364,12 @@ def test_node_facts_read_the_validator_kernel(deployed, module, talosctl):
 
 def test_cluster_modules_against_the_testbed(deployed, module, talosctl, tmp_path):
     common = {"talosconfig": str(deployed.out / "talosconfig"), "talosctl_path": str(talosctl)}
-    # etcd: a verified snapshot of the real database, private
-    snap = module("talos_etcd", {"nodes": ["127.0.1.12"], "state": "snapshot",
+    # etcd: a snapshot of the real database, private, kept once etcdutl restored a member from it
+    snap = module("talos_etcd", {"nodes": ["127.0.1.12"], "state": "snapshot", "etcdutl_path": str(ETCDUTL),
                                  "dest": str(tmp_path / "etcd.db"), **common})[0]
-    assert snap["changed"] and snap["node"] == "127.0.1.12", snap
-    assert stat.S_IMODE((tmp_path / "etcd.db").stat().st_mode) == 0o600 and (tmp_path / "etcd.db").stat().st_size > 0
+    assert snap["changed"] and snap["snapshot"]["node"] == "127.0.1.12" and "snap" in snap["snapshot"]["restored"], snap
+    assert stat.S_IMODE((tmp_path / "etcd.db").stat().st_mode) == 0o600
+    assert (tmp_path / "etcd.db").stat().st_size == snap["snapshot"]["size"] > 0
     # kubeconfig: kept while valid for the same server and CA, rewritten for another server
     args = {"node": "127.0.1.11", "path": str(tmp_path / "kubeconfig"), **common}
     fetched = module("talos_kubeconfig", args)[0]
