@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 ---
 module: talos_upgrade
 short_description: Upgrade one Talos node to an installer image and prove it booted it
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Reads the Talos release and Image Factory schematic the node booted. A node already on
     the target (the image's tag, and O(schematic) when given) is left alone, so a re-run after
