@@ -252,19 +252,26 @@ def waited_for(result, wait_for, nodes, stopped=()):
             "all": quorum["has_quorum"] and quorum["responding"] == quorum["members"] == len(nodes)}[wait_for]
 
 
+def ask_until(talosctl, nodes, done, timeout):
+    """Ask once a second until ``done(answer)`` holds or ``timeout`` seconds passed: the last
+    answer, with the seconds it took as ``waited``."""
+    started = time.monotonic()
+    result = ask(talosctl, nodes)
+    while not done(result) and time.monotonic() < started + timeout:
+        time.sleep(1)
+        result = ask(talosctl, nodes)
+    result["waited"] = round(time.monotonic() - started, 1)
+    return result
+
+
 def status(module, talosctl, nodes):
     params = module.params
     stopped = params["stopped"] or []
     if set(stopped) - set(nodes):
         module.fail_json(msg=f"stopped ({', '.join(stopped)}) must be among nodes ({', '.join(nodes)}): "
                              "each node is asked for its own member")
-    started = time.monotonic()
-    deadline = started + params["timeout"]
-    result = ask(talosctl, nodes)
-    while not waited_for(result, params["wait_for"], nodes, stopped) and time.monotonic() < deadline:
-        time.sleep(1)
-        result = ask(talosctl, nodes)
-    result["waited"] = round(time.monotonic() - started, 1)
+    result = ask_until(talosctl, nodes, lambda answer: waited_for(answer, params["wait_for"], nodes, stopped),
+                       params["timeout"])
     quorum = result["quorum"]
     errors = "; ".join(f"{node}: {s['error']}" for node, s in result["status"].items() if "error" in s)
     summary = (f"{quorum['responding']} of {quorum['members']} members respond, {quorum['needed']} needed"
@@ -366,24 +373,23 @@ def snapshot(module, talosctl, nodes):
 
 
 def forfeit_leadership(module, talosctl, nodes):
-    node, deadline = nodes[0], time.monotonic() + module.params["timeout"]
+    node = nodes[0]
     result = ask(talosctl, nodes)
     own = result["status"].get(node, {}).get("member")
     if not own or result["quorum"]["leader"] != own:
         return {**result, "changed": False, "leader": result["quorum"]["leader"]}
-    result["changed"] = True
     if module.check_mode:
-        return result
+        return {**result, "changed": True}
     talosctl.run(["etcd", "forfeit-leadership"], nodes=[node], endpoints=[node], node_name=node)
-    while True:
-        result.update(ask(talosctl, nodes), changed=True)
-        leader = result["quorum"]["leader"]
-        if leader not in (None, own) and waited_for(result, "all", nodes):
-            return {**result, "leader": leader}
-        if time.monotonic() > deadline:
-            module.fail_json(msg=f"{node} forfeited its etcd leadership but no other member leads with every member "
-                                 f"responding within {module.params['timeout']}s", **result)
-        time.sleep(1)
+
+    def handed_over(answer):
+        return answer["quorum"]["leader"] not in (None, own) and waited_for(answer, "all", nodes)
+
+    result = {**ask_until(talosctl, nodes, handed_over, module.params["timeout"]), "changed": True}
+    if not handed_over(result):
+        module.fail_json(msg=f"{node} forfeited its etcd leadership but no other member leads with every member "
+                             f"responding within {module.params['timeout']}s", **result)
+    return {**result, "leader": result["quorum"]["leader"]}
 
 
 def main():

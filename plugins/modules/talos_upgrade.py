@@ -167,8 +167,15 @@ def image_tag(image):
     return name.rsplit(":", 1)[1]
 
 
-def booted(boot):
+def booted(talosctl, node, endpoint):
+    """The release and schematic the node runs now."""
+    boot = read_boot(talosctl, node, endpoint)
     return {"talos_version": boot.get("talos_version"), "schematic": boot.get("schematic")}
+
+
+def boot_id(talosctl, route):
+    """The kernel's boot ID, new on every boot (what talosctl's own wait compares)."""
+    return talosctl.run(["read", BOOT_ID], **route)[1].strip()
 
 
 def on_target(boot, target):
@@ -212,7 +219,7 @@ def main():
         talosctl = Talosctl(module)
         result["talosctl_version"] = talosctl.version
         result["target"] = target = {"talos_version": image_tag(params["image"]), "schematic": params["schematic"]}
-        result["before"] = before = booted(read_boot(talosctl, node, params["endpoint"]))
+        result["before"] = before = booted(talosctl, node, params["endpoint"])
         result["needed"] = not on_target(before, target)
         if not result["needed"]:
             module.exit_json(msg=f"{node} already boots {params['image']}", **result)
@@ -224,7 +231,7 @@ def main():
         result["changed"] = True
         if module.check_mode:
             module.exit_json(msg=f"{node} would be upgraded to {params['image']}", **result)
-        before["boot_id"] = talosctl.run(["read", BOOT_ID], **route)[1].strip()
+        before["boot_id"] = boot_id(talosctl, route)
         started = time.monotonic()
         drain = [f"--drain={str(params['drain']).lower()}", f"--drain-timeout={params['drain_timeout']}s"]
         try:
@@ -238,8 +245,8 @@ def main():
                 talosctl.run(["reboot", "--wait", f"--timeout={params['timeout']}s", *drain,
                               f"--mode={params['reboot_mode']}"], **route)
             result["took"] = round(time.monotonic() - started, 1)
-            result["after"] = after = booted(read_boot(talosctl, node, params["endpoint"]))
-            after["boot_id"] = talosctl.run(["read", BOOT_ID], **route)[1].strip()
+            result["after"] = after = booted(talosctl, node, params["endpoint"])
+            after["boot_id"] = boot_id(talosctl, route)
         except TalosError as error:
             if params["phase"] == "install" or _BEFORE_INSTALL.search(str(error.details.get("stderr") or "")):
                 raise

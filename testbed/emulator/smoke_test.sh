@@ -518,6 +518,12 @@ run "etcd snapshot on a worker" fail $(tc) -n 127.0.1.22 etcd snapshot worker.db
 has "etcd snapshot is only available on control plane nodes" "etcd snapshot on a worker"
 ok "etcd snapshot on a worker: refused as Talos (control plane only)"
 
+run "etcd forfeit-leadership on a worker" fail $(tc) -n 127.0.1.22 etcd forfeit-leadership
+has "etcd forfeit leadership is only available on control plane nodes" "etcd forfeit-leadership on a worker"
+run "etcd members on a worker" fail $(tc) -n 127.0.1.22 etcd members
+has "member list is only available on control plane nodes" "etcd members on a worker"
+ok "etcd forfeit-leadership and members on a worker: refused as Talos (control plane only)"
+
 # --- restart: state persists, the staged config boots ----------------------------------------
 
 stop_emulator

@@ -12,8 +12,6 @@ import (
 	"github.com/cosi-project/runtime/pkg/state"
 	"github.com/siderolabs/talos/pkg/machinery/api/machine"
 	"github.com/siderolabs/talos/pkg/machinery/constants"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"solanaops.testbed/emulator/image"
 )
@@ -112,12 +110,12 @@ func (em *Emulator) Installed(n *Node) (image.Installer, []string, bool) {
 // as Talos. Control planes only.
 func (em *Emulator) AdminKubeconfig(n *Node) ([]byte, error) {
 	em.mu.Lock()
-	cp := n.isControlPlane()
+	refused := n.controlPlaneOnly("kubeconfig")
 	cfg := n.running
 	em.mu.Unlock()
 
-	if !cp {
-		return nil, status.Error(codes.FailedPrecondition, "kubeconfig is only available on control plane nodes")
+	if refused != nil {
+		return nil, refused
 	}
 
 	ca := cfg.Cluster().IssuingCA()

@@ -342,8 +342,8 @@ func (em *Emulator) Bootstrap(n *Node, in *machine.BootstrapRequest) (*machine.B
 		return nil, status.Error(codes.FailedPrecondition, "bootstrap is not available yet")
 	}
 
-	if !n.isControlPlane() {
-		return nil, status.Error(codes.Unimplemented, "bootstrap is only available on control plane nodes")
+	if err := n.controlPlaneOnly("bootstrap"); err != nil {
+		return nil, err
 	}
 
 	if n.disk.EtcdData {

@@ -356,6 +356,14 @@ type EtcdStatus struct {
 	IsLearner        bool     `json:"isLearner"`
 }
 
+// EtcdMemberStatus is the member's /v3/maintenance/status.
+func EtcdMemberStatus(client *http.Client, endpoint string) (EtcdStatus, error) {
+	var st EtcdStatus
+	err := EtcdCall(client, endpoint, "/v3/maintenance/status", map[string]any{}, &st)
+
+	return st, err
+}
+
 func etcdHealthy(client *http.Client, endpoint string) bool {
 	resp, err := client.Get(endpoint + "/health")
 	if err != nil {

@@ -26,8 +26,7 @@ import (
 const eventCapacity = 1000
 
 type event struct {
-	id      xid.ID // sortable by time, as machined's (runtime.NewEvent)
-	at      time.Time
+	id      xid.ID // sortable by time (its time: tail_seconds), as machined's (runtime.NewEvent)
 	actorID string
 	payload proto.Message
 }
@@ -53,7 +52,7 @@ func newBootID() string { return uuid.NewString() }
 
 // publish appends an event to the node's buffer and wakes its watchers. Called with em.mu held.
 func (n *Node) publish(actorID string, payload proto.Message) {
-	n.events = append(n.events, event{id: xid.New(), at: time.Now(), actorID: actorID, payload: payload})
+	n.events = append(n.events, event{id: xid.New(), actorID: actorID, payload: payload})
 	if len(n.events) > eventCapacity {
 		n.events = slices.Clone(n.events[len(n.events)-eventCapacity:])
 	}
@@ -197,25 +196,29 @@ func (em *Emulator) WatchEvents(ctx context.Context, n *Node, req *machine.Event
 	}
 }
 
-// tailStart is the index of the first buffered event a watch request asks for.
+// tailStart is the index of the first buffered event a watch request asks for, the options
+// taken in machined's order (runtime/v1alpha1/v1alpha1_events.go Watch): tail_events, then the
+// events after tail_id, then those of the last tail_seconds.
 func tailStart(events []event, req *machine.EventsRequest, tailID xid.ID) int {
-	switch {
-	case req.TailId != "":
-		for i, e := range events {
-			if e.id == tailID {
-				return i + 1
-			}
+	first := func(keep func(event) bool) int {
+		if i := slices.IndexFunc(events, keep); i >= 0 {
+			return i
 		}
 
-		return 0
+		return len(events)
+	}
+
+	switch {
 	case req.TailEvents < 0:
 		return 0
 	case req.TailEvents > 0:
 		return max(0, len(events)-int(req.TailEvents))
+	case req.TailId != "":
+		return first(func(e event) bool { return e.id.Compare(tailID) > 0 })
 	case req.TailSeconds > 0:
 		since := time.Now().Add(-time.Duration(req.TailSeconds) * time.Second)
 
-		return slices.IndexFunc(append(slices.Clone(events), event{at: time.Now().Add(time.Hour)}), func(e event) bool { return e.at.After(since) })
+		return first(func(e event) bool { return e.id.Time().After(since) })
 	default:
 		return len(events)
 	}

@@ -46,12 +46,17 @@ func (em *Emulator) Down(n *Node) bool {
 	return n.off
 }
 
-// CheckControlPlane refuses an API that only control planes serve, with machined's answer
-// (internal/app/internal/machinehelper/machinehelper.go CheckControlplane).
+// CheckControlPlane refuses an API that only control planes serve, with machined's answer.
 func (em *Emulator) CheckControlPlane(n *Node, api string) error {
 	em.mu.Lock()
 	defer em.mu.Unlock()
 
+	return n.controlPlaneOnly(api)
+}
+
+// controlPlaneOnly is machined's refusal of an API only control planes serve
+// (internal/app/internal/machinehelper/machinehelper.go CheckControlplane). Called with em.mu held.
+func (n *Node) controlPlaneOnly(api string) error {
 	if !n.isControlPlane() {
 		return status.Errorf(codes.Unimplemented, "%s is only available on control plane nodes", api)
 	}
@@ -125,7 +130,7 @@ func (em *Emulator) Upgrade(n *Node, imageName string, progress func(string) err
 	}
 
 	n.upgrading = true
-	host, cfg := n.disk.Install.TalosVersion, n.running
+	host, cfg, boot := n.disk.Install.TalosVersion, n.running, n.bootID
 	em.mu.Unlock()
 
 	defer func() {
@@ -163,6 +168,14 @@ func (em *Emulator) Upgrade(n *Node, imageName string, progress func(string) err
 	}
 
 	em.mu.Lock()
+	// the installer runs as a container of this boot: a reboot or reset under way ends it
+	// before it writes anything
+	if n.off || n.bootID != boot || !n.configured() {
+		em.mu.Unlock()
+
+		return 0, status.Error(codes.Unavailable, "the machine rebooted during the upgrade: nothing was installed")
+	}
+
 	n.disk.PendingInstall = installRecordFor(n, cfg, inst)
 
 	if err := n.savePersisted(); err != nil {
@@ -216,7 +229,9 @@ func (em *Emulator) Reboot(n *Node) string {
 // schematic, healthy. The switch is used up. Called with em.mu held.
 func (em *Emulator) bootEntry(n *Node) {
 	pending := n.disk.PendingInstall
-	if pending == nil {
+	if pending == nil || !n.configured() {
+		n.disk.PendingInstall = nil // a reset wiped the boot entries with the disk
+
 		return
 	}
 

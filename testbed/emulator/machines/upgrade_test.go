@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/xid"
 	"github.com/siderolabs/talos/pkg/machinery/api/machine"
 	machinetype "github.com/siderolabs/talos/pkg/machinery/config/machine"
 	runtimeres "github.com/siderolabs/talos/pkg/machinery/resources/runtime"
@@ -289,6 +290,10 @@ func TestEvents(t *testing.T) {
 	var sawReboot bool
 
 	for _, e := range got[1:] {
+		if e.Id <= all[len(all)-1].Id {
+			t.Errorf("resumed after %s, got the older event %s", all[len(all)-1].Id, e.Id)
+		}
+
 		if seq, ok := payload(t, e).(*machine.SequenceEvent); ok && seq.Sequence == "reboot" && e.ActorId == actor {
 			sawReboot = true
 		}
@@ -380,5 +385,32 @@ func TestVersionResourceFollowsEveryBoot(t *testing.T) {
 
 	if got := res.(*runtimeres.Version).TypedSpec().Version; got != kernel.TalosVersion {
 		t.Errorf("get version after the upgrade: %s, want %s", got, kernel.TalosVersion)
+	}
+}
+
+// tailStart takes machined's options in machined's order: tail_events first, then the events
+// with a later id than tail_id (also when that id is not in the buffer), then tail_seconds.
+func TestTailStart(t *testing.T) {
+	events := []event{{id: xid.New()}, {id: xid.New()}, {id: xid.New()}}
+	before, after := xid.NewWithTime(time.Now().Add(-time.Hour)), xid.NewWithTime(time.Now().Add(time.Hour))
+
+	for name, tc := range map[string]struct {
+		req  *machine.EventsRequest
+		id   xid.ID
+		want int
+	}{
+		"nothing old":                     {&machine.EventsRequest{}, xid.NilID(), 3},
+		"all":                             {&machine.EventsRequest{TailEvents: -1}, xid.NilID(), 0},
+		"the last two":                    {&machine.EventsRequest{TailEvents: 2}, xid.NilID(), 1},
+		"more than there are":             {&machine.EventsRequest{TailEvents: 9}, xid.NilID(), 0},
+		"tail_events wins over tail_id":   {&machine.EventsRequest{TailEvents: 1, TailId: events[0].id.String()}, events[0].id, 2},
+		"after an id in the buffer":       {&machine.EventsRequest{TailId: events[0].id.String()}, events[0].id, 1},
+		"after an id older than them all": {&machine.EventsRequest{TailId: before.String()}, before, 0},
+		"after an id newer than them all": {&machine.EventsRequest{TailId: after.String()}, after, 3},
+		"the last minute":                 {&machine.EventsRequest{TailSeconds: 60}, xid.NilID(), 0},
+	} {
+		if got := tailStart(events, tc.req, tc.id); got != tc.want {
+			t.Errorf("%s: start %d, want %d", name, got, tc.want)
+		}
 	}
 }

@@ -36,6 +36,10 @@ func parseID(s string) uint64 {
 
 func (s *machineServer) EtcdMemberList(ctx context.Context, _ *machine.EtcdMemberListRequest) (*machine.EtcdMemberListResponse, error) {
 	return dispatch(ctx, s, func(_ context.Context, n *machines.Node) (*machine.EtcdMemberListResponse, error) {
+		if err := s.em.CheckControlPlane(n, "member list"); err != nil {
+			return nil, err
+		}
+
 		endpoint, client, err := s.em.EtcdClient(n)
 		if err != nil {
 			return nil, err
@@ -59,13 +63,17 @@ func (s *machineServer) EtcdMemberList(ctx context.Context, _ *machine.EtcdMembe
 
 func (s *machineServer) EtcdStatus(ctx context.Context, _ *emptypb.Empty) (*machine.EtcdStatusResponse, error) {
 	return dispatch(ctx, s, func(_ context.Context, n *machines.Node) (*machine.EtcdStatusResponse, error) {
+		if err := s.em.CheckControlPlane(n, "etcd status"); err != nil {
+			return nil, err
+		}
+
 		endpoint, client, err := s.em.EtcdClient(n)
 		if err != nil {
 			return nil, err
 		}
 
-		var st machines.EtcdStatus
-		if err := machines.EtcdCall(client, endpoint, "/v3/maintenance/status", map[string]any{}, &st); err != nil {
+		st, err := machines.EtcdMemberStatus(client, endpoint)
+		if err != nil {
 			return nil, status.Error(codes.Unavailable, err.Error())
 		}
 
@@ -114,8 +122,8 @@ func forfeitLeadership(client *http.Client, endpoint string) (string, error) {
 		return "", errors.New("cannot forfeit leadership, only one member")
 	}
 
-	var st machines.EtcdStatus
-	if err := machines.EtcdCall(client, endpoint, "/v3/maintenance/status", map[string]any{}, &st); err != nil {
+	st, err := machines.EtcdMemberStatus(client, endpoint)
+	if err != nil {
 		return "", err
 	}
 
@@ -123,17 +131,17 @@ func forfeitLeadership(client *http.Client, endpoint string) (string, error) {
 		return "", nil
 	}
 
-	for _, m := range members {
-		if m.ID != st.Header.MemberID {
-			if err := machines.EtcdCall(client, endpoint, "/v3/maintenance/transfer-leadership", map[string]any{"targetID": m.ID}, &struct{}{}); err != nil {
-				return "", err
-			}
-
-			return m.Name, nil
-		}
+	// more than one member: one of them is another
+	other := members[0]
+	if other.ID == st.Header.MemberID {
+		other = members[1]
 	}
 
-	return "", nil
+	if err := machines.EtcdCall(client, endpoint, "/v3/maintenance/transfer-leadership", map[string]any{"targetID": other.ID}, &struct{}{}); err != nil {
+		return "", err
+	}
+
+	return other.Name, nil
 }
 
 // EtcdSnapshot streams the member's database, read through etcd's snapshot API (the
