@@ -76,11 +76,13 @@ options:
     default: false
   record:
     description:
-      - A file recording a hash of this render's inputs (every option, the content of the secrets
-        bundle and of each C(@path) patch, the talosctl version) and of the configuration written,
-        kept with mode C(0600). When both still match, talosctl is not run again; a changed input,
-        another talosctl version or an edited O(dest) renders it again.
-      - Written after a successful render (and validation); never in check mode.
+      - A file recording a hash of this render's inputs (talosctl's arguments, the content of the
+        secrets bundle and of each C(@path) patch, the talosctl version and, with O(validate), the
+        kubelet feature-gate table) and of the configuration written, kept with mode C(0600). When
+        both still match, talosctl is not run again; a changed input, another talosctl version (by
+        its version string, not its build), a new record layout or an edited O(dest) renders it
+        again.
+      - Written after a successful render (and validation, when O(validate)); never in check mode.
     type: path
   record_only:
     description:
@@ -156,6 +158,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.solanaops.talos.plugins.module_utils import config_validation, secret_files
+from ansible_collections.solanaops.talos.plugins.module_utils.kubelet_feature_gates import KUBELET
 from ansible_collections.solanaops.talos.plugins.module_utils.secret_files import yaml
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     TALOSCTL_ARGSPEC,
@@ -182,9 +185,9 @@ ARGUMENT_SPEC = {
     "record": {"type": "path"},
     "record_only": {"type": "bool", "default": False},
 }
-# options that shape the rendered configuration, hashed into the record
-RENDER_OPTIONS = ("cluster_name", "cluster_endpoint", "machine_type", "talos_version", "kubernetes_version",
-                  "install_disk", "install_image", "validate")
+# what a record's inputs hash covers besides the render's own argv; a new layout or new rules
+# make every recorded node render (and validate) again
+RECORD_FORMAT = 1
 
 # optional module option -> talosctl flag
 _FLAGS = {
@@ -229,6 +232,10 @@ def sha256(text):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def is_private(path):
+    return os.stat(path).st_mode & 0o777 == 0o600
+
+
 def secrets_text(params):
     """The secrets bundle's content, None when it cannot be read."""
     if params["secrets_content"]:
@@ -237,8 +244,10 @@ def secrets_text(params):
 
 
 def inputs_sha256(params, secrets, talosctl_version):
-    """One hash of everything the render reads: the options, the bundle, each patch (a @path
-    patch by its content) and the talosctl version. None when a patch file cannot be read."""
+    """One hash of everything the render reads: talosctl's argv (the options and fixed flags; the
+    bundle and patches stand in by placeholders), the bundle, each patch (a @path patch by its
+    content), the talosctl version and, when it validates, the kubelet feature-gate table the
+    validation judges by. None when a patch file cannot be read."""
     patches = []
     for patch in params["patches"]:
         if isinstance(patch, str) and patch.startswith("@"):
@@ -247,7 +256,8 @@ def inputs_sha256(params, secrets, talosctl_version):
                 return None
             patch = {"file": patch[1:], "content": content}
         patches.append(patch)
-    material = {option: params[option] for option in RENDER_OPTIONS}
+    material = {"format": RECORD_FORMAT, "argv": gen_config_argv(params, "<secrets>", ["<patch>"] * len(patches)),
+                "validate": params["validate"] and KUBELET}
     # rstrip: the file lookup that reads a vault-encrypted bundle drops its trailing newline
     material.update(patches=patches, secrets=sha256((secrets or "").rstrip()), talosctl=talosctl_version)
     return sha256(json.dumps(material, sort_keys=True, default=str))
@@ -265,8 +275,7 @@ def up_to_date(dest, record, inputs):
     """dest is what the recorded render wrote, private, from these very inputs."""
     current = secret_files.read_text(dest)
     return (inputs is not None and record is not None and current is not None
-            and record.get("inputs") == inputs and record.get("output") == sha256(current)
-            and os.stat(dest).st_mode & 0o777 == 0o600)
+            and record.get("inputs") == inputs and record.get("output") == sha256(current) and is_private(dest))
 
 
 def render(module, talosctl):
@@ -297,6 +306,8 @@ def main():
         # a dry run before the first real one: the bundle would be generated first
         module.exit_json(changed=True, dest=dest, msg=f"{secrets_path} does not exist yet; the config would be created")
     params = module.params
+    if params["record_only"] and not params["record"]:
+        module.fail_json(msg="record_only compares the node with its record: set record too")
     try:
         talosctl = Talosctl(module)
         result["talosctl_version"] = talosctl.version
@@ -314,9 +325,8 @@ def main():
     module.no_log_values.update(secret_files.secret_values(rendered))
 
     current = secret_files.read_text(dest)
-    mode_wrong = current is not None and os.stat(dest).st_mode & 0o777 != 0o600
-    result["changed"] = current != rendered or mode_wrong
-    result["sha256"] = hashlib.sha256(rendered.encode()).hexdigest()
+    result["changed"] = current != rendered or (current is not None and not is_private(dest))
+    result["sha256"] = sha256(rendered)
     if module._diff and current != rendered:
         result["diff"] = {
             "before_header": dest, "after_header": dest,

@@ -68,7 +68,8 @@ def test_first_run_writes_everything_private(deployment):
     out = deployment.out
     assert deployment.first.changed > 0
     assert mode_of(out) == 0o700
-    for name in ("secrets.yaml", "talosconfig", *(f"{n}.yaml" for n in (*CONTROLPLANES, WORKER))):
+    per_node = [f"{node}.{kind}" for node in (*CONTROLPLANES, WORKER) for kind in ("yaml", "record.json")]
+    for name in ("secrets.yaml", "talosconfig", *per_node):
         assert mode_of(out / name) == 0o600, name
     talosconfig = yaml.safe_load((out / "talosconfig").read_text())
     endpoints = talosconfig["contexts"][deployment.vars["talos_cluster_name"]]["endpoints"]
@@ -211,9 +212,17 @@ def test_no_secret_in_playbook_output(deployment):
     assert [s for s in secrets if s in output] == []
 
 
+def records(out):
+    """Each node's render record and when it was written: a render rewrites it."""
+    return {path.name: path.stat().st_mtime_ns for path in out.glob("*.record.json")}
+
+
 def test_second_run_changes_nothing(deployment):
+    written = records(deployment.out)
+    assert len(written) == len((*CONTROLPLANES, WORKER))
     again = deployment.run()
     assert again.unchanged, again.stats
+    assert records(deployment.out) == written, "nothing changed: no node was rendered again"
 
 
 def test_a_re_run_renders_again_what_changed_since_the_record(deployment):
@@ -239,9 +248,12 @@ def test_vault_encrypted_secrets_render_the_same_configs(deployment, tmp_path):
     password = tmp_path / "vault-pass"
     password.write_text("s3cret-pass\n")
     subprocess.run(["ansible-vault", "encrypt", "--vault-password-file", str(password), str(secrets)], check=True)
+    for record in deployment.out.glob("*.record.json"):  # render from the decrypted bundle, not skip
+        record.unlink()
     try:
         again = deployment.run("--vault-password-file", str(password))
         assert again.unchanged, again.failure_messages() or again.stats
+        assert len(records(deployment.out)) == len((*CONTROLPLANES, WORKER)), "every node was rendered"
     finally:
         subprocess.run(["ansible-vault", "decrypt", "--vault-password-file", str(password), str(secrets)], check=True)
 

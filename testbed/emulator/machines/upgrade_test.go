@@ -169,9 +169,10 @@ func TestUpgradeThenReboot(t *testing.T) {
 	}
 
 	bootID := read(t, em, n, bootIDPath)
+	em.RebootDelay = 200 * time.Millisecond // long enough to see it down (a 0 s reboot may be over already)
 	actor := em.Reboot(n)
 
-	if !n.off {
+	if !em.Down(n) {
 		t.Error("the machine did not go down")
 	}
 

@@ -121,12 +121,12 @@ RECORD_PARAMS = {**params(talos_version="v1.13", kubernetes_version="1.36.3",
                  "patches": [{"machine": {"sysctls": {"vm.max_map_count": "1000000"}}}], "validate": True}
 
 
-def _recorded(tmp_path, text="version: v1alpha1\n", inputs=None):
+def _recorded(tmp_path):
     """dest written private and its record, as a successful render leaves them."""
-    dest = tmp_path / "node.yaml"
+    dest, text = tmp_path / "node.yaml", "version: v1alpha1\n"
     dest.write_text(text)
     dest.chmod(0o600)
-    inputs = inputs or talos_machineconfig.inputs_sha256(RECORD_PARAMS, "bundle\n", "v1.13.9")
+    inputs = talos_machineconfig.inputs_sha256(RECORD_PARAMS, "bundle\n", "v1.13.9")
     record = {"inputs": inputs, "output": talos_machineconfig.sha256(text)}
     return str(dest), record, inputs
 
@@ -192,3 +192,19 @@ def test_a_patch_file_is_hashed_by_its_content(tmp_path):
     assert talos_machineconfig.inputs_sha256(with_file, "bundle", "v1.13.9") != before
     patch.unlink()
     assert talos_machineconfig.inputs_sha256(with_file, "bundle", "v1.13.9") is None
+
+
+def test_the_record_follows_the_collection_not_only_the_options(monkeypatch):
+    """A new fixed talosctl flag, another feature-gate table or a new record layout renders again."""
+    before = talos_machineconfig.inputs_sha256(RECORD_PARAMS, "bundle", "v1.13.9")
+    real_argv = talos_machineconfig.gen_config_argv
+    with monkeypatch.context() as patched:
+        patched.setattr(talos_machineconfig, "gen_config_argv", lambda *args: [*real_argv(*args), "--with-kubespan"])
+        assert talos_machineconfig.inputs_sha256(RECORD_PARAMS, "bundle", "v1.13.9") != before
+    with monkeypatch.context() as patched:
+        patched.setattr(talos_machineconfig, "KUBELET", {"1.36": {"NewGate": {"default": False}}})
+        assert talos_machineconfig.inputs_sha256(RECORD_PARAMS, "bundle", "v1.13.9") != before
+    with monkeypatch.context() as patched:
+        patched.setattr(talos_machineconfig, "RECORD_FORMAT", talos_machineconfig.RECORD_FORMAT + 1)
+        assert talos_machineconfig.inputs_sha256(RECORD_PARAMS, "bundle", "v1.13.9") != before
+    assert talos_machineconfig.inputs_sha256(RECORD_PARAMS, "bundle", "v1.13.9") == before
