@@ -71,8 +71,9 @@ testbed:
 	testbed/emulator/smoke_test.sh
 	./tests/pytest.sh testbed/tests
 
+# two pytest processes side by side: the tests of the testbed's machines, and the others
 integration:
-	./tests/pytest.sh tests/integration
+	./tests/integration.sh
 
 # the collection's scenarios (extensions/molecule): offline pipeline, then the whole testbed
 molecule:

@@ -26,6 +26,24 @@ PINS = gobuild.pinned_versions()
 ETCDUTL = gobuild.binary_path("etcdutl", PINS["ETCD_VERSION"])
 
 
+# The fixtures that start the testbed's machines, which listen on fixed loopback addresses
+# (127.0.1.x): a test using one is marked `testbed`. make integration (tests/integration.sh)
+# runs those one at a time and, beside them in a second pytest, the tests that need no machine.
+TESTBED_FIXTURES = {"emulator", "deploy", "deployed", "deployed_once"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "testbed: starts the testbed's machines (fixed addresses: one at a time)")
+
+
+# first: `-m testbed` / `-m "not testbed"` is applied by the mark plugin's hook, called after it
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if TESTBED_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.testbed)
+
+
 def talosctl_binary(version: str) -> Path:
     path = gobuild.binary_path("talosctl", version)
     if not path.exists():
