@@ -83,6 +83,12 @@ options:
         its version string, not its build), a new record layout or an edited O(dest) renders it
         again.
       - Written after a successful render (and validation, when O(validate)); never in check mode.
+      - The comparison (a node up to date with its record, or any O(record_only) run) is made by the
+        collection's action plugin in the controller's worker process, without starting the module,
+        when the task runs on the controller as the same user (C(ansible_connection=local), no
+        become). It then reads O(dest), O(record), the secrets bundle and C(@path) patches there and
+        runs C(talosctl version --client) there. Under any other connection the module compares on the
+        target as before.
     type: path
   record_only:
     description:
@@ -152,50 +158,22 @@ talosctl_version:
   sample: v1.13.9
 """
 
-import hashlib
-import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.solanaops.talos.plugins.module_utils import config_validation, secret_files
-from ansible_collections.solanaops.talos.plugins.module_utils.kubelet_feature_gates import KUBELET
-from ansible_collections.solanaops.talos.plugins.module_utils.secret_files import yaml
-from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
-    TALOSCTL_ARGSPEC,
-    Talosctl,
-    TalosError,
-    fail_json_from,
+from ansible_collections.solanaops.talos.plugins.module_utils.machineconfig import (
+    ARGUMENT_SPEC,
+    MUTUALLY_EXCLUSIVE,
+    REQUIRED_ONE_OF,
+    compare_with_record,
+    gen_config_argv,
+    is_private,
+    record_text,
+    sha256,
 )
-
-ARGUMENT_SPEC = {
-    **TALOSCTL_ARGSPEC,
-    "dest": {"type": "path", "required": True},
-    "secrets_path": {"type": "path"},
-    "secrets_content": {"type": "str", "no_log": True},
-    "cluster_name": {"type": "str", "required": True},
-    "cluster_endpoint": {"type": "str", "required": True},
-    "machine_type": {"type": "str", "required": True, "choices": ["controlplane", "worker"]},
-    "talos_version": {"type": "str"},
-    "kubernetes_version": {"type": "str"},
-    "install_disk": {"type": "str"},
-    "install_image": {"type": "str"},
-    "patches": {"type": "list", "elements": "raw", "default": []},
-    "node_name": {"type": "str"},
-    "validate": {"type": "bool", "default": False},
-    "record": {"type": "path"},
-    "record_only": {"type": "bool", "default": False},
-}
-# what a record's inputs hash covers besides the render's own argv; a new layout or new rules
-# make every recorded node render (and validate) again
-RECORD_FORMAT = 1
-
-# optional module option -> talosctl flag
-_FLAGS = {
-    "talos_version": "--talos-version",
-    "kubernetes_version": "--kubernetes-version",
-    "install_disk": "--install-disk",
-    "install_image": "--install-image",
-}
+from ansible_collections.solanaops.talos.plugins.module_utils.secret_files import yaml
+from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import Talosctl, TalosError, fail_json_from
 
 
 def patch_argument(patch, index, workdir):
@@ -213,71 +191,6 @@ def patch_argument(patch, index, workdir):
     return "@" + path
 
 
-def gen_config_argv(params, secrets_path, patch_arguments):
-    argv = [
-        "gen", "config", params["cluster_name"], params["cluster_endpoint"],
-        "--with-secrets", secrets_path,
-        "--output-types", params["machine_type"], "--output", "-",
-        "--with-docs=false", "--with-examples=false",
-    ]
-    for option, flag in _FLAGS.items():
-        if params[option]:
-            argv += [flag, params[option]]
-    for argument in patch_arguments:
-        argv += ["--config-patch", argument]
-    return argv
-
-
-def sha256(text):
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def is_private(path):
-    return os.stat(path).st_mode & 0o777 == 0o600
-
-
-def secrets_text(params):
-    """The secrets bundle's content, None when it cannot be read."""
-    if params["secrets_content"]:
-        return params["secrets_content"]
-    return secret_files.read_text(params["secrets_path"])
-
-
-def inputs_sha256(params, secrets, talosctl_version):
-    """One hash of everything the render reads: talosctl's argv (the options and fixed flags; the
-    bundle and patches stand in by placeholders), the bundle, each patch (a @path patch by its
-    content), the talosctl version and, when it validates, the kubelet feature-gate table the
-    validation judges by. None when a patch file cannot be read."""
-    patches = []
-    for patch in params["patches"]:
-        if isinstance(patch, str) and patch.startswith("@"):
-            content = secret_files.read_text(patch[1:])
-            if content is None:
-                return None
-            patch = {"file": patch[1:], "content": content}
-        patches.append(patch)
-    material = {"format": RECORD_FORMAT, "argv": gen_config_argv(params, "<secrets>", ["<patch>"] * len(patches)),
-                "validate": params["validate"] and KUBELET}
-    # rstrip: the file lookup that reads a vault-encrypted bundle drops its trailing newline
-    material.update(patches=patches, secrets=sha256((secrets or "").rstrip()), talosctl=talosctl_version)
-    return sha256(json.dumps(material, sort_keys=True, default=str))
-
-
-def read_record(path):
-    try:
-        record = json.loads(secret_files.read_text(path) or "null")
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def up_to_date(dest, record, inputs):
-    """dest is what the recorded render wrote, private, from these very inputs."""
-    current = secret_files.read_text(dest)
-    return (inputs is not None and record is not None and current is not None
-            and record.get("inputs") == inputs and record.get("output") == sha256(current) and is_private(dest))
-
-
 def render(module, talosctl):
     params = module.params
     with secret_files.private_dir() as workdir:
@@ -291,8 +204,8 @@ def render(module, talosctl):
 def main():
     module = AnsibleModule(
         argument_spec=ARGUMENT_SPEC,
-        mutually_exclusive=[("secrets_path", "secrets_content")],
-        required_one_of=[("secrets_path", "secrets_content")],
+        mutually_exclusive=MUTUALLY_EXCLUSIVE,
+        required_one_of=REQUIRED_ONE_OF,
         supports_check_mode=True,
     )
     if yaml is None:
@@ -312,11 +225,8 @@ def main():
         talosctl = Talosctl(module)
         result["talosctl_version"] = talosctl.version
         if params["record"]:
-            inputs = inputs_sha256(params, secrets_text(params), talosctl.version)
-            record = read_record(params["record"])
-            result["up_to_date"] = up_to_date(dest, record, inputs)
-            if result["up_to_date"]:
-                result["sha256"] = record["output"]
+            inputs, compared = compare_with_record(params, talosctl.version)
+            result.update(compared)
             if result["up_to_date"] or params["record_only"]:
                 module.exit_json(**result)
         rendered = render(module, talosctl)
@@ -345,8 +255,7 @@ def main():
         except TalosError as error:
             fail_json_from(module, error, **result)
     if params["record"]:
-        secret_files.write_private(module, params["record"],
-                                   json.dumps({"inputs": inputs, "output": result["sha256"]}) + "\n")
+        secret_files.write_private(module, params["record"], record_text(inputs, result["sha256"]))
     module.exit_json(**result)
 
 

@@ -1,0 +1,89 @@
+# Copyright: (c) 2026, SolanaOps platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin of solanaops.talos.talos_machineconfig: a node found up to date with its render
+record (and any O(record_only) comparison) is answered on the controller, in the worker process,
+without building and starting the module; everything else runs the module as usual.
+
+The answer reads O(dest), O(record), the secrets bundle and C(@path) patches on the controller,
+and runs C(talosctl version --client) there: the same files and talosctl the module would read,
+only when the task runs on the controller as the same user (a ``local`` connection without
+become). Any other connection, become, an unreadable file or a talosctl not found runs the module.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.plugins.action import ActionBase
+from ansible.utils.vars import merge_hash
+from ansible_collections.solanaops.talos.plugins.module_utils.machineconfig import (
+    ARGUMENT_SPEC,
+    MUTUALLY_EXCLUSIVE,
+    REQUIRED_ONE_OF,
+    compare_with_record,
+)
+from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import TalosError, parse_client_version
+
+
+class ActionModule(ActionBase):
+    _supports_check_mode = True
+    _supports_async = True
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp  # unused since ansible-core 2.10
+        answer = None if self._task.async_val else self._answer_from_record()
+        if answer is not None:
+            result.update(answer)
+            return result
+        wrap_async = self._task.async_val and not self._connection.has_native_async
+        result = merge_hash(result, self._execute_module(task_vars=task_vars, wrap_async=wrap_async))
+        if not wrap_async:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        return result
+
+    def _on_controller(self):
+        """The module would run here, as this user: it would read what this process reads."""
+        return self._connection.transport == "local" and not self._play_context.become
+
+    def _answer_from_record(self):
+        """The module's own result when it would only compare with the record (up to date, or
+        record_only), computed here; None when the module has to run."""
+        validated = ArgumentSpecValidator(ARGUMENT_SPEC, mutually_exclusive=MUTUALLY_EXCLUSIVE,
+                                          required_one_of=REQUIRED_ONE_OF).validate(self._task.args)
+        params = validated.validated_parameters
+        # argument errors, and a bundle that is missing (check mode's first run, or an error),
+        # are the module's to report
+        if validated.error_messages or not params["record"] or not self._on_controller():
+            return None
+        if params["secrets_path"] and not os.path.exists(params["secrets_path"]):
+            return None
+        version = self._talosctl_version(params)
+        if version is None:
+            return None
+        try:
+            _inputs, compared = compare_with_record(params, version)
+        except OSError:
+            return None
+        if not (compared["up_to_date"] or params["record_only"]):
+            return None
+        return {"changed": False, "dest": params["dest"], "talosctl_version": version, **compared}
+
+    def _talosctl_version(self, params):
+        """What the module's Talosctl(...).version would say, None when that is not certain here."""
+        path = params["talosctl_path"]
+        if not path:
+            if self._task.environment:  # the module's PATH may differ from this process's
+                return None
+            path = shutil.which("talosctl")
+        if not path or not os.access(path, os.X_OK):
+            return None
+        try:
+            completed = subprocess.run([path, "version", "--client", "--short"], capture_output=True, text=True,
+                                       env={**os.environ, "LC_ALL": "C"}, check=False, timeout=60)
+            return parse_client_version(completed.stdout) if completed.returncode == 0 else None
+        except (OSError, subprocess.SubprocessError, TalosError):
+            return None
