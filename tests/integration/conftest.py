@@ -196,7 +196,8 @@ def deploy(playbook, emulator, talosctl, tmp_path):
 def deployed_once(playbook, talosctl, tmp_path_factory):
     """One site run from blank machines, then the machines stopped: their state and the output
     folder, which `deployed` copies for each test that starts from a deployed cluster instead of
-    deploying again (minutes each). test_site_deploys_... proves that deployment itself."""
+    deploying again (minutes each), and the site run itself (site-run.json, read by
+    `first_site_run`), which test_site_deploys_... judges."""
     base = tmp_path_factory.mktemp("deployed")
     machines = Machines(LOCAL_MACHINES, base / "emulator")
     try:
@@ -204,9 +205,15 @@ def deployed_once(playbook, talosctl, tmp_path_factory):
         for play in ("generate", "site"):
             result = run(play)
             assert result.rc == 0, result.failure_messages()
+        (base / "site-run.json").write_text(json.dumps(dataclasses.asdict(result)))
     finally:
         machines.stop()
     return base
+
+
+def first_site_run(deployed_once: Path) -> PlaybookRun:
+    """The site run that deployed `deployed_once` from blank machines."""
+    return PlaybookRun(**json.loads((deployed_once / "site-run.json").read_text()))
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import time
 import pytest
 import yaml
 from ansible_collections.solanaops.talos.plugins.module_utils import schematic
-from conftest import ETCDUTL, LOCAL_INVENTORY
+from conftest import ETCDUTL, LOCAL_INVENTORY, first_site_run
 from machines import power, shutdown_delay  # testbed/machines.py: the emulated machines' controls
 
 FIRST_APPLY = "Apply the first machine configuration to nodes in maintenance mode (they install and reboot)"
@@ -29,8 +29,10 @@ def task_results(run, name):
             if task["task"]["name"].split(" : ")[-1] == name for host, result in task["hosts"].items()}
 
 
-def test_site_deploys_a_healthy_verified_cluster_then_changes_nothing(deploy, talosctl):
-    first = deploy("site")
+def test_site_deploys_a_healthy_verified_cluster_then_changes_nothing(deployed_once, deployed):
+    # the session's one deployment from blank machines (deployed_once), judged here; then site
+    # again on a copy of it, powered on again
+    first, out = first_site_run(deployed_once), deployed_once / "out"
     assert first.rc == 0, first.failure_messages()
     applied = {**task_results(first, FIRST_APPLY), **task_results(first, WORKER_APPLY)}
     assert set(applied) == {"controlplane-1", "controlplane-2", "controlplane-3", "solana-validator"}
@@ -48,11 +50,11 @@ def test_site_deploys_a_healthy_verified_cluster_then_changes_nothing(deploy, ta
     (health,) = task_results(first, "Wait for the workers to join and the whole cluster to report healthy").values()
     assert health["healthy"] and "all k8s nodes to report ready" in [c["name"] for c in health["checks"]]
     # the kubeconfig is private and names the VIP, whatever node it came from
-    kubeconfig = deploy.out / "kubeconfig"
+    kubeconfig = out / "kubeconfig"
     assert stat.S_IMODE(kubeconfig.stat().st_mode) == 0o600
     assert yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"] == "https://127.0.1.10:6443"
     # verify covered both halves: Kubernetes objects, kernel, kubelet policies, services, etcd
-    report = json.loads((deploy.out / "verify" / "report.json").read_text())
+    report = json.loads((out / "verify" / "report.json").read_text())
     names = {r["name"] for r in report["results"]}
     assert {"etcd quorum", "service etcd", "kubelet cpuManagerPolicy", "HugePages_Total", "PriorityClass",
             "allocatable hugepages-2Mi", "sysctl net.ipv4.tcp_rmem", "link enp1s0 MTU",
@@ -65,22 +67,22 @@ def test_site_deploys_a_healthy_verified_cluster_then_changes_nothing(deploy, ta
     # the same counts for machines: JUnit for CI, Markdown for a job summary, set_stats for AWX
     from xml.etree import ElementTree
 
-    junit = ElementTree.parse(deploy.out / "verify" / "junit.xml").getroot()
+    junit = ElementTree.parse(out / "verify" / "junit.xml").getroot()
     assert [int(junit.get(key)) for key in ("tests", "failures", "skipped")] == [
         len(report["results"]), report["failed"], report["information"]]
     assert {suite.get("name") for suite in junit.findall("testsuite")} == {r["family"] for r in report["results"]}
     counts = f"{report['passed']} passed, {report['failed']} failed, {report['information']} information"
-    assert f"**{counts}**" in (deploy.out / "verify" / "summary.md").read_text()
+    assert f"**{counts}**" in (out / "verify" / "summary.md").read_text()
     (shown,) = task_results(first, "Show the summary").values()
     assert shown["msg"][-1] == counts, "the summary is printed as lines"
     (published,) = task_results(first, "Publish the counts and the report's files as run statistics").values()
     assert published["ansible_stats"]["data"] == {
         "verify_passed_count": report["passed"], "verify_failed_count": 0,
         "verify_information_count": report["information"],
-        "verify_report_files": {kind: str(deploy.out / "verify" / name) for kind, name in [
+        "verify_report_files": {kind: str(out / "verify" / name) for kind, name in [
             ("json", "report.json"), ("summary", "summary.txt"), ("junit", "junit.xml"), ("markdown", "summary.md")]}}
 
-    again = deploy("site")
+    again = deployed("site")
     assert again.unchanged, again.stats
     reapplied = task_results(again, UPDATE)
     assert set(reapplied) == {"controlplane-1", "controlplane-2", "controlplane-3"}
