@@ -25,7 +25,11 @@ from ansible_collections.solanaops.talos.plugins.module_utils.machineconfig impo
     REQUIRED_ONE_OF,
     compare_with_record,
 )
-from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import TalosError, parse_client_version
+from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
+    CLIENT_VERSION_ARGS,
+    TalosError,
+    parse_client_version,
+)
 
 
 class ActionModule(ActionBase):
@@ -82,7 +86,7 @@ class ActionModule(ActionBase):
         if not path or not os.access(path, os.X_OK):
             return None
         try:
-            completed = subprocess.run([path, "version", "--client", "--short"], capture_output=True, text=True,
+            completed = subprocess.run([path, *CLIENT_VERSION_ARGS], capture_output=True, text=True,
                                        env={**os.environ, "LC_ALL": "C"}, check=False, timeout=60)
             return parse_client_version(completed.stdout) if completed.returncode == 0 else None
         except (OSError, subprocess.SubprocessError, TalosError):

@@ -114,7 +114,7 @@ class Talosctl:
     def version(self):
         """The client version, e.g. ``v1.13.9``."""
         if self._version is None:
-            _rc, stdout, _stderr = self.run(["version", "--client", "--short"])
+            _rc, stdout, _stderr = self.run(list(CLIENT_VERSION_ARGS))
             self._version = parse_client_version(stdout)
         return self._version
 
@@ -155,6 +155,11 @@ def parse_resources(stdout):
         while position < len(text) and text[position].isspace():
             position += 1
     return resources
+
+
+# asks talosctl its own version (read by parse_client_version); the action plugin of
+# talos_machineconfig asks it too, on the controller
+CLIENT_VERSION_ARGS = ("version", "--client", "--short")
 
 
 def parse_client_version(stdout):

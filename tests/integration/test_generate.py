@@ -235,6 +235,13 @@ def test_a_re_run_renders_again_what_changed_since_the_record(deployment):
     assert restored.rc == 0, restored.failure_messages()
     assert restored.stats[WORKER]["changed"] == 1 and restored.changed == 1, restored.stats
     assert config.read_text() == rendered
+    # a node whose config is up to date skips writing its schematic only while the file holds it
+    schematic_file = deployment.out / f"{CONTROLPLANES[0]}.schematic.yaml"
+    schematic_text, written = schematic_file.read_text(), records(deployment.out)
+    schematic_file.write_text(schematic_text + "# edited by hand\n")
+    rewritten = deployment.run()
+    assert rewritten.stats[CONTROLPLANES[0]]["changed"] == 1 and rewritten.changed == 1, rewritten.stats
+    assert schematic_file.read_text() == schematic_text and records(deployment.out) == written
     major_minor, _dot, patch = str(deployment.vars["talos_cluster_kubernetes_version"]).rpartition(".")
     earlier_patch = f"{major_minor}.{int(patch) - 1}"  # supported by the contract like the inventory's
     changed_input = deployment.run("--check", "-e", f"talos_cluster_kubernetes_version={earlier_patch}")
