@@ -81,6 +81,12 @@ TOOLS: dict[str, Tool] = {
                 # a fork that only helps dead-code elimination in machined, not in talosctl
                 "github.com/containerd/containerd/v2": "github.com/containerd/containerd/v2 v2.2.9",
             },
+            "v1.14.1": {
+                "github.com/cosi-project/runtime": "v1.16.2",
+                "github.com/jsimonetti/rtnetlink/v2": "v2.3.0",
+                # upstream's fork adds APIs machined uses; talosctl builds with the original
+                "github.com/mdlayher/ethtool": "github.com/mdlayher/ethtool v0.6.1",
+            },
         },
     ),
     "etcd": Tool(
