@@ -348,7 +348,8 @@ def main() -> None:
     if args.action == "all":
         for name in TOOLS:
             build(name, default_version(name, pins))
-        # the older contract's validator
+        # the other contracts' validators
+        build("talosctl", pins["TALOSCTL_NEXT_VERSION"])
         build("talosctl", pins["TALOSCTL_LEGACY_VERSION"])
         return
     if not args.name:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 
+import yaml
 from ansible_collections.solanaops.talos.plugins.module_utils import contract, node_restriction, resources, schematic
 
 
@@ -21,10 +22,13 @@ def node_documents(node, cluster, talos_version):
     cluster: subnet, gateway, nameservers, ntp_servers.
     """
     documents = []
-    if node.get("install_disk_selector"):
+    selector = node.get("install_disk_selector")
+    if selector and contract.uses_multidoc_kubernetes(talos_version):
+        documents.append({"apiVersion": "v1alpha1", "kind": "UnattendedInstallConfig",
+                          "provisioning": {"diskSelector": {"match": install_disk_match(selector)}}})
+    elif selector:
         # a device path can change between boots; the selector replaces it entirely
-        documents.append({"machine": {"install": {"disk": {"$patch": "delete"},
-                                                  "diskSelector": dict(node["install_disk_selector"])}}})
+        documents.append({"machine": {"install": {"disk": {"$patch": "delete"}, "diskSelector": dict(selector)}}})
     prefix = ipaddress.ip_network(cluster["subnet"]).prefixlen
     address = f"{node['ip']}/{prefix}"
     link = node.get("link") or {}
@@ -72,6 +76,74 @@ def _multidoc_network(node, cluster, link, address):
     return documents
 
 
+def install_disk_match(selector):
+    """machine.install.diskSelector as the CEL match of UnattendedInstallConfig (v1.14), with the
+    meaning Talos gives the old selector (machinery v1.14.1 v1alpha1 InstallConfig.DiskMatchExpression):
+    glob patterns, a real transport, writable, no CD-ROM. size and name have no CEL form here
+    (preflight refuses them on v1.14)."""
+    unsupported = sorted(set(selector) & set(contract.INSTALL_DISK_SELECTOR_FIELDS_WITHOUT_CEL))
+    if unsupported:
+        raise ValueError(f"install disk selector {', '.join(unsupported)}: not expressible for Talos v1.14; "
+                         f"use {', '.join(contract.INSTALL_DISK_SELECTOR_CEL)}")
+    terms = [f"glob({_cel_string(selector[field])}, disk.{name})"
+             for field, name in contract.INSTALL_DISK_SELECTOR_CEL.items() if name and field in selector]
+    terms.append('disk.transport != ""')
+    if "type" in selector:
+        terms.append(contract.INSTALL_DISK_TYPE_CEL[selector["type"]])
+    return " && ".join(terms + ["!disk.readonly", "!disk.cdrom"])
+
+
+def _cel_string(value):
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def contract_layout(patch, talos_version):
+    """A patch written in the v1alpha1 layout (YAML text, one or more documents) as the list of
+    documents the contract reads. From v1.14 the sections of contract.MULTIDOC_KUBERNETES_FIELDS
+    move into their own documents (Talos refuses both) and cni none deletes flannel's document;
+    older contracts get the documents as written."""
+    documents = [doc for doc in yaml.safe_load_all(patch) if doc]
+    if not contract.uses_multidoc_kubernetes(talos_version):
+        return documents
+    moved = {}
+    for doc in documents:
+        if "kind" in doc:
+            continue
+        for path, (kind, field) in contract.MULTIDOC_KUBERNETES_FIELDS.items():
+            value = _pop(doc, path)
+            if value is not None:
+                moved.setdefault(kind, {"apiVersion": "v1alpha1", "kind": kind})[field] = value
+        if _dig(doc, ("cluster", "network", "cni", "name")) == "none":
+            _pop(doc, ("cluster", "network", "cni", "name"))
+            moved[contract.CNI_DOCUMENT] = {"apiVersion": "v1alpha1", "kind": contract.CNI_DOCUMENT,
+                                            "$patch": "delete"}
+    return [doc for doc in documents if doc] + list(moved.values())
+
+
+def _dig(tree, path):
+    for key in path:
+        if not isinstance(tree, dict) or key not in tree:
+            return None
+        tree = tree[key]
+    return tree
+
+
+def _pop(tree, path):
+    """Remove tree[path...] and return it, dropping the parents it leaves empty; None if absent."""
+    parent = _dig(tree, path[:-1])
+    if not isinstance(parent, dict) or path[-1] not in parent:
+        return None
+    value = parent.pop(path[-1])
+    if not parent and len(path) > 1:
+        _pop(tree, path[:-1])
+    return value
+
+
+def rendered_kubelet(config):
+    """The kubelet settings ({extraConfig, extraArgs}) of a rendered config file's text, either layout."""
+    return contract.rendered_kubelet(list(yaml.safe_load_all(config)))
+
+
 def disk_selector(disk):
     """A UserVolumeConfig CEL match from {serial|wwid|model|dev_path: value}, e.g.
     {'serial': 'S6XN'} -> 'disk.serial == "S6XN"'."""
@@ -100,6 +172,8 @@ class FilterModule:
     def filters(self):
         return {
             "node_documents": node_documents,
+            "contract_layout": contract_layout,
+            "rendered_kubelet": rendered_kubelet,
             "disk_selector": disk_selector,
             "hugepage_kernel_args": resources.hugepage_kernel_args,
             "reserved_memory_per_numa": reserved_memory_per_numa,

@@ -5,7 +5,7 @@ gates talosctl does not check. Shared by talos_config_validate and talos_machine
 
 from __future__ import annotations
 
-from ansible_collections.solanaops.talos.plugins.module_utils import feature_gates
+from ansible_collections.solanaops.talos.plugins.module_utils import contract, feature_gates
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import CommandFailed, TalosError
 
 try:
@@ -24,11 +24,12 @@ def validate_argv(params):
 def kubelet_feature_gates(documents):
     """The feature gates a rendered config gives the kubelet: its config's featureGates, then the
     --feature-gates flag (applied after the config file, as the kubelet does)."""
-    kubelet = next((doc.get("machine", {}).get("kubelet") or {} for doc in documents
-                    if isinstance(doc, dict) and "machine" in doc), {})
+    kubelet = contract.rendered_kubelet(documents)
     gates = {str(name): str(value).lower() == "true"
-             for name, value in ((kubelet.get("extraConfig") or {}).get("featureGates") or {}).items()}
-    for pair in str((kubelet.get("extraArgs") or {}).get("feature-gates") or "").split(","):
+             for name, value in (kubelet["extraConfig"].get("featureGates") or {}).items()}
+    flag = kubelet["extraArgs"].get("feature-gates") or ""
+    # v1.14's extraArgs may give a flag as a list of values
+    for pair in (",".join(map(str, flag)) if isinstance(flag, list) else str(flag)).split(","):
         name, _sep, value = pair.strip().partition("=")
         if name:
             gates[name.strip()] = value.strip().lower() == "true"

@@ -10,18 +10,50 @@ from __future__ import annotations
 
 import re
 
-# Talos minor -> (oldest, newest) supported Kubernetes minor
-SUPPORTED_KUBERNETES = {
+# Talos minor -> (oldest, newest) Kubernetes minor it runs (machinery v1.14.1
+# compatibility/talos1XX Minimum/MaximumKubernetesVersion)
+KUBERNETES_RANGE = {
+    (1, 8): ((1, 26), (1, 31)),
+    (1, 9): ((1, 27), (1, 32)),
     (1, 10): ((1, 28), (1, 33)),
     (1, 11): ((1, 29), (1, 34)),
     (1, 12): ((1, 30), (1, 35)),
     (1, 13): ((1, 31), (1, 36)),
+    (1, 14): ((1, 32), (1, 37)),
 }
+# the contracts whose configs the collection renders (v1.10 is the oldest it validates)
+RENDERED = tuple(minor for minor in KUBERNETES_RANGE if minor >= (1, 10))
 
 # the disk fields a user volume is selected by (rendered as a UserVolumeConfig CEL match) and
 # those of machine.install.diskSelector (pkg/machinery/config/types/v1alpha1 InstallDiskSelector)
 VOLUME_DISK_FIELDS = ("serial", "wwid", "model", "dev_path")
 INSTALL_DISK_SELECTOR_FIELDS = ("size", "name", "model", "serial", "modalias", "uuid", "wwid", "type", "busPath")
+# the selector in a v1.14 UnattendedInstallConfig CEL match (v1alpha1 InstallConfig.DiskMatchExpression):
+# field -> the disk's CEL field matched by glob; type by INSTALL_DISK_TYPE_CEL
+INSTALL_DISK_SELECTOR_CEL = {"uuid": "uuid", "wwid": "wwid", "model": "model", "serial": "serial",
+                             "modalias": "modalias", "busPath": "bus_path", "type": None}
+INSTALL_DISK_TYPE_CEL = {"nvme": 'disk.transport == "nvme"', "sd": 'disk.transport == "mmc"',
+                         "hdd": "disk.rotational", "ssd": "!disk.rotational"}
+INSTALL_DISK_SELECTOR_FIELDS_WITHOUT_CEL = ("size", "name")
+
+# Where a v1.14+ contract reads what older ones read from v1alpha1: section path -> (document,
+# field). Talos refuses a config that sets both (machinery v1.14.1 config/types/k8s/*.go,
+# V1Alpha1ConflictValidate; sysctls merge, the document winning: runtime/sysctl.go).
+MULTIDOC_KUBERNETES_FIELDS = {
+    ("machine", "kubelet", "clusterDNS"): ("KubeletConfig", "clusterDNS"),
+    ("machine", "kubelet", "extraConfig"): ("KubeletConfig", "config"),
+    ("machine", "kubelet", "extraArgs"): ("KubeletConfig", "extraArgs"),
+    ("machine", "kubelet", "nodeIP"): ("KubeNodeConfig", "nodeIP"),
+    ("machine", "nodeLabels"): ("KubeNodeConfig", "labels"),
+    ("machine", "nodeTaints"): ("KubeNodeConfig", "taints"),
+    ("machine", "nodeAnnotations"): ("KubeNodeConfig", "annotations"),
+    ("machine", "sysctls"): ("SysctlConfig", "params"),
+    ("cluster", "apiServer", "certSANs"): ("KubeAPIServerConfig", "certExtraSANs"),
+    ("cluster", "apiServer", "extraArgs"): ("KubeAPIServerConfig", "extraArgs"),
+    ("cluster", "controllerManager", "extraArgs"): ("KubeControllerManagerConfig", "extraArgs"),
+}
+# v1.14 deploys a CNI only when its document is present: cni none deletes flannel's
+CNI_DOCUMENT = "KubeFlannelCNIConfig"
 
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?$")
 
@@ -43,16 +75,19 @@ def contract(talos_version):
     return parsed[:2]
 
 
+def known_contracts():
+    return ", ".join(f"v{major}.{minor}" for major, minor in RENDERED)
+
+
 def kubernetes_support_error(talos_version, kubernetes_version):
     """An error message if Talos cannot run this Kubernetes version, else None."""
     talos = contract(talos_version)
     kubernetes = parse_version(kubernetes_version)
     if kubernetes is None:
         return f"not a Kubernetes version: {kubernetes_version!r} (expected X.Y.Z)"
-    if talos not in SUPPORTED_KUBERNETES:
-        known = ", ".join(f"v{a}.{b}" for a, b in SUPPORTED_KUBERNETES)
-        return f"Talos v{talos[0]}.{talos[1]} is not a contract this collection knows ({known})"
-    oldest, newest = SUPPORTED_KUBERNETES[talos]
+    if talos not in RENDERED:
+        return f"Talos v{talos[0]}.{talos[1]} is not a contract this collection knows ({known_contracts()})"
+    oldest, newest = KUBERNETES_RANGE[talos]
     if not oldest <= kubernetes[:2] <= newest:
         return (f"Kubernetes {kubernetes_version} is not supported by Talos v{talos[0]}.{talos[1]} "
                 f"(supported: {oldest[0]}.{oldest[1]} to {newest[0]}.{newest[1]})")
@@ -62,6 +97,12 @@ def kubernetes_support_error(talos_version, kubernetes_version):
 def uses_multidoc_network(talos_version):
     """v1.12+ contracts configure hostname, links, VIP, resolvers and NTP as separate documents."""
     return contract(talos_version) >= (1, 12)
+
+
+def uses_multidoc_kubernetes(talos_version):
+    """v1.14+ contracts configure the kubelet, the Node, sysctls, the install and the control
+    plane's components as separate documents, which conflict with their v1alpha1 sections."""
+    return contract(talos_version) >= (1, 14)
 
 
 def kernel_args_target(talos_version, boot_mode):
@@ -86,3 +127,23 @@ def merges_default_eviction(kubernetes_version):
     Kubernetes 1.33): one evictionHard signal would otherwise drop the kubelet's other defaults."""
     parsed = parse_version(kubernetes_version)
     return parsed is not None and parsed[:2] >= (1, 33)
+
+
+def rendered_kubelet(documents):
+    """The kubelet settings of a rendered config in either layout: {'extraConfig': {...},
+    'extraArgs': {...}} from machine.kubelet or v1.14's KubeletConfig (whose extraConfig is
+    called config)."""
+    settings = {"extraConfig": {}, "extraArgs": {}}
+    for doc in documents:
+        if not isinstance(doc, dict):
+            continue
+        if doc.get("kind") == "KubeletConfig":
+            source = {"extraConfig": doc.get("config"), "extraArgs": doc.get("extraArgs")}
+        elif "kind" not in doc and isinstance(doc.get("machine"), dict):
+            source = doc["machine"].get("kubelet") or {}
+        else:
+            continue
+        for key, value in settings.items():
+            value.update(source.get(key) or {})
+    return settings
+

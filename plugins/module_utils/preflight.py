@@ -66,10 +66,9 @@ def _check_versions(cluster, errors):
         errors.append(f"talos_cluster_talos_version: {talos_version!r} is not a Talos release tag such as v1.13.9 "
                       "(the installer images are tagged with it, 'v' and patch level included)")
         return
-    if contract.contract(talos_version) not in contract.SUPPORTED_KUBERNETES:
-        known = ", ".join(f"v{a}.{b}" for a, b in contract.SUPPORTED_KUBERNETES)
+    if contract.contract(talos_version) not in contract.RENDERED:
         errors.append(f"talos_cluster_talos_version: {talos_version} is not a release whose config this collection "
-                      f"renders ({known})")
+                      f"renders ({contract.known_contracts()})")
         return
     kubernetes_version = cluster.get("kubernetes_version")
     problem = contract.kubernetes_support_error(talos_version, kubernetes_version)
@@ -358,11 +357,7 @@ def _check_nodes(cluster, nodes, network, errors, warnings):
         if disk and not disk.startswith("/dev/"):
             errors.append(f"{name}: talos_node_install_disk {disk!r} is not a device path; use e.g. /dev/{disk} "
                           "or, better, talos_node_install_disk_selector")
-        selector = node.get("install_disk_selector") or {}
-        unknown = sorted(set(selector) - set(contract.INSTALL_DISK_SELECTOR_FIELDS))
-        if unknown:
-            errors.append(f"{name}: talos_node_install_disk_selector: {', '.join(unknown)} is not a field of Talos' "
-                          f"install disk selector; use {', '.join(contract.INSTALL_DISK_SELECTOR_FIELDS)}")
+        _check_install_disk_selector(name, node.get("install_disk_selector") or {}, cluster, errors)
         if _link_needs_ifnames(node):
             errors.append(f"{name}: talos_node_link.name {node['link']['name']}: Talos names links predictably "
                           "(enp1s0, eno1, ...); ethN exists only with the net.ifnames=0 kernel arg. Use the "
@@ -372,6 +367,23 @@ def _check_nodes(cluster, nodes, network, errors, warnings):
         elif re.match(r"^/dev/nvme\d+n\d+$", disk):
             warnings.append(f"{name}: talos_node_install_disk {disk}: NVMe names can change between boots; "
                             "prefer talos_node_install_disk_selector (serial, wwid or model)")
+
+
+def _check_install_disk_selector(name, selector, cluster, errors):
+    unknown = sorted(set(selector) - set(contract.INSTALL_DISK_SELECTOR_FIELDS))
+    if unknown:
+        errors.append(f"{name}: talos_node_install_disk_selector: {', '.join(unknown)} is not a field of Talos' "
+                      f"install disk selector; use {', '.join(contract.INSTALL_DISK_SELECTOR_FIELDS)}")
+    if "type" in selector and selector["type"] not in contract.INSTALL_DISK_TYPE_CEL:
+        errors.append(f"{name}: talos_node_install_disk_selector.type {selector['type']!r} is not a disk type Talos "
+                      f"knows; use one of {', '.join(contract.INSTALL_DISK_TYPE_CEL)}")
+    version = cluster.get("talos_version")
+    if contract.parse_version(version) and contract.uses_multidoc_kubernetes(version):
+        without_cel = sorted(set(selector) & set(contract.INSTALL_DISK_SELECTOR_FIELDS_WITHOUT_CEL))
+        if without_cel:
+            errors.append(f"{name}: talos_node_install_disk_selector: {', '.join(without_cel)} cannot select the "
+                          f"system disk from Talos v1.14 (its UnattendedInstallConfig selects by a CEL match "
+                          f"that has no form for it); use {', '.join(contract.INSTALL_DISK_SELECTOR_CEL)}")
 
 
 def _link_needs_ifnames(node):

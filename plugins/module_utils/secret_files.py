@@ -20,9 +20,10 @@ except ImportError:  # reported by the modules through missing_required_lib
 REDACTED = "<redacted>"
 # keys whose values are private keys, tokens or encryption secrets in machine configs,
 # secrets bundles and talosconfigs (compared case-insensitively)
+# (v1.14's documents add KubeServiceAccountConfig's privateKey and DiscoveryIdentityConfig's clusterSecret)
 SECRET_KEYS = frozenset({
     "key", "token", "secret", "secretboxencryptionsecret", "aescbcencryptionsecret",
-    "bootstraptoken",
+    "bootstraptoken", "privatekey", "clustersecret",
 })
 
 
@@ -52,12 +53,35 @@ def redact(text):
 
 
 _DIFF_SECRET_LINE = re.compile(
-    r"^([-+ ]\s*(?:-\s+)?(?:" + "|".join(sorted(SECRET_KEYS)) + r"):\s*)\S.*$", re.IGNORECASE | re.MULTILINE)
+    r"^([-+ ](\s*(?:-\s+)?)(?:" + "|".join(sorted(SECRET_KEYS)) + r"):\s*)(\S.*)$", re.IGNORECASE)
+
+
+def _starts_multiline(value):
+    """A YAML value that goes on below its key: a block scalar or an unclosed quote (talosctl
+    writes PEM blocks both ways)."""
+    value = value.rstrip()
+    if re.fullmatch(r"[|>][-+0-9]*", value):
+        return True
+    return value[0] in "'\"" and (len(value) == 1 or not value.endswith(value[0]))
 
 
 def redact_diff(text):
-    """A unified diff of YAML documents with the values of secret keys replaced."""
-    return _DIFF_SECRET_LINE.sub(lambda m: m.group(1) + REDACTED, text or "")
+    """A unified diff of YAML documents with the values of secret keys replaced, a value that
+    spans lines (a PEM block) included: the lines below its key, indented deeper."""
+    kept, secret_column = [], None
+    for line in (text or "").split("\n"):
+        body = line[1:] if line[:1] in ("-", "+", " ") else line
+        if secret_column is not None and (not body.strip() or len(body) - len(body.lstrip()) > secret_column):
+            continue
+        secret_column = None
+        match = _DIFF_SECRET_LINE.match(line)
+        if match:
+            kept.append(match.group(1) + REDACTED)
+            if _starts_multiline(match.group(3)):
+                secret_column = len(match.group(2))
+        else:
+            kept.append(line)
+    return "\n".join(kept)
 
 
 def secret_values(text):

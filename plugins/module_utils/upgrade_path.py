@@ -8,23 +8,14 @@ TalosVersion.UpgradeableFrom), and Talos tests its migrations between adjacent m
 only ("the recommended upgrade path is to always upgrade to the latest patch release of all
 intermediate minor releases", upgrading-talos docs). The collection holds to the stricter of
 the two: one minor release per upgrade, never a downgrade (that is `talosctl rollback`).
-The Kubernetes range each release supports is the same packages' Minimum/MaximumKubernetesVersion.
+The Kubernetes range each release supports is contract.KUBERNETES_RANGE.
 """
 
 from __future__ import annotations
 
 import re
 
-# Talos minor -> (oldest Kubernetes, newest Kubernetes minor) it runs; machinery v1.14.1
-KUBERNETES_RANGE = {
-    (1, 8): ((1, 26), (1, 31)),
-    (1, 9): ((1, 27), (1, 32)),
-    (1, 10): ((1, 28), (1, 33)),
-    (1, 11): ((1, 29), (1, 34)),
-    (1, 12): ((1, 30), (1, 35)),
-    (1, 13): ((1, 31), (1, 36)),
-    (1, 14): ((1, 32), (1, 37)),
-}
+from ansible_collections.solanaops.talos.plugins.module_utils import contract
 
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:-[0-9A-Za-z.-]+)?$")
 
@@ -49,8 +40,8 @@ def check_upgrade_path(running, target, kubernetes_version=None):
     """Raise UpgradePathError unless a node running ``running`` may go to ``target`` in one
     upgrade (with the cluster on ``kubernetes_version``); the same release passes the path checks."""
     host, goal = parse_version(running, "running version"), parse_version(target, "target version")
-    if goal[:2] not in KUBERNETES_RANGE:
-        known = ", ".join(_minor(m) for m in sorted(KUBERNETES_RANGE))
+    if goal[:2] not in contract.KUBERNETES_RANGE:
+        known = ", ".join(_minor(m) for m in sorted(contract.KUBERNETES_RANGE))
         raise UpgradePathError(f"Talos {target} is not a release this collection knows ({known})")
     if host > goal:
         raise UpgradePathError(
@@ -63,7 +54,7 @@ def check_upgrade_path(running, target, kubernetes_version=None):
             f"Talos upgrades one minor release at a time; upgrade to {', then '.join(steps)} first")
     if kubernetes_version:
         k8s = parse_version(kubernetes_version, "Kubernetes version")[:2]
-        oldest, newest = KUBERNETES_RANGE[goal[:2]]
+        oldest, newest = contract.KUBERNETES_RANGE[goal[:2]]
         if not oldest <= k8s <= newest:
             raise UpgradePathError(
                 f"Talos {_minor(goal)} runs Kubernetes {_minor(oldest)} to {_minor(newest)}, the cluster runs "

@@ -63,6 +63,12 @@ def talosctl_legacy() -> Path:
     return talosctl_binary(PINS["TALOSCTL_LEGACY_VERSION"])
 
 
+@pytest.fixture(scope="session")
+def talosctl_next() -> Path:
+    """The real talosctl of the newest (v1.14) contract."""
+    return talosctl_binary(PINS["TALOSCTL_NEXT_VERSION"])
+
+
 @dataclasses.dataclass
 class PlaybookRun:
     rc: int

@@ -14,7 +14,10 @@ from ansible_collections.solanaops.talos.plugins.module_utils import resources, 
 from conftest import LOCAL_INVENTORY
 
 REPO = Path(__file__).resolve().parents[2]
-CONTRACT_V110 = REPO / "tests/integration/vars/contract-v1.10.yml"
+# extra vars per contract besides the inventories' own (v1.13), and the talosctl fixture that renders it
+CONTRACTS = {"v1.10": (REPO / "tests/integration/vars/contract-v1.10.yml", "talosctl_legacy"),
+             "v1.13": (None, "talosctl"),
+             "v1.14": (REPO / "tests/integration/vars/contract-v1.14.yml", "talosctl_next")}
 CONTROLPLANES = ("controlplane-1", "controlplane-2", "controlplane-3")
 WORKER = "solana-validator"
 # the users' example and the testbed's loopback copy of it, by test id
@@ -32,6 +35,39 @@ def documents(path: Path) -> dict:
     return found
 
 
+class Config:
+    """A rendered config's settings wherever its contract keeps them: v1.14 moved the kubelet,
+    the Node, sysctls and the install into documents of their own."""
+
+    def __init__(self, path: Path, contract: str):
+        self.docs, self.multidoc = documents(path), contract == "v1.14"
+        self.machine = self.docs["v1alpha1"]["machine"]
+
+    @property
+    def kubelet(self) -> dict:
+        """KubeletConfig's fields under their v1alpha1 names (config is extraConfig)."""
+        if not self.multidoc:
+            return self.machine.get("kubelet", {})
+        document = {**self.docs["KubeletConfig"], "extraConfig": self.docs["KubeletConfig"].get("config", {})}
+        return {key: value for key, value in document.items() if key != "config"}
+
+    def node(self, field: str):
+        """nodeLabels, nodeTaints (KubeNodeConfig's labels, taints)."""
+        if not self.multidoc:
+            return self.machine.get(field)
+        return self.docs["KubeNodeConfig"].get({"nodeLabels": "labels", "nodeTaints": "taints"}[field])
+
+    @property
+    def sysctls(self) -> dict:
+        return self.docs["SysctlConfig"]["params"] if self.multidoc else self.machine["sysctls"]
+
+    @property
+    def install_image(self) -> str:
+        if self.multidoc:
+            return self.docs["UnattendedInstallConfig"]["installer"]["image"]
+        return self.machine["install"]["image"]
+
+
 def mode_of(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
@@ -43,21 +79,24 @@ class Deployment:
         self.playbook, self.inventory, self.contract, self.out = playbook, inventory, contract, out
         self.args = ["-i", str(INVENTORIES[inventory]), "-e", f"talos_cluster_output_dir={out}",
                      "-e", f"talosctl_path={talosctl}", "-e", "talos_cluster_create_secrets=true"]
-        if contract == "v1.10":
-            self.args += ["-e", f"@{CONTRACT_V110}"]
         self.vars = yaml.safe_load((INVENTORIES[inventory] / "group_vars/all/cluster.yml").read_text())
-        if contract == "v1.10":
-            self.vars.update(yaml.safe_load(CONTRACT_V110.read_text()))
+        contract_vars = CONTRACTS[contract][0]
+        if contract_vars:
+            self.args += ["-e", f"@{contract_vars}"]
+            self.vars.update(yaml.safe_load(contract_vars.read_text()))
+
+    def config(self, node: str) -> Config:
+        return Config(self.out / f"{node}.yaml", self.contract)
 
     def run(self, *extra):
         return self.playbook("playbooks/generate.yml", *self.args, *extra)
 
 
-@pytest.fixture(scope="module", params=[("prod", "v1.13"), ("local", "v1.13"), ("prod", "v1.10"), ("local", "v1.10")],
+@pytest.fixture(scope="module", params=[(inventory, contract) for contract in CONTRACTS for inventory in INVENTORIES],
                 ids=lambda p: f"{p[0]}-{p[1]}")
 def deployment(request, playbook, tmp_path_factory):
     inventory, contract = request.param
-    talosctl = request.getfixturevalue("talosctl_legacy" if contract == "v1.10" else "talosctl")
+    talosctl = request.getfixturevalue(CONTRACTS[contract][1])
     deployment = Deployment(playbook, inventory, contract, talosctl, tmp_path_factory.mktemp("out"))
     deployment.first = deployment.run()
     assert deployment.first.rc == 0, deployment.first.failure_messages() or deployment.first.stderr
@@ -82,13 +121,19 @@ def test_controlplane_configs(deployment):
         docs = documents(deployment.out / f"{name}.yaml")
         main = docs["v1alpha1"]
         assert main["machine"]["type"] == "controlplane"
-        assert main["cluster"]["controlPlane"]["endpoint"] == f"https://{vip}:6443"
+        endpoint = (docs["KubeClusterConfig"]["endpoint"] if deployment.contract == "v1.14"
+                    else main["cluster"]["controlPlane"]["endpoint"])
+        assert endpoint == f"https://{vip}:6443"
         etcd = main["cluster"]["etcd"]
         assert etcd["extraArgs"]["election-timeout"] == "5000"
         assert etcd["extraArgs"]["heartbeat-interval"] == "500"
         assert etcd["advertisedSubnets"] == [deployment.vars["talos_cluster_subnet"]]
-        assert vip in main["cluster"]["apiServer"]["certSANs"]
-        if deployment.contract == "v1.13":
+        if deployment.contract == "v1.14":
+            assert docs["KubeAPIServerConfig"]["certExtraSANs"] == [vip]
+            assert "apiServer" not in main["cluster"] and "kubelet" not in main["machine"]
+        else:
+            assert vip in main["cluster"]["apiServer"]["certSANs"]
+        if deployment.contract != "v1.10":
             assert docs["HostnameConfig"]["hostname"] == name
             assert docs[f"Layer2VIPConfig/{vip}"]["link"] == "enp1s0"
             assert "network" not in main["machine"] or "hostname" not in main["machine"]["network"]
@@ -99,8 +144,7 @@ def test_controlplane_configs(deployment):
 
 
 def test_worker_kubelet_and_resources(deployment):
-    docs = documents(deployment.out / f"{WORKER}.yaml")
-    kubelet = docs["v1alpha1"]["machine"]["kubelet"]
+    kubelet = deployment.config(WORKER).kubelet
     config = kubelet["extraConfig"]
     assert config["cpuManagerPolicy"] == "static"
     assert config["topologyManagerPolicy"] == "single-numa-node"
@@ -112,23 +156,25 @@ def test_worker_kubelet_and_resources(deployment):
     assert reserved == resources.parse_quantity("64Gi")
     assert [n["numaNode"] for n in config["reservedMemory"]] == [0, 1]
     assert "featureGates" not in config and "extraArgs" not in kubelet
-    assert config.get("mergeDefaultEvictionSettings") is True  # both contracts use Kubernetes >= 1.33
+    assert config.get("mergeDefaultEvictionSettings") is True  # every contract uses Kubernetes >= 1.33
 
 
 def test_worker_sysctls_labels_and_no_unsupported_settings(deployment):
-    docs = documents(deployment.out / f"{WORKER}.yaml")
-    machine = docs["v1alpha1"]["machine"]
-    assert all(isinstance(value, str) for value in machine["sysctls"].values())
-    assert int(machine["sysctls"]["vm.max_map_count"]) >= 1_000_000
-    assert int(machine["sysctls"]["net.core.rmem_max"]) >= 134_217_728
-    assert "vm.nr_hugepages" not in machine["sysctls"]
-    assert machine["nodeTaints"] == {"solana.io/validator": "true:NoSchedule"}
+    config = deployment.config(WORKER)
+    sysctls, machine = config.sysctls, config.machine
+    assert all(isinstance(value, str) for value in sysctls.values())
+    assert int(sysctls["vm.max_map_count"]) >= 1_000_000
+    assert int(sysctls["net.core.rmem_max"]) >= 134_217_728
+    assert "vm.nr_hugepages" not in sysctls
+    assert config.node("nodeTaints") == {"solana.io/validator": "true:NoSchedule"}
     # the same taint at registration: the kubelet may not add it later (NodeRestriction)
-    registered = machine["kubelet"]["extraConfig"]["registerWithTaints"]
+    registered = config.kubelet["extraConfig"]["registerWithTaints"]
     assert registered == [{"key": "solana.io/validator", "value": "true", "effect": "NoSchedule"}]
-    assert machine["nodeLabels"]["solana.io/role"] == "validator"
+    assert config.node("nodeLabels")["solana.io/role"] == "validator"
     assert "disks" not in machine and "files" not in machine
     assert "extensions" not in machine.get("install", {})
+    if deployment.contract == "v1.14":  # Talos refuses the v1alpha1 sections beside their documents
+        assert not {"kubelet", "sysctls", "nodeLabels", "nodeTaints", "install"} & set(machine)
 
 
 def test_worker_volumes(deployment):
@@ -139,12 +185,11 @@ def test_worker_volumes(deployment):
         assert volume["provisioning"]["diskSelector"]["match"].startswith("disk.")
         noatime = volume.get("mount", {}).get("disableAccessTime")
         # both inventories ask for noatime; v1.10 has no way to express it (preflight refuses it there)
-        assert noatime is (True if deployment.contract == "v1.13" else None)
+        assert noatime is (None if deployment.contract == "v1.10" else True)
 
 
 def test_worker_kernel_args_go_where_the_boot_mode_reads_them(deployment):
-    docs = documents(deployment.out / f"{WORKER}.yaml")
-    install = docs["v1alpha1"]["machine"]["install"]
+    install = deployment.config(WORKER).machine.get("install", {})
     schematic = deployment.out / f"{WORKER}.schematic.yaml"
     expected = {"hugepagesz=2M", "hugepages=50000", "iommu=pt", "numa_balancing=disable"}
     if deployment.contract == "v1.10":  # GRUB: the install section; the schematic has none
@@ -167,7 +212,7 @@ def test_each_node_installs_the_image_of_its_own_schematic(deployment):
         identifier = schematic.schematic_id(yaml.safe_load(text))
         image = f"{factory}/metal-installer/{identifier}:{version}"
         assert f"# schematic ID {identifier}\n" in text and f"# installer    {image}\n" in text
-        assert documents(deployment.out / f"{name}.yaml")["v1alpha1"]["machine"]["install"]["image"] == image
+        assert deployment.config(name).install_image == image
         images[name] = image
     assert {images[name] for name in CONTROLPLANES} == {f"{factory}/metal-installer/{schematic.EMPTY_ID}:{version}"}
     assert (images[WORKER] == images[CONTROLPLANES[0]]) is (deployment.contract == "v1.10")
@@ -192,7 +237,7 @@ def test_a_tuning_change_in_check_mode_says_the_validator_needs_an_upgrade(deplo
 
 def test_worker_network(deployment):
     docs = documents(deployment.out / f"{WORKER}.yaml")
-    if deployment.contract == "v1.13":
+    if deployment.contract != "v1.10":
         link = docs["LinkConfig/enp1s0"]
         assert link["mtu"] == 9000 and link["addresses"][0]["address"].endswith("/24")
         assert docs["HostnameConfig"]["hostname"] == WORKER
@@ -210,6 +255,9 @@ def test_no_secret_in_playbook_output(deployment):
     assert len(secrets) > 5
     output = deployment.first.stdout + deployment.first.stderr
     assert [s for s in secrets if s in output] == []
+    # nor a line of one that spans lines (a PEM block's body)
+    lines = {line.strip() for s in secrets for line in s.splitlines() if len(line.strip()) > 20}
+    assert [line for line in lines if line in output] == []
 
 
 def records(out):
@@ -395,3 +443,41 @@ def test_the_state_defaults_to_beside_the_inventory(playbook, talosctl, tmp_path
     assert run.rc != 0
     assert f"talos_cluster_secrets_file {inventory}/state/solana-local/secrets.yaml does not exist" in \
         "\n".join(run.failure_messages())
+
+
+def test_v1_14_refuses_a_patch_that_keeps_a_section_its_documents_replaced(playbook, talosctl_next, tmp_path):
+    """Talos v1.14 refuses machine.kubelet beside KubeletConfig (and nodeLabels beside
+    KubeNodeConfig): talosctl's validation stops the run before any file is written."""
+    out = tmp_path / "out"
+    patch = {"machine": {"kubelet": {"extraArgs": {"max-pods": "250"}}, "nodeLabels": {"team": "validators"}}}
+    run = playbook("playbooks/generate.yml", "-i", str(INVENTORIES["prod"]), "-e", f"@{CONTRACTS['v1.14'][0]}",
+                   "-e", json.dumps({"talos_solana_worker_patches": [patch]}),
+                   "-e", f"talos_cluster_output_dir={out}", "-e", f"talosctl_path={talosctl_next}",
+                   "-e", "talos_cluster_create_secrets=true")
+    assert run.rc != 0
+    message = "\n".join(run.failure_messages())
+    for fragment in ("kubelet config is already set in v1alpha1 config (.machine.kubelet)",
+                     ".machine.nodeLabels is already set in v1alpha1 config", "talos_solana_worker_patches"):
+        assert fragment in message, message
+    assert not any(out.glob("*.yaml")), "nothing is written"
+
+
+def test_v1_14_selects_the_system_disk_by_a_cel_match(playbook, talosctl_next, tmp_path):
+    """talos_node_install_disk_selector becomes UnattendedInstallConfig's CEL match, which
+    talosctl v1.14 accepts; a selector field without a CEL form is refused by preflight."""
+    out = tmp_path / "out"
+    args = ["-i", str(INVENTORIES["prod"]), "-e", f"@{CONTRACTS['v1.14'][0]}",
+            "-e", f"talos_cluster_output_dir={out}", "-e", f"talosctl_path={talosctl_next}",
+            "-e", "talos_cluster_create_secrets=true"]
+    selector = {"talos_node_install_disk": "",
+                "talos_node_install_disk_selector": {"model": "SAMSUNG*", "type": "nvme"}}
+    run = playbook("playbooks/generate.yml", *args, "-e", json.dumps(selector))
+    assert run.rc == 0, run.failure_messages()
+    install = documents(out / f"{WORKER}.yaml")["UnattendedInstallConfig"]
+    assert install["provisioning"]["diskSelector"]["match"] == (
+        'glob("SAMSUNG*", disk.model) && disk.transport != "" && disk.transport == "nvme" && '
+        '!disk.readonly && !disk.cdrom')
+    by_size = {"talos_node_install_disk": "", "talos_node_install_disk_selector": {"size": ">= 1TB"}}
+    refused = playbook("playbooks/generate.yml", *args, "-e", json.dumps(by_size))
+    assert refused.rc != 0
+    assert "size cannot select the system disk from Talos v1.14" in "\n".join(refused.failure_messages())

@@ -40,3 +40,13 @@ def _config(kubelet):
 )
 def test_kubelet_feature_gates_from_config_and_flag(kubelet, expected):
     assert config_validation.kubelet_feature_gates(_config(kubelet)) == expected
+
+
+def test_kubelet_feature_gates_from_a_v1_14_kubelet_document():
+    """v1.14 keeps the kubelet in KubeletConfig: its config's gates and its flag (which may be a
+    list of values) are judged the same way."""
+    documents = [{"version": "v1alpha1", "machine": {"type": "worker"}},
+                 {"apiVersion": "v1alpha1", "kind": "KubeletConfig", "image": "ghcr.io/siderolabs/kubelet:v1.36.3",
+                  "config": {"featureGates": {"CPUManager": True, "Foo": True}},
+                  "extraArgs": {"feature-gates": ["Foo=false", "Bar=true"]}}]
+    assert config_validation.kubelet_feature_gates(documents) == {"CPUManager": True, "Foo": False, "Bar": True}

@@ -49,6 +49,8 @@ def test_contract_rejects_malformed_talos_version(talos):
         ("v1.12.0", "1.30.0"),
         ("v1.13", "1.31.0"),
         ("v1.13.9", "1.36.3"),
+        ("v1.14.1", "1.36.3"),
+        ("v1.14.1", "1.37.1"),
     ],
 )
 def test_kubernetes_supported(talos, kubernetes):
@@ -64,7 +66,8 @@ def test_kubernetes_supported(talos, kubernetes):
         ("v1.13.9", "1.37.0", ["not supported by Talos v1.13", "supported: 1.31 to 1.36"]),
         ("v1.13", "2.31.0", ["not supported by Talos v1.13"]),
         ("v1.9", "1.30.0", ["Talos v1.9 is not a contract this collection knows", "v1.10", "v1.13"]),
-        ("v1.14.0", "1.36.0", ["Talos v1.14 is not a contract this collection knows"]),
+        ("v1.15.0", "1.36.0", ["Talos v1.15 is not a contract this collection knows", "v1.14"]),
+        ("v1.14.1", "1.31.4", ["not supported by Talos v1.14", "supported: 1.32 to 1.37"]),
         ("v1.13", "1.x", ["not a Kubernetes version: '1.x'", "X.Y.Z"]),
         ("v1.13", "", ["not a Kubernetes version"]),
         ("v1.13", None, ["not a Kubernetes version: None"]),

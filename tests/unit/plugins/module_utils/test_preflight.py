@@ -660,7 +660,7 @@ def test_warnings_are_silenced_per_variable():
     (_tuning("kube_reserved", {"cpus": "2", "memory": "16Gi"}), "talos_solana_worker_kube_reserved",
      "cannot reserve cpus"),
     (_tuning("reserved_system_cpus", "0-3, 32-35"), "talos_solana_worker_reserved_system_cpus", "contains spaces"),
-    (_cluster("talos_version", "v1.14.1"), "talos_cluster_talos_version", "is not a release whose config"),
+    (_cluster("talos_version", "v1.15.0"), "talos_cluster_talos_version", "is not a release whose config"),
     (_cluster("endpoint", "https://10.0.1.10:50000"), "talos_cluster_endpoint", "Talos' API port"),
 ], ids=["sysctl unit", "sysctl boolean", "volume selector field", "install selector field", "eth0",
         "removed admission plugin", "etcd arg Talos owns", "duration without unit", "eviction signal",
@@ -670,3 +670,24 @@ def test_more_refusals_name_their_variable(mutate, variable, fragment):
     mutate(cluster, nodes, worker)
     errors, _warnings = check_cluster(cluster, nodes, worker)
     assert any(variable in error and fragment in error for error in errors), errors
+
+
+@pytest.mark.parametrize(("version", "selector", "fragment"), [
+    ("v1.13.9", {"type": "spinning"}, "type 'spinning' is not a disk type Talos knows; use one of nvme, sd, hdd, ssd"),
+    ("v1.14.1", {"size": ">= 1TB"}, "size cannot select the system disk from Talos v1.14"),
+    ("v1.14.1", {"name": "/dev/sda", "serial": "S"}, "name cannot select the system disk from Talos v1.14"),
+])
+def test_install_disk_selectors_talos_cannot_use(version, selector, fragment):
+    cluster, nodes, worker = baseline()
+    cluster["talos_version"] = version
+    node(nodes, "cp-1").update(install_disk="", install_disk_selector=selector)
+    errors, _warnings = check_cluster(cluster, nodes, worker)
+    assert [e for e in errors if e.startswith("cp-1: talos_node_install_disk_selector") and fragment in e], errors
+
+
+@pytest.mark.parametrize("selector", [{"size": ">= 1TB", "type": "ssd"}, {"name": "/dev/sda"}])
+def test_install_disk_selectors_by_size_or_name_pass_before_v1_14(selector):
+    cluster, nodes, worker = baseline()
+    node(nodes, "cp-1").update(install_disk="", install_disk_selector=selector)
+    errors, _warnings = check_cluster(cluster, nodes, worker)
+    assert not [e for e in errors if "install_disk_selector" in e], errors

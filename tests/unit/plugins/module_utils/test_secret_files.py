@@ -213,6 +213,46 @@ def test_redact_diff_hides_secret_values_on_added_removed_and_context_lines():
         assert line in lines, line
 
 
+PEM_DIFF = """\
++kind: KubeServiceAccountConfig
++issuer:
++  privateKey: '-----BEGIN RSA PRIVATE KEY-----
++
++    MIIJJwIBAAKCAgEAvusRSAKRL9
++
++    -----END RSA PRIVATE KEY-----
++
++    '
++  issuerURL: https://10.0.1.10:6443
++kind: KubeAPIServerCAConfig
++issuingCA:
++  key: |
++    -----BEGIN EC PRIVATE KEY-----
++    MHcCAQEEIBLOCKSCALAR
++  cert: LS0tCERT
+ clusterSecret: EMU6zTqh
+"""
+
+
+def test_redact_diff_hides_a_secret_spanning_lines():
+    """Talos v1.14's documents hold PEM blocks (KubeServiceAccountConfig privateKey,
+    KubeAPIServerCAConfig key): the value's continuation lines go with its key line."""
+    redacted = secret_files.redact_diff(PEM_DIFF)
+    assert "PRIVATE" not in redacted and "MII" not in redacted and "MHc" not in redacted
+    assert "EMU6" not in redacted
+    assert redacted.splitlines() == [
+        "+kind: KubeServiceAccountConfig", "+issuer:", "+  privateKey: <redacted>",
+        "+  issuerURL: https://10.0.1.10:6443", "+kind: KubeAPIServerCAConfig", "+issuingCA:",
+        "+  key: <redacted>", "+  cert: LS0tCERT", " clusterSecret: <redacted>"]
+
+
+def test_redact_v1_14_documents():
+    text = ("kind: KubeServiceAccountConfig\nissuer: {privateKey: PEMBODY, issuerURL: u}\n---\n"
+            "kind: DiscoveryIdentityConfig\nclusterID: ID\nclusterSecret: SECRETVALUE\n")
+    assert secret_files.secret_values(text) == {"PEMBODY", "SECRETVALUE"}
+    assert "PEMBODY" not in secret_files.redact(text) and "SECRETVALUE" not in secret_files.redact(text)
+
+
 def test_redact_diff_of_nothing_is_nothing():
     assert secret_files.redact_diff("") == ""
     assert secret_files.redact_diff(None) == ""
