@@ -118,7 +118,7 @@ func (em *Emulator) AdminKubeconfig(n *Node) ([]byte, error) {
 		return nil, refused
 	}
 
-	ca := cfg.Cluster().IssuingCA()
+	ca := cfg.K8sAPIServerCAConfig().IssuingCA()
 
 	caCert, signer, err := caOf(ca.Crt, ca.Key)
 	if err != nil {
@@ -135,5 +135,5 @@ func (em *Emulator) AdminKubeconfig(n *Node) ([]byte, error) {
 		return nil, err
 	}
 
-	return kubeconfigYAML(cfg.Cluster().Endpoint().String(), ca.Crt, pemCert(cert), key), nil
+	return kubeconfigYAML(cfg.K8sClusterConfig().ClusterEndpoint().String(), ca.Crt, pemCert(cert), key), nil
 }
