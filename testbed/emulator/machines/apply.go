@@ -22,6 +22,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"solanaops.testbed/emulator/image"
+	"solanaops.testbed/emulator/release"
 )
 
 // What the machines do when the API asks: apply a machine config (machined's modes, validation,
@@ -54,14 +55,18 @@ func (em *Emulator) preInstall(ctx context.Context, n *Node, in *machine.ApplyCo
 		return nil
 	}
 
+	em.mu.Lock()
+	maintenance, tag := !n.configured(), n.talosVersion()
+	em.mu.Unlock()
+
+	if release.CheckDocumentKinds(tag, in.GetData()) != nil {
+		return nil
+	}
+
 	cfg, err := configloader.NewFromBytes(in.GetData())
 	if err != nil || !cfg.CompleteForBoot() {
 		return nil
 	}
-
-	em.mu.Lock()
-	maintenance := !n.configured()
-	em.mu.Unlock()
 
 	if !maintenance {
 		return nil
@@ -73,7 +78,12 @@ func (em *Emulator) preInstall(ctx context.Context, n *Node, in *machine.ApplyCo
 }
 
 // ApplyConfiguration applies a machine config as machined does; admin says whether the caller
-// has the os:admin role (a configured node requires it; maintenance mode does not).
+// has the os:admin role (a configured node requires it; maintenance mode does not). The rules
+// are those of the release the machine runs (internal/app/machined/internal/server/v1alpha1/
+// v1alpha1_server.go ApplyConfiguration of v1.13.9 and v1.14.1): a v1.13 machine refuses the
+// document kinds v1.13 does not know; from v1.14 REBOOT is refused outside maintenance mode,
+// AUTO always applies without a reboot, and only a request that gets past a dry run cancels a
+// pending try-mode rollback.
 //
 //nolint:gocyclo,cyclop
 func (em *Emulator) ApplyConfiguration(ctx context.Context, n *Node, in *machine.ApplyConfigurationRequest, admin bool) (*machine.ApplyConfigurationResponse, error) {
@@ -87,12 +97,19 @@ func (em *Emulator) ApplyConfiguration(ctx context.Context, n *Node, in *machine
 		return nil, ErrNotAuthorized
 	}
 
+	tag := n.talosVersion()
+	v114 := release.ApplyRebootModeRemoved(tag)
+
 	mode := in.Mode
 	modeName := mode.String()
 	details, detailsErr := "Applied configuration with a reboot", ""
 
-	if mode != machine.ApplyConfigurationRequest_TRY {
+	if mode != machine.ApplyConfigurationRequest_TRY && !v114 {
 		em.cancelRollback(n)
+	}
+
+	if err := release.CheckDocumentKinds(tag, in.GetData()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 
 	cfg, err := configloader.NewFromBytes(in.GetData())
@@ -102,6 +119,14 @@ func (em *Emulator) ApplyConfiguration(ctx context.Context, n *Node, in *machine
 
 	if !inMaintenance && cfg.RawV1Alpha1() == nil {
 		return nil, status.Error(codes.InvalidArgument, "the applied machine configuration doesn't contain v1alpha1 config, did you mean to patch the machine config instead?")
+	}
+
+	if v114 && mode == machine.ApplyConfigurationRequest_REBOOT { //nolint:staticcheck // the deprecated mode is what is refused
+		if !inMaintenance {
+			return nil, status.Error(codes.Unimplemented, release.RebootModeRemovedError)
+		}
+
+		mode = machine.ApplyConfigurationRequest_NO_REBOOT
 	}
 
 	validation := metalMode{installed: n.disk.Install != nil}
@@ -122,26 +147,36 @@ func (em *Emulator) ApplyConfiguration(ctx context.Context, n *Node, in *machine
 		mode = machine.ApplyConfigurationRequest_NO_REBOOT
 	}
 
+	// v1.14 applies every change in place: no change needs a reboot
+	immediate := func() error {
+		if v114 || inMaintenance {
+			return nil
+		}
+
+		return canApplyImmediate(n.running, cfg)
+	}
+
 	//nolint:exhaustive
 	switch mode {
 	case machine.ApplyConfigurationRequest_TRY, machine.ApplyConfigurationRequest_NO_REBOOT:
-		if !inMaintenance {
-			if err := canApplyImmediate(n.running, cfg); err != nil {
-				return nil, status.Error(codes.InvalidArgument, err.Error())
-			}
+		if err := immediate(); err != nil {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
 		}
 
 		details = "Applied configuration without a reboot"
 	case machine.ApplyConfigurationRequest_STAGED:
 		details = "Staged configuration to be applied after the next reboot"
 	case machine.ApplyConfigurationRequest_AUTO:
-		if err := canApplyImmediate(n.running, cfg); err != nil && !inMaintenance {
+		if err := immediate(); err != nil {
 			mode, details, detailsErr = machine.ApplyConfigurationRequest_REBOOT, "Applied configuration with a reboot", ": "+err.Error()
 		} else {
 			mode, details = machine.ApplyConfigurationRequest_NO_REBOOT, "Applied configuration without a reboot"
 		}
 
 		modeName = fmt.Sprintf("%s(%s)", modeName, mode)
+	case machine.ApplyConfigurationRequest_REBOOT: // v1.13 only
+	default:
+		return nil, status.Errorf(codes.InvalidArgument, "incorrect mode '%s' specified for the apply config call", mode)
 	}
 
 	if in.DryRun {
@@ -163,6 +198,10 @@ func (em *Emulator) ApplyConfiguration(ctx context.Context, n *Node, in *machine
 			Mode:        mode,
 			ModeDetails: fmt.Sprintf("Dry run summary:\n%s (skipped in dry-run).\nConfig diff:\n\n%s", details, diff),
 		}}}, nil
+	}
+
+	if mode != machine.ApplyConfigurationRequest_TRY && v114 {
+		em.cancelRollback(n)
 	}
 
 	em.log("%s: apply config request: mode %s", n.spec.Name, strings.ToLower(modeName))
@@ -226,7 +265,7 @@ func (em *Emulator) ApplyConfiguration(ctx context.Context, n *Node, in *machine
 		return nil, fmt.Errorf("incorrect mode '%s' specified for the apply config call", mode)
 	}
 
-	if inMaintenance && n.disk.Install != nil && mode != machine.ApplyConfigurationRequest_STAGED {
+	if inMaintenance && n.disk.Install != nil && mode != machine.ApplyConfigurationRequest_STAGED && rebootsAfterInstall(cfg) {
 		// the installer ends with a reboot into the installed system
 		em.rebootNode(n, "installed "+n.disk.Install.Image)
 	}

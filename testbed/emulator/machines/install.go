@@ -85,3 +85,20 @@ func (em *Emulator) bootInstall(n *Node) {
 	n.disk.Install = installRecordFor(n, n.running, inst)
 	em.log("%s: installed %s", n.spec.Name, inst.Image)
 }
+
+// rebootsAfterInstall: the install sequence of .machine.install always ends with a reboot
+// (v1alpha1_sequencer.go Install); an UnattendedInstallConfig reboots when its reboot says so,
+// by default when it names an installer image (v1.14.1 unattended_install.go shouldReboot).
+// Without the reboot the machine keeps running the applied config from its boot media.
+func rebootsAfterInstall(cfg config.Provider) bool {
+	doc := cfg.UnattendedInstallConfig()
+	if doc == nil {
+		return true
+	}
+
+	if reboot := doc.RebootAfterInstall(); reboot != nil {
+		return *reboot
+	}
+
+	return doc.InstallerImage() != ""
+}
