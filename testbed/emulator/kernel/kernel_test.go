@@ -276,3 +276,25 @@ func TestNodeCPUListNumbersEachNodesCPUsTogether(t *testing.T) {
 		t.Errorf("node2 cpulist on a 2-node machine: %v, want not found", err)
 	}
 }
+
+// TestV114Cmdline: machinery's defaults follow the installed release's quirks: v1.14 drops
+// init_on_alloc=1 and nvme_core.io_timeout (AWS only), and SecureBoot images no longer force
+// lockdown=confidentiality.
+func TestV114Cmdline(t *testing.T) {
+	want := slices.DeleteFunc(slices.Clone(base), func(a string) bool {
+		return a == "init_on_alloc=1" || a == "nvme_core.io_timeout=4294967295"
+	})
+
+	if got := UKICmdline(UKI{TalosVersion: "v1.14.1"}); !slices.Equal(got, want) {
+		t.Errorf("v1.14.1 UKI:\n got %q\nwant %q", got, want)
+	}
+
+	if got := UKICmdline(UKI{TalosVersion: "v1.14.1", SecureBoot: true}); !slices.Equal(got, want) {
+		t.Errorf("v1.14.1 SecureBoot UKI: %q", got)
+	}
+
+	media := append([]string{"talos.platform=metal", "console=tty0", "talos.halt_if_installed=1"}, want[2:]...)
+	if got := BootMediaCmdline("v1.14.1"); !slices.Equal(got, media) {
+		t.Errorf("v1.14.1 boot media:\n got %q\nwant %q", got, media)
+	}
+}

@@ -99,17 +99,18 @@ func RegistersConfigTaints(tag string) bool { return !is113(tag) }
 // Image": "The ghcr.io/siderolabs/installer image is no longer published with releases").
 func StockInstallerPublished(tag string) bool { return is113(tag) }
 
-// v113Kinds are the config document kinds machinery v1.13.9 registers (every
-// registry.Register call under pkg/machinery/config/types of the v1.13.9 module, constants
-// resolved; "v1alpha1" is the machine config itself). Machinery v1.14.1 registers them all
-// (TestV113KindsRegisteredInV114) and 45 more.
+// v113Kinds are the config document kinds machinery v1.13.9 registers: every
+// registry.Register call under pkg/machinery/config/types of the v1.13.9 module, its constant
+// resolved (network.DefaultActionConfig is "NetworkDefaultActionConfig"); "v1alpha1" is the
+// machine config itself. Machinery v1.14.1 registers them all (TestV113KindsRegisteredInV114)
+// and 45 more (KubeletConfig, KubeNodeConfig, SysctlConfig, UnattendedInstallConfig, ...).
 var v113Kinds = []string{
 	"BlackholeRouteConfig", "BondConfig", "BridgeConfig", "DHCPv4Config", "DHCPv6Config",
-	"DefaultActionConfig", "DummyLinkConfig", "EnvironmentConfig", "EthernetConfig",
+	"DummyLinkConfig", "EnvironmentConfig", "EthernetConfig",
 	"EventSinkConfig", "ExistingVolumeConfig", "ExtensionServiceConfig", "ExternalVolumeConfig",
 	"HCloudVIPConfig", "HostnameConfig", "ImageVerificationConfig", "KmsgLogConfig",
 	"KubeSpanConfig", "KubeSpanEndpointsConfig", "Layer2VIPConfig", "LinkAliasConfig",
-	"LinkConfig", "NetworkRuleConfig", "OOMConfig", "PCIDriverRebindConfig", "RawVolumeConfig",
+	"LinkConfig", "NetworkDefaultActionConfig", "NetworkRuleConfig", "OOMConfig", "PCIDriverRebindConfig", "RawVolumeConfig",
 	"RegistryAuthConfig", "RegistryMirrorConfig", "RegistryTLSConfig", "ResolverConfig",
 	"RoutingRuleConfig", "SideroLinkConfig", "StaticHostConfig", "SwapVolumeConfig",
 	"TCPProbeConfig", "TimeSyncConfig", "TrustedRootsConfig", "UserVolumeConfig", "VLANConfig",

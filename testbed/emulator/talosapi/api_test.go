@@ -20,8 +20,8 @@ import (
 
 	"solanaops.testbed/emulator/internal/testutil"
 	"solanaops.testbed/emulator/kernel"
-	"solanaops.testbed/emulator/release"
 	"solanaops.testbed/emulator/machines"
+	"solanaops.testbed/emulator/release"
 )
 
 // emulator builds the machines of specs (fresh state).
