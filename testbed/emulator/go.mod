@@ -5,6 +5,7 @@ go 1.26.6
 require (
 	github.com/cosi-project/runtime v1.16.3
 	github.com/google/uuid v1.6.0
+	github.com/hashicorp/go-multierror v1.1.1
 	github.com/rs/xid v1.6.0
 	github.com/ryanuber/go-glob v1.0.0
 	github.com/siderolabs/gen v0.8.8
@@ -36,7 +37,6 @@ require (
 	github.com/google/go-containerregistry v0.21.7 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.30.0 // indirect
 	github.com/hashicorp/errwrap v1.1.0 // indirect
-	github.com/hashicorp/go-multierror v1.1.1 // indirect
 	github.com/jsimonetti/rtnetlink/v2 v2.2.1-0.20260802200809-43bafec815b3 // indirect
 	github.com/mdlayher/ethtool v0.6.1 // indirect
 	github.com/mdlayher/genetlink v1.4.0 // indirect

@@ -131,17 +131,10 @@ func (em *Emulator) ApplyConfiguration(ctx context.Context, n *Node, in *machine
 
 	validation := metalMode{installed: n.disk.Install != nil}
 
-	warnings, err := cfg.Validate(validation)
+	warnings, err := em.validate(ctx, n, cfg, validation, tag)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-
-	runtimeWarnings, err := em.runtimeValidate(ctx, n, cfg, validation)
-	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
-
-	warnings = append(warnings, runtimeWarnings...)
 
 	if inMaintenance && mode == machine.ApplyConfigurationRequest_REBOOT {
 		mode = machine.ApplyConfigurationRequest_NO_REBOOT
@@ -277,13 +270,33 @@ func (em *Emulator) ApplyConfiguration(ctx context.Context, n *Node, in *machine
 	}}}, nil
 }
 
-// runtimeValidate runs machinery's runtime validation against the node's emulated resources
-// (its disks), then replaces the host-dependent systemd-boot warning by the node's own: real
-// Talos warns when it booted through systemd-boot (boot_mode uki) and extraKernelArgs are set.
-func (em *Emulator) runtimeValidate(ctx context.Context, n *Node, cfg config.Provider, mode metalMode) ([]string, error) {
+// validate validates the config in metal mode against the node's emulated resources (its
+// disks) as machined of the machine's release does: v1.14.1 in one call reporting every error
+// (ValidateAtRuntime), v1.13.9 the config first, then the runtime checks, with v1.13's own rules
+// (release.AdjustV113Validation). The host-dependent systemd-boot warning is replaced by the
+// node's own: real Talos warns when it booted through systemd-boot (boot_mode uki) and
+// extraKernelArgs are set.
+func (em *Emulator) validate(ctx context.Context, n *Node, cfg config.Provider, mode metalMode, tag string) ([]string, error) {
 	const sdBootWarning = "extra kernel arguments are not supported when booting using SDBoot"
 
-	warnings, err := cfg.RuntimeValidate(ctx, n.resources, mode)
+	var (
+		warnings []string
+		err      error
+	)
+
+	if release.ApplyRebootModeRemoved(tag) { // v1.14
+		warnings, err = cfg.ValidateAtRuntime(ctx, n.resources, mode)
+	} else {
+		warnings, err = release.AdjustV113Validation(cfg, mode)(cfg.Validate(mode))
+
+		if err == nil {
+			var more []string
+
+			more, err = cfg.RuntimeValidate(ctx, n.resources, mode)
+			warnings = append(warnings, more...)
+		}
+	}
+
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/siderolabs/talos/pkg/machinery/config/configpatcher"
 	"github.com/siderolabs/talos/pkg/machinery/config/encoder"
 	machinetype "github.com/siderolabs/talos/pkg/machinery/config/machine"
+	"github.com/siderolabs/talos/pkg/machinery/config/types/v1alpha1"
 	"google.golang.org/grpc/codes"
 
 	"solanaops.testbed/emulator/internal/testutil"
@@ -351,5 +352,87 @@ func TestReleaseOfTheBootMedia(t *testing.T) {
 	spec := NodeSpec{Name: "b1", Address: "127.0.1.68", Hardware: kernel.Hardware{TalosVersion: "v1.12.5"}}
 	if err := spec.normalize(); err == nil || !strings.Contains(err.Error(), `talos_version "v1.12.5" is not a release the emulator runs`) {
 		t.Errorf("v1.12.5 boot media: %v", err)
+	}
+}
+
+// TestUpgradeV113ToV114: a v1.13.9 machine upgrades to a v1.14.1 installer (talos114 allows
+// hosts from 1.12.0), reboots into v1.14.1 with its v1.13-layout config and then behaves as
+// v1.14: v1.14's kernel defaults, and REBOOT applies refused. v1.12 hosts cannot skip to v1.14.
+func TestUpgradeV113ToV114(t *testing.T) {
+	em, n, host := installedWorker(t, testutil.V113)
+	ref := host + "/metal-installer/" + testutil.TunedID + ":" + testutil.V114
+
+	if _, err := em.PullImage(context.Background(), n, ref); err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, err := upgrade(em, n, ref)
+	if err != nil || code != 0 || !strings.Contains(out, "installation of v1.14.1 complete") {
+		t.Fatalf("exit %d, err %v, output:\n%s", code, err, out)
+	}
+
+	em.Reboot(n)
+	awaitBoot(t, em, n)
+
+	want := append(kernel.UKICmdline(kernel.UKI{TalosVersion: testutil.V114}), testutil.TunedArgs...)
+	if em.TalosVersion(n) != testutil.V114 || !slices.Equal(cmdline(t, em, n), want) {
+		t.Errorf("after the upgrade: version %s, cmdline %q", em.TalosVersion(n), cmdline(t, em, n))
+	}
+
+	_, err = applyMode(em, n, n.persistedBytes, machine.ApplyConfigurationRequest_REBOOT) //nolint:staticcheck // the removed mode
+	wantCode(t, err, codes.Unimplemented, release.RebootModeRemovedError)
+
+	if err := upgradeableFrom(testutil.V114, "v1.11.6"); err == nil || !strings.Contains(err.Error(), "host version 1.11.6 is too old to upgrade to Talos 1.14.1") {
+		t.Errorf("v1.11 to v1.14: %v", err)
+	}
+}
+
+// TestV113Validation: v1.13.9 requires .machine.install where the machine installs and knows
+// no deprecation warning for .machine.files; v1.14.1 makes the section optional and warns.
+func TestV113Validation(t *testing.T) {
+	withFiles := func(withInstall bool) []byte {
+		loaded, err := configloader.NewFromBytes(testutil.GenConfig(t, nil, machinetype.TypeWorker, "/dev/vda", testutil.StockImage, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		patched, err := loaded.PatchV1Alpha1(func(c *v1alpha1.Config) error {
+			if !withInstall {
+				c.MachineConfig.MachineInstall = nil //nolint:staticcheck // the legacy section under test
+			}
+
+			c.MachineConfig.MachineFiles = []*v1alpha1.MachineFile{{ //nolint:staticcheck // the deprecated section under test
+				FileContent: "x", FilePath: "/var/f", FileOp: "create", FilePermissions: 0o644,
+			}}
+
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		raw, err := patched.EncodeBytes(encoder.WithComments(encoder.CommentsDisabled))
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		return raw
+	}
+
+	old := nodeOf(t, "v1", "127.0.1.69", testutil.V113)
+	fresh := nodeOf(t, "v2", "127.0.1.70", testutil.V114)
+	em := &Emulator{nodes: []*Node{old, fresh}, log: t.Logf}
+
+	_, err := applyMode(em, old, withFiles(false), machine.ApplyConfigurationRequest_STAGED)
+	wantCode(t, err, codes.InvalidArgument, "1 error occurred:\n\t* v1alpha1.Config: 1 error occurred:\n\t* install instructions are required in \"metal\" mode\n\n")
+
+	reply, err := applyMode(em, old, withFiles(true), machine.ApplyConfigurationRequest_STAGED)
+	if err != nil || len(reply.Messages[0].Warnings) != 0 {
+		t.Errorf("v1.13 with .machine.files: %v %v, want no warning", reply, err)
+	}
+
+	reply, err = applyMode(em, fresh, withFiles(false), machine.ApplyConfigurationRequest_STAGED)
+	if err != nil || !slices.Contains(reply.Messages[0].Warnings, ".machine.files is deprecated; use dedicated configuration documents instead") {
+		t.Errorf("v1.14 without .machine.install, with .machine.files: %v %v", reply, err)
 	}
 }

@@ -13,6 +13,9 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/hashicorp/go-multierror"
+	"github.com/siderolabs/talos/pkg/machinery/config"
+	"github.com/siderolabs/talos/pkg/machinery/config/validation"
 	yaml "go.yaml.in/yaml/v4"
 )
 
@@ -98,6 +101,33 @@ func RegistersConfigTaints(tag string) bool { return !is113(tag) }
 // v1.14 the installer comes from the Image Factory only (v1.14.1 CHANGELOG.md "Default Installer
 // Image": "The ghcr.io/siderolabs/installer image is no longer published with releases").
 func StockInstallerPublished(tag string) bool { return is113(tag) }
+
+// v114Warnings are the validation warnings machinery v1.14.1 adds for deprecated v1alpha1
+// sections that v1.13.9 accepts silently (config/types/v1alpha1/v1alpha1_validation.go Validate).
+var v114Warnings = []string{
+	".machine.files is deprecated; use dedicated configuration documents instead",
+	".machine.baseRuntimeSpecOverrides is deprecated; use a CRIBaseRuntimeSpecConfig document instead",
+}
+
+// AdjustV113Validation turns machinery v1.14.1's validation of cfg into v1.13.9's, for a
+// machine running v1.13 (call it on cfg.Validate's result): no v1.14 deprecation warnings, and
+// .machine.install required where the mode installs ("install instructions are required in
+// %q mode", v1.13.9 config/types/v1alpha1/v1alpha1_validation.go; v1.14 makes the section
+// optional, UnattendedInstallConfig replacing it), reported as machinery reports a v1alpha1
+// error (config/container/validate.go).
+func AdjustV113Validation(cfg config.Provider, mode validation.RuntimeMode) func([]string, error) ([]string, error) {
+	return func(warnings []string, err error) ([]string, error) {
+		warnings = slices.DeleteFunc(warnings, func(w string) bool { return slices.Contains(v114Warnings, w) })
+
+		raw := cfg.RawV1Alpha1()
+		if err == nil && mode.RequiresInstall() && raw != nil && raw.MachineConfig != nil && raw.MachineConfig.MachineInstall == nil { //nolint:staticcheck // the legacy section is what v1.13 requires
+			v1alpha1 := multierror.Append(nil, fmt.Errorf("install instructions are required in %q mode", mode))
+			err = multierror.Append(nil, fmt.Errorf("v1alpha1.Config: %w", v1alpha1))
+		}
+
+		return warnings, err
+	}
+}
 
 // v113Kinds are the config document kinds machinery v1.13.9 registers: every
 // registry.Register call under pkg/machinery/config/types of the v1.13.9 module, its constant
