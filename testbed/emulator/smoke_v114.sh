@@ -101,6 +101,19 @@ has "InvalidArgument" "old1 refusal"
 has "$want" "old1 refusal"
 ok "v1.13.9 machine refuses the v1.14 config as v1.13.9 does: $want"
 
+# a key v1.14 added to a kind v1.13 knows: a v1.13 config with ResolverConfig.hostDNS
+"$TALOSCTL_113" gen config demo "https://$old:6443" --install-disk /dev/sda --install-image "$image" \
+    --with-docs=false --with-examples=false -t controlplane -o v113.yaml >/dev/null 2>&1
+printf -- '---\napiVersion: v1alpha1\nkind: ResolverConfig\nhostDNS: {enabled: true}\n' >>v113.yaml
+run "$TALOSCTL_113" "v1.13.9 loader, new key" fail validate -c v113.yaml -m metal
+# the refusal's two lines: the document and line, then the unknown keys
+refusal() { grep -A1 'unknown keys found during decoding' out | sed 's/^.*error decoding document/error decoding document/' | tr '\n' '|'; }
+want=$(refusal)
+[[ "$want" == *"hostDNS: {enabled: true}"* ]] || fail "talosctl v1.13.9 did not refuse hostDNS"
+run "$TALOSCTL_114" "v1.13.9 machine, new key" fail apply-config --insecure -n $old -e $old -f v113.yaml
+[[ "$(refusal)" == "$want" ]] || fail "old1 refusal of hostDNS: want '$want'"
+ok "v1.13.9 machine refuses a key v1.14 added as v1.13.9 does: $want"
+
 python3 - <<'PY'
 text = open("controlplane.yaml").read()
 # a .machine.kubelet section beside the KubeletConfig document: v1.14 refuses the mixture

@@ -59,7 +59,7 @@ func (em *Emulator) preInstall(ctx context.Context, n *Node, in *machine.ApplyCo
 	maintenance, tag := !n.configured(), n.talosVersion()
 	em.mu.Unlock()
 
-	if release.CheckDocumentKinds(tag, in.GetData()) != nil {
+	if release.CheckDocuments(tag, in.GetData()) != nil {
 		return nil
 	}
 
@@ -108,7 +108,7 @@ func (em *Emulator) ApplyConfiguration(ctx context.Context, n *Node, in *machine
 		em.cancelRollback(n)
 	}
 
-	if err := release.CheckDocumentKinds(tag, in.GetData()); err != nil {
+	if err := release.CheckDocuments(tag, in.GetData()); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 

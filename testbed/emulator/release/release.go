@@ -6,12 +6,15 @@ package release
 
 import (
 	"bytes"
+	_ "embed"
 	"errors"
 	"fmt"
 	"io"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/hashicorp/go-multierror"
 	"github.com/siderolabs/talos/pkg/machinery/config"
@@ -129,33 +132,122 @@ func AdjustV113Validation(cfg config.Provider, mode validation.RuntimeMode) func
 	}
 }
 
-// v113Kinds are the config document kinds machinery v1.13.9 registers: every
-// registry.Register call under pkg/machinery/config/types of the v1.13.9 module, its constant
-// resolved (network.DefaultActionConfig is "NetworkDefaultActionConfig"); "v1alpha1" is the
-// machine config itself. Machinery v1.14.1 registers them all (TestV113KindsRegisteredInV114)
-// and 45 more (KubeletConfig, KubeNodeConfig, SysctlConfig, UnattendedInstallConfig, ...).
-var v113Kinds = []string{
-	"BlackholeRouteConfig", "BondConfig", "BridgeConfig", "DHCPv4Config", "DHCPv6Config",
-	"DummyLinkConfig", "EnvironmentConfig", "EthernetConfig",
-	"EventSinkConfig", "ExistingVolumeConfig", "ExtensionServiceConfig", "ExternalVolumeConfig",
-	"HCloudVIPConfig", "HostnameConfig", "ImageVerificationConfig", "KmsgLogConfig",
-	"KubeSpanConfig", "KubeSpanEndpointsConfig", "Layer2VIPConfig", "LinkAliasConfig",
-	"LinkConfig", "NetworkDefaultActionConfig", "NetworkRuleConfig", "OOMConfig", "PCIDriverRebindConfig", "RawVolumeConfig",
-	"RegistryAuthConfig", "RegistryMirrorConfig", "RegistryTLSConfig", "ResolverConfig",
-	"RoutingRuleConfig", "SideroLinkConfig", "StaticHostConfig", "SwapVolumeConfig",
-	"TCPProbeConfig", "TimeSyncConfig", "TrustedRootsConfig", "UserVolumeConfig", "VLANConfig",
-	"VRFConfig", "VolumeConfig", "WatchdogTimerConfig", "WireguardConfig", "ZswapConfig",
-	"v1alpha1",
+// v113SchemaText is, for every config document kind machinery v1.13.9 registers, the YAML keys
+// its types accept, written by the generator in release/v113schema from the v1.13.9 module
+// (its comment says how to run it). Machinery v1.14.1 registers these kinds too
+// (TestV113KindsRegisteredInV114) and 45 more (KubeletConfig, KubeNodeConfig, SysctlConfig,
+// UnattendedInstallConfig, ...).
+//
+//go:embed v113_schema.txt
+var v113SchemaText string
+
+// keySchema is a document kind's accepted keys: path ("." the document, "a.b" nested structs,
+// "[]" a sequence's element, "*" a map's value) to the keys a mapping there may have; a path
+// it lacks accepts anything (a scalar, any value).
+type keySchema map[string]keySet
+
+type keySet struct {
+	anyKey bool
+	names  []string
 }
 
-// CheckDocumentKinds refuses, on a machine running tag, a config with a document kind its
-// release does not know, with the error v1.13.9's config loader gives: its decoder reads the
-// documents in order and the first whose kind is not registered fails
-// (pkg/machinery/config/configloader/internal/decoder/decoder.go parse and decode,
-// config/internal/registry/registry.go New). Machinery v1.14.1, which the emulator loads
-// configs with, knows every kind, so only v1.13 machines refuse any. YAML that does not parse
-// is left to the loader.
-func CheckDocumentKinds(tag string, raw []byte) error {
+var v113Schema = sync.OnceValue(func() map[string]keySchema {
+	schemas := map[string]keySchema{}
+
+	for line := range strings.Lines(v113SchemaText) {
+		fields := strings.Split(strings.TrimSuffix(line, "\n"), " ")
+		kind, path, keys := fields[0], fields[1], fields[2]
+
+		if schemas[kind] == nil {
+			schemas[kind] = keySchema{}
+		}
+
+		schemas[kind][path] = keySet{anyKey: keys == "*", names: strings.Split(keys, ",")}
+	}
+
+	return schemas
+})
+
+func childPath(path, key string) string {
+	if path == "." {
+		return key
+	}
+
+	return path + "." + key
+}
+
+// unknownKeys are the keys of node (at path) the schema lacks, as v1.13.9's strict decoding
+// reports them: nested maps of the unknown keys and their values, lists for sequences.
+func (s keySchema) unknownKeys(path string, node *yaml.Node) any {
+	switch node.Kind { //nolint:exhaustive // scalars have no keys
+	case yaml.MappingNode:
+		set, checked := s[path]
+		if !checked {
+			return nil
+		}
+
+		var unknown map[string]any
+
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			key, val := node.Content[i].Value, node.Content[i+1]
+
+			next := childPath(path, "*")
+			if !set.anyKey {
+				if !slices.Contains(set.names, key) {
+					if unknown == nil {
+						unknown = map[string]any{}
+					}
+
+					unknown[key] = val
+
+					continue
+				}
+
+				next = childPath(path, key)
+			}
+
+			if inner := s.unknownKeys(next, val); inner != nil {
+				if unknown == nil {
+					unknown = map[string]any{}
+				}
+
+				unknown[key] = inner
+			}
+		}
+
+		if unknown == nil {
+			return nil
+		}
+
+		return unknown
+	case yaml.SequenceNode:
+		var unknown []any
+
+		for _, item := range node.Content {
+			if inner := s.unknownKeys(childPath(path, "[]"), item); inner != nil {
+				unknown = append(unknown, inner)
+			}
+		}
+
+		if unknown == nil {
+			return nil
+		}
+
+		return unknown
+	}
+
+	return nil
+}
+
+// CheckDocuments refuses, on a machine running tag, a config v1.13.9's config loader refuses
+// and machinery v1.14.1 (which the emulator loads configs with) accepts: a document of a kind
+// v1.13 does not know, or a key v1.13's type for a known kind lacks (the keys v1.14 added).
+// Its decoder reads the documents in order and the first that fails to decode is the error
+// (pkg/machinery/config/configloader/internal/decoder/decoder.go parse and decode;
+// config/internal/registry/registry.go New; the strict check is
+// github.com/siderolabs/gen/xyaml CheckUnknownKeys). v1.14 machines refuse nothing here. YAML
+// that does not parse, and documents without an apiVersion, are left to the loader.
+func CheckDocuments(tag string, raw []byte) error {
 	if !is113(tag) {
 		return nil
 	}
@@ -177,15 +269,40 @@ func CheckDocumentKinds(tag string, raw []byte) error {
 				continue
 			}
 
-			apiVersion, kind := value(manifest, "apiVersion"), value(manifest, "kind")
-			if kind == "" || apiVersion == "" || slices.Contains(v113Kinds, kind) {
-				continue // the machine config itself, a known kind, or an error the loader reports
+			if err := checkDocument(manifest); err != nil {
+				return err
 			}
-
-			return fmt.Errorf("error decoding document %s/%s/%s (line %d): %q %q: not registered",
-				apiVersion, kind, value(manifest, "name"), manifest.Line, kind, apiVersion)
 		}
 	}
+}
+
+func checkDocument(manifest *yaml.Node) error {
+	apiVersion, kind, name := value(manifest, "apiVersion"), value(manifest, "kind"), value(manifest, "name")
+
+	switch {
+	case kind == "" && apiVersion == "":
+		kind = "v1alpha1" // the machine config itself
+	case kind == "" || apiVersion == "":
+		return nil // the loader's error
+	}
+
+	schema, known := v113Schema()[kind]
+	if !known {
+		return fmt.Errorf("error decoding document %s/%s/%s (line %d): %q %q: not registered",
+			apiVersion, kind, name, manifest.Line, kind, apiVersion)
+	}
+
+	if unknown := schema.unknownKeys(".", manifest); unknown != nil {
+		summary, err := yaml.Marshal(unknown)
+		if err != nil {
+			return err
+		}
+
+		return fmt.Errorf("error decoding document %s/%s/%s (line %d): unknown keys found during decoding:\n%s",
+			apiVersion, kind, name, manifest.Line, summary)
+	}
+
+	return nil
 }
 
 // value is a top-level scalar of a YAML mapping, "" when absent.
