@@ -6,7 +6,6 @@ package release
 
 import (
 	"bytes"
-	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -132,14 +131,11 @@ func AdjustV113Validation(cfg config.Provider, mode validation.RuntimeMode) func
 	}
 }
 
-// v113SchemaText is, for every config document kind machinery v1.13.9 registers, the YAML keys
-// its types accept, written by the generator in release/v113schema from the v1.13.9 module
-// (its comment says how to run it). Machinery v1.14.1 registers these kinds too
-// (TestV113KindsRegisteredInV114) and 45 more (KubeletConfig, KubeNodeConfig, SysctlConfig,
-// UnattendedInstallConfig, ...).
-//
-//go:embed v113_schema.txt
-var v113SchemaText string
+// v113SchemaText (v113_schema.go) is, for every config document kind machinery v1.13.9
+// registers, the YAML keys its types accept, written by the generator in release/v113schema
+// from the v1.13.9 module (its comment says how to run it). Machinery v1.14.1 registers these
+// kinds too (TestV113KindsRegisteredInV114) and 45 more (KubeletConfig, KubeNodeConfig,
+// SysctlConfig, UnattendedInstallConfig, ...).
 
 // keySchema is a document kind's accepted keys: path ("." the document, "a.b" nested structs,
 // "[]" a sequence's element, "*" a map's value) to the keys a mapping there may have; a path
