@@ -98,13 +98,13 @@ func (em *Emulator) ApplyConfiguration(ctx context.Context, n *Node, in *machine
 	}
 
 	tag := n.talosVersion()
-	v114 := release.ApplyRebootModeRemoved(tag)
+	inPlace := release.AppliesInPlace(tag)
 
 	mode := in.Mode
 	modeName := mode.String()
 	details, detailsErr := "Applied configuration with a reboot", ""
 
-	if mode != machine.ApplyConfigurationRequest_TRY && !v114 {
+	if mode != machine.ApplyConfigurationRequest_TRY && !inPlace {
 		em.cancelRollback(n)
 	}
 
@@ -121,7 +121,7 @@ func (em *Emulator) ApplyConfiguration(ctx context.Context, n *Node, in *machine
 		return nil, status.Error(codes.InvalidArgument, "the applied machine configuration doesn't contain v1alpha1 config, did you mean to patch the machine config instead?")
 	}
 
-	if v114 && mode == machine.ApplyConfigurationRequest_REBOOT { //nolint:staticcheck // the deprecated mode is what is refused
+	if inPlace && mode == machine.ApplyConfigurationRequest_REBOOT { //nolint:staticcheck // the deprecated mode is what is refused
 		if !inMaintenance {
 			return nil, status.Error(codes.Unimplemented, release.RebootModeRemovedError)
 		}
@@ -140,9 +140,8 @@ func (em *Emulator) ApplyConfiguration(ctx context.Context, n *Node, in *machine
 		mode = machine.ApplyConfigurationRequest_NO_REBOOT
 	}
 
-	// v1.14 applies every change in place: no change needs a reboot
 	immediate := func() error {
-		if v114 || inMaintenance {
+		if inPlace || inMaintenance {
 			return nil
 		}
 
@@ -193,7 +192,7 @@ func (em *Emulator) ApplyConfiguration(ctx context.Context, n *Node, in *machine
 		}}}, nil
 	}
 
-	if mode != machine.ApplyConfigurationRequest_TRY && v114 {
+	if mode != machine.ApplyConfigurationRequest_TRY && inPlace {
 		em.cancelRollback(n)
 	}
 
@@ -271,9 +270,8 @@ func (em *Emulator) ApplyConfiguration(ctx context.Context, n *Node, in *machine
 }
 
 // validate validates the config in metal mode against the node's emulated resources (its
-// disks) as machined of the machine's release does: v1.14.1 in one call reporting every error
-// (ValidateAtRuntime), v1.13.9 the config first, then the runtime checks, with v1.13's own rules
-// (release.AdjustV113Validation). The host-dependent systemd-boot warning is replaced by the
+// disks) as machined of the machine's release does (release.ValidatesAtRuntime), v1.13 with
+// its own rules (release.AdjustV113Validation). The host-dependent systemd-boot warning is replaced by the
 // node's own: real Talos warns when it booted through systemd-boot (boot_mode uki) and
 // extraKernelArgs are set.
 func (em *Emulator) validate(ctx context.Context, n *Node, cfg config.Provider, mode metalMode, tag string) ([]string, error) {
@@ -284,7 +282,7 @@ func (em *Emulator) validate(ctx context.Context, n *Node, cfg config.Provider, 
 		err      error
 	)
 
-	if release.ApplyRebootModeRemoved(tag) { // v1.14
+	if release.ValidatesAtRuntime(tag) {
 		warnings, err = cfg.ValidateAtRuntime(ctx, n.resources, mode)
 	} else {
 		warnings, err = release.AdjustV113Validation(cfg, mode)(cfg.Validate(mode))

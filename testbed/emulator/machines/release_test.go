@@ -436,3 +436,44 @@ func TestV113Validation(t *testing.T) {
 		t.Errorf("v1.14 without .machine.install, with .machine.files: %v %v", reply, err)
 	}
 }
+
+// TestTryRollbackCancel: a pending try-mode rollback is cancelled on v1.13 by any non-try
+// request, a dry run too; on v1.14 only by one past its dry run.
+func TestTryRollbackCancel(t *testing.T) {
+	host := testutil.Factory(t)
+
+	for _, c := range []struct {
+		tag             string
+		raw             func(t *testing.T) []byte
+		dryRunCancelled bool
+	}{
+		{testutil.V113, func(t *testing.T) []byte {
+			return testutil.GenConfig(t, nil, machinetype.TypeWorker, "/dev/vda", testutil.StockImage, "")
+		}, true},
+		{testutil.V114, func(t *testing.T) []byte {
+			return gen114(t, machinetype.TypeWorker, host+"/metal-installer/"+testutil.EmptyID+":"+testutil.V114)
+		}, false},
+	} {
+		n := nodeOf(t, "t1", "127.0.1.71", c.tag)
+		em := &Emulator{nodes: []*Node{n}, log: t.Logf}
+		raw := c.raw(t)
+
+		apply(t, em, n, raw)
+		awaitBoot(t, em, n)
+
+		if _, err := applyMode(em, n, raw, machine.ApplyConfigurationRequest_TRY); err != nil || n.rollback == nil {
+			t.Fatalf("%s: try: %v", c.tag, err)
+		}
+
+		_, err := em.ApplyConfiguration(context.Background(), n, &machine.ApplyConfigurationRequest{Data: raw, Mode: machine.ApplyConfigurationRequest_NO_REBOOT, DryRun: true}, true)
+		if err != nil || (n.rollback == nil) != c.dryRunCancelled {
+			t.Errorf("%s: after a dry run, rollback pending %v (err %v)", c.tag, n.rollback != nil, err)
+		}
+
+		if _, err := applyMode(em, n, raw, machine.ApplyConfigurationRequest_NO_REBOOT); err != nil || n.rollback != nil {
+			t.Errorf("%s: a no-reboot apply left the rollback pending (err %v)", c.tag, err)
+		}
+
+		em.cancelRollback(n)
+	}
+}

@@ -82,12 +82,18 @@ func BootableRange() string {
 // is113 says whether a machine running tag behaves as Talos v1.13 (the older of the two lines).
 func is113(tag string) bool { return Emulated(tag) == "v1.13.9" }
 
-// ApplyRebootModeRemoved: from v1.14 machined refuses ApplyConfiguration's REBOOT mode outside
-// maintenance mode and AUTO never reboots (it always becomes NO_REBOOT: every change is applied
-// in place, there is no "needs a reboot" decision any more); in v1.13 AUTO reboots for changes
-// that cannot be applied immediately and REBOOT reboots
+// AppliesInPlace: from v1.14 machined's ApplyConfiguration applies every change in place:
+// it refuses the REBOOT mode outside maintenance mode, AUTO always becomes NO_REBOOT (there is
+// no "needs a reboot" decision any more), and only a request past its dry run cancels a
+// pending try-mode rollback; v1.13's AUTO reboots for changes it cannot apply immediately,
+// REBOOT reboots, and any non-try request cancels the rollback
 // (internal/app/machined/internal/server/v1alpha1/v1alpha1_server.go ApplyConfiguration, both tags).
-func ApplyRebootModeRemoved(tag string) bool { return !is113(tag) }
+func AppliesInPlace(tag string) bool { return !is113(tag) }
+
+// ValidatesAtRuntime: v1.14.1 machined validates an applied config in one call reporting every
+// error (ValidateAtRuntime); v1.13.9 validates the config, then runs the runtime checks
+// (Validate, RuntimeValidate; v1alpha1_server.go ApplyConfiguration, both tags).
+func ValidatesAtRuntime(tag string) bool { return !is113(tag) }
 
 // RebootModeRemovedError is v1.14.1 machined's answer to a REBOOT apply on a configured machine.
 const RebootModeRemovedError = "the REBOOT mode is not supported, please use AUTO or NO_REBOOT modes instead"
