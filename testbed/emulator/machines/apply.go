@@ -285,7 +285,8 @@ func (em *Emulator) validate(ctx context.Context, n *Node, cfg config.Provider, 
 	if release.ValidatesAtRuntime(tag) {
 		warnings, err = cfg.ValidateAtRuntime(ctx, n.resources, mode)
 	} else {
-		warnings, err = release.AdjustV113Validation(cfg, mode)(cfg.Validate(mode))
+		warnings, err = cfg.Validate(mode)
+		warnings, err = release.AdjustV113Validation(cfg, mode, warnings, err)
 
 		if err == nil {
 			var more []string

@@ -117,24 +117,22 @@ var v114Warnings = []string{
 	".machine.baseRuntimeSpecOverrides is deprecated; use a CRIBaseRuntimeSpecConfig document instead",
 }
 
-// AdjustV113Validation turns machinery v1.14.1's validation of cfg into v1.13.9's, for a
-// machine running v1.13 (call it on cfg.Validate's result): no v1.14 deprecation warnings, and
+// AdjustV113Validation turns machinery v1.14.1's validation of cfg (cfg.Validate's warnings
+// and error) into v1.13.9's, for a machine running v1.13: no v1.14 deprecation warnings, and
 // .machine.install required where the mode installs ("install instructions are required in
 // %q mode", v1.13.9 config/types/v1alpha1/v1alpha1_validation.go; v1.14 makes the section
 // optional, UnattendedInstallConfig replacing it), reported as machinery reports a v1alpha1
 // error (config/container/validate.go).
-func AdjustV113Validation(cfg config.Provider, mode validation.RuntimeMode) func([]string, error) ([]string, error) {
-	return func(warnings []string, err error) ([]string, error) {
-		warnings = slices.DeleteFunc(warnings, func(w string) bool { return slices.Contains(v114Warnings, w) })
+func AdjustV113Validation(cfg config.Provider, mode validation.RuntimeMode, warnings []string, err error) ([]string, error) {
+	warnings = slices.DeleteFunc(warnings, func(w string) bool { return slices.Contains(v114Warnings, w) })
 
-		raw := cfg.RawV1Alpha1()
-		if err == nil && mode.RequiresInstall() && raw != nil && raw.MachineConfig != nil && raw.MachineConfig.MachineInstall == nil { //nolint:staticcheck // the legacy section is what v1.13 requires
-			v1alpha1 := multierror.Append(nil, fmt.Errorf("install instructions are required in %q mode", mode))
-			err = multierror.Append(nil, fmt.Errorf("v1alpha1.Config: %w", v1alpha1))
-		}
-
-		return warnings, err
+	raw := cfg.RawV1Alpha1()
+	if err == nil && mode.RequiresInstall() && raw != nil && raw.MachineConfig != nil && raw.MachineConfig.MachineInstall == nil { //nolint:staticcheck // the legacy section is what v1.13 requires
+		v1alpha1 := multierror.Append(nil, fmt.Errorf("install instructions are required in %q mode", mode))
+		err = multierror.Append(nil, fmt.Errorf("v1alpha1.Config: %w", v1alpha1))
 	}
+
+	return warnings, err
 }
 
 // v113SchemaText (v113_schema.go) is, for every config document kind machinery v1.13.9
