@@ -80,7 +80,7 @@ func BootableRange() string {
 }
 
 // is113 says whether a machine running tag behaves as Talos v1.13 (the older of the two lines).
-func is113(tag string) bool { return Emulated(tag) == "v1.13.9" }
+func is113(tag string) bool { return Emulated(tag) == Releases[0] }
 
 // AppliesInPlace: from v1.14 machined's ApplyConfiguration applies every change in place:
 // it refuses the REBOOT mode outside maintenance mode, AUTO always becomes NO_REBOOT (there is
