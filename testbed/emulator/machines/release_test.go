@@ -1,7 +1,11 @@
 package machines
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"maps"
 	"net/netip"
 	"slices"
@@ -17,6 +21,7 @@ import (
 	machinetype "github.com/siderolabs/talos/pkg/machinery/config/machine"
 	"github.com/siderolabs/talos/pkg/machinery/config/types/v1alpha1"
 	"google.golang.org/grpc/codes"
+	"gopkg.in/yaml.v3"
 
 	"solanaops.testbed/emulator/internal/testutil"
 	"solanaops.testbed/emulator/kernel"
@@ -475,5 +480,81 @@ func TestTryRollbackCancel(t *testing.T) {
 		}
 
 		em.cancelRollback(n)
+	}
+}
+
+// TestKubeconfigStructure: the admin kubeconfig has the structure Talos generates, which
+// talosctl v1.14 checks (pkg/kubeconfig/validate.go): one cluster named after the cluster, one
+// user and one context admin@<cluster>, namespace default, the accepted CAs, a client
+// certificate matching its key. The same from both config layouts.
+func TestKubeconfigStructure(t *testing.T) {
+	for name, raw := range map[string][]byte{
+		"v1.13 layout": testutil.GenConfig(t, nil, machinetype.TypeControlPlane, "/dev/vda", testutil.StockImage, ""),
+		"v1.14 layout": gen114(t, machinetype.TypeControlPlane, ""),
+	} {
+		n := nodeOf(t, "k1", "127.0.1.72", testutil.V114)
+		em := &Emulator{nodes: []*Node{n}, log: t.Logf}
+
+		cfg, err := configloader.NewFromBytes(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		n.running = cfg
+
+		out, err := em.AdminKubeconfig(n)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+
+		var kc struct {
+			Clusters []struct {
+				Name    string
+				Cluster struct {
+					Server string
+					CA     string `yaml:"certificate-authority-data"`
+				}
+			}
+			Users []struct {
+				Name string
+				User struct {
+					Crt string `yaml:"client-certificate-data"`
+					Key string `yaml:"client-key-data"`
+				}
+			}
+			Contexts []struct {
+				Name    string
+				Context struct{ Cluster, Namespace, User string }
+			}
+			CurrentContext string `yaml:"current-context"`
+		}
+
+		if err := yaml.Unmarshal(out, &kc); err != nil || len(kc.Clusters) != 1 || len(kc.Users) != 1 || len(kc.Contexts) != 1 {
+			t.Fatalf("%s: %v\n%s", name, err, out)
+		}
+
+		c, u, x := kc.Clusters[0], kc.Users[0], kc.Contexts[0]
+		if c.Name != "demo" || u.Name != "admin@demo" || x.Name != "admin@demo" || kc.CurrentContext != "admin@demo" ||
+			x.Context != (struct{ Cluster, Namespace, User string }{"demo", "default", "admin@demo"}) || c.Cluster.Server != "https://127.0.1.10:6443" {
+			t.Errorf("%s: names and references:\n%s", name, out)
+		}
+
+		ca, _ := base64.StdEncoding.DecodeString(c.Cluster.CA)
+		if !bytes.Contains(ca, cfg.K8sAPIServerCAConfig().IssuingCA().Crt) {
+			t.Errorf("%s: the server CA is not the cluster's", name)
+		}
+
+		crt, _ := base64.StdEncoding.DecodeString(u.User.Crt)
+		key, _ := base64.StdEncoding.DecodeString(u.User.Key)
+
+		pair, err := tls.X509KeyPair(crt, key)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+
+		leaf, _ := x509.ParseCertificate(pair.Certificate[0])
+		if leaf.Subject.CommonName != "admin" || !slices.Equal(leaf.Subject.Organization, []string{"system:masters"}) {
+			t.Errorf("%s: client certificate subject %v", name, leaf.Subject)
+		}
 	}
 }
