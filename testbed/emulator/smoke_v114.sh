@@ -3,12 +3,14 @@
 # v1.13.9 where an older client matters), against the testbed Image Factory.
 #
 #   testbed/emulator/smoke_v114.sh      (binaries through testbed/gobuild.py)
-#   TALOSCTL_114=... TALOSCTL_113=... EMULATOR=... IMAGE_FACTORY=... testbed/emulator/smoke_v114.sh
+#   TALOSCTL_114=... TALOSCTL_113=... EMULATOR=... IMAGE_FACTORY=... ETCD=... KUBE=... KWOK=... testbed/emulator/smoke_v114.sh
 #
 # Loopback only, on 127.0.9.x (away from the testbed's 127.0.1.x): the factory on
 # 127.0.9.5:5000; new1 127.0.9.11 boots the v1.14.1 ISO (the default), old1 127.0.9.12 the
 # v1.13.9 ISO. A `talosctl gen config --talos-version v1.14` config installs on new1 and is
-# refused by old1 with the text talosctl v1.13.9's own loader gives for it.
+# refused by old1 with the text talosctl v1.13.9's own loader gives for it. new1 then runs a real
+# control plane (etcd, Kubernetes, kwok: the testbed's pinned builds) and w1 127.0.9.13 joins
+# it with the validator's labels and taint in a KubeNodeConfig document.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,12 +19,17 @@ TALOSCTL_114=${TALOSCTL_114:-$(python3 "$gobuild" build talosctl v1.14.1 | tail 
 TALOSCTL_113=${TALOSCTL_113:-$(python3 "$gobuild" build talosctl | tail -n1)}
 EMULATOR=${EMULATOR:-$(python3 "$gobuild" build talos-emulator | tail -n1)}
 IMAGE_FACTORY=${IMAGE_FACTORY:-$(python3 "$gobuild" build image-factory | tail -n1)}
+pin() { grep "^$1=" "$here/../versions.env" | cut -d= -f2; }
+ETCD=${ETCD:-$(python3 "$gobuild" build etcd "$(pin ETCD_VERSION)" | tail -n1)}
+KUBE=${KUBE:-$(python3 "$gobuild" build kube "$(pin KUBERNETES_VERSION)" | tail -n1)}
+KWOK=${KWOK:-$(python3 "$gobuild" build kwok "$(pin KWOK_VERSION)" | tail -n1)}
 
 work=$(mktemp -d)
 pids=()
 factory=127.0.9.5:5000
 new=127.0.9.11
 old=127.0.9.12
+worker=127.0.9.13
 
 cleanup() {
     for pid in "${pids[@]}"; do
@@ -66,8 +73,12 @@ echo 'customization: {}' >empty.schematic.yaml
 empty=$(curl -sf -X POST --data-binary @empty.schematic.yaml "http://$factory/schematics" | jq -r .id)
 image=$factory/metal-installer/$empty:v1.14.1
 
+printf '%s\n' 'apiVersion: v1alpha1' 'kind: KubeNodeConfig' 'labels: {solana.io/role: validator}' \
+    'taints: {solana.io/dedicated: "validator:NoSchedule"}' >worker-patch.yaml
+# Kubernetes: the testbed's build (Talos v1.14 supports 1.32 to 1.37)
 "$TALOSCTL_114" gen config demo "https://$new:6443" --talos-version v1.14 --install-disk /dev/sda \
-    --install-image "$image" --with-docs=false --with-examples=false -o . >/dev/null 2>&1
+    --install-image "$image" --kubernetes-version "$(pin KUBERNETES_VERSION)" --config-patch-worker @worker-patch.yaml \
+    --with-docs=false --with-examples=false -o . >/dev/null 2>&1
 grep -q '^kind: UnattendedInstallConfig$' controlplane.yaml && ! grep -q '^    install:' controlplane.yaml ||
     fail "gen config --talos-version v1.14 did not render the v1.14 layout"
 run "$TALOSCTL_114" "validate" 0 validate -c controlplane.yaml -m metal --strict
@@ -80,8 +91,12 @@ cat >nodes.yaml <<EOF
 - name: old1
   address: $old
   hardware: {talos_version: v1.13.9, cpus: 8, memory: 32Gi, disks: [{dev_path: /dev/sda, serial: O1, size: 100Gi}]}
+- name: w1
+  address: $worker
+  hardware: {cpus: 8, memory: 32Gi, disks: [{dev_path: /dev/sda, serial: W1, size: 100Gi}]}
 EOF
-"$EMULATOR" --nodes nodes.yaml --state state --reboot-delay 1s >ready 2>>emulator.log &
+"$EMULATOR" --nodes nodes.yaml --state state --reboot-delay 1s --etcd "$ETCD" --kube "$KUBE" \
+    --kwok "$KWOK" --kwok-config "$here/../kwok/stages.yaml" >ready 2>>emulator.log &
 pids+=($!)
 for _ in $(seq 100); do grep -qx ready ready && break; sleep 0.1; done
 grep -qx ready ready || fail "emulator not ready"
@@ -159,5 +174,25 @@ PY
 run "$TALOSCTL_114" "auto dry run" 0 $(tc) apply-config -f env.yaml --dry-run
 has "Applied configuration without a reboot (skipped in dry-run)" "auto on v1.14"
 ok "v1.14: an AUTO apply of a change v1.13 would reboot for applies in place"
+
+run "$TALOSCTL_114" "worker install" 0 apply-config --insecure -n $worker -e $worker -f worker.yaml
+run "$TALOSCTL_114" "bootstrap" 0 $(tc) bootstrap
+run "$TALOSCTL_114" "health" 0 $(tc) health --control-plane-nodes $new --worker-nodes $worker --wait-timeout 3m
+ok "a v1.14 control plane and worker: bootstrap, talosctl health passes"
+
+run "$TALOSCTL_114" "kubeconfig" 0 $(tc) kubeconfig kubeconfig --force --merge=false
+ok "talosctl v1.14.1 accepts the kubeconfig's structure (pkg/kubeconfig/validate.go)"
+
+field() { grep -m1 "$1" kubeconfig | awk '{print $2}' | base64 -d >"$2"; }
+field certificate-authority-data ca.crt
+field client-certificate-data admin.crt
+field client-key-data admin.key
+curl -sf --cacert ca.crt --cert admin.crt --key admin.key "https://$new:6443/api/v1/nodes/w1" >node.json ||
+    fail "reading Node w1 from the API server"
+jq -c '[.metadata.labels["solana.io/role"], [.spec.taints[] | [.key, .value, .effect]]]' node.json >out
+has '["validator",[["solana.io/dedicated","validator","NoSchedule"]]]' "w1's labels and taints"
+run "$TALOSCTL_114" "worker kubelet.yaml" 0 --talosconfig talosconfig -e $new -n $worker read /etc/kubernetes/kubelet.yaml
+has "key: solana.io/dedicated" "w1 registers with its taint (v1.14)"
+ok "w1's Node: KubeNodeConfig's label and taint, the taint registered by the kubelet itself (v1.14)"
 
 echo "PASS: $passed checks"
