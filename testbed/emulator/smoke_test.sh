@@ -198,7 +198,7 @@ EOF
 unknown=ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff
 gen -t worker --install-disk /dev/sda --install-image "$factory/metal-installer/$unknown:$version" >f1-unknown.yaml 2>/dev/null
 gen -t worker --install-disk /dev/sda --install-image "factory.talos.dev/metal-installer/$tuned:$version" >f1-remote.yaml 2>/dev/null
-gen -t worker --install-disk /dev/sda --install-image "$factory/metal-installer/$tuned:v1.14.0" >f1-tag.yaml 2>/dev/null
+gen -t worker --install-disk /dev/sda --install-image "$factory/metal-installer/$tuned:v1.14.2" >f1-tag.yaml 2>/dev/null
 gen -t worker --install-disk /dev/sda --install-image "$factory/metal-installer/$tuned:v1.13.8" >f1-old.yaml 2>/dev/null
 gen -t talosconfig >talosconfig 2>/dev/null
 "$TALOSCTL" $(tc) config endpoint 127.0.1.11
@@ -210,27 +210,28 @@ sed 's/^    certSANs: \[\]$/    certSANs: []\n    env:\n        FOO: bar/' cp1.y
 sed 's#https://127.0.1.10:6443#not a url#' cp1.yaml >invalid.yaml
 grep -q cp1.example.test cp1-sans.yaml && grep -q FOO cp1-env.yaml || fail "could not derive test configs"
 
+# the machines boot the v1.13.9 ISO (talos_version; the default is the newest release)
 cat >nodes.yaml <<'EOF'
 - name: cp1
   address: 127.0.1.11
-  hardware: {cpus: 32, numa_nodes: 2, memory: 512Gi, boot_mode: uki,
+  hardware: {talos_version: v1.13.9, cpus: 32, numa_nodes: 2, memory: 512Gi, boot_mode: uki,
              disks: [{dev_path: /dev/nvme0n1, serial: CP1SYS, size: 960Gi}]}
 - name: cp2
   address: 127.0.1.12
-  hardware: {cpus: 32, numa_nodes: 2, memory: 512Gi, boot_mode: uki,
+  hardware: {talos_version: v1.13.9, cpus: 32, numa_nodes: 2, memory: 512Gi, boot_mode: uki,
              disks: [{dev_path: /dev/nvme0n1, serial: CP2SYS, size: 960Gi}]}
 - name: w1
   address: 127.0.1.20
-  hardware: {cpus: 16, numa_nodes: 1, memory: 64Gi, boot_mode: grub,
+  hardware: {talos_version: v1.13.9, cpus: 16, numa_nodes: 1, memory: 64Gi, boot_mode: grub,
              disks: [{dev_path: /dev/sda, serial: WSYS1, size: 480Gi},
                      {dev_path: /dev/sdb, serial: WDATA1, size: 1.92T}]}
 - name: w2
   address: 127.0.1.21
-  hardware: {cpus: 16, numa_nodes: 1, memory: 128Gi, boot_mode: grub,
+  hardware: {talos_version: v1.13.9, cpus: 16, numa_nodes: 1, memory: 128Gi, boot_mode: grub,
              disks: [{dev_path: /dev/sda, serial: WSYS2, size: 480Gi}]}
 - name: f1
   address: 127.0.1.22
-  hardware: {cpus: 4, memory: 16Gi, disks: [{dev_path: /dev/sda, serial: FSYS, size: 100Gi}]}
+  hardware: {talos_version: v1.13.9, cpus: 4, memory: 16Gi, disks: [{dev_path: /dev/sda, serial: FSYS, size: 100Gi}]}
 EOF
 
 # a NODES.yaml carrying the kernel command line would hand the emulator the answer: refused
@@ -269,7 +270,7 @@ has "install failed: pulling image \"$factory/metal-installer/$unknown:$version\
 run "f1 remote factory" 0 apply-config --insecure -n 127.0.1.22 -e 127.0.1.22 -f f1-remote.yaml
 has "install failed: image \"factory.talos.dev/metal-installer/$tuned:$version\": registry factory.talos.dev cannot be reached from the testbed" "f1 remote factory"
 run "f1 other release" 0 apply-config --insecure -n 127.0.1.22 -e 127.0.1.22 -f f1-tag.yaml
-has "installer tag v1.14.0 cannot boot on the emulated machines (releases v1.13.0 to v1.13.9 only)" "f1 other release"
+has "installer tag v1.14.2 cannot boot on the emulated machines (releases v1.13.0 to v1.13.9, v1.14.0 to v1.14.1 only)" "f1 other release"
 run "f1 still in maintenance" 0 apply-config --insecure --dry-run -n 127.0.1.22 -e 127.0.1.22 -f f1-tag.yaml
 has "Dry run summary:" "f1 still in maintenance"
 grep -q "GET /v2/metal-installer/$unknown/manifests/$version" factory.log || fail "the factory saw no pull of the unknown schematic"

@@ -13,7 +13,8 @@
 //
 // Anything else (factory.talos.dev, another registry, a digest) cannot be pulled here and
 // fails, as would a pull on a machine without network. The tag must be a release the emulator
-// can boot: one of the same minor as the release it impersonates, not newer (Bootable).
+// can boot (release.Bootable); the stock installer exists for v1.13 only
+// (release.StockInstallerPublished).
 package image
 
 import (
@@ -27,10 +28,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
+
+	"solanaops.testbed/emulator/release"
 )
 
 // StockRepository is the stock installer's repository.
@@ -71,23 +72,6 @@ func (i Installer) PinnedName() (string, error) {
 	}
 
 	return r.Host + "/" + r.Repository + "@" + i.Digest, nil
-}
-
-var releaseTag = regexp.MustCompile(`^v([0-9]+)\.([0-9]+)\.([0-9]+)$`)
-
-// Bootable reports whether an installer tagged tag can boot on machines emulating release
-// emulated: a release vX.Y.Z of the same minor, not newer. The emulated behaviour is always
-// emulated's; only the reported version (and the upgrade checks using it) follow the tag.
-func Bootable(tag, emulated string) bool {
-	got, want := releaseTag.FindStringSubmatch(tag), releaseTag.FindStringSubmatch(emulated)
-	if got == nil || want == nil || got[1] != want[1] || got[2] != want[2] {
-		return false
-	}
-
-	patch, _ := strconv.Atoi(got[3])
-	limit, _ := strconv.Atoi(want[3])
-
-	return patch <= limit
 }
 
 // Reference is a parsed image reference.
@@ -153,9 +137,6 @@ func loopbackHost(host string) (string, bool) {
 
 // Puller resolves installer references.
 type Puller struct {
-	// TalosVersion is the release the emulator impersonates: installer tags of the same minor up
-	// to it can boot (Bootable).
-	TalosVersion string
 	// Client talks to the testbed's Image Factory (nil: a client with a 5 s timeout).
 	Client *http.Client
 }
@@ -184,12 +165,16 @@ func (p Puller) Pull(ctx context.Context, ref string) (Installer, error) {
 		return Installer{}, err
 	}
 
-	if !Bootable(r.Tag, p.TalosVersion) {
-		return Installer{}, fmt.Errorf("image %q: installer tag %s cannot boot on the emulated machines (releases %s.0 to %s only)",
-			ref, r.Tag, p.TalosVersion[:strings.LastIndex(p.TalosVersion, ".")], p.TalosVersion)
+	if !release.Bootable(r.Tag) {
+		return Installer{}, fmt.Errorf("image %q: installer tag %s cannot boot on the emulated machines (releases %s only)",
+			ref, r.Tag, release.BootableRange())
 	}
 
 	if r.Host+"/"+r.Repository == StockRepository {
+		if !release.StockInstallerPublished(r.Tag) {
+			return Installer{}, &NotFoundError{Err: fmt.Errorf("image %q: %s is not published for Talos v1.14 and later (use an Image Factory installer)", ref, StockRepository)}
+		}
+
 		return Installer{Image: ref, TalosVersion: r.Tag, Digest: digestOf([]byte(ref))}, nil
 	}
 

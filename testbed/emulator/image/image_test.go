@@ -48,7 +48,7 @@ func fakeFactory(t *testing.T) (host string, requests *[]string) {
 
 func TestPull(t *testing.T) {
 	host, requests := fakeFactory(t)
-	p := Puller{TalosVersion: version}
+	p := Puller{}
 	ctx := context.Background()
 
 	inst, err := p.Pull(ctx, host+"/metal-installer/"+tuned+":"+version)
@@ -81,6 +81,12 @@ func TestPull(t *testing.T) {
 		t.Errorf("v1.13.8: %+v %v", older, err)
 	}
 
+	// so does a v1.14 release up to v1.14.1
+	newer, err := p.Pull(ctx, host+"/metal-installer/"+tuned+":v1.14.1")
+	if err != nil || newer.TalosVersion != "v1.14.1" {
+		t.Errorf("v1.14.1: %+v %v", newer, err)
+	}
+
 	// the digest is the manifest's, so the pinned name changes with the tag
 	pinned, err := older.PinnedName()
 	if err != nil || !strings.HasPrefix(pinned, host+"/metal-installer/"+tuned+"@sha256:") || older.Digest == inst.Digest {
@@ -93,8 +99,10 @@ func TestPull(t *testing.T) {
 		host + "/metal-installer/" + unknown + ":" + version:         "MANIFEST_UNKNOWN: schematic " + unknown + " is not registered",
 		"factory.talos.dev/metal-installer/" + tuned + ":" + version: "registry factory.talos.dev cannot be reached from the testbed",
 		"ghcr.io/our-org/installer:" + version:                       "registry ghcr.io cannot be reached from the testbed",
-		host + "/metal-installer/" + tuned + ":v1.13.10":             "installer tag v1.13.10 cannot boot on the emulated machines (releases v1.13.0 to v1.13.9 only)",
-		host + "/metal-installer/" + tuned + ":v1.14.0":              "installer tag v1.14.0 cannot boot",
+		host + "/metal-installer/" + tuned + ":v1.13.10":             "installer tag v1.13.10 cannot boot on the emulated machines (releases v1.13.0 to v1.13.9, v1.14.0 to v1.14.1 only)",
+		host + "/metal-installer/" + tuned + ":v1.14.2":              "installer tag v1.14.2 cannot boot",
+		host + "/metal-installer/" + tuned + ":v1.12.9":              "installer tag v1.12.9 cannot boot",
+		"ghcr.io/siderolabs/installer:v1.14.1":                       "ghcr.io/siderolabs/installer is not published for Talos v1.14 and later",
 		"ghcr.io/siderolabs/installer:v1.12.0":                       "installer tag v1.12.0 cannot boot",
 		"ghcr.io/siderolabs/installer:v1.13.9-rc.0":                  "installer tag v1.13.9-rc.0 cannot boot",
 		"ghcr.io/siderolabs/installer":                               "installer tag latest cannot boot",
@@ -120,7 +128,7 @@ func TestPullChecksTheAnswer(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	_, err := Puller{TalosVersion: version}.Pull(context.Background(), strings.TrimPrefix(srv.URL, "http://")+"/metal-installer/"+tuned+":"+version)
+	_, err := Puller{}.Pull(context.Background(), strings.TrimPrefix(srv.URL, "http://")+"/metal-installer/"+tuned+":"+version)
 	if err == nil || !strings.Contains(err.Error(), "the factory answered schematic") {
 		t.Errorf("a mismatched answer must fail: %v", err)
 	}

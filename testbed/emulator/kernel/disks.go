@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/siderolabs/talos/pkg/machinery/cel"
 	"github.com/siderolabs/talos/pkg/machinery/cel/celenv"
 	"github.com/siderolabs/talos/pkg/machinery/config"
 	configdocs "github.com/siderolabs/talos/pkg/machinery/config/config"
@@ -21,63 +22,81 @@ func diskVars(d Disk) map[string]any {
 	return map[string]any{"disk": d.Proto(), "system_disk": false}
 }
 
-// SystemDisk is the install disk: machine.install.diskSelector's first match, else
-// machine.install.disk, else (no config: maintenance mode) the first disk of the hardware.
+// installDisk finds the config's install disk among the hardware's disks: the
+// UnattendedInstallConfig's provisioning.diskSelector (Talos v1.14; machinery refuses it
+// together with .machine.install, and v1.14.1's UnattendedInstallController installs to the
+// first disk it matches, internal/app/machined/pkg/controllers/runtime/unattended_install.go),
+// else machine.install.diskSelector's first match, else machine.install.disk. The error is the
+// installer's when nothing matches.
+func installDisk(hw Hardware, cfg config.Provider) (string, error) {
+	if doc := cfg.UnattendedInstallConfig(); doc != nil {
+		expr := doc.VolumeSelector()
+		if d, ok := firstMatch(hw, &expr); ok {
+			return d, nil
+		}
+
+		return "", errors.New("no disk matched the selector")
+	}
+
+	install := cfg.Machine().Install()
+
+	expr, err := install.DiskMatchExpression()
+	if err != nil {
+		return "", err
+	}
+
+	if expr != nil {
+		if d, ok := firstMatch(hw, expr); ok {
+			return d, nil
+		}
+
+		return "", fmt.Errorf("no disks matched the expression: %s", expr)
+	}
+
+	for _, d := range hw.Disks {
+		if d.DevPath == install.Disk() {
+			return d.DevPath, nil
+		}
+	}
+
+	if install.Disk() == "" {
+		return "", errors.New("machine.install.disk is not set")
+	}
+
+	return "", fmt.Errorf("install disk %s not found", install.Disk())
+}
+
+func firstMatch(hw Hardware, expr *cel.Expression) (string, bool) {
+	for _, d := range hw.Disks {
+		if ok, err := expr.EvalBool(celenv.DiskLocator(), diskVars(d)); err == nil && ok {
+			return d.DevPath, true
+		}
+	}
+
+	return "", false
+}
+
+// SystemDisk is the install disk (installDisk), else (no config: maintenance mode, or no
+// match) the first disk of the hardware.
 func SystemDisk(hw Hardware, cfg config.Provider) string {
 	if len(hw.Disks) == 0 {
 		return ""
 	}
 
 	if cfg != nil && cfg.Machine() != nil {
-		install := cfg.Machine().Install()
-
-		if expr, err := install.DiskMatchExpression(); err == nil && expr != nil {
-			for _, d := range hw.Disks {
-				if ok, err := expr.EvalBool(celenv.DiskLocator(), diskVars(d)); err == nil && ok {
-					return d.DevPath
-				}
-			}
-		}
-
-		for _, d := range hw.Disks {
-			if d.DevPath == install.Disk() {
-				return d.DevPath
-			}
+		if d, err := installDisk(hw, cfg); err == nil {
+			return d
 		}
 	}
 
 	return hw.Disks[0].DevPath
 }
 
-// CheckInstallDisk: the installer needs machine.install.diskSelector to match a disk or
-// machine.install.disk to name one.
+// CheckInstallDisk: the installer needs an install disk (installDisk).
 func CheckInstallDisk(hw Hardware, cfg config.Provider) error {
-	install := cfg.Machine().Install()
+	_, err := installDisk(hw, cfg)
 
-	expr, err := install.DiskMatchExpression()
-	if err != nil {
-		return err
-	}
-
-	for _, d := range hw.Disks {
-		if expr != nil {
-			if ok, err := expr.EvalBool(celenv.DiskLocator(), diskVars(d)); err == nil && ok {
-				return nil
-			}
-		} else if d.DevPath == install.Disk() {
-			return nil
-		}
-	}
-
-	if expr != nil {
-		return fmt.Errorf("no disks matched the expression: %s", expr)
-	}
-
-	if install.Disk() == "" {
-		return errors.New("machine.install.disk is not set")
-	}
-
-	return fmt.Errorf("install disk %s not found", install.Disk())
+	return err
 }
 
 // partition names the n-th partition of a disk: nvme0n1p3, sda3.

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	blockpb "github.com/siderolabs/talos/pkg/machinery/api/resource/definitions/block"
+
+	"solanaops.testbed/emulator/release"
 )
 
 const (
@@ -32,6 +34,9 @@ type Hardware struct {
 	BootMode string `yaml:"boot_mode"`
 	Disks    []Disk `yaml:"disks"`
 	NICs     []NIC  `yaml:"nics"`
+	// TalosVersion is the release of the boot media (the stock metal ISO) the machine runs in
+	// maintenance mode, until it boots the installer its config names; default release.Latest.
+	TalosVersion string `yaml:"talos_version"`
 
 	// MemoryBytes is Memory parsed by Normalize.
 	MemoryBytes uint64 `yaml:"-"`
@@ -57,10 +62,18 @@ const (
 	BootGRUB = "grub"
 )
 
-// Normalize fills defaults (1 CPU, 1 NUMA node, 8Gi, uki, the transport from the device
-// name, a NIC's max MTU) and parses the sizes and MACs.
+// Normalize fills defaults (1 CPU, 1 NUMA node, 8Gi, uki, the newest release as boot media,
+// the transport from the device name, a NIC's max MTU) and parses the sizes and MACs.
 func (hw *Hardware) Normalize() error {
 	var err error
+
+	if hw.TalosVersion == "" {
+		hw.TalosVersion = release.Latest()
+	}
+
+	if !release.Bootable(hw.TalosVersion) {
+		return fmt.Errorf("talos_version %q is not a release the emulator runs (%s)", hw.TalosVersion, release.BootableRange())
+	}
 
 	if hw.CPUs <= 0 {
 		hw.CPUs = 1

@@ -46,11 +46,11 @@ var base = []string{
 }
 
 func TestUKICmdline(t *testing.T) {
-	if got := UKICmdline(UKI{}); !slices.Equal(got, base) {
+	if got := UKICmdline(UKI{TalosVersion: "v1.13.9"}); !slices.Equal(got, base) {
 		t.Errorf("stock UKI:\n got %q\nwant %q", got, base)
 	}
 
-	got := UKICmdline(UKI{ExtraKernelArgs: []string{"hugepagesz=2M", "hugepages=512", "-selinux", "console=ttyS1"}})
+	got := UKICmdline(UKI{TalosVersion: "v1.13.9", ExtraKernelArgs: []string{"hugepagesz=2M", "hugepages=512", "-selinux", "console=ttyS1"}})
 	want := slices.Clone(base)
 	want[1] = "console=ttyS1" // console= replaces the platform's console
 	want = slices.DeleteFunc(want, func(a string) bool { return a == "selinux=1" })
@@ -60,12 +60,12 @@ func TestUKICmdline(t *testing.T) {
 		t.Errorf("schematic UKI:\n got %q\nwant %q", got, want)
 	}
 
-	if got := UKICmdline(UKI{SecureBoot: true}); !slices.Equal(got, append(slices.Clone(base), "lockdown=confidentiality")) {
+	if got := UKICmdline(UKI{TalosVersion: "v1.13.9", SecureBoot: true}); !slices.Equal(got, append(slices.Clone(base), "lockdown=confidentiality")) {
 		t.Errorf("SecureBoot UKI: %q", got)
 	}
 
 	// Talos' command line groups repeated keys (go-procfs): two pools' arguments interleave
-	grouped := UKICmdline(UKI{ExtraKernelArgs: []string{"hugepagesz=2M", "hugepages=100", "hugepagesz=1G", "hugepages=4"}})
+	grouped := UKICmdline(UKI{TalosVersion: "v1.13.9", ExtraKernelArgs: []string{"hugepagesz=2M", "hugepages=100", "hugepagesz=1G", "hugepages=4"}})
 	if tail := strings.Join(grouped[len(base):], " "); tail != "hugepagesz=2M hugepagesz=1G hugepages=100 hugepages=4" {
 		t.Errorf("grouped: %q", tail)
 	}
@@ -73,7 +73,7 @@ func TestUKICmdline(t *testing.T) {
 
 func TestBootMediaCmdline(t *testing.T) {
 	want := append([]string{"talos.platform=metal", "console=tty0", "talos.halt_if_installed=1"}, base[2:]...)
-	if got := BootMediaCmdline(); !slices.Equal(got, want) {
+	if got := BootMediaCmdline("v1.13.9"); !slices.Equal(got, want) {
 		t.Errorf("boot media:\n got %q\nwant %q", got, want)
 	}
 }
@@ -81,7 +81,8 @@ func TestBootMediaCmdline(t *testing.T) {
 func installConfig(t *testing.T, patch string) config.Provider {
 	t.Helper()
 
-	input, err := generate.NewInput("demo", "https://127.0.1.10:6443", "1.36.3", generate.WithInstallDisk("/dev/vda"))
+	input, err := generate.NewInput("demo", "https://127.0.1.10:6443", "1.36.3", generate.WithInstallDisk("/dev/vda"),
+		generate.WithVersionContract(config.TalosVersion1_13))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +114,7 @@ func installConfig(t *testing.T, patch string) config.Provider {
 }
 
 func TestInstalledCmdline(t *testing.T) {
-	schematic := UKI{ExtraKernelArgs: []string{"hugepagesz=1G", "hugepages=8"}}
+	schematic := UKI{TalosVersion: "v1.13.9", ExtraKernelArgs: []string{"hugepagesz=1G", "hugepages=8"}}
 	legacy := installConfig(t, "        grubUseUKICmdline: false\n        extraKernelArgs: [hugepages=16, -selinux, talos.platform=other]\n")
 	uki := installConfig(t, "        grubUseUKICmdline: true\n")
 
@@ -141,7 +142,7 @@ func TestInstalledCmdline(t *testing.T) {
 			"proc_mem.force_override=never", "hugepages=16",
 		}},
 	} {
-		if got := InstalledCmdline(tc.boot, schematic, tc.cfg.Machine().Install()); !slices.Equal(got, tc.want) {
+		if got := InstalledCmdline(tc.boot, schematic, tc.cfg); !slices.Equal(got, tc.want) {
 			t.Errorf("%s:\n got %q\nwant %q", tc.name, got, tc.want)
 		}
 	}
@@ -273,5 +274,27 @@ func TestNodeCPUListNumbersEachNodesCPUsTogether(t *testing.T) {
 
 	if _, err := (View{Hardware: hw}).Read("/sys/devices/system/node/node2/cpulist"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("node2 cpulist on a 2-node machine: %v, want not found", err)
+	}
+}
+
+// TestV114Cmdline: machinery's defaults follow the installed release's quirks: v1.14 drops
+// init_on_alloc=1 and nvme_core.io_timeout (AWS only), and SecureBoot images no longer force
+// lockdown=confidentiality.
+func TestV114Cmdline(t *testing.T) {
+	want := slices.DeleteFunc(slices.Clone(base), func(a string) bool {
+		return a == "init_on_alloc=1" || a == "nvme_core.io_timeout=4294967295"
+	})
+
+	if got := UKICmdline(UKI{TalosVersion: "v1.14.1"}); !slices.Equal(got, want) {
+		t.Errorf("v1.14.1 UKI:\n got %q\nwant %q", got, want)
+	}
+
+	if got := UKICmdline(UKI{TalosVersion: "v1.14.1", SecureBoot: true}); !slices.Equal(got, want) {
+		t.Errorf("v1.14.1 SecureBoot UKI: %q", got)
+	}
+
+	media := append([]string{"talos.platform=metal", "console=tty0", "talos.halt_if_installed=1"}, want[2:]...)
+	if got := BootMediaCmdline("v1.14.1"); !slices.Equal(got, media) {
+		t.Errorf("v1.14.1 boot media:\n got %q\nwant %q", got, media)
 	}
 }

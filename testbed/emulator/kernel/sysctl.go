@@ -154,7 +154,7 @@ func sysctlPath(key string) string {
 }
 
 // Sysctls are the /proc/sys files (path without the /proc/sys/ prefix) and their contents as
-// the kernel prints them, after Talos applied the config's machine.sysctls and its own
+// the kernel prints them, after Talos applied the config's sysctls (.machine.sysctls, SysctlConfig) and its own
 // defaults (internal/app/machined/pkg/controllers/runtime/kernel_param_spec.go): config values
 // first, then each default whose key the config did not set successfully. A write the kernel
 // refuses (unknown file, bad value) changes nothing.
@@ -179,8 +179,11 @@ func Sysctls(hw Hardware, cfg config.Provider) map[string]string {
 		}
 	}
 
-	if cfg != nil && cfg.Machine() != nil {
-		for key, value := range cfg.Machine().Sysctls() {
+	if cfg != nil {
+		// machinery merges .machine.sysctls and the SysctlConfig documents (Talos v1.14), the
+		// documents winning on a key both set (config/container/container.go SysctlConfig),
+		// which KernelParamConfigController applies (controllers/runtime/kernel_param_config.go)
+		for key, value := range cfg.SysctlConfig() {
 			write(key, value)
 		}
 	}

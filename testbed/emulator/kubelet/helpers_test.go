@@ -9,10 +9,13 @@ import (
 	machinetype "github.com/siderolabs/talos/pkg/machinery/config/machine"
 )
 
-// workerConfig is a worker config as `talosctl gen config` renders it, its YAML passed through
-// patch (nil: as rendered), loaded as the emulator loads an applied config.
+// workerConfig is a worker config as `talosctl gen config --talos-version v1.13` renders it
+// (options may ask for another contract), its YAML passed through patch (nil: as rendered),
+// loaded as the emulator loads an applied config.
 func workerConfig(t *testing.T, patch func(string) string, options ...generate.Option) config.Provider {
 	t.Helper()
+
+	options = append([]generate.Option{generate.WithVersionContract(config.TalosVersion1_13)}, options...)
 
 	input, err := generate.NewInput("demo", "https://127.0.1.10:6443", "1.36.3", options...)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"solanaops.testbed/emulator/kernel"
+	"solanaops.testbed/emulator/release"
 )
 
 // ConfigPath is where Talos writes the kubelet's configuration.
@@ -39,10 +40,17 @@ type Machine struct {
 	TalosVersion string
 }
 
-// Config is machine.kubelet.extraConfig with the fields Talos always sets or defaults
-// (NewKubeletConfiguration in talos' kubelet_spec.go): a subset, enough for what is inspected.
+// Config is the kubelet's extraConfig (KubeletConfig's config, or machine.kubelet.extraConfig:
+// machinery's K8sKubeletConfig, which KubeletConfigController reads,
+// internal/app/machined/pkg/controllers/k8s/kubelet_config.go) with the fields Talos always sets
+// or defaults (NewKubeletConfiguration in talos' kubelet_spec.go): a subset, enough for what is
+// inspected.
 func Config(m Machine) map[string]any {
-	cfg := maps.Clone(m.Config.Machine().Kubelet().ExtraConfig())
+	var cfg map[string]any
+	if kc := m.Config.K8sKubeletConfig(); kc != nil {
+		cfg = maps.Clone(kc.ExtraConfig())
+	}
+
 	if cfg == nil {
 		cfg = map[string]any{}
 	}
@@ -55,7 +63,9 @@ func Config(m Machine) map[string]any {
 	cfg["protectKernelDefaults"] = true
 
 	if _, ok := cfg["clusterDomain"]; !ok {
-		cfg["clusterDomain"] = m.Config.Cluster().Network().DNSDomain()
+		if network := m.Config.K8sNetworkConfig(); network != nil {
+			cfg["clusterDomain"] = network.DNSDomain()
+		}
 	}
 
 	if reserved, ok := cfg["systemReserved"].(map[string]any); !ok || len(reserved) == 0 {
@@ -70,11 +80,60 @@ func Config(m Machine) map[string]any {
 		}
 	}
 
-	if m.ControlPlane && !m.Config.Cluster().ScheduleOnControlPlanes() {
-		cfg["registerWithTaints"] = []any{map[string]any{"key": constants.LabelNodeRoleControlPlane, "effect": "NoSchedule"}}
+	if taints := registerWithTaints(m, cfg); len(taints) > 0 {
+		cfg["registerWithTaints"] = taints
 	}
 
 	return cfg
+}
+
+// registerWithTaints is the kubelet's registerWithTaints (kubelet_spec.go): extraConfig's, plus
+// each taint Talos registers with whose key it lacks, unless the node skips registration or
+// extraArgs set register-with-taints. Talos v1.14 registers with every taint of the node config
+// in key order, v1.13 with the control-plane taint only (release.RegistersConfigTaints).
+func registerWithTaints(m Machine, cfg map[string]any) []any {
+	taints, _ := cfg["registerWithTaints"].([]any)
+
+	node := m.Config.K8sNodeConfig()
+	if node == nil || node.SkipNodeRegistration() {
+		return taints
+	}
+
+	if kc := m.Config.K8sKubeletConfig(); kc != nil && len(kc.ExtraArgs()["register-with-taints"]) > 0 {
+		return taints
+	}
+
+	has := func(key string) bool {
+		return slices.ContainsFunc(taints, func(t any) bool {
+			tm, _ := t.(map[string]any)
+
+			return tm["key"] == key
+		})
+	}
+
+	for _, t := range DesiredTaints(m) {
+		if has(t.Key) || (!release.RegistersConfigTaints(m.TalosVersion) && (!m.ControlPlane || t.Key != constants.LabelNodeRoleControlPlane)) {
+			continue
+		}
+
+		taint := map[string]any{"key": t.Key, "effect": t.Effect}
+		if t.Value != "" {
+			taint["value"] = t.Value
+		}
+
+		taints = append(taints, taint)
+	}
+
+	if release.RegistersConfigTaints(m.TalosVersion) {
+		slices.SortStableFunc(taints, func(a, b any) int {
+			ka, _ := a.(map[string]any)["key"].(string)
+			kb, _ := b.(map[string]any)["key"].(string)
+
+			return strings.Compare(ka, kb)
+		})
+	}
+
+	return taints
 }
 
 // ConfigYAML is /etc/kubernetes/kubelet.yaml.
@@ -249,7 +308,7 @@ func NodeManifest(m Machine) map[string]any {
 	}
 
 	capacity, allocatable := Resources(m)
-	kubeletVersion := m.Config.Machine().Kubelet().Image()
+	kubeletVersion := m.Config.K8sKubeletConfig().Image()
 	kubeletVersion = kubeletVersion[strings.LastIndex(kubeletVersion, ":")+1:]
 
 	return map[string]any{
@@ -281,24 +340,29 @@ type Taint struct {
 	TimeAdded string `json:"timeAdded,omitempty"`
 }
 
-// DesiredLabels are the labels Talos puts on the machine's Node: machine.nodeLabels, plus the
-// control-plane role on control planes (controllers/k8s/node_label_spec.go).
+// DesiredLabels are the labels Talos puts on the machine's Node: the node config's
+// (KubeNodeConfig, or .machine.nodeLabels), which includes the control-plane role on control
+// planes (machinery's v1alpha1 K8sNodeConfig, controllers/k8s/node_label_spec.go).
 func DesiredLabels(m Machine) map[string]string {
-	labels := maps.Clone(m.Config.Machine().NodeLabels())
-	if labels == nil {
-		labels = map[string]string{}
+	var labels map[string]string
+	if node := m.Config.K8sNodeConfig(); node != nil {
+		labels = maps.Clone(node.Labels())
 	}
 
-	if m.ControlPlane {
-		labels[constants.LabelNodeRoleControlPlane] = ""
+	if labels == nil {
+		labels = map[string]string{}
 	}
 
 	return labels
 }
 
-// DesiredAnnotations are machine.nodeAnnotations (controllers/k8s/node_annotation_spec.go).
+// DesiredAnnotations are the node config's annotations (controllers/k8s/node_annotation_spec.go).
 func DesiredAnnotations(m Machine) map[string]string {
-	annotations := maps.Clone(m.Config.Machine().NodeAnnotations())
+	var annotations map[string]string
+	if node := m.Config.K8sNodeConfig(); node != nil {
+		annotations = maps.Clone(node.Annotations())
+	}
+
 	if annotations == nil {
 		annotations = map[string]string{}
 	}
@@ -306,20 +370,20 @@ func DesiredAnnotations(m Machine) map[string]string {
 	return annotations
 }
 
-// DesiredTaints are the taints Talos puts on the machine's Node: the control-plane taint unless
-// scheduling on control planes is allowed, and machine.nodeTaints ("value:Effect" or "Effect"),
-// in key order (controllers/k8s/node_taint_spec.go).
+// DesiredTaints are the taints Talos puts on the machine's Node, in key order: the node
+// config's ("value:Effect" or "Effect"), which includes the control-plane taint on control
+// planes unless scheduling on them is allowed (machinery's v1alpha1 K8sNodeConfig,
+// controllers/k8s/node_taint_spec.go).
 func DesiredTaints(m Machine) []Taint {
-	var taints []Taint
-
-	if m.ControlPlane && !m.Config.Cluster().ScheduleOnControlPlanes() {
-		taints = append(taints, Taint{Key: constants.LabelNodeRoleControlPlane, Effect: "NoSchedule"})
+	node := m.Config.K8sNodeConfig()
+	if node == nil {
+		return nil
 	}
 
-	configured := m.Config.Machine().NodeTaints()
-	keys := slices.Sorted(maps.Keys(configured))
+	configured := node.Taints()
+	taints := make([]Taint, 0, len(configured))
 
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(configured)) {
 		value, effect, found := strings.Cut(configured[k], ":")
 		if !found {
 			value, effect = "", value

@@ -1,6 +1,8 @@
 package kubelet
 
 import (
+	"reflect"
+	"strings"
 	"testing"
 
 	"solanaops.testbed/emulator/kernel"
@@ -33,5 +35,29 @@ func TestResources(t *testing.T) {
 
 	if got := allocatable["cpu"]; got != "7950m" {
 		t.Errorf("allocatable cpu = %s, want 7950m (50m systemReserved)", got)
+	}
+}
+
+// TestRegisterWithTaints: a v1.14 kubelet registers with every taint of the node config (a
+// worker's own included, in key order); a v1.13 worker's with none (only control planes
+// register with their taint there).
+func TestRegisterWithTaints(t *testing.T) {
+	loaded := workerConfig(t, func(raw string) string {
+		return strings.Replace(raw, "\nmachine:\n", "\nmachine:\n    nodeTaints: {solana.io/dedicated: \"validator:NoSchedule\", a.io/b: NoExecute}\n", 1)
+	})
+
+	m := Machine{Config: loaded, NodeName: "w1", TalosVersion: "v1.14.1"}
+	want := []any{
+		map[string]any{"key": "a.io/b", "effect": "NoExecute"},
+		map[string]any{"key": "solana.io/dedicated", "value": "validator", "effect": "NoSchedule"},
+	}
+
+	if got := Config(m)["registerWithTaints"]; !reflect.DeepEqual(got, want) {
+		t.Errorf("v1.14: registerWithTaints %v, want %v", got, want)
+	}
+
+	m.TalosVersion = "v1.13.9"
+	if got, ok := Config(m)["registerWithTaints"]; ok {
+		t.Errorf("v1.13 worker: registerWithTaints %v, want none", got)
 	}
 }

@@ -2,13 +2,14 @@ package kubelet
 
 import (
 	"github.com/siderolabs/talos/pkg/machinery/config"
-	"github.com/siderolabs/talos/pkg/machinery/constants"
 )
 
 // RuntimeNetworkError is why a node's container runtime network is not ready, "" when it is.
-// The CNI is deployed cluster-wide by the control planes' bootstrap manifests, from their
-// cluster.network.cni (flannel by default, or the custom manifests); when every configured
-// control plane says `none`, nothing installs one, containerd's CRI status reports
+// The CNI is deployed cluster-wide by the control planes' bootstrap manifests: flannel when the
+// config has one (a KubeFlannelCNIConfig document, or cluster.network.cni flannel, its default;
+// machinery's K8sFlannelCNIConfig, which v1.14.1's control_plane.go reads), or the external
+// manifests (KubeExternalManifestConfig, cluster.network.cni.urls, extraManifests; the emulator
+// takes any as a CNI). When no configured control plane has either, nothing installs one, containerd's CRI status reports
 // NetworkReady=false with reason NetworkPluginNotReady and go-cni's ErrCNINotInitialized
 // (containerd internal/cri/server/status.go), and the kubelet wraps it as "container runtime
 // network not ready: <condition>" (pkg/kubelet/kubelet.go updateRuntimeUp;
@@ -19,7 +20,7 @@ func RuntimeNetworkError(controlPlanes []config.Provider) string {
 	}
 
 	for _, cfg := range controlPlanes {
-		if cfg.Cluster() == nil || cfg.Cluster().Network() == nil || cfg.Cluster().Network().CNI().Name() != constants.NoneCNI {
+		if cfg.K8sFlannelCNIConfig() != nil || len(cfg.K8sExternalManifestConfigs()) > 0 {
 			return ""
 		}
 	}

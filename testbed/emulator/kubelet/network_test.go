@@ -1,19 +1,19 @@
 package kubelet
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/siderolabs/talos/pkg/machinery/config"
 	"github.com/siderolabs/talos/pkg/machinery/config/generate"
-	"github.com/siderolabs/talos/pkg/machinery/config/types/v1alpha1"
 
 	"solanaops.testbed/emulator/kernel"
 )
 
-func workerMachine(t *testing.T, options ...generate.Option) Machine {
+func workerMachine(t *testing.T, patch func(string) string, options ...generate.Option) Machine {
 	t.Helper()
 
-	loaded := workerConfig(t, nil, options...)
+	loaded := workerConfig(t, patch, options...)
 
 	hw := kernel.Hardware{CPUs: 8, Memory: "64Gi"}
 	if err := hw.Normalize(); err != nil {
@@ -27,8 +27,10 @@ func workerMachine(t *testing.T, options ...generate.Option) Machine {
 // posts Ready=False with the runtime's network error; with the default CNI, or one control
 // plane deploying flannel, it posts no conditions (kwok keeps the Node Ready).
 func TestNodeWithoutCNI(t *testing.T) {
-	none := workerMachine(t, generate.WithClusterCNIConfig(&v1alpha1.CNIConfig{CNIName: "none"}))
-	flannel := workerMachine(t)
+	none := workerMachine(t, func(raw string) string {
+		return strings.Replace(raw, "\n        dnsDomain: cluster.local\n", "\n        dnsDomain: cluster.local\n        cni:\n            name: none\n", 1)
+	})
+	flannel := workerMachine(t, nil)
 
 	manifest := NodeManifest(flannel)
 	AddNetworkConditions(manifest, []config.Provider{none.Config, none.Config})
@@ -61,7 +63,7 @@ func TestNodeWithoutCNI(t *testing.T) {
 // TestNodeInfoNamesTheBoot: the kubelet reports the machine's boot ID and the booted release,
 // so a Node proves which boot registered it (the upgrade's Ready gate compares the boot ID).
 func TestNodeInfoNamesTheBoot(t *testing.T) {
-	m := workerMachine(t)
+	m := workerMachine(t, nil)
 	m.BootID, m.TalosVersion = "0b9d6a4e-1c2f-4f3a-9d8e-2a7b5c1e0f11", "v1.13.8"
 
 	info := NodeManifest(m)["status"].(map[string]any)["nodeInfo"].(map[string]any)

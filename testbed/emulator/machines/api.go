@@ -6,12 +6,13 @@ package machines
 import (
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
+	"fmt"
 	"maps"
 	"slices"
 
 	"github.com/cosi-project/runtime/pkg/state"
 	"github.com/siderolabs/talos/pkg/machinery/api/machine"
-	"github.com/siderolabs/talos/pkg/machinery/constants"
 
 	"solanaops.testbed/emulator/image"
 )
@@ -105,9 +106,12 @@ func (em *Emulator) Installed(n *Node) (image.Installer, []string, bool) {
 	return n.disk.Install.Installer, slices.Clone(n.disk.Install.KernelArgs), true
 }
 
-// AdminKubeconfig is an admin kubeconfig (`talosctl kubeconfig`): a client certificate freshly
-// issued from cluster.ca (O=system:masters), the server being cluster.controlPlane.endpoint,
-// as Talos. Control planes only.
+// AdminKubeconfig is an admin kubeconfig (`talosctl kubeconfig`) as Talos generates it
+// (pkg/kubeconfig/generate.go GenerateAdmin): a client certificate freshly issued from the
+// Kubernetes CA with the config's admin kubeconfig subject (CN admin, O=system:masters), the
+// server being the cluster endpoint, the accepted CAs as the server's CA, and the names Talos
+// gives: cluster <cluster name>, user and context admin@<cluster name>, namespace default.
+// talosctl v1.14 refuses any other structure (pkg/kubeconfig/validate.go). Control planes only.
 func (em *Emulator) AdminKubeconfig(n *Node) ([]byte, error) {
 	em.mu.Lock()
 	refused := n.controlPlaneOnly("kubeconfig")
@@ -118,14 +122,17 @@ func (em *Emulator) AdminKubeconfig(n *Node) ([]byte, error) {
 		return nil, refused
 	}
 
-	ca := cfg.Cluster().IssuingCA()
+	ca := cfg.K8sAPIServerCAConfig().IssuingCA()
 
 	caCert, signer, err := caOf(ca.Crt, ca.Key)
 	if err != nil {
 		return nil, err
 	}
 
-	cert, err := leafRequest{subject: pkix.Name{CommonName: "admin", Organization: []string{constants.KubernetesAdminCertOrganization}}, usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}.issue(caCert, signer)
+	admin := cfg.Cluster().AdminKubeconfig()
+	subject := pkix.Name{CommonName: admin.CommonName(), Organization: []string{admin.CertOrganization()}}
+
+	cert, err := leafRequest{subject: subject, usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}.issue(caCert, signer)
 	if err != nil {
 		return nil, err
 	}
@@ -135,5 +142,38 @@ func (em *Emulator) AdminKubeconfig(n *Node) ([]byte, error) {
 		return nil, err
 	}
 
-	return kubeconfigYAML(cfg.Cluster().Endpoint().String(), ca.Crt, pemCert(cert), key), nil
+	var serverCAs []byte
+	for _, accepted := range cfg.K8sAPIServerCAConfig().AcceptedCAs() {
+		serverCAs = append(serverCAs, accepted.Crt...)
+	}
+
+	cluster := cfg.K8sClusterConfig()
+
+	return talosKubeconfig(cluster.ClusterName(), cluster.ClusterEndpoint().String(), serverCAs, pemCert(cert), key), nil
+}
+
+// talosKubeconfig is a kubeconfig with the structure Talos generates for user admin.
+func talosKubeconfig(clusterName, server string, ca, crt, key []byte) []byte {
+	enc := base64.StdEncoding.EncodeToString
+
+	return fmt.Appendf(nil, `apiVersion: v1
+kind: Config
+clusters:
+- name: %[1]s
+  cluster:
+    server: %[2]s
+    certificate-authority-data: %[3]s
+users:
+- name: admin@%[1]s
+  user:
+    client-certificate-data: %[4]s
+    client-key-data: %[5]s
+contexts:
+- name: admin@%[1]s
+  context:
+    cluster: %[1]s
+    namespace: default
+    user: admin@%[1]s
+current-context: admin@%[1]s
+`, clusterName, server, enc(ca), enc(crt), enc(key))
 }

@@ -22,6 +22,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"solanaops.testbed/emulator/image"
+	"solanaops.testbed/emulator/release"
 )
 
 // What the machines do when the API asks: apply a machine config (machined's modes, validation,
@@ -54,14 +55,18 @@ func (em *Emulator) preInstall(ctx context.Context, n *Node, in *machine.ApplyCo
 		return nil
 	}
 
+	em.mu.Lock()
+	maintenance, tag := !n.configured(), n.talosVersion()
+	em.mu.Unlock()
+
+	if release.CheckDocuments(tag, in.GetData()) != nil {
+		return nil
+	}
+
 	cfg, err := configloader.NewFromBytes(in.GetData())
 	if err != nil || !cfg.CompleteForBoot() {
 		return nil
 	}
-
-	em.mu.Lock()
-	maintenance := !n.configured()
-	em.mu.Unlock()
 
 	if !maintenance {
 		return nil
@@ -73,7 +78,12 @@ func (em *Emulator) preInstall(ctx context.Context, n *Node, in *machine.ApplyCo
 }
 
 // ApplyConfiguration applies a machine config as machined does; admin says whether the caller
-// has the os:admin role (a configured node requires it; maintenance mode does not).
+// has the os:admin role (a configured node requires it; maintenance mode does not). The rules
+// are those of the release the machine runs (internal/app/machined/internal/server/v1alpha1/
+// v1alpha1_server.go ApplyConfiguration of v1.13.9 and v1.14.1): a v1.13 machine refuses the
+// document kinds v1.13 does not know; from v1.14 REBOOT is refused outside maintenance mode,
+// AUTO always applies without a reboot, and only a request that gets past a dry run cancels a
+// pending try-mode rollback.
 //
 //nolint:gocyclo,cyclop
 func (em *Emulator) ApplyConfiguration(ctx context.Context, n *Node, in *machine.ApplyConfigurationRequest, admin bool) (*machine.ApplyConfigurationResponse, error) {
@@ -87,12 +97,19 @@ func (em *Emulator) ApplyConfiguration(ctx context.Context, n *Node, in *machine
 		return nil, ErrNotAuthorized
 	}
 
+	tag := n.talosVersion()
+	inPlace := release.AppliesInPlace(tag)
+
 	mode := in.Mode
 	modeName := mode.String()
 	details, detailsErr := "Applied configuration with a reboot", ""
 
-	if mode != machine.ApplyConfigurationRequest_TRY {
+	if mode != machine.ApplyConfigurationRequest_TRY && !inPlace {
 		em.cancelRollback(n)
+	}
+
+	if err := release.CheckDocuments(tag, in.GetData()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 
 	cfg, err := configloader.NewFromBytes(in.GetData())
@@ -104,44 +121,54 @@ func (em *Emulator) ApplyConfiguration(ctx context.Context, n *Node, in *machine
 		return nil, status.Error(codes.InvalidArgument, "the applied machine configuration doesn't contain v1alpha1 config, did you mean to patch the machine config instead?")
 	}
 
+	if inPlace && mode == machine.ApplyConfigurationRequest_REBOOT { //nolint:staticcheck // the deprecated mode is what is refused
+		if !inMaintenance {
+			return nil, status.Error(codes.Unimplemented, release.RebootModeRemovedError)
+		}
+
+		mode = machine.ApplyConfigurationRequest_NO_REBOOT
+	}
+
 	validation := metalMode{installed: n.disk.Install != nil}
 
-	warnings, err := cfg.Validate(validation)
+	warnings, err := em.validate(ctx, n, cfg, validation, tag)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-
-	runtimeWarnings, err := em.runtimeValidate(ctx, n, cfg, validation)
-	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
-
-	warnings = append(warnings, runtimeWarnings...)
 
 	if inMaintenance && mode == machine.ApplyConfigurationRequest_REBOOT {
 		mode = machine.ApplyConfigurationRequest_NO_REBOOT
 	}
 
+	immediate := func() error {
+		if inPlace || inMaintenance {
+			return nil
+		}
+
+		return canApplyImmediate(n.running, cfg)
+	}
+
 	//nolint:exhaustive
 	switch mode {
 	case machine.ApplyConfigurationRequest_TRY, machine.ApplyConfigurationRequest_NO_REBOOT:
-		if !inMaintenance {
-			if err := canApplyImmediate(n.running, cfg); err != nil {
-				return nil, status.Error(codes.InvalidArgument, err.Error())
-			}
+		if err := immediate(); err != nil {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
 		}
 
 		details = "Applied configuration without a reboot"
 	case machine.ApplyConfigurationRequest_STAGED:
 		details = "Staged configuration to be applied after the next reboot"
 	case machine.ApplyConfigurationRequest_AUTO:
-		if err := canApplyImmediate(n.running, cfg); err != nil && !inMaintenance {
+		if err := immediate(); err != nil {
 			mode, details, detailsErr = machine.ApplyConfigurationRequest_REBOOT, "Applied configuration with a reboot", ": "+err.Error()
 		} else {
 			mode, details = machine.ApplyConfigurationRequest_NO_REBOOT, "Applied configuration without a reboot"
 		}
 
 		modeName = fmt.Sprintf("%s(%s)", modeName, mode)
+	case machine.ApplyConfigurationRequest_REBOOT: // v1.13 only
+	default:
+		return nil, status.Errorf(codes.InvalidArgument, "incorrect mode '%s' specified for the apply config call", mode)
 	}
 
 	if in.DryRun {
@@ -163,6 +190,10 @@ func (em *Emulator) ApplyConfiguration(ctx context.Context, n *Node, in *machine
 			Mode:        mode,
 			ModeDetails: fmt.Sprintf("Dry run summary:\n%s (skipped in dry-run).\nConfig diff:\n\n%s", details, diff),
 		}}}, nil
+	}
+
+	if mode != machine.ApplyConfigurationRequest_TRY && inPlace {
+		em.cancelRollback(n)
 	}
 
 	em.log("%s: apply config request: mode %s", n.spec.Name, strings.ToLower(modeName))
@@ -226,7 +257,7 @@ func (em *Emulator) ApplyConfiguration(ctx context.Context, n *Node, in *machine
 		return nil, fmt.Errorf("incorrect mode '%s' specified for the apply config call", mode)
 	}
 
-	if inMaintenance && n.disk.Install != nil && mode != machine.ApplyConfigurationRequest_STAGED {
+	if inMaintenance && n.disk.Install != nil && mode != machine.ApplyConfigurationRequest_STAGED && rebootsAfterInstall(cfg) {
 		// the installer ends with a reboot into the installed system
 		em.rebootNode(n, "installed "+n.disk.Install.Image)
 	}
@@ -238,13 +269,33 @@ func (em *Emulator) ApplyConfiguration(ctx context.Context, n *Node, in *machine
 	}}}, nil
 }
 
-// runtimeValidate runs machinery's runtime validation against the node's emulated resources
-// (its disks), then replaces the host-dependent systemd-boot warning by the node's own: real
-// Talos warns when it booted through systemd-boot (boot_mode uki) and extraKernelArgs are set.
-func (em *Emulator) runtimeValidate(ctx context.Context, n *Node, cfg config.Provider, mode metalMode) ([]string, error) {
+// validate validates the config in metal mode against the node's emulated resources (its
+// disks) as machined of the machine's release does (release.ValidatesAtRuntime), v1.13 with
+// its own rules (release.AdjustV113Validation). The host-dependent systemd-boot warning is replaced by the
+// node's own: real Talos warns when it booted through systemd-boot (boot_mode uki) and
+// extraKernelArgs are set.
+func (em *Emulator) validate(ctx context.Context, n *Node, cfg config.Provider, mode metalMode, tag string) ([]string, error) {
 	const sdBootWarning = "extra kernel arguments are not supported when booting using SDBoot"
 
-	warnings, err := cfg.RuntimeValidate(ctx, n.resources, mode)
+	var (
+		warnings []string
+		err      error
+	)
+
+	if release.ValidatesAtRuntime(tag) {
+		warnings, err = cfg.ValidateAtRuntime(ctx, n.resources, mode)
+	} else {
+		warnings, err = cfg.Validate(mode)
+		warnings, err = release.AdjustV113Validation(cfg, mode, warnings, err)
+
+		if err == nil {
+			var more []string
+
+			more, err = cfg.RuntimeValidate(ctx, n.resources, mode)
+			warnings = append(warnings, more...)
+		}
+	}
+
 	if err != nil {
 		return nil, err
 	}

@@ -26,8 +26,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/siderolabs/gen/xslices"
 	"github.com/siderolabs/talos/pkg/machinery/config"
 	"github.com/siderolabs/talos/pkg/machinery/constants"
+	"github.com/siderolabs/talos/pkg/machinery/resources/k8s"
 
 	"solanaops.testbed/emulator/kubelet"
 	"solanaops.testbed/emulator/process"
@@ -143,25 +145,34 @@ func vipAddresses(cfg config.Provider) []netip.Addr {
 }
 
 // ensurePKI writes the node's certificates, again only when what they derive from changed.
+// The Kubernetes settings come from machinery's merged accessors, which read the v1.14
+// documents (KubeAPIServerCAConfig, KubeServiceAccountConfig, KubeClusterConfig,
+// KubeAPIServerConfig, KubeNetworkConfig) or else the v1alpha1 sections, as Talos'
+// KubernetesRoot secrets do (internal/app/machined/pkg/controllers/secrets/root.go, v1.14.1).
 func (n *Node) ensurePKI(cfg config.Provider) (*nodePKI, error) {
-	cluster := cfg.Cluster()
-	k8sCA, etcdCA, sa := cluster.IssuingCA(), cluster.Etcd().CA(), cluster.ServiceAccount()
-
-	if k8sCA == nil || etcdCA == nil || sa == nil {
-		return nil, errors.New("the config lacks cluster.ca, cluster.etcd.ca or cluster.serviceAccount")
+	if cfg.K8sAPIServerCAConfig() == nil || cfg.K8sServiceAccountConfig() == nil || cfg.K8sClusterConfig() == nil || cfg.K8sNetworkConfig() == nil {
+		return nil, errors.New("the config lacks the Kubernetes CA, service account key, cluster endpoint or network")
 	}
 
-	sans := []string{n.spec.Address, "127.0.0.1", cluster.Endpoint().Hostname()}
+	k8sCA, etcdCA, sa := cfg.K8sAPIServerCAConfig().IssuingCA(), cfg.Cluster().Etcd().CA(), cfg.K8sServiceAccountConfig().IssuingKey()
+
+	if k8sCA == nil || etcdCA == nil || sa == nil {
+		return nil, errors.New("the config lacks the Kubernetes CA, cluster.etcd.ca or the service account key")
+	}
+
+	network := cfg.K8sNetworkConfig()
+
+	sans := []string{n.spec.Address, "127.0.0.1", cfg.K8sClusterConfig().ClusterEndpoint().Hostname()}
 	for _, vip := range vipAddresses(cfg) {
 		sans = append(sans, vip.String())
 	}
 
-	sans = append(sans, cluster.CertSANs()...)
+	if apiServer := cfg.K8sAPIServerConfig(); apiServer != nil {
+		sans = append(sans, apiServer.CertSANs()...)
+	}
 
-	if ips, err := cluster.Network().APIServerIPs(); err == nil {
-		for _, ip := range ips {
-			sans = append(sans, ip.String())
-		}
+	for _, ip := range k8s.APIServerServiceAddrs(network.ServiceCIDRs()) {
+		sans = append(sans, ip.String())
 	}
 
 	h := sha256.New()
@@ -193,7 +204,7 @@ func (n *Node) ensurePKI(cfg config.Provider) (*nodePKI, error) {
 	var ips []net.IP
 
 	dns := []string{n.hostname(), "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-		"kubernetes.default.svc." + cluster.Network().DNSDomain()}
+		"kubernetes.default.svc." + network.DNSDomain()}
 
 	for _, san := range sans {
 		if ip := net.ParseIP(san); ip != nil {
@@ -404,7 +415,7 @@ func (em *Emulator) etcdArgs(n *Node, cfg config.Provider, p *nodePKI) ([]string
 		"--listen-peer-urls", self, "--initial-advertise-peer-urls", self,
 		"--cert-file", p.path("etcd.crt"), "--key-file", p.path("etcd.key"), "--trusted-ca-file", p.path("etcd-ca.crt"), "--client-cert-auth",
 		"--peer-cert-file", p.path("etcd.crt"), "--peer-key-file", p.path("etcd.key"), "--peer-trusted-ca-file", p.path("etcd-ca.crt"),
-		"--peer-client-cert-auth", "--initial-cluster-token", cfg.Cluster().ID(), "--unsafe-no-fsync", "--listen-metrics-urls", "",
+		"--peer-client-cert-auth", "--initial-cluster-token", clusterID(cfg), "--unsafe-no-fsync", "--listen-metrics-urls", "",
 	}
 
 	em.mu.Lock()
@@ -608,9 +619,10 @@ func (em *Emulator) reconcileControlPlane(n *Node) error {
 				"--bind-address", addr, "--advertise-address", addr, "--secure-port", strconv.Itoa(apiServerPort),
 				"--tls-cert-file", p.path("apiserver.crt"), "--tls-private-key-file", p.path("apiserver.key"),
 				"--client-ca-file", p.path("ca.crt"), "--cert-dir", filepath.Join(n.dir, "apiserver-certs"),
-				"--service-cluster-ip-range", strings.Join(cfg.Cluster().Network().ServiceCIDRs(), ","),
+				"--service-cluster-ip-range", strings.Join(xslices.Map(cfg.K8sNetworkConfig().ServiceCIDRs(), netip.Prefix.String), ","),
 				"--authorization-mode", "Node,RBAC", "--enable-admission-plugins", "NodeRestriction", "--allow-privileged=true",
-				"--service-account-issuer", cfg.Cluster().Endpoint().String(),
+				// the issuer URL first (control_plane_final.go); the v1alpha1 shim's is the endpoint
+				"--service-account-issuer", cfg.K8sServiceAccountConfig().IssuerURL(),
 				"--service-account-key-file", p.path("sa.key"), "--service-account-signing-key-file", p.path("sa.key"),
 			}, nil
 		}},

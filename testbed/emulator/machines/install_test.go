@@ -11,6 +11,7 @@ import (
 
 	"solanaops.testbed/emulator/internal/testutil"
 	"solanaops.testbed/emulator/kernel"
+	"solanaops.testbed/emulator/release"
 )
 
 func hwNode(t *testing.T, name, address, boot string) *Node {
@@ -79,8 +80,8 @@ func meminfoValue(t *testing.T, meminfo, key string) string {
 
 func TestInstallFromFactory(t *testing.T) {
 	host := testutil.Factory(t)
-	tuned := host + "/metal-installer/" + testutil.TunedID + ":" + kernel.TalosVersion
-	base := kernel.UKICmdline(kernel.UKI{})
+	tuned := host + "/metal-installer/" + testutil.TunedID + ":" + testutil.V113
+	base := kernel.UKICmdline(kernel.UKI{TalosVersion: testutil.V113})
 
 	t.Run("uki, schematic with kernel args", func(t *testing.T) {
 		n := hwNode(t, "v1", "127.0.1.41", kernel.BootUKI)
@@ -106,7 +107,7 @@ func TestInstallFromFactory(t *testing.T) {
 		}
 
 		rec := n.disk.Install
-		if rec.Image != tuned || rec.Schematic != testutil.TunedID || rec.SecureBoot || rec.TalosVersion != kernel.TalosVersion ||
+		if rec.Image != tuned || rec.Schematic != testutil.TunedID || rec.SecureBoot || rec.TalosVersion != testutil.V113 ||
 			!slices.Equal(rec.ExtraKernelArgs, testutil.TunedArgs) || !slices.Equal(rec.OfficialExtensions, []string{"siderolabs/amd-ucode", "siderolabs/intel-ucode"}) {
 			t.Errorf("install record %+v", rec)
 		}
@@ -129,7 +130,7 @@ func TestInstallFromFactory(t *testing.T) {
 		n := hwNode(t, "v2", "127.0.1.42", kernel.BootUKI)
 		em := &Emulator{nodes: []*Node{n}, log: t.Logf}
 
-		apply(t, em, n, testutil.GenConfig(t, nil, machinetype.TypeWorker, "/dev/vda", host+"/metal-installer/"+testutil.EmptyID+":"+kernel.TalosVersion, ""))
+		apply(t, em, n, testutil.GenConfig(t, nil, machinetype.TypeWorker, "/dev/vda", host+"/metal-installer/"+testutil.EmptyID+":"+testutil.V113, ""))
 
 		if !slices.Equal(cmdline(t, em, n), base) {
 			t.Errorf("/proc/cmdline: %q, want the base arguments only", cmdline(t, em, n))
@@ -156,12 +157,12 @@ func TestInstallFromFactory(t *testing.T) {
 	})
 
 	for _, tc := range []struct{ name, image, want string }{
-		{"unknown schematic", host + "/metal-installer/" + testutil.UnknownID + ":" + kernel.TalosVersion,
+		{"unknown schematic", host + "/metal-installer/" + testutil.UnknownID + ":" + testutil.V113,
 			"MANIFEST_UNKNOWN: schematic " + testutil.UnknownID + " is not registered"},
-		{"non-loopback factory", "factory.talos.dev/metal-installer/" + testutil.TunedID + ":" + kernel.TalosVersion,
+		{"non-loopback factory", "factory.talos.dev/metal-installer/" + testutil.TunedID + ":" + testutil.V113,
 			"registry factory.talos.dev cannot be reached from the testbed"},
-		{"another registry", "ghcr.io/our-org/installer:" + kernel.TalosVersion, "registry ghcr.io cannot be reached"},
-		{"newer tag", host + "/metal-installer/" + testutil.TunedID + ":v1.14.0", "installer tag v1.14.0 cannot boot on the emulated machines"},
+		{"another registry", "ghcr.io/our-org/installer:" + testutil.V113, "registry ghcr.io cannot be reached"},
+		{"newer tag", host + "/metal-installer/" + testutil.TunedID + ":v1.14.2", "installer tag v1.14.2 cannot boot on the emulated machines"},
 		{"no image", "", "machine.install.image is empty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -179,7 +180,7 @@ func TestInstallFromFactory(t *testing.T) {
 				t.Error("the node must stay in maintenance mode")
 			}
 
-			if !slices.Equal(cmdline(t, em, n), kernel.BootMediaCmdline()) {
+			if !slices.Equal(cmdline(t, em, n), kernel.BootMediaCmdline(release.Latest())) {
 				t.Errorf("maintenance cmdline %q", cmdline(t, em, n))
 			}
 		})
@@ -188,14 +189,14 @@ func TestInstallFromFactory(t *testing.T) {
 
 func TestInstallGRUB(t *testing.T) {
 	host := testutil.Factory(t)
-	tuned := host + "/metal-installer/" + testutil.TunedID + ":" + kernel.TalosVersion
+	tuned := host + "/metal-installer/" + testutil.TunedID + ":" + testutil.V113
 
 	// grubUseUKICmdline (the v1.12+ default): the UKI's command line, schematic args included
 	n := hwNode(t, "g1", "127.0.1.45", kernel.BootGRUB)
 	em := &Emulator{nodes: []*Node{n}, log: t.Logf}
 	apply(t, em, n, testutil.GenConfig(t, nil, machinetype.TypeWorker, "/dev/vda", tuned, ""))
 
-	if want := append(kernel.UKICmdline(kernel.UKI{}), testutil.TunedArgs...); !slices.Equal(cmdline(t, em, n), want) {
+	if want := append(kernel.UKICmdline(kernel.UKI{TalosVersion: testutil.V113}), testutil.TunedArgs...); !slices.Equal(cmdline(t, em, n), want) {
 		t.Errorf("grub + grubUseUKICmdline:\n got %q\nwant %q", cmdline(t, em, n), want)
 	}
 

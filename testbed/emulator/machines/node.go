@@ -333,11 +333,21 @@ func (n *Node) hostname() string {
 
 // clusterID identifies the cluster a configured node belongs to.
 func (n *Node) clusterID() string {
-	if !n.configured() || n.running.Cluster() == nil {
+	if !n.configured() {
 		return ""
 	}
 
-	return n.running.Cluster().ID()
+	return clusterID(n.running)
+}
+
+// clusterID is the config's cluster ID: the DiscoveryIdentityConfig document's (Talos v1.14)
+// or .cluster.id (machinery's merged DiscoveryIdentityConfig).
+func clusterID(cfg config.Provider) string {
+	if id := cfg.DiscoveryIdentityConfig(); id != nil {
+		return id.ClusterID()
+	}
+
+	return ""
 }
 
 func (n *Node) savePersisted() error {

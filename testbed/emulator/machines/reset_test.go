@@ -76,7 +76,7 @@ func TestResetWipesTheKubeletState(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if state, _ := kubeletState(em, n); state != "Running" || n.running.Machine().Kubelet().ExtraConfig()["memoryManagerPolicy"] != "Static" {
+	if state, _ := kubeletState(em, n); state != "Running" || n.running.K8sKubeletConfig().ExtraConfig()["memoryManagerPolicy"] != "Static" {
 		t.Fatalf("a staged config took effect before a reboot (kubelet %s)", state)
 	}
 
@@ -85,7 +85,7 @@ func TestResetWipesTheKubeletState(t *testing.T) {
 	em.mu.Unlock()
 	awaitBoot(t, em, n)
 
-	if n.running.Machine().Kubelet().ExtraConfig()["memoryManagerPolicy"] != "None" {
+	if n.running.K8sKubeletConfig().ExtraConfig()["memoryManagerPolicy"] != "None" {
 		t.Fatal("the staged config did not boot")
 	}
 

@@ -181,7 +181,7 @@ func desiredResources(n *Node) []ownedResource {
 		nodename := k8s.NewNodename(k8s.NamespaceName, k8s.NodenameID)
 		nodename.TypedSpec().Nodename = name
 		nodename.TypedSpec().HostnameVersion = "1"
-		nodename.TypedSpec().SkipNodeRegistration = n.running.Machine().Kubelet().SkipNodeRegistration()
+		nodename.TypedSpec().SkipNodeRegistration = n.running.K8sNodeConfig() != nil && n.running.K8sNodeConfig().SkipNodeRegistration()
 		out = append(out, ownedResource{ownerNodename, nodename})
 	}
 

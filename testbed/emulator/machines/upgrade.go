@@ -18,11 +18,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"solanaops.testbed/emulator/image"
-	"solanaops.testbed/emulator/kernel"
 )
 
 // TalosVersion is the release the node reports (MachineService.Version Tag): that of the
-// installer it booted, or in maintenance mode that of the boot media, the emulator's own.
+// installer it booted, or in maintenance mode that of the boot media (NODES.yaml talos_version).
 func (em *Emulator) TalosVersion(n *Node) string {
 	em.mu.Lock()
 	defer em.mu.Unlock()
@@ -35,7 +34,7 @@ func (n *Node) talosVersion() string {
 		return n.disk.Install.TalosVersion
 	}
 
-	return kernel.TalosVersion
+	return n.spec.Hardware.TalosVersion
 }
 
 // Down reports whether the machine is off or rebooting: its open connections are gone too.

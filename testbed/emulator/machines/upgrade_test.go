@@ -17,6 +17,7 @@ import (
 
 	"solanaops.testbed/emulator/internal/testutil"
 	"solanaops.testbed/emulator/kernel"
+	"solanaops.testbed/emulator/release"
 )
 
 // installedWorker is a uki worker installed from the tuned schematic at tag.
@@ -66,14 +67,14 @@ func TestVersionIsTheBootedRelease(t *testing.T) {
 	}
 
 	m := hwNode(t, "m1", "127.0.1.52", kernel.BootUKI)
-	if got := em.TalosVersion(m); got != kernel.TalosVersion {
-		t.Errorf("maintenance mode (the boot media): Version %s, want %s", got, kernel.TalosVersion)
+	if got := em.TalosVersion(m); got != release.Latest() {
+		t.Errorf("maintenance mode (the boot media, by default the newest release): Version %s, want %s", got, release.Latest())
 	}
 }
 
 func TestPullImage(t *testing.T) {
-	em, n, host := installedWorker(t, kernel.TalosVersion)
-	ref := host + "/metal-installer/" + testutil.EmptyID + ":" + kernel.TalosVersion
+	em, n, host := installedWorker(t, testutil.V113)
+	ref := host + "/metal-installer/" + testutil.EmptyID + ":" + testutil.V113
 
 	name, err := em.PullImage(context.Background(), n, ref)
 	if err != nil || !strings.HasPrefix(name, host+"/metal-installer/"+testutil.EmptyID+"@sha256:") {
@@ -88,16 +89,16 @@ func TestPullImage(t *testing.T) {
 		t.Error("the pinned name is not in the containerd store")
 	}
 
-	_, err = em.PullImage(context.Background(), n, host+"/metal-installer/"+testutil.UnknownID+":"+kernel.TalosVersion)
+	_, err = em.PullImage(context.Background(), n, host+"/metal-installer/"+testutil.UnknownID+":"+testutil.V113)
 	wantCode(t, err, codes.NotFound, "error pulling image: pulling image")
 
-	_, err = em.PullImage(context.Background(), n, host+"/metal-installer/"+testutil.EmptyID+":v1.14.0")
-	wantCode(t, err, codes.Unknown, "installer tag v1.14.0 cannot boot")
+	_, err = em.PullImage(context.Background(), n, host+"/metal-installer/"+testutil.EmptyID+":v1.14.2")
+	wantCode(t, err, codes.Unknown, "installer tag v1.14.2 cannot boot")
 }
 
 func TestUpgradeRefusals(t *testing.T) {
-	em, n, host := installedWorker(t, kernel.TalosVersion)
-	ref := host + "/metal-installer/" + testutil.EmptyID + ":" + kernel.TalosVersion
+	em, n, host := installedWorker(t, testutil.V113)
+	ref := host + "/metal-installer/" + testutil.EmptyID + ":" + testutil.V113
 
 	_, _, err := upgrade(em, n, "")
 	wantCode(t, err, codes.InvalidArgument, "installer image name is required")
@@ -126,8 +127,8 @@ func TestUpgradeRefusals(t *testing.T) {
 
 // The installer's preflight: machinery's compatibility rules, reported as output and exit code.
 func TestUpgradePreflight(t *testing.T) {
-	em, n, host := installedWorker(t, kernel.TalosVersion)
-	ref := host + "/metal-installer/" + testutil.EmptyID + ":" + kernel.TalosVersion
+	em, n, host := installedWorker(t, testutil.V113)
+	ref := host + "/metal-installer/" + testutil.EmptyID + ":" + testutil.V113
 
 	if _, err := em.PullImage(context.Background(), n, ref); err != nil {
 		t.Fatal(err)
@@ -152,7 +153,7 @@ func TestUpgradePreflight(t *testing.T) {
 // A successful upgrade writes the next boot's entry and does not reboot; the reboot boots it.
 func TestUpgradeThenReboot(t *testing.T) {
 	em, n, host := installedWorker(t, "v1.13.8")
-	ref := host + "/metal-installer/" + testutil.EmptyID + ":" + kernel.TalosVersion
+	ref := host + "/metal-installer/" + testutil.EmptyID + ":" + testutil.V113
 	tunedArgs := cmdline(t, em, n)
 
 	if _, err := em.PullImage(context.Background(), n, ref); err != nil {
@@ -178,7 +179,7 @@ func TestUpgradeThenReboot(t *testing.T) {
 
 	awaitBoot(t, em, n)
 
-	if em.TalosVersion(n) != kernel.TalosVersion || !slices.Equal(cmdline(t, em, n), kernel.UKICmdline(kernel.UKI{})) || n.disk.PendingInstall != nil {
+	if em.TalosVersion(n) != testutil.V113 || !slices.Equal(cmdline(t, em, n), kernel.UKICmdline(kernel.UKI{TalosVersion: testutil.V113})) || n.disk.PendingInstall != nil {
 		t.Errorf("after the reboot: version %s cmdline %q pending %v", em.TalosVersion(n), cmdline(t, em, n), n.disk.PendingInstall)
 	}
 
@@ -193,7 +194,7 @@ func TestUpgradeThenReboot(t *testing.T) {
 
 func TestBootFallback(t *testing.T) {
 	em, n, host := installedWorker(t, "v1.13.8")
-	ref := host + "/metal-installer/" + testutil.EmptyID + ":" + kernel.TalosVersion
+	ref := host + "/metal-installer/" + testutil.EmptyID + ":" + testutil.V113
 	em.RebootDelay = 50 * time.Millisecond
 	before := *n.disk.Install
 
@@ -256,7 +257,7 @@ func payload(t *testing.T, e *machine.Event) proto.Message {
 }
 
 func TestEvents(t *testing.T) {
-	em, n, _ := installedWorker(t, kernel.TalosVersion)
+	em, n, _ := installedWorker(t, testutil.V113)
 	em.RebootDelay = 50 * time.Millisecond
 
 	// all of this boot's events: booting, then running and ready
@@ -314,7 +315,7 @@ func TestEvents(t *testing.T) {
 }
 
 func TestEtcdSnapshotControlPlaneOnly(t *testing.T) {
-	em, n, _ := installedWorker(t, kernel.TalosVersion)
+	em, n, _ := installedWorker(t, testutil.V113)
 
 	wantCode(t, em.CheckControlPlane(n, "etcd snapshot"), codes.Unimplemented, "etcd snapshot is only available on control plane nodes")
 }
@@ -359,7 +360,7 @@ func TestVersionResourceFollowsEveryBoot(t *testing.T) {
 	host := testutil.Factory(t)
 	n := hwNode(t, "u1", "127.0.1.51", kernel.BootUKI)
 	em := &Emulator{nodes: []*Node{n}, log: t.Logf}
-	ref := host + "/metal-installer/" + testutil.EmptyID + ":" + kernel.TalosVersion
+	ref := host + "/metal-installer/" + testutil.EmptyID + ":" + testutil.V113
 
 	em.SyncResources(n) // maintenance mode: the boot media's release
 	apply(t, em, n, testutil.GenConfig(t, nil, machinetype.TypeWorker, "/dev/vda", host+"/metal-installer/"+testutil.TunedID+":v1.13.8", ""))
@@ -384,8 +385,8 @@ func TestVersionResourceFollowsEveryBoot(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if got := res.(*runtimeres.Version).TypedSpec().Version; got != kernel.TalosVersion {
-		t.Errorf("get version after the upgrade: %s, want %s", got, kernel.TalosVersion)
+	if got := res.(*runtimeres.Version).TypedSpec().Version; got != testutil.V113 {
+		t.Errorf("get version after the upgrade: %s, want %s", got, testutil.V113)
 	}
 }
 

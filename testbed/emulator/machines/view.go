@@ -12,13 +12,13 @@ import (
 )
 
 // kernelArgs is the command line the node booted: the installed boot entry's once installed,
-// the stock boot media's in maintenance mode.
+// the boot media's (NODES.yaml talos_version) in maintenance mode.
 func (n *Node) kernelArgs() []string {
 	if n.configured() && n.disk.Install != nil {
 		return n.disk.Install.KernelArgs
 	}
 
-	return kernel.BootMediaCmdline()
+	return kernel.BootMediaCmdline(n.spec.Hardware.TalosVersion)
 }
 
 // kernelView gathers the inputs of the node's kernel view.

@@ -21,6 +21,7 @@ import (
 	"solanaops.testbed/emulator/internal/testutil"
 	"solanaops.testbed/emulator/kernel"
 	"solanaops.testbed/emulator/machines"
+	"solanaops.testbed/emulator/release"
 )
 
 // emulator builds the machines of specs (fresh state).
@@ -108,7 +109,7 @@ func TestMaintenanceAPI(t *testing.T) {
 	n := em.Node("n1")
 	addr := serve(t, em, n)
 
-	if got, _ := em.ReadFile(n, "/proc/cmdline"); string(got) != strings.Join(kernel.BootMediaCmdline(), " ")+"\n" {
+	if got, _ := em.ReadFile(n, "/proc/cmdline"); string(got) != strings.Join(kernel.BootMediaCmdline(release.Latest()), " ")+"\n" {
 		t.Errorf("maintenance mode boots the stock boot media: %q", got)
 	}
 
@@ -123,7 +124,7 @@ func TestMaintenanceAPI(t *testing.T) {
 	ctx := context.Background()
 
 	version, err := client.Version(ctx, &emptypb.Empty{})
-	if err != nil || version.Messages[0].Version.Tag != kernel.TalosVersion {
+	if err != nil || version.Messages[0].Version.Tag != release.Latest() {
 		t.Fatalf("Version: %v %v", version, err)
 	}
 

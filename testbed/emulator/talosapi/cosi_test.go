@@ -27,7 +27,7 @@ import (
 // TestCOSI reads the COSI resources through machinery's client, the one talosctl uses.
 func TestCOSI(t *testing.T) {
 	host := testutil.Factory(t)
-	tuned := host + "/metal-installer/" + testutil.TunedID + ":" + kernel.TalosVersion
+	tuned := host + "/metal-installer/" + testutil.TunedID + ":" + testutil.V113
 
 	disks := []kernel.Disk{{DevPath: "/dev/vda", Size: "100Gi"}}
 	em := emulator(t,
@@ -94,7 +94,7 @@ func TestCOSI(t *testing.T) {
 	}
 
 	ver, err := safe.StateGetByID[*runtimeres.Version](onCP, c.COSI, "version")
-	if err != nil || ver.TypedSpec().Version != kernel.TalosVersion || ver.TypedSpec().Name != "Talos" {
+	if err != nil || ver.TypedSpec().Version != testutil.V113 || ver.TypedSpec().Name != "Talos" {
 		t.Errorf("version: %v %v", ver, err)
 	}
 

@@ -11,21 +11,39 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/siderolabs/talos/pkg/machinery/config"
 	"github.com/siderolabs/talos/pkg/machinery/config/encoder"
 	"github.com/siderolabs/talos/pkg/machinery/config/generate"
 	machinetype "github.com/siderolabs/talos/pkg/machinery/config/machine"
-
-	"solanaops.testbed/emulator/kernel"
 )
 
-// StockImage is the stock installer of the release the emulator impersonates.
-const StockImage = "ghcr.io/siderolabs/installer:" + kernel.TalosVersion
+// The releases the tests install: the v1.13 line and the v1.14 line.
+const (
+	V113 = "v1.13.9"
+	V114 = "v1.14.1"
+)
 
-// NewInput is fresh cluster secrets, as talosctl gen config makes them.
+// StockImage is the stock installer of V113 (v1.14 has none).
+const StockImage = "ghcr.io/siderolabs/installer:" + V113
+
+// NewInput is fresh cluster secrets, as `talosctl gen config --talos-version v1.13` makes them.
 func NewInput(t *testing.T) *generate.Input {
 	t.Helper()
 
-	input, err := generate.NewInput("demo", "https://127.0.1.10:6443", "1.36.3")
+	return newInput(t, config.TalosVersion1_13)
+}
+
+// NewInput114 is fresh cluster secrets, as `talosctl gen config --talos-version v1.14` makes them.
+func NewInput114(t *testing.T) *generate.Input {
+	t.Helper()
+
+	return newInput(t, config.TalosVersion1_14)
+}
+
+func newInput(t *testing.T, contract *config.VersionContract) *generate.Input {
+	t.Helper()
+
+	input, err := generate.NewInput("demo", "https://127.0.1.10:6443", "1.36.3", generate.WithVersionContract(contract))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +52,7 @@ func NewInput(t *testing.T) *generate.Input {
 }
 
 // GenConfig renders a machine config as talosctl gen config would (input nil: fresh
-// secrets), with installPatch replacing the generated "grubUseUKICmdline: true" line of
+// secrets and the v1.13 contract), with installPatch replacing the generated "grubUseUKICmdline: true" line of
 // machine.install (indented 8 spaces).
 func GenConfig(t *testing.T, input *generate.Input, typ machinetype.Type, disk, image, installPatch string) []byte {
 	t.Helper()
