@@ -9,8 +9,9 @@
 # 127.0.9.5:5000; new1 127.0.9.11 boots the v1.14.1 ISO (the default), old1 127.0.9.12 the
 # v1.13.9 ISO. A `talosctl gen config --talos-version v1.14` config installs on new1 and is
 # refused by old1 with the text talosctl v1.13.9's own loader gives for it. new1 then runs a real
-# control plane (etcd, Kubernetes, kwok: the testbed's pinned builds) and w1 127.0.9.13 joins
-# it with the validator's labels and taint in a KubeNodeConfig document.
+# control plane (etcd, Kubernetes, kwok: the testbed's pinned builds); old1 joins it as a v1.13.9
+# worker and is upgraded to v1.14.1; w1 127.0.9.13 joins with the validator's labels and taint
+# in a KubeNodeConfig document.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -75,8 +76,10 @@ image=$factory/metal-installer/$empty:v1.14.1
 
 printf '%s\n' 'apiVersion: v1alpha1' 'kind: KubeNodeConfig' 'labels: {solana.io/role: validator}' \
     'taints: {solana.io/dedicated: "validator:NoSchedule"}' >worker-patch.yaml
-# Kubernetes: the testbed's build (Talos v1.14 supports 1.32 to 1.37)
-"$TALOSCTL_114" gen config demo "https://$new:6443" --talos-version v1.14 --install-disk /dev/sda \
+# one cluster, one secrets bundle: v1.14 configs for new1 and w1, a v1.13 worker config for old1.
+# Kubernetes: the testbed's build (Talos v1.14 supports 1.32 to 1.37, v1.13 1.31 to 1.36)
+"$TALOSCTL_114" gen secrets -o secrets.yaml >/dev/null 2>&1
+"$TALOSCTL_114" gen config demo "https://$new:6443" --with-secrets secrets.yaml --talos-version v1.14 --install-disk /dev/sda \
     --install-image "$image" --kubernetes-version "$(pin KUBERNETES_VERSION)" --config-patch-worker @worker-patch.yaml \
     --with-docs=false --with-examples=false -o . >/dev/null 2>&1
 grep -q '^kind: UnattendedInstallConfig$' controlplane.yaml && ! grep -q '^    install:' controlplane.yaml ||
@@ -117,8 +120,10 @@ has "$want" "old1 refusal"
 ok "v1.13.9 machine refuses the v1.14 config as v1.13.9 does: $want"
 
 # a key v1.14 added to a kind v1.13 knows: a v1.13 config with ResolverConfig.hostDNS
-"$TALOSCTL_113" gen config demo "https://$old:6443" --install-disk /dev/sda --install-image "$image" \
-    --with-docs=false --with-examples=false -t controlplane -o v113.yaml >/dev/null 2>&1
+"$TALOSCTL_113" gen config demo "https://$new:6443" --with-secrets secrets.yaml --install-disk /dev/sda \
+    --install-image "${image%:*}:v1.13.9" --kubernetes-version "$(pin KUBERNETES_VERSION)" \
+    --with-docs=false --with-examples=false -t worker -o old1.yaml >/dev/null 2>&1
+cp old1.yaml v113.yaml
 printf -- '---\napiVersion: v1alpha1\nkind: ResolverConfig\nhostDNS: {enabled: true}\n' >>v113.yaml
 run "$TALOSCTL_113" "v1.13.9 loader, new key" fail validate -c v113.yaml -m metal
 # the refusal's two lines: the document and line, then the unknown keys
@@ -175,10 +180,29 @@ run "$TALOSCTL_114" "auto dry run" 0 $(tc) apply-config -f env.yaml --dry-run
 has "Applied configuration without a reboot (skipped in dry-run)" "auto on v1.14"
 ok "v1.14: an AUTO apply of a change v1.13 would reboot for applies in place"
 
+# old1, a v1.13.9 worker of new1's cluster (its API needs new1 configured: trustd), upgraded to
+# v1.14.1 through the LifecycleService by talosctl v1.14.1 (before bootstrap: no drain, and
+# --wait needs a ready machine, a healthy kubelet: poll the version)
+run "$TALOSCTL_114" "old1 install" 0 apply-config --insecure -n $old -e $old -f old1.yaml
+old_tc="--talosconfig talosconfig -e $old -n $old"
+for _ in $(seq 100); do "$TALOSCTL_114" $old_tc version >out 2>&1 && break; sleep 0.1; done
+has "Tag:         v1.13.9" "old1 installed"
+run "$TALOSCTL_114" "upgrade" 0 $old_tc upgrade --image "$image" --drain=false --wait=false
+for _ in $(seq 100); do
+    "$TALOSCTL_114" $old_tc version >out 2>&1 && grep -qF "Tag:         v1.14.1" out && break
+    sleep 0.1
+done
+has "Tag:         v1.14.1" "old1 after the upgrade"
+run "$TALOSCTL_114" "old1 cmdline" 0 $old_tc read /proc/cmdline
+lacks "init_on_alloc" "old1 boots v1.14's defaults"
+run "$TALOSCTL_113" "--mode=reboot after the upgrade" fail $old_tc apply-config -f old1.yaml --mode=reboot
+has "the REBOOT mode is not supported" "old1 now behaves as v1.14"
+ok "talosctl v1.14.1 upgrades a v1.13.9 machine to v1.14.1, which then behaves as v1.14 (kernel defaults, REBOOT refused)"
+
 run "$TALOSCTL_114" "worker install" 0 apply-config --insecure -n $worker -e $worker -f worker.yaml
 run "$TALOSCTL_114" "bootstrap" 0 $(tc) bootstrap
-run "$TALOSCTL_114" "health" 0 $(tc) health --control-plane-nodes $new --worker-nodes $worker --wait-timeout 3m
-ok "a v1.14 control plane and worker: bootstrap, talosctl health passes"
+run "$TALOSCTL_114" "health" 0 $(tc) health --control-plane-nodes $new --worker-nodes $worker,$old --wait-timeout 3m
+ok "a v1.14 control plane, a v1.14 worker and the upgraded worker: bootstrap, talosctl health passes"
 
 run "$TALOSCTL_114" "kubeconfig" 0 $(tc) kubeconfig kubeconfig --force --merge=false
 ok "talosctl v1.14.1 accepts the kubeconfig's structure (pkg/kubeconfig/validate.go)"
@@ -189,7 +213,8 @@ field client-certificate-data admin.crt
 field client-key-data admin.key
 curl -sf --cacert ca.crt --cert admin.crt --key admin.key "https://$new:6443/api/v1/nodes/w1" >node.json ||
     fail "reading Node w1 from the API server"
-jq -c '[.metadata.labels["solana.io/role"], [.spec.taints[] | [.key, .value, .effect]]]' node.json >out
+# (the node controller's node.kubernetes.io/not-ready taint may still be there: only ours count)
+jq -c '[.metadata.labels["solana.io/role"], [.spec.taints[] | select(.key | startswith("solana.io/")) | [.key, .value, .effect]]]' node.json >out
 has '["validator",[["solana.io/dedicated","validator","NoSchedule"]]]' "w1's labels and taints"
 run "$TALOSCTL_114" "worker kubelet.yaml" 0 --talosconfig talosconfig -e $new -n $worker read /etc/kubernetes/kubelet.yaml
 has "key: solana.io/dedicated" "w1 registers with its taint (v1.14)"

@@ -5,7 +5,9 @@ import (
 	"testing"
 
 	"github.com/siderolabs/talos/pkg/machinery/config"
+	"github.com/siderolabs/talos/pkg/machinery/config/configpatcher"
 	"github.com/siderolabs/talos/pkg/machinery/config/generate"
+	machinetype "github.com/siderolabs/talos/pkg/machinery/config/machine"
 
 	"solanaops.testbed/emulator/kernel"
 )
@@ -69,5 +71,43 @@ func TestNodeInfoNamesTheBoot(t *testing.T) {
 	info := NodeManifest(m)["status"].(map[string]any)["nodeInfo"].(map[string]any)
 	if info["bootID"] != m.BootID || info["osImage"] != "Talos (v1.13.8)" {
 		t.Errorf("nodeInfo = %v", info)
+	}
+}
+
+// TestNoCNIWithoutFlannelDocument: in the v1.14 layout flannel runs only when a control plane's
+// config has the KubeFlannelCNIConfig document (talosctl gen config puts it in control-plane
+// configs; machinery's K8sFlannelCNIConfig, v1.14.1 controllers/k8s/control_plane.go).
+func TestNoCNIWithoutFlannelDocument(t *testing.T) {
+	input, err := generate.NewInput("demo", "https://127.0.1.10:6443", "1.36.3", generate.WithVersionContract(config.TalosVersion1_14))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cp, err := input.Config(machinetype.TypeControlPlane)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if got := RuntimeNetworkError([]config.Provider{cp}); got != "" {
+		t.Errorf("with KubeFlannelCNIConfig: %q, want a CNI", got)
+	}
+
+	patch, err := configpatcher.LoadPatch([]byte("apiVersion: v1alpha1\nkind: KubeFlannelCNIConfig\n$patch: delete\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	out, err := configpatcher.Apply(configpatcher.WithConfig(cp), []configpatcher.Patch{patch})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	without, err := out.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if without.K8sFlannelCNIConfig() != nil || RuntimeNetworkError([]config.Provider{without}) == "" {
+		t.Error("without KubeFlannelCNIConfig the cluster has no CNI")
 	}
 }
