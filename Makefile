@@ -69,6 +69,7 @@ testbed:
 	cd testbed/imagefactory && GOFLAGS=-mod=mod GOSUMDB=off go test ./...
 	cd testbed/emulator && GOFLAGS=-mod=mod GOSUMDB=off go test ./...
 	testbed/emulator/smoke_test.sh
+	testbed/emulator/smoke_v114.sh
 	./tests/pytest.sh testbed/tests
 
 # two pytest processes side by side: the tests of the testbed's machines, and the others

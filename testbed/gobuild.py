@@ -349,7 +349,7 @@ def main() -> None:
         for name in TOOLS:
             build(name, default_version(name, pins))
         # the other contracts' validators
-        build("talosctl", pins["TALOSCTL_NEXT_VERSION"])
+        build("talosctl", pins["TALOSCTL_PREVIOUS_VERSION"])
         build("talosctl", pins["TALOSCTL_LEGACY_VERSION"])
         return
     if not args.name:

@@ -57,6 +57,15 @@ options:
         reboot; that is not refused.
     type: bool
     default: false
+  allow_identity_change:
+    description:
+      - Whether the configuration may bring another Talos API CA (C(machine.ca)) than the one the
+        talosconfig trusts. Such a config was rendered from another secrets bundle; applied, it
+        would lock the cluster out of its own nodes, and Talos v1.14 applies it without a reboot.
+        So nothing is applied and the module fails, unless this is true (a deliberate CA rotation).
+      - Not judged in maintenance mode, or when the talosconfig cannot be read.
+    type: bool
+    default: false
   maintenance_only:
     description:
       - Apply only to a node in maintenance mode (its first configuration). A node that already
@@ -116,6 +125,7 @@ talosctl_version:
   sample: v1.13.9
 """
 
+import base64
 import os
 
 from ansible.module_utils.basic import AnsibleModule
@@ -134,6 +144,49 @@ class RebootRefused(TalosError):
     hint = ("allow it (allow_reboot; in the roles talos_controlplane_apply_allow_reboot or "
             "talos_solana_worker_apply_allow_reboot) when the node may go down now, or apply it with mode staged "
             "to take effect at the node's next reboot")
+
+
+class IdentityChangeRefused(TalosError):
+    hint = ("render the configs from the cluster's own secrets bundle (talos_cluster_output_dir/secrets.yaml); "
+            "allow it (allow_identity_change) only to rotate the CA on purpose")
+
+
+def identity_refused(name):
+    return IdentityChangeRefused(
+        f"{name}: this configuration's Talos API CA (machine.ca) is not the one the talosconfig trusts: it was "
+        "rendered from another secrets bundle, or the bundle was regenerated. Applying it would lock the cluster "
+        "out of its own nodes; nothing was applied")
+
+
+def machine_ca(config_text):
+    """machine.ca.crt of a machine config (base64 PEM), None if it has none."""
+    for document in secret_files.yaml.safe_load_all(config_text):
+        if isinstance(document, dict) and "kind" not in document:
+            return ((document.get("machine") or {}).get("ca") or {}).get("crt")
+    return None
+
+
+def same_pem(one, other):
+    """Two base64-encoded PEM blocks hold the same certificate (encodings may differ in padding
+    or trailing newlines)."""
+    def decoded(value):
+        try:
+            return base64.b64decode(str(value)).strip()
+        except (ValueError, TypeError):
+            return str(value).strip()
+    return one is not None and decoded(one) == decoded(other)
+
+
+def trusted_ca(talosconfig):
+    """The Talos API CA (base64 PEM) the talosconfig's current context trusts, as talosctl finds
+    it (the option, TALOSCONFIG, ~/.talos/config); None when it cannot be read."""
+    path = talosconfig or os.environ.get("TALOSCONFIG") or os.path.expanduser("~/.talos/config")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = secret_files.yaml.safe_load(handle)
+        return document["contexts"][document["context"]]["ca"]
+    except (OSError, LookupError, TypeError, secret_files.yaml.YAMLError):
+        return None
 
 
 def apply_argv(params, *, insecure, dry_run):
@@ -218,6 +271,7 @@ def main():
             "try_timeout": {"type": "str"},
             "node_name": {"type": "str"},
             "allow_reboot": {"type": "bool", "default": False},
+            "allow_identity_change": {"type": "bool", "default": False},
             "maintenance_only": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
@@ -229,7 +283,8 @@ def main():
             raise TalosError(f"{params['config_path']} does not exist",
                              hint="render it with solanaops.talos.talos_machineconfig first")
         with open(params["config_path"]) as handle:
-            module.no_log_values.update(secret_files.secret_values(handle.read()))
+            config_text = handle.read()
+        module.no_log_values.update(secret_files.secret_values(config_text))
         talosctl = Talosctl(module)
         result["talosctl_version"] = talosctl.version
         applier = Applier(module, talosctl)
@@ -241,6 +296,9 @@ def main():
         if module._diff and changed:
             result["diff"] = {"prepared": f"{applier.name}: in maintenance mode, the whole configuration is new\n"
                               if maintenance else secret_files.redact_diff(diff) + "\n"}
+        trusted = trusted_ca(params["talosconfig"]) if changed and not maintenance else None
+        if trusted and not same_pem(machine_ca(config_text), trusted) and not params["allow_identity_change"]:
+            raise identity_refused(applier.name)
         if changed and reboot and not maintenance and not params["allow_reboot"]:
             raise reboot_refused(applier.name, secret_files.redact_diff(diff))
         if changed and not module.check_mode:

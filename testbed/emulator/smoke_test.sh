@@ -17,7 +17,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 gobuild="$here/../gobuild.py"
-TALOSCTL=${TALOSCTL:-$(python3 "$gobuild" build talosctl | tail -n1)}
+# the machines here run Talos v1.13: the talosctl of that release (versions.env's previous one)
+TALOSCTL=${TALOSCTL:-$(python3 "$gobuild" build talosctl "$(grep '^TALOSCTL_PREVIOUS_VERSION=' "$here/../versions.env" | cut -d= -f2)" | tail -n1)}
 EMULATOR=${EMULATOR:-$(python3 "$gobuild" build talos-emulator | tail -n1)}
 IMAGE_FACTORY=${IMAGE_FACTORY:-$(python3 "$gobuild" build image-factory | tail -n1)}
 [[ -x "$IMAGE_FACTORY" ]] || { echo "FAIL: no image-factory binary ($IMAGE_FACTORY)" >&2; exit 1; }

@@ -16,11 +16,12 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 gobuild="$here/../gobuild.py"
-TALOSCTL_114=${TALOSCTL_114:-$(python3 "$gobuild" build talosctl v1.14.1 | tail -n1)}
-TALOSCTL_113=${TALOSCTL_113:-$(python3 "$gobuild" build talosctl | tail -n1)}
+pin() { grep "^$1=" "$here/../versions.env" | cut -d= -f2; }
+# versions.env: the default release's talosctl (v1.14) and the previous one's (v1.13)
+TALOSCTL_114=${TALOSCTL_114:-$(python3 "$gobuild" build talosctl | tail -n1)}
+TALOSCTL_113=${TALOSCTL_113:-$(python3 "$gobuild" build talosctl "$(pin TALOSCTL_PREVIOUS_VERSION)" | tail -n1)}
 EMULATOR=${EMULATOR:-$(python3 "$gobuild" build talos-emulator | tail -n1)}
 IMAGE_FACTORY=${IMAGE_FACTORY:-$(python3 "$gobuild" build image-factory | tail -n1)}
-pin() { grep "^$1=" "$here/../versions.env" | cut -d= -f2; }
 ETCD=${ETCD:-$(python3 "$gobuild" build etcd "$(pin ETCD_VERSION)" | tail -n1)}
 KUBE=${KUBE:-$(python3 "$gobuild" build kube "$(pin KUBERNETES_VERSION)" | tail -n1)}
 KWOK=${KWOK:-$(python3 "$gobuild" build kwok "$(pin KWOK_VERSION)" | tail -n1)}

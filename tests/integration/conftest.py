@@ -7,11 +7,14 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from ansible_collections.solanaops.talos.plugins.module_utils import secret_files
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "testbed"))
@@ -29,7 +32,7 @@ ETCDUTL = gobuild.binary_path("etcdutl", PINS["ETCD_VERSION"])
 # The fixtures that start the testbed's machines, which listen on fixed loopback addresses
 # (127.0.1.x): a test using one is marked `testbed`. make integration (tests/integration.sh)
 # runs those one at a time and, beside them in a second pytest, the tests that need no machine.
-TESTBED_FIXTURES = {"emulator", "deploy", "deployed", "deployed_once"}
+TESTBED_FIXTURES = {"emulator", "deploy", "deployed", "deployed_once", "deployed_v113", "deployed_v113_once"}
 
 
 def pytest_configure(config):
@@ -42,6 +45,16 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if TESTBED_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.testbed)
+
+
+def leaked_secrets(output: str, *configs: str) -> list[str]:
+    """The secret values of these machine configs, secrets bundles or talosconfigs found in
+    ``output``, and the lines of a secret that spans several (a PEM block's body) found there."""
+    secrets = set()
+    for text in configs:
+        secrets |= secret_files.secret_values(text)
+    lines = {line.strip() for secret in secrets for line in secret.splitlines() if len(line.strip()) > 20}
+    return sorted(value for value in secrets | lines if value in output)
 
 
 def talosctl_binary(version: str) -> Path:
@@ -64,9 +77,9 @@ def talosctl_legacy() -> Path:
 
 
 @pytest.fixture(scope="session")
-def talosctl_next() -> Path:
-    """The real talosctl of the newest (v1.14) contract."""
-    return talosctl_binary(PINS["TALOSCTL_NEXT_VERSION"])
+def talosctl_previous() -> Path:
+    """The real talosctl of the previous (v1.13) contract."""
+    return talosctl_binary(PINS["TALOSCTL_PREVIOUS_VERSION"])
 
 
 @dataclasses.dataclass
@@ -111,9 +124,12 @@ class PlaybookRun:
         return messages
 
 
-def run_playbook(playbook: str | Path, *args: str, env: dict | None = None) -> PlaybookRun:
-    """Run ansible-playbook from the repository root with the JSON callback."""
-    proc = subprocess.run(
+def run_playbook(playbook: str | Path, *args: str, env: dict | None = None,
+                 stop_when: Callable[[], bool] | None = None) -> PlaybookRun:
+    """Run ansible-playbook from the repository root with the JSON callback. ``stop_when`` is
+    asked every second; once it says so, the run and every process it started get SIGTERM (an AWX
+    cancel, a controller going down) and what it reported so far is returned."""
+    proc = subprocess.Popen(
         ["ansible-playbook", str(playbook), *args],
         cwd=REPO,
         env={
@@ -123,10 +139,19 @@ def run_playbook(playbook: str | Path, *args: str, env: dict | None = None) -> P
             "ANSIBLE_NOCOLOR": "1",
             **(env or {}),
         },
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
+        start_new_session=stop_when is not None,
     )
-    return PlaybookRun(proc.returncode, proc.stdout, proc.stderr)
+    while True:
+        try:
+            stdout, stderr = proc.communicate(timeout=1 if stop_when else None)
+            return PlaybookRun(proc.returncode, stdout, stderr)
+        except subprocess.TimeoutExpired:
+            if stop_when():
+                os.killpg(proc.pid, signal.SIGTERM)
+                stop_when = None
 
 
 @pytest.fixture(scope="session")
@@ -183,10 +208,10 @@ class Deployment:
         # the upgrade proves its etcd snapshot restorable with the pinned etcd's etcdutl
         self.args += ["-e", f"talos_upgrade_etcdutl_path={ETCDUTL}"]
 
-    def __call__(self, play: str, *extra: str):
+    def __call__(self, play: str, *extra: str, stop_when: Callable[[], bool] | None = None):
         # the drill powers nodes back on through this emulator's control socket
         return self.playbook(f"playbooks/{play}.yml", *self.args, *extra,
-                             env={"TESTBED_STATE": str(self.emulator.state)})
+                             env={"TESTBED_STATE": str(self.emulator.state)}, stop_when=stop_when)
 
 
 @pytest.fixture
@@ -198,18 +223,23 @@ def deploy(playbook, emulator, talosctl, tmp_path):
     return run
 
 
-@pytest.fixture(scope="session")
-def deployed_once(playbook, talosctl, tmp_path_factory):
-    """One site run from blank machines, then the machines stopped: their state and the output
-    folder, which `deployed` copies for each test that starts from a deployed cluster instead of
-    deploying again (minutes each), and the site run itself (site-run.json, read by
-    `first_site_run`), which test_site_deploys_... judges."""
-    base = tmp_path_factory.mktemp("deployed")
+CONTRACT_V113 = REPO / "tests/integration/vars/contract-v1.13.yml"
+
+
+def v113_args(talosctl_previous: Path) -> list[str]:
+    """Extra args that run a stage as an operator of a v1.13 cluster before its upgrade to the
+    default release: the v1.13 contract and that release's talosctl."""
+    return ["-e", f"@{CONTRACT_V113}", "-e", f"talosctl_path={talosctl_previous}"]
+
+
+def deploy_once(playbook, base: Path, *extra: str) -> Path:
+    """One site run from blank machines into BASE, then the machines stopped: their state, the
+    output folder and the site run itself (site-run.json)."""
     machines = Machines(LOCAL_MACHINES, base / "emulator")
     try:
-        run = Deployment(playbook, machines, talosctl, base / "out")
+        run = Deployment(playbook, machines, talosctl_binary(PINS["TALOSCTL_VERSION"]), base / "out")
         for play in ("generate", "site"):
-            result = run(play)
+            result = run(play, *extra)
             assert result.rc == 0, result.failure_messages()
         (base / "site-run.json").write_text(json.dumps(dataclasses.asdict(result)))
     finally:
@@ -217,17 +247,30 @@ def deployed_once(playbook, talosctl, tmp_path_factory):
     return base
 
 
+@pytest.fixture(scope="session")
+def deployed_once(playbook, tmp_path_factory):
+    """The default release deployed once: what `deployed` copies for each test that starts from a
+    deployed cluster instead of deploying again (minutes each); test_site_deploys_... judges its
+    site run (`first_site_run`)."""
+    return deploy_once(playbook, tmp_path_factory.mktemp("deployed"))
+
+
+@pytest.fixture(scope="session")
+def deployed_v113_once(playbook, talosctl_previous, tmp_path_factory):
+    """A Talos v1.13 cluster deployed once, with talosctl v1.13 and the v1.13 contract."""
+    return deploy_once(playbook, tmp_path_factory.mktemp("deployed-v113"), *v113_args(talosctl_previous))
+
+
 def first_site_run(deployed_once: Path) -> PlaybookRun:
     """The site run that deployed `deployed_once` from blank machines."""
     return PlaybookRun(**json.loads((deployed_once / "site-run.json").read_text()))
 
 
-@pytest.fixture
-def deployed(deployed_once, playbook, module, talosctl, tmp_path):
-    """A copy of the deployed cluster, its machines powered on again (a cold start of the whole
+def powered_on_copy(once: Path, playbook, module, talosctl, tmp_path):
+    """A copy of a deployed cluster, its machines powered on again (a cold start of the whole
     cluster: etcd and Kubernetes from their data), once Talos says it is healthy."""
     for folder in ("emulator", "out"):
-        shutil.copytree(deployed_once / folder, tmp_path / folder, symlinks=True)
+        shutil.copytree(once / folder, tmp_path / folder, symlinks=True)
     machines = Machines(LOCAL_MACHINES, tmp_path / "emulator")
     try:
         run = Deployment(playbook, machines, talosctl, tmp_path / "out")
@@ -239,3 +282,16 @@ def deployed(deployed_once, playbook, module, talosctl, tmp_path):
         yield run
     finally:
         machines.stop()
+
+
+@pytest.fixture
+def deployed(deployed_once, playbook, module, talosctl, tmp_path):
+    """A copy of the default release's deployed cluster, powered on (`powered_on_copy`)."""
+    yield from powered_on_copy(deployed_once, playbook, module, talosctl, tmp_path)
+
+
+@pytest.fixture
+def deployed_v113(deployed_v113_once, playbook, module, talosctl, tmp_path):
+    """A copy of the v1.13 cluster, powered on. Its Deployment runs the default release's
+    talosctl and contract: a stage run as the v1.13 operator adds `v113_args`."""
+    yield from powered_on_copy(deployed_v113_once, playbook, module, talosctl, tmp_path)

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible_collections.solanaops.talos.plugins.module_utils import resources, schematic, secret_files
-from conftest import LOCAL_INVENTORY
+from conftest import LOCAL_INVENTORY, leaked_secrets
 
 REPO = Path(__file__).resolve().parents[2]
-# extra vars per contract besides the inventories' own (v1.13), and the talosctl fixture that renders it
+# extra vars per contract besides the inventories' own (v1.14), and the talosctl fixture that renders it
 CONTRACTS = {"v1.10": (REPO / "tests/integration/vars/contract-v1.10.yml", "talosctl_legacy"),
-             "v1.13": (None, "talosctl"),
-             "v1.14": (REPO / "tests/integration/vars/contract-v1.14.yml", "talosctl_next")}
+             "v1.13": (REPO / "tests/integration/vars/contract-v1.13.yml", "talosctl_previous"),
+             "v1.14": (None, "talosctl")}
 CONTROLPLANES = ("controlplane-1", "controlplane-2", "controlplane-3")
 WORKER = "solana-validator"
 # the users' example and the testbed's loopback copy of it, by test id
@@ -248,16 +248,10 @@ def test_worker_network(deployment):
 
 def test_no_secret_in_playbook_output(deployment):
     out = deployment.out
-    secrets = secret_files.secret_values((out / "secrets.yaml").read_text())
-    for name in (*CONTROLPLANES, WORKER):
-        secrets |= secret_files.secret_values((out / f"{name}.yaml").read_text())
-    secrets |= secret_files.secret_values((out / "talosconfig").read_text())
-    assert len(secrets) > 5
-    output = deployment.first.stdout + deployment.first.stderr
-    assert [s for s in secrets if s in output] == []
-    # nor a line of one that spans lines (a PEM block's body)
-    lines = {line.strip() for s in secrets for line in s.splitlines() if len(line.strip()) > 20}
-    assert [line for line in lines if line in output] == []
+    texts = [(out / name).read_text() for name in ("secrets.yaml", "talosconfig",
+                                                   *(f"{node}.yaml" for node in (*CONTROLPLANES, WORKER)))]
+    assert len(set().union(*map(secret_files.secret_values, texts))) > 5
+    assert leaked_secrets(deployment.first.stdout + deployment.first.stderr, *texts) == []
 
 
 def records(out):
@@ -445,14 +439,14 @@ def test_the_state_defaults_to_beside_the_inventory(playbook, talosctl, tmp_path
         "\n".join(run.failure_messages())
 
 
-def test_v1_14_refuses_a_patch_that_keeps_a_section_its_documents_replaced(playbook, talosctl_next, tmp_path):
+def test_v1_14_refuses_a_patch_that_keeps_a_section_its_documents_replaced(playbook, talosctl, tmp_path):
     """Talos v1.14 refuses machine.kubelet beside KubeletConfig (and nodeLabels beside
     KubeNodeConfig): talosctl's validation stops the run before any file is written."""
     out = tmp_path / "out"
     patch = {"machine": {"kubelet": {"extraArgs": {"max-pods": "250"}}, "nodeLabels": {"team": "validators"}}}
-    run = playbook("playbooks/generate.yml", "-i", str(INVENTORIES["prod"]), "-e", f"@{CONTRACTS['v1.14'][0]}",
+    run = playbook("playbooks/generate.yml", "-i", str(INVENTORIES["prod"]),
                    "-e", json.dumps({"talos_solana_worker_patches": [patch]}),
-                   "-e", f"talos_cluster_output_dir={out}", "-e", f"talosctl_path={talosctl_next}",
+                   "-e", f"talos_cluster_output_dir={out}", "-e", f"talosctl_path={talosctl}",
                    "-e", "talos_cluster_create_secrets=true")
     assert run.rc != 0
     message = "\n".join(run.failure_messages())
@@ -462,12 +456,12 @@ def test_v1_14_refuses_a_patch_that_keeps_a_section_its_documents_replaced(playb
     assert not any(out.glob("*.yaml")), "nothing is written"
 
 
-def test_v1_14_selects_the_system_disk_by_a_cel_match(playbook, talosctl_next, tmp_path):
+def test_v1_14_selects_the_system_disk_by_a_cel_match(playbook, talosctl, tmp_path):
     """talos_node_install_disk_selector becomes UnattendedInstallConfig's CEL match, which
     talosctl v1.14 accepts; a selector field without a CEL form is refused by preflight."""
     out = tmp_path / "out"
-    args = ["-i", str(INVENTORIES["prod"]), "-e", f"@{CONTRACTS['v1.14'][0]}",
-            "-e", f"talos_cluster_output_dir={out}", "-e", f"talosctl_path={talosctl_next}",
+    args = ["-i", str(INVENTORIES["prod"]),
+            "-e", f"talos_cluster_output_dir={out}", "-e", f"talosctl_path={talosctl}",
             "-e", "talos_cluster_create_secrets=true"]
     selector = {"talos_node_install_disk": "",
                 "talos_node_install_disk_selector": {"model": "SAMSUNG*", "type": "nvme"}}

@@ -13,8 +13,8 @@ import time
 
 import pytest
 import yaml
-from ansible_collections.solanaops.talos.plugins.module_utils import schematic
-from conftest import ETCDUTL, LOCAL_INVENTORY, first_site_run
+from ansible_collections.solanaops.talos.plugins.module_utils import contract, schematic
+from conftest import ETCDUTL, LOCAL_INVENTORY, first_site_run, leaked_secrets, v113_args
 from machines import power, shutdown_delay  # testbed/machines.py: the emulated machines' controls
 
 FIRST_APPLY = "Apply the first machine configuration to nodes in maintenance mode (they install and reboot)"
@@ -241,24 +241,21 @@ def test_a_changed_config_shows_a_redacted_diff_in_check_mode_and_applies(deploy
     assert again.unchanged, again.failure_messages() or again.stats
 
     # a secret-bearing change: the configs of another secrets bundle, sent in check mode with
-    # this cluster's talosconfig. Talos' dry run says a new identity needs a reboot, so the first
-    # control plane refuses it (one at a time: the others are not tried), showing the changed
-    # keys of its diff, never their values
+    # this cluster's talosconfig. Talos v1.14 would apply a new identity in place (no reboot to
+    # refuse), locking the cluster out: the first control plane refuses it because its Talos API
+    # CA is not the one the talosconfig trusts (one at a time: the others are not tried), showing
+    # the diff redacted, never a value
     other = deployed.out.parent / "other-bundle"
     assert deployed("generate", "-e", f"talos_cluster_output_dir={other}").rc == 0
     secret_dry = deployed("controlplane", "--check", "--diff", "-e", f"talos_cluster_output_dir={other}",
                           "-e", f"talos_cluster_talosconfig={deployed.out}/talosconfig")
     assert secret_dry.rc != 0
     (refusal,) = task_results(secret_dry, UPDATE).values()
-    assert "needs a reboot; nothing was applied" in refusal["msg"], refusal
-    assert "-token: <redacted>" in refusal["msg"] and "+token: <redacted>" in refusal["msg"], refusal["msg"]
-    secrets = set()
-    for config in (deployed.out / "controlplane-1.yaml", other / "controlplane-1.yaml"):
-        machine_config = next(yaml.safe_load_all(config.read_text()))
-        secrets |= {machine_config["machine"]["token"], machine_config["machine"]["ca"]["key"],
-                    machine_config["cluster"]["secretboxEncryptionSecret"]}
-    assert len(secrets) == 6
-    assert [s for s in secrets if s in secret_dry.stdout + secret_dry.stderr] == []
+    assert "controlplane-1: this configuration's Talos API CA (machine.ca) is not the one the talosconfig trusts" \
+        in refusal["msg"] and "nothing was applied" in refusal["msg"], refusal
+    assert re.search(r"^-\s+token: <redacted>$", refusal["diff"]["prepared"], re.M), refusal["diff"]
+    configs = [(folder / "controlplane-1.yaml").read_text() for folder in (deployed.out, other)]
+    assert leaked_secrets(secret_dry.stdout + secret_dry.stderr, *configs) == []
 
 
 def reboots(emulator):
@@ -268,9 +265,11 @@ def reboots(emulator):
             for match in re.finditer(r" (\S+): (rebooting \(|booted$)", log, re.MULTILINE)]
 
 
-def test_a_change_that_needs_a_reboot_stops_unless_allowed_then_goes_one_node_at_a_time(deployed):
-    # machined cannot apply a change of machine.env without a reboot
-    env = ["-e", '{"talos_controlplane_patches": [{"machine": {"env": {"TZ": "UTC"}}}]}']
+def test_v1_13_a_change_that_needs_a_reboot_stops_unless_allowed_then_goes_one_node_at_a_time(
+        deployed_v113, talosctl_previous):
+    # machined v1.13 cannot apply a change of machine.env without a reboot
+    deployed = deployed_v113
+    env = ["-e", '{"talos_controlplane_patches": [{"machine": {"env": {"TZ": "UTC"}}}]}', *v113_args(talosctl_previous)]
     assert deployed("generate", *env).changed == 3
     before = len(reboots(deployed.emulator))
     refused = deployed("controlplane", *env)
@@ -289,6 +288,18 @@ def test_a_change_that_needs_a_reboot_stops_unless_allowed_then_goes_one_node_at
         for event in ("rebooting", "booted")]
     again = deployed("controlplane", *env)
     assert again.unchanged, again.failure_messages() or again.stats
+
+
+def test_v1_14_applies_that_change_in_place(deployed):
+    """Talos v1.14 applies every change without a reboot (its apply turns auto into no-reboot)."""
+    env = ["-e", '{"talos_controlplane_patches": [{"machine": {"env": {"TZ": "UTC"}}}]}']
+    assert deployed("generate", *env).changed == 3
+    before = len(reboots(deployed.emulator))
+    applied = deployed("controlplane", *env)
+    assert applied.rc == 0 and applied.changed == 3, applied.failure_messages()
+    assert all(not result["reboots"] for result in task_results(applied, UPDATE).values())
+    assert len(reboots(deployed.emulator)) == before, "nothing rebooted"
+    assert deployed("controlplane", *env).unchanged
 
 
 def test_bootstrap_aimed_at_another_node_does_not_bootstrap_twice(deployed, talosctl):
@@ -350,7 +361,7 @@ def test_node_facts_read_the_validator_kernel(deployed, module, talosctl):
     assert {mounted.get(f"/var/mnt/{v}") for v in ("ledger", "accounts", "snapshots")} == {"xfs"}
     assert facts["kubelet_config"]["cpuManagerPolicy"] == "static"
     assert facts["services"]["kubelet"] == {"running": True, "healthy": True}
-    assert facts["boot"] == {"schematic": tuned, "extensions": [], "talos_version": "v1.13.9",
+    assert facts["boot"] == {"schematic": tuned, "extensions": [], "talos_version": "v1.14.1",
                              "booted_with_uki": True, "secure_boot": False}
     control_plane = module("talos_node_facts", {
         "node": "127.0.1.12", "gather": ["boot"],
@@ -547,8 +558,8 @@ def test_reserved_memory_counts_the_kubelet_default_a_partial_eviction_hard_merg
     assert deploy("generate", *partial).rc == 0
     run = deploy("site", *partial)
     assert run.rc == 0, run.failure_messages()
-    rendered = yaml.safe_load_all((deploy.out / "solana-validator.yaml").read_text())
-    extra = next(d for d in rendered if d and "machine" in d)["machine"]["kubelet"]["extraConfig"]
+    extra = contract.rendered_kubelet(yaml.safe_load_all((deploy.out / "solana-validator.yaml").read_text()))[
+        "extraConfig"]
     # 16Gi kube + 16Gi system reserved + the kubelet's 100Mi, over two NUMA nodes
     assert extra["reservedMemory"] == [{"numaNode": 0, "limits": {"memory": "16434Mi"}},
                                        {"numaNode": 1, "limits": {"memory": "16434Mi"}}], extra["reservedMemory"]

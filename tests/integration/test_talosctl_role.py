@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 PLAYBOOK = Path(__file__).parent / "playbooks" / "install_talosctl.yml"
-VERSION = "v1.13.9"
+VERSION = "v1.14.1"
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -4,9 +4,13 @@ one when told to), run real etcd and Kubernetes, and reboot for the emulator's r
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import ssl
 import stat
+import threading
+import urllib.request
 
 import yaml
 from conftest import REPO
@@ -49,21 +53,35 @@ def leader(module, deployment, talosctl):
                 if status["status"][ADDRESSES[name]].get("member") == status["quorum"]["leader"])
 
 
-def plan_lines(run):
-    """The plan the run showed: {node: its line}."""
+def task_result(run, suffix):
+    """The result of the (run_once) task whose name ends so, after the role's name."""
     for play in run.report["plays"]:
         for task in play["tasks"]:
-            if task["task"]["name"].endswith("Show the plan, in upgrade order"):  # after the role's name
-                results = next(iter(task["hosts"].values()))["results"]
-                return {result["item"]: result["msg"] for result in results}
-    raise AssertionError("no plan shown")
+            if task["task"]["name"].endswith(suffix):
+                return next(iter(task["hosts"].values()))
+    raise AssertionError(f"no task {suffix!r}")
+
+
+def plan_lines(run):
+    """The plan the run showed: {node: its line}."""
+    return {result["item"]: result["msg"] for result in task_result(run, "Show the plan, in upgrade order")["results"]}
 
 
 def test_a_retuned_validator_is_upgraded_to_its_new_image_alone_then_nothing_changes(deployed, module, talosctl):
+    # a node someone else cordoned is refused, even in check mode: whoever cordoned it decides
+    from kubernetes import client, config
+    api = client.CoreV1Api(config.new_client_from_config(str(deployed.out / "kubeconfig")))
+    api.patch_node("controlplane-2", {"spec": {"unschedulable": True}})
+    cordoned = deployed("upgrade", "--check", *RETUNED)
+    assert cordoned.rc != 0
+    assert any("controlplane-2 already boot(s) the target but is cordoned, not by an upgrade of this collection"
+               in message for message in cordoned.failure_messages()), cordoned.failure_messages()
+    api.patch_node("controlplane-2", {"spec": {"unschedulable": False}})
+
     plan = deployed("upgrade", "--check", *RETUNED)
     assert plan.unchanged, plan.failure_messages()
     lines = plan_lines(plan)
-    assert "-> v1.13.9" in lines["solana-validator"], lines
+    assert "-> v1.14.1" in lines["solana-validator"], lines
     assert all(re.search(r"already on target(, the etcd leader)?$", lines[name]) for name in CONTROLPLANES), lines
     assert upgrades(deployed.emulator) == [] and not (deployed.out / "etcd-snapshots").exists()
 
@@ -86,7 +104,7 @@ def test_a_retuned_validator_is_upgraded_to_its_new_image_alone_then_nothing_cha
     report = json.loads((deployed.out / "upgrade-report.json").read_text())
     assert [node["name"] for node in report["nodes"]] == ["solana-validator"] and report["failed"] is None
     assert {key: report["nodes"][0]["after"][key] for key in ("talos_version", "schematic")} == {
-        "talos_version": "v1.13.9", "schematic": after["boot"]["schematic"]}
+        "talos_version": "v1.14.1", "schematic": after["boot"]["schematic"]}
     snapshot = report["snapshot"]
     assert snapshot["size"] > 0 and snapshot["total_keys"] > 0 and "snap" in snapshot["restored"]
     snapshots = deployed.out / "etcd-snapshots"
@@ -106,7 +124,7 @@ def test_a_node_that_boots_back_into_its_previous_image_stops_the_upgrade_there(
     run = deployed("upgrade", *ALL_RETUNED)
     assert run.rc != 0
     address = ADDRESSES[first]
-    assert any(f"{address} came back on Talos v1.13.9 schematic {before['schematic']}, not v1.13.9" in message
+    assert any(f"{address} came back on Talos v1.14.1 schematic {before['schematic']}, not v1.14.1" in message
                for message in run.failure_messages()), run.failure_messages()
     assert upgrades(deployed.emulator) == [first], "no other node is touched"
     assert booted(module, deployed, talosctl, first)["boot"] == before
@@ -115,11 +133,62 @@ def test_a_node_that_boots_back_into_its_previous_image_stops_the_upgrade_there(
     assert report["failed"]["after"]["schematic"] == before["schematic"] and report["snapshot"]["size"] > 0
 
 
-def test_a_patch_release_upgrade_goes_control_plane_by_control_plane_leader_last(deploy, module, talosctl):
-    older = ["-e", "talos_cluster_talos_version=v1.13.8"]
-    for play in ("generate", "site"):
-        assert deploy(play, *older).rc == 0
-    refused = deploy("upgrade", "-e", "talos_cluster_talos_version=v1.13.7")
+class Probe:
+    """What the cluster's clients see during an upgrade: every half second a read through the VIP
+    and each etcd member's /health (true only from a member with a leader: no true answer at all
+    is a lost quorum). Credentials: the admin kubeconfig, and a control plane's etcd certificate."""
+
+    def __init__(self, deployment, tmp_path):
+        kubeconfig = yaml.safe_load((deployment.out / "kubeconfig").read_text())
+        cluster, user = kubeconfig["clusters"][0]["cluster"], kubeconfig["users"][0]["user"]
+        self.api_url = cluster["server"] + "/api/v1/namespaces/kube-system"
+        for name, field in (("api.crt", "client-certificate-data"), ("api.key", "client-key-data")):
+            (tmp_path / name).write_bytes(base64.b64decode(user[field]))
+        self.api = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+        self.api.load_cert_chain(tmp_path / "api.crt", tmp_path / "api.key")
+        pki = deployment.emulator.state / "machines" / CONTROLPLANES[0] / "pki"
+        self.etcd = ssl.create_default_context(cafile=pki / "etcd-ca.crt")
+        self.etcd.load_cert_chain(pki / "etcd.crt", pki / "etcd.key")
+        self.samples = self.failed_reads = self.quorum_lost = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc):
+        self._stop.set()
+        self._thread.join()
+
+    @staticmethod
+    def _get(url, context):
+        try:
+            with urllib.request.urlopen(url, context=context, timeout=2) as reply:
+                return reply.read()
+        except (OSError, ValueError):
+            return None
+
+    def _sample(self):
+        while not self._stop.wait(0.5):
+            self.samples += 1
+            if self._get(self.api_url, self.api) is None:
+                self.failed_reads += 1
+            health = [self._get(f"https://{ADDRESSES[name]}:2379/health", self.etcd) for name in CONTROLPLANES]
+            if not any(b'"health":"true"' in (answer or b"") for answer in health):
+                self.quorum_lost += 1
+
+
+def test_a_v1_13_cluster_goes_to_v1_14_node_by_node_leader_last_resuming_after_an_interruption(
+        deployed_v113, module, talosctl, tmp_path):
+    """The previous minor release (deployed with its own talosctl and contract) upgraded to the
+    default one: control planes one at a time with the etcd leader last, then the validator; the
+    run is killed while its first node reboots (drained by talosctl, never uncordoned) and a
+    second run uncordons it and continues with the others; the cluster's API answers and etcd
+    keeps its quorum throughout; then site moves the configs to v1.14's documents."""
+    deploy = deployed_v113
+    assert {booted(module, deploy, talosctl, name)["boot"]["talos_version"] for name in ADDRESSES} == {"v1.13.9"}
+    refused = deploy("upgrade", "-e", "talos_cluster_talos_version=v1.13.8")
     assert refused.rc != 0 and upgrades(deploy.emulator) == []
     assert any("a downgrade" in message for message in refused.failure_messages()), refused.failure_messages()
 
@@ -129,14 +198,34 @@ def test_a_patch_release_upgrade_goes_control_plane_by_control_plane_leader_last
                  nodes=[ADDRESSES[name] for name in sorted(CONTROLPLANES, key=lambda name: name != bootstrapped)])
     assert moved["changed"], moved
     last = leader(module, deploy, talosctl)
+    expected = [name for name in CONTROLPLANES if name != last] + [last, "solana-validator"]
 
-    run = deploy("upgrade")
-    assert run.rc == 0, run.failure_messages()
-    order = upgrades(deploy.emulator)
-    assert order == [name for name in CONTROLPLANES if name != last] + [last, "solana-validator"], (order, last)
+    def first_node_rebooting():
+        return f"{expected[0]}: booting the upgraded entry" in (deploy.emulator.state / "emulator.log").read_text()
+
+    with Probe(deploy, tmp_path) as probe:
+        interrupted = deploy("upgrade", stop_when=first_node_rebooting)
+        assert interrupted.rc != 0 and upgrades(deploy.emulator) == expected[:1]
+        assert [path.name for path in (deploy.out / "upgrading").iterdir()] == expected[:1], "marked as ours"
+        etcd(module, deploy, talosctl)  # the operator looks before running it again: every member healthy
+        resumed = deploy("upgrade")
+    assert resumed.rc == 0, resumed.failure_messages()
+    assert re.search(r"already on target$", plan_lines(resumed)[expected[0]]), plan_lines(resumed)
+    uncordon = task_result(resumed, "Uncordon the nodes an interrupted run left drained on their target")
+    assert [result["item"] for result in uncordon["results"] if result.get("changed")] == expected[:1]
+    assert list((deploy.out / "upgrading").iterdir()) == []
+    assert upgrades(deploy.emulator) == expected, (upgrades(deploy.emulator), last)
     report = json.loads((deploy.out / "upgrade-report.json").read_text())
-    assert [node["name"] for node in report["nodes"]] == order
-    assert {node["before"]["talos_version"] for node in report["nodes"]} == {"v1.13.8"}
-    for name in ADDRESSES:
-        assert booted(module, deploy, talosctl, name)["boot"]["talos_version"] == "v1.13.9"
+    assert [node["name"] for node in report["nodes"]] == expected[1:]
+    assert {node["before"]["talos_version"] for node in report["nodes"]} == {"v1.13.9"}
+    assert {booted(module, deploy, talosctl, name)["boot"]["talos_version"] for name in ADDRESSES} == {"v1.14.1"}
+    print(f"probe: {probe.samples} samples, {probe.failed_reads} failed API reads, "
+          f"{probe.quorum_lost} without etcd quorum")
+    assert probe.samples > 100 and probe.quorum_lost == 0 and probe.failed_reads == 0
+
+    # the nodes kept their v1.13 configs, which v1.14 reads; site renders and applies v1.14's documents
+    migrated = deploy("site")
+    assert migrated.rc == 0, migrated.failure_messages()
+    assert migrated.changed > 0
+    assert "KubeletConfig" in (deploy.out / "solana-validator.yaml").read_text()
     assert deploy("upgrade").unchanged

@@ -72,3 +72,21 @@ def test_a_refused_reboot_names_the_node_and_the_changed_lines():
 def test_changed_lines_are_cut_short():
     diff = "--- a\n+++ b\n" + "".join(f"+line {i}\n" for i in range(9))
     assert talos_apply_config.changed_lines(diff, limit=2) == "+line 0; +line 1; ... (7 more)"
+
+
+def test_another_bundles_config_is_told_by_its_machine_ca(tmp_path):
+    talosconfig = tmp_path / "talosconfig"
+    talosconfig.write_text("context: solana\ncontexts:\n  solana:\n    ca: Q0EtMQ==\n    endpoints: [10.0.1.11]\n")
+    assert talos_apply_config.trusted_ca(str(talosconfig)) == "Q0EtMQ=="
+    assert talos_apply_config.trusted_ca(str(tmp_path / "missing")) is None
+    (tmp_path / "broken").write_text("context: other\ncontexts: {}\n")
+    assert talos_apply_config.trusted_ca(str(tmp_path / "broken")) is None
+    config = "version: v1alpha1\nmachine:\n  ca: {crt: Q0EtMQ==, key: S0VZ}\n---\nkind: HostnameConfig\n"
+    assert talos_apply_config.machine_ca(config) == "Q0EtMQ=="
+    assert talos_apply_config.machine_ca("kind: HostnameConfig\n") is None
+    assert talos_apply_config.same_pem("Q0EtMQ==", "Q0EtMQo=")  # "CA-1" and "CA-1\n"
+    assert not talos_apply_config.same_pem("Q0EtMg==", "Q0EtMQ==") and not talos_apply_config.same_pem(None, "Q0EtMQ==")
+    error = talos_apply_config.identity_refused("controlplane-1")
+    assert str(error).startswith("controlplane-1: this configuration's Talos API CA (machine.ca) is not the one "
+                                 "the talosconfig trusts")
+    assert "nothing was applied" in str(error) and "allow_identity_change" in error.hint
