@@ -85,6 +85,7 @@ bench: setup
 	$(PYTHON) benchmarks/generate.py
 	$(PYTHON) benchmarks/controlplane.py
 	$(PYTHON) benchmarks/site.py
+	$(PYTHON) benchmarks/upgrade.py
 
 clean:
 	rm -rf .collections out tests/output

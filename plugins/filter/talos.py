@@ -23,6 +23,8 @@ def node_documents(node, cluster, talos_version):
     """
     documents = []
     selector = node.get("install_disk_selector")
+    # v1.14: talosctl gen config writes the installer image into UnattendedInstallConfig only with
+    # an install disk (its --install-disk default /dev/sda); this match then replaces that disk
     if selector and contract.uses_multidoc_kubernetes(talos_version):
         documents.append({"apiVersion": "v1alpha1", "kind": "UnattendedInstallConfig",
                           "provisioning": {"diskSelector": {"match": install_disk_match(selector)}}})
@@ -77,16 +79,20 @@ def _multidoc_network(node, cluster, link, address):
 
 
 def install_disk_match(selector):
-    """machine.install.diskSelector as the CEL match of UnattendedInstallConfig (v1.14), with the
-    meaning Talos gives the old selector (machinery v1.14.1 v1alpha1 InstallConfig.DiskMatchExpression):
-    glob patterns, a real transport, writable, no CD-ROM. size and name have no CEL form here
-    (preflight refuses them on v1.14)."""
-    unsupported = sorted(set(selector) & set(contract.INSTALL_DISK_SELECTOR_FIELDS_WITHOUT_CEL))
-    if unsupported:
-        raise ValueError(f"install disk selector {', '.join(unsupported)}: not expressible for Talos v1.14; "
-                         f"use {', '.join(contract.INSTALL_DISK_SELECTOR_CEL)}")
-    terms = [f"glob({_cel_string(selector[field])}, disk.{name})"
-             for field, name in contract.INSTALL_DISK_SELECTOR_CEL.items() if name and field in selector]
+    """machine.install.diskSelector as the CEL match of a v1.14 UnattendedInstallConfig, with the
+    meaning Talos gives the old selector (contract.INSTALL_DISK_SELECTOR_CEL): a real transport,
+    writable, no CD-ROM. Preflight has refused what has no CEL form."""
+    terms = []
+    for field, name in contract.INSTALL_DISK_SELECTOR_CEL.items():
+        if field not in selector:
+            continue
+        if name is None:
+            raise ValueError(f"install disk selector {field}: Talos v1.14 has no CEL form for it")
+        if field == "size":
+            operator, size = contract.install_disk_size(selector["size"])
+            terms.append(f"disk.size {operator} {size}u")
+        elif field != "type":
+            terms.append(f"glob({_cel_string(selector[field])}, disk.{name})")
     terms.append('disk.transport != ""')
     if "type" in selector:
         terms.append(contract.INSTALL_DISK_TYPE_CEL[selector["type"]])
@@ -112,7 +118,10 @@ def contract_layout(patch, talos_version):
         for path, (kind, field) in contract.MULTIDOC_KUBERNETES_FIELDS.items():
             value = _pop(doc, path)
             if value is not None:
-                moved.setdefault(kind, {"apiVersion": "v1alpha1", "kind": kind})[field] = value
+                document = moved.setdefault(kind, {"apiVersion": "v1alpha1", "kind": kind})
+                # two v1alpha1 documents of one patch may both set a mapping: merged, as Talos merges them
+                both = isinstance(value, dict) and isinstance(document.get(field), dict)
+                document[field] = {**document[field], **value} if both else value
         if _dig(doc, ("cluster", "network", "cni", "name")) == "none":
             _pop(doc, ("cluster", "network", "cni", "name"))
             moved[contract.CNI_DOCUMENT] = {"apiVersion": "v1alpha1", "kind": contract.CNI_DOCUMENT,

@@ -127,7 +127,8 @@ def node_checks(nodes, expected_names, kubernetes_version=None, cni="flannel"):
                 wanted = "v" + str(kubernetes_version).lstrip("v")
                 running = ((node.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion", "unknown")
                 results.append(result("kubelet version", name, running == wanted, wanted, running,
-                                      "the node's kubelet image (machine.kubelet.image) runs another version"))
+                                      "the node's kubelet image (KubeletConfig image; machine.kubelet.image "
+                                      "before v1.14) runs another version"))
     for name in sorted(set(by_name) - set(expected_names)):
         results.append(result("no unexpected node", name, False, "not registered", "registered",
                               "a Node the inventory does not declare"))

@@ -27,14 +27,30 @@ RENDERED = tuple(minor for minor in KUBERNETES_RANGE if minor >= (1, 10))
 # the disk fields a user volume is selected by (rendered as a UserVolumeConfig CEL match) and
 # those of machine.install.diskSelector (pkg/machinery/config/types/v1alpha1 InstallDiskSelector)
 VOLUME_DISK_FIELDS = ("serial", "wwid", "model", "dev_path")
-INSTALL_DISK_SELECTOR_FIELDS = ("size", "name", "model", "serial", "modalias", "uuid", "wwid", "type", "busPath")
-# the selector in a v1.14 UnattendedInstallConfig CEL match (v1alpha1 InstallConfig.DiskMatchExpression):
-# field -> the disk's CEL field matched by glob; type by INSTALL_DISK_TYPE_CEL
-INSTALL_DISK_SELECTOR_CEL = {"uuid": "uuid", "wwid": "wwid", "model": "model", "serial": "serial",
-                             "modalias": "modalias", "busPath": "bus_path", "type": None}
+# machine.install.diskSelector (machinery v1alpha1 InstallDiskSelector) field -> the disk's field
+# in the CEL match of a v1.14 UnattendedInstallConfig, with the meaning Talos gives the old selector
+# (v1alpha1 InstallConfig.DiskMatchExpression): size compared, type by INSTALL_DISK_TYPE_CEL, the
+# others glob patterns; None: Talos has no CEL form for it
+INSTALL_DISK_SELECTOR_CEL = {"size": "size", "name": None, "model": "model", "serial": "serial",
+                             "modalias": "modalias", "uuid": "uuid", "wwid": "wwid", "type": "transport",
+                             "busPath": "bus_path"}
+INSTALL_DISK_SELECTOR_FIELDS = tuple(INSTALL_DISK_SELECTOR_CEL)
 INSTALL_DISK_TYPE_CEL = {"nvme": 'disk.transport == "nvme"', "sd": 'disk.transport == "mmc"',
                          "hdd": "disk.rotational", "ssd": "!disk.rotational"}
-INSTALL_DISK_SELECTOR_FIELDS_WITHOUT_CEL = ("size", "name")
+# go-humanize ParseBytes' units (case-insensitive), which the selector's size is read with
+_BYTE_UNITS = {"": 1, "b": 1, **{p + s: 1000 ** i for i, p in enumerate("kmgtpe", 1) for s in ("", "b")},
+               **{p + s: 1024 ** i for i, p in enumerate("kmgtpe", 1) for s in ("i", "ib")}}
+_DISK_SIZE = re.compile(r"^\s*(>=|<=|>|<|==)?\s*([0-9][0-9,]*(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$")
+
+
+def install_disk_size(condition):
+    """The selector's size condition ('>= 1TB', '960GiB') as (CEL operator, bytes), None when
+    Talos could not read it (InstallDiskSizeMatcher: an operator, then go-humanize ParseBytes)."""
+    match = _DISK_SIZE.match(str(condition))
+    unit = match and _BYTE_UNITS.get(match.group(3).lower())
+    if not unit:
+        return None
+    return match.group(1) or "==", int(float(match.group(2).replace(",", "")) * unit)
 
 # Where a v1.14+ contract reads what older ones read from v1alpha1: section path -> (document,
 # field). Talos refuses a config that sets both (machinery v1.14.1 config/types/k8s/*.go,

@@ -377,13 +377,17 @@ def _check_install_disk_selector(name, selector, cluster, errors):
     if "type" in selector and selector["type"] not in contract.INSTALL_DISK_TYPE_CEL:
         errors.append(f"{name}: talos_node_install_disk_selector.type {selector['type']!r} is not a disk type Talos "
                       f"knows; use one of {', '.join(contract.INSTALL_DISK_TYPE_CEL)}")
+    if "size" in selector and contract.install_disk_size(selector["size"]) is None:
+        errors.append(f"{name}: talos_node_install_disk_selector.size {selector['size']!r} is not a size condition "
+                      "Talos reads; use e.g. '>= 1TB' or '960GiB' (an operator >=, <=, >, <, ==, then a number "
+                      "and a unit)")
     version = cluster.get("talos_version")
-    if contract.parse_version(version) and contract.uses_multidoc_kubernetes(version):
-        without_cel = sorted(set(selector) & set(contract.INSTALL_DISK_SELECTOR_FIELDS_WITHOUT_CEL))
-        if without_cel:
-            errors.append(f"{name}: talos_node_install_disk_selector: {', '.join(without_cel)} cannot select the "
-                          f"system disk from Talos v1.14 (its UnattendedInstallConfig selects by a CEL match "
-                          f"that has no form for it); use {', '.join(contract.INSTALL_DISK_SELECTOR_CEL)}")
+    without_cel = [field for field in selector if contract.INSTALL_DISK_SELECTOR_CEL.get(field, "") is None]
+    if without_cel and contract.parse_version(version) and contract.uses_multidoc_kubernetes(version):
+        usable = [field for field, cel in contract.INSTALL_DISK_SELECTOR_CEL.items() if cel]
+        errors.append(f"{name}: talos_node_install_disk_selector: {', '.join(without_cel)} cannot select the "
+                      f"system disk from Talos v1.14 (its UnattendedInstallConfig selects by a CEL match that "
+                      f"has no form for it); use {', '.join(usable)}")
 
 
 def _link_needs_ifnames(node):

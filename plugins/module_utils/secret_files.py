@@ -20,10 +20,13 @@ except ImportError:  # reported by the modules through missing_required_lib
 REDACTED = "<redacted>"
 # keys whose values are private keys, tokens or encryption secrets in machine configs,
 # secrets bundles and talosconfigs (compared case-insensitively)
-# (v1.14's documents add KubeServiceAccountConfig's privateKey and DiscoveryIdentityConfig's clusterSecret)
+# (v1.14's documents add KubeServiceAccountConfig's privateKey and DiscoveryIdentityConfig's
+# clusterSecret; registry auth, WireGuard, Hetzner VIP and SideroLink documents hold the others;
+# a key whose value is a mapping, such as a registry's auth section, is searched inside)
 SECRET_KEYS = frozenset({
     "key", "token", "secret", "secretboxencryptionsecret", "aescbcencryptionsecret",
-    "bootstraptoken", "privatekey", "clustersecret",
+    "bootstraptoken", "privatekey", "clustersecret", "password", "auth", "identitytoken",
+    "presharedkey", "apitoken", "uniquetoken",
 })
 
 
@@ -65,6 +68,11 @@ def _starts_multiline(value):
     return value[0] in "'\"" and (len(value) == 1 or not value.endswith(value[0]))
 
 
+# a line of a PEM block or of a long base64 value: a hunk of Talos' dry-run diff (3 lines of
+# context) can start inside a multi-line secret, below its key
+_SECRET_LOOKING = re.compile(r"^'?-----(BEGIN|END) [A-Z0-9 ]+-----'?$|^[A-Za-z0-9+/]{40,}={0,2}'?$")
+
+
 def redact_diff(text):
     """A unified diff of YAML documents with the values of secret keys replaced, a value that
     spans lines (a PEM block) included: the lines below its key, indented deeper."""
@@ -79,17 +87,23 @@ def redact_diff(text):
             kept.append(match.group(1) + REDACTED)
             if _starts_multiline(match.group(3)):
                 secret_column = len(match.group(2))
+        elif _SECRET_LOOKING.match(body.strip()):
+            kept.append(line[:len(line) - len(body.lstrip())] + REDACTED)
         else:
             kept.append(line)
     return "\n".join(kept)
 
 
 def secret_values(text):
-    """Every secret value in the YAML documents of ``text`` (to feed module.no_log_values)."""
+    """Every secret value in the YAML documents of ``text`` and each long line of one that spans
+    lines (a PEM block's body, which output can show a line at a time), to feed
+    module.no_log_values."""
     found = set()
 
     def collect(value):
         found.add(value)
+        found.update(line.strip() for line in value.splitlines()[1:]
+                     if len(line.strip()) > 20 and not line.strip().startswith("-----"))
         return value
 
     for doc in yaml.safe_load_all(text or ""):

@@ -55,12 +55,20 @@ class AlreadyBootstrapped(CommandFailed):
     hint = "etcd is already bootstrapped on this cluster; nothing to do"
 
 
+class UnknownToTheNode(CommandFailed):
+    hint = ("the node's Talos release does not know a document or key of this configuration: a typo in a patch, "
+            "or a configuration rendered for a newer release (talos_cluster_talos_version) than the node runs; "
+            "upgrade the node first (playbooks/upgrade.yml), then apply")
+
+
 # stderr patterns in the order they are tried; the first match decides the class
 _CLASSIFIERS = (
     (AlreadyBootstrapped, re.compile(r"AlreadyExists|etcd data directory is not empty")),
     (CredentialsMismatch, re.compile(r"certificate signed by unknown authority|tls: bad certificate|"
                                      r"x509:|authentication handshake failed|PermissionDenied")),
     (MaintenanceMode, re.compile(r"maintenance mode|API is not implemented in maintenance")),
+    # machinery's config decoder (v1.13.9: configloader's "not registered", "unknown keys found")
+    (UnknownToTheNode, re.compile(r'": not registered|unknown keys found during decoding')),
     (NodeUnreachable, re.compile(r"connection refused|no route to host|i/o timeout|"
                                  r"context deadline exceeded|Unavailable|connection reset")),
 )

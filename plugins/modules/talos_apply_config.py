@@ -127,6 +127,7 @@ talosctl_version:
 
 import base64
 import os
+import re
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.solanaops.talos.plugins.module_utils import secret_files
@@ -148,7 +149,7 @@ class RebootRefused(TalosError):
 
 class IdentityChangeRefused(TalosError):
     hint = ("render the configs from the cluster's own secrets bundle (talos_cluster_output_dir/secrets.yaml); "
-            "allow it (allow_identity_change) only to rotate the CA on purpose")
+            "allow it (talos_apply_config's allow_identity_change) only to rotate the CA on purpose")
 
 
 def identity_refused(name):
@@ -166,15 +167,20 @@ def machine_ca(config_text):
     return None
 
 
-def same_pem(one, other):
-    """Two base64-encoded PEM blocks hold the same certificate (encodings may differ in padding
-    or trailing newlines)."""
-    def decoded(value):
-        try:
-            return base64.b64decode(str(value)).strip()
-        except (ValueError, TypeError):
-            return str(value).strip()
-    return one is not None and decoded(one) == decoded(other)
+def certificates(encoded):
+    """The PEM certificate blocks of a base64-encoded PEM value (one or a bundle)."""
+    try:
+        text = base64.b64decode(str(encoded)).decode()
+    except (ValueError, TypeError, UnicodeDecodeError):
+        return set()
+    return {" ".join(block.split()) for block in re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----",
+                                                            text, re.S)}
+
+
+def trusted_by(config_ca, trusted):
+    """Whether the config's machine CA is one the talosconfig trusts (its ca may be a bundle)."""
+    ours = certificates(config_ca)
+    return bool(ours) and ours <= certificates(trusted)
 
 
 def trusted_ca(talosconfig):
@@ -296,9 +302,13 @@ def main():
         if module._diff and changed:
             result["diff"] = {"prepared": f"{applier.name}: in maintenance mode, the whole configuration is new\n"
                               if maintenance else secret_files.redact_diff(diff) + "\n"}
-        trusted = trusted_ca(params["talosconfig"]) if changed and not maintenance else None
-        if trusted and not same_pem(machine_ca(config_text), trusted) and not params["allow_identity_change"]:
-            raise identity_refused(applier.name)
+        if changed and not maintenance and not params["allow_identity_change"]:
+            trusted = trusted_ca(params["talosconfig"])
+            if trusted is None:
+                module.warn(f"{applier.name}: the talosconfig's CA could not be read; whether this configuration "
+                            "belongs to the cluster's secrets bundle was not checked")
+            elif not trusted_by(machine_ca(config_text), trusted):
+                raise identity_refused(applier.name)
         if changed and reboot and not maintenance and not params["allow_reboot"]:
             raise reboot_refused(applier.name, secret_files.redact_diff(diff))
         if changed and not module.check_mode:

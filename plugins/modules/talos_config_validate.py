@@ -15,7 +15,8 @@ description:
   - With O(kubernetes_version), also refuses the kubelet feature gates a kubelet of that version
     refuses to start with (unknown or removed gates, locked gates set against their default),
     from C(machine.kubelet.extraConfig.featureGates) and the C(feature-gates) flag in
-    C(machine.kubelet.extraArgs); talosctl does not check them.
+    C(machine.kubelet.extraArgs), or on Talos v1.14 the C(KubeletConfig) document's C(config)
+    and C(extraArgs); talosctl does not check them.
   - Never changes anything.
 options:
   path:

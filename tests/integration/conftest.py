@@ -151,7 +151,12 @@ def run_playbook(playbook: str | Path, *args: str, env: dict | None = None,
         except subprocess.TimeoutExpired:
             if stop_when():
                 os.killpg(proc.pid, signal.SIGTERM)
-                stop_when = None
+                try:
+                    stdout, stderr = proc.communicate(timeout=60)
+                except subprocess.TimeoutExpired:  # it ignored SIGTERM
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    stdout, stderr = proc.communicate()
+                return PlaybookRun(proc.returncode, stdout, stderr)
 
 
 @pytest.fixture(scope="session")

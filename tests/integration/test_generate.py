@@ -458,20 +458,20 @@ def test_v1_14_refuses_a_patch_that_keeps_a_section_its_documents_replaced(playb
 
 def test_v1_14_selects_the_system_disk_by_a_cel_match(playbook, talosctl, tmp_path):
     """talos_node_install_disk_selector becomes UnattendedInstallConfig's CEL match, which
-    talosctl v1.14 accepts; a selector field without a CEL form is refused by preflight."""
+    talosctl v1.14 accepts; name, which has no CEL form, is refused by preflight."""
     out = tmp_path / "out"
     args = ["-i", str(INVENTORIES["prod"]),
             "-e", f"talos_cluster_output_dir={out}", "-e", f"talosctl_path={talosctl}",
             "-e", "talos_cluster_create_secrets=true"]
     selector = {"talos_node_install_disk": "",
-                "talos_node_install_disk_selector": {"model": "SAMSUNG*", "type": "nvme"}}
+                "talos_node_install_disk_selector": {"model": "SAMSUNG*", "type": "nvme", "size": ">= 1TB"}}
     run = playbook("playbooks/generate.yml", *args, "-e", json.dumps(selector))
     assert run.rc == 0, run.failure_messages()
     install = documents(out / f"{WORKER}.yaml")["UnattendedInstallConfig"]
     assert install["provisioning"]["diskSelector"]["match"] == (
-        'glob("SAMSUNG*", disk.model) && disk.transport != "" && disk.transport == "nvme" && '
-        '!disk.readonly && !disk.cdrom')
-    by_size = {"talos_node_install_disk": "", "talos_node_install_disk_selector": {"size": ">= 1TB"}}
-    refused = playbook("playbooks/generate.yml", *args, "-e", json.dumps(by_size))
+        'disk.size >= 1000000000000u && glob("SAMSUNG*", disk.model) && disk.transport != "" && '
+        'disk.transport == "nvme" && !disk.readonly && !disk.cdrom')
+    by_name = {"talos_node_install_disk": "", "talos_node_install_disk_selector": {"name": "/dev/sda"}}
+    refused = playbook("playbooks/generate.yml", *args, "-e", json.dumps(by_name))
     assert refused.rc != 0
-    assert "size cannot select the system disk from Talos v1.14" in "\n".join(refused.failure_messages())
+    assert "name cannot select the system disk from Talos v1.14" in "\n".join(refused.failure_messages())

@@ -149,10 +149,18 @@ def test_v1_14_install_disk_selector_is_a_cel_match_of_unattended_install():
     assert not any("machine" in d for d in documents)
 
 
-@pytest.mark.parametrize("selector", [{"size": ">= 1TB"}, {"name": "/dev/sda", "serial": "S"}])
-def test_v1_14_install_disk_selector_without_a_cel_form_is_refused(selector):
-    with pytest.raises(ValueError, match="not expressible for Talos v1.14; use uuid, wwid"):
-        talos.node_documents(cp_node(install_disk_selector=selector), CLUSTER, "v1.14.1")
+@pytest.mark.parametrize(("size", "term"), [
+    (">= 1TB", "disk.size >= 1000000000000u"), ("960GiB", "disk.size == 1030792151040u"),
+    ("< 1.5 tb", "disk.size < 1500000000000u"), ("<=512", "disk.size <= 512u")])
+def test_v1_14_install_disk_size_is_compared_in_bytes(size, term):
+    documents = talos.node_documents(cp_node(install_disk_selector={"size": size}), CLUSTER, "v1.14.1")
+    assert documents[0]["provisioning"]["diskSelector"]["match"] == (
+        f'{term} && disk.transport != "" && !disk.readonly && !disk.cdrom')
+
+
+def test_v1_14_install_disk_selector_by_name_has_no_cel_form():
+    with pytest.raises(ValueError, match="name: Talos v1.14 has no CEL form for it"):
+        talos.node_documents(cp_node(install_disk_selector={"name": "/dev/sda", "serial": "S"}), CLUSTER, "v1.14.1")
 
 
 @pytest.mark.parametrize("selector", [None, {}])
@@ -308,3 +316,9 @@ def test_rendered_kubelet_reads_either_layout(layout):
     text = "---\n".join(yaml.safe_dump(doc) for doc in [{"version": "v1alpha1", "machine": {"type": "worker"}},
                                                           *talos.contract_layout(patch, layout)])
     assert talos.rendered_kubelet(text) == {"extraConfig": {"cpuManagerPolicy": "static"}, "extraArgs": {"v": "2"}}
+
+
+def test_contract_layout_merges_a_section_two_documents_set():
+    patch = "machine: {nodeLabels: {a: '1'}}\n---\nmachine: {nodeLabels: {b: '2'}, sysctls: {x: '1'}}\n"
+    documents = talos.contract_layout(patch, "v1.14.1")
+    assert {d["kind"]: d for d in documents}["KubeNodeConfig"]["labels"] == {"a": "1", "b": "2"}

@@ -674,8 +674,9 @@ def test_more_refusals_name_their_variable(mutate, variable, fragment):
 
 @pytest.mark.parametrize(("version", "selector", "fragment"), [
     ("v1.13.9", {"type": "spinning"}, "type 'spinning' is not a disk type Talos knows; use one of nvme, sd, hdd, ssd"),
-    ("v1.14.1", {"size": ">= 1TB"}, "size cannot select the system disk from Talos v1.14"),
     ("v1.14.1", {"name": "/dev/sda", "serial": "S"}, "name cannot select the system disk from Talos v1.14"),
+    ("v1.13.9", {"size": "about 1TB"}, "size 'about 1TB' is not a size condition Talos reads"),
+    ("v1.14.1", {"size": ">= 1 zettabyte"}, "is not a size condition Talos reads"),
 ])
 def test_install_disk_selectors_talos_cannot_use(version, selector, fragment):
     cluster, nodes, worker = baseline()
@@ -685,9 +686,11 @@ def test_install_disk_selectors_talos_cannot_use(version, selector, fragment):
     assert [e for e in errors if e.startswith("cp-1: talos_node_install_disk_selector") and fragment in e], errors
 
 
-@pytest.mark.parametrize("selector", [{"size": ">= 1TB", "type": "ssd"}, {"name": "/dev/sda"}])
-def test_install_disk_selectors_by_size_or_name_pass_before_v1_14(selector):
+@pytest.mark.parametrize(("version", "selector"), [("v1.13.9", {"size": ">= 1TB", "type": "ssd"}),
+                                                  ("v1.13.9", {"name": "/dev/sda"}), ("v1.14.1", {"size": "<= 2TiB"})])
+def test_install_disk_selectors_talos_can_use(version, selector):
     cluster, nodes, worker = baseline()
+    cluster["talos_version"] = version
     node(nodes, "cp-1").update(install_disk="", install_disk_selector=selector)
     errors, _warnings = check_cluster(cluster, nodes, worker)
     assert not [e for e in errors if "install_disk_selector" in e], errors

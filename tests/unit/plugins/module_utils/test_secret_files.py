@@ -246,10 +246,42 @@ def test_redact_diff_hides_a_secret_spanning_lines():
         "+  key: <redacted>", "+  cert: LS0tCERT", " clusterSecret: <redacted>"]
 
 
+def test_redact_diff_hides_a_secret_whose_hunk_starts_below_its_key():
+    """Talos' diff keeps 3 lines of context: changing issuerURL shows the end of the private key
+    above it without its key line."""
+    hunk = ("@@ -120,7 +120,7 @@\n     IVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk\n"
+            "     GhDoY4C9XMzfF9WrA0KdQ3h2FT2NbnX2pm+3dW5N566pO80ThQETb/ak0A==\n"
+            "     -----END RSA PRIVATE KEY-----\n-    issuerURL: https://10.0.1.10:6443\n"
+            "+    issuerURL: https://10.0.1.20:6443\n")
+    redacted = secret_files.redact_diff(hunk)
+    assert "IVBOR" not in redacted and "GhDoY" not in redacted and "END RSA" not in redacted
+    assert redacted.splitlines() == ["@@ -120,7 +120,7 @@", "     <redacted>", "     <redacted>", "     <redacted>",
+                                     "-    issuerURL: https://10.0.1.10:6443", "+    issuerURL: https://10.0.1.20:6443"]
+
+
+def test_secret_values_name_the_lines_of_a_multi_line_secret():
+    text = "kind: KubeServiceAccountConfig\nissuer:\n  privateKey: |\n    -----BEGIN RSA PRIVATE KEY-----\n" \
+           "    MIIJJwIBAAKCAgEAvusRSAKRL9ClsVbahc04Egy1\n    short\n    -----END RSA PRIVATE KEY-----\n"
+    values = secret_files.secret_values(text)
+    assert "MIIJJwIBAAKCAgEAvusRSAKRL9ClsVbahc04Egy1" in values
+    # the whole value, and of its lines only the long ones that are not the PEM armor every key shares
+    body = "MIIJJwIBAAKCAgEAvusRSAKRL9ClsVbahc04Egy1"
+    assert values == {f"-----BEGIN RSA PRIVATE KEY-----\n{body}\nshort\n-----END RSA PRIVATE KEY-----\n", body}
+
+
+def test_registry_and_link_credentials_are_secrets():
+    text = ("machine:\n  registries:\n    config:\n      ghcr.io:\n        auth: {username: u, password: PW1, "
+            "auth: QUFB, identityToken: IDT}\n---\nkind: WireguardConfig\npeers: [{presharedKey: PSK}]\n")
+    assert secret_files.secret_values(text) == {"PW1", "QUFB", "IDT", "PSK"}
+    diff = "+        auth:\n+          password: PW1\n+          auth: QUFB\n"
+    assert secret_files.redact_diff(diff).splitlines() == [
+        "+        auth:", "+          password: <redacted>", "+          auth: <redacted>"]
+
+
 def test_redact_v1_14_documents():
     text = ("kind: KubeServiceAccountConfig\nissuer: {privateKey: PEMBODY, issuerURL: u}\n---\n"
             "kind: DiscoveryIdentityConfig\nclusterID: ID\nclusterSecret: SECRETVALUE\n")
-    assert secret_files.secret_values(text) == {"PEMBODY", "SECRETVALUE"}
+    assert secret_files.secret_values(text) == {"PEMBODY", "SECRETVALUE"}  # one-line values: nothing more
     assert "PEMBODY" not in secret_files.redact(text) and "SECRETVALUE" not in secret_files.redact(text)
 
 

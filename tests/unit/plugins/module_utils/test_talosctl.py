@@ -13,6 +13,7 @@ from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     Talosctl,
     TalosctlNotFound,
     TalosError,
+    UnknownToTheNode,
 )
 
 
@@ -69,6 +70,11 @@ def binary(tmp_path):
         ("rpc error: code = DeadlineExceeded desc = context deadline exceeded", NodeUnreachable),
         ("API is not implemented in maintenance mode", MaintenanceMode),
         ("rpc error: code = Unimplemented desc = API is not implemented in maintenance mode", MaintenanceMode),
+        ('rpc error: code = InvalidArgument desc = error decoding document v1alpha1/KubeletConfig/ (line 20): '
+         '"KubeletConfig" "v1alpha1": not registered', UnknownToTheNode),
+        ("error decoding document v1alpha1/ResolverConfig/ (line 40): unknown keys found during decoding:\n"
+         "hostDNS:\n    enabled: true", UnknownToTheNode),
+        ("pulling image: schematic 0123 is not registered", CommandFailed),
         ("error generating config: unknown flag: --bogus", CommandFailed),
         ("", CommandFailed),
         (None, CommandFailed),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import CommandFailed
 from ansible_collections.solanaops.talos.plugins.modules import talos_apply_config
@@ -74,18 +76,29 @@ def test_changed_lines_are_cut_short():
     assert talos_apply_config.changed_lines(diff, limit=2) == "+line 0; +line 1; ... (7 more)"
 
 
+def _b64(text):
+    return base64.b64encode(text.encode()).decode()
+
+
+CA1 = "-----BEGIN CERTIFICATE-----\nMIIBONE\n-----END CERTIFICATE-----\n"
+CA2 = "-----BEGIN CERTIFICATE-----\nMIIBTWO\n-----END CERTIFICATE-----\n"
+
+
 def test_another_bundles_config_is_told_by_its_machine_ca(tmp_path):
     talosconfig = tmp_path / "talosconfig"
-    talosconfig.write_text("context: solana\ncontexts:\n  solana:\n    ca: Q0EtMQ==\n    endpoints: [10.0.1.11]\n")
-    assert talos_apply_config.trusted_ca(str(talosconfig)) == "Q0EtMQ=="
+    talosconfig.write_text(f"context: solana\ncontexts:\n  solana:\n    ca: {_b64(CA1)}\n    endpoints: [10.0.1.11]\n")
+    assert talos_apply_config.trusted_ca(str(talosconfig)) == _b64(CA1)
     assert talos_apply_config.trusted_ca(str(tmp_path / "missing")) is None
     (tmp_path / "broken").write_text("context: other\ncontexts: {}\n")
     assert talos_apply_config.trusted_ca(str(tmp_path / "broken")) is None
-    config = "version: v1alpha1\nmachine:\n  ca: {crt: Q0EtMQ==, key: S0VZ}\n---\nkind: HostnameConfig\n"
-    assert talos_apply_config.machine_ca(config) == "Q0EtMQ=="
+    config = f"version: v1alpha1\nmachine:\n  ca: {{crt: {_b64(CA1)}, key: S0VZ}}\n---\nkind: HostnameConfig\n"
+    assert talos_apply_config.machine_ca(config) == _b64(CA1)
     assert talos_apply_config.machine_ca("kind: HostnameConfig\n") is None
-    assert talos_apply_config.same_pem("Q0EtMQ==", "Q0EtMQo=")  # "CA-1" and "CA-1\n"
-    assert not talos_apply_config.same_pem("Q0EtMg==", "Q0EtMQ==") and not talos_apply_config.same_pem(None, "Q0EtMQ==")
+    assert talos_apply_config.trusted_by(_b64(CA1), _b64(CA1))
+    assert talos_apply_config.trusted_by(_b64(CA1.rstrip("\n")), _b64(CA1))  # another encoding of the same
+    assert talos_apply_config.trusted_by(_b64(CA1), _b64(CA2 + CA1)), "a talosconfig may trust a bundle"
+    assert not talos_apply_config.trusted_by(_b64(CA2), _b64(CA1))
+    assert not talos_apply_config.trusted_by(None, _b64(CA1)) and not talos_apply_config.trusted_by("junk", _b64(CA1))
     error = talos_apply_config.identity_refused("controlplane-1")
     assert str(error).startswith("controlplane-1: this configuration's Talos API CA (machine.ca) is not the one "
                                  "the talosconfig trusts")
