@@ -17,9 +17,15 @@ import (
 func hwNode(t *testing.T, name, address, boot string) *Node {
 	t.Helper()
 
-	spec := NodeSpec{Name: name, Address: address, Hardware: kernel.Hardware{
+	return testNode(t, NodeSpec{Name: name, Address: address, Hardware: kernel.Hardware{
 		CPUs: 8, NUMANodes: 2, Memory: "64Gi", BootMode: boot, Disks: []kernel.Disk{{DevPath: "/dev/vda", Size: "100Gi"}},
-	}}
+	}})
+}
+
+// testNode is a machine of this description with its state in a test's temporary directory.
+func testNode(t *testing.T, spec NodeSpec) *Node {
+	t.Helper()
+
 	if err := spec.normalize(); err != nil {
 		t.Fatal(err)
 	}

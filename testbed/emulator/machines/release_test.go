@@ -37,20 +37,7 @@ import (
 func gen114(t *testing.T, typ machinetype.Type, image string, patches ...string) []byte {
 	t.Helper()
 
-	input := testutil.NewInput114(t)
-	input.Options.InstallDisk, input.Options.InstallImage = "/dev/vda", image
-
-	cfg, err := input.Config(typ)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	raw, err := cfg.EncodeBytes(encoder.WithComments(encoder.CommentsDisabled))
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	return patch(t, raw, patches...)
+	return patch(t, testutil.GenConfig(t, testutil.NewInput114(t), typ, "/dev/vda", image, ""), patches...)
 }
 
 func patch(t *testing.T, raw []byte, patches ...string) []byte {
@@ -81,19 +68,9 @@ func patch(t *testing.T, raw []byte, patches ...string) []byte {
 func nodeOf(t *testing.T, name, address, talosVersion string) *Node {
 	t.Helper()
 
-	spec := NodeSpec{Name: name, Address: address, Hardware: kernel.Hardware{
+	return testNode(t, NodeSpec{Name: name, Address: address, Hardware: kernel.Hardware{
 		CPUs: 8, Memory: "64Gi", TalosVersion: talosVersion, Disks: []kernel.Disk{{DevPath: "/dev/vda", Serial: "S1", Size: "100Gi"}, {DevPath: "/dev/vdb", Serial: "S2", Size: "100Gi"}},
-	}}
-	if err := spec.normalize(); err != nil {
-		t.Fatal(err)
-	}
-
-	n, err := newNode(spec, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	return n
+	}})
 }
 
 func applyMode(em *Emulator, n *Node, raw []byte, mode machine.ApplyConfigurationRequest_Mode) (*machine.ApplyConfigurationResponse, error) {
