@@ -43,15 +43,6 @@ _BYTE_UNITS = {"": 1, "b": 1, **{p + s: 1000 ** i for i, p in enumerate("kmgtpe"
 _DISK_SIZE = re.compile(r"^\s*(>=|<=|>|<|==)?\s*([0-9][0-9,]*(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$")
 
 
-def install_disk_size(condition):
-    """The selector's size condition ('>= 1TB', '960GiB') as (CEL operator, bytes), None when
-    Talos could not read it (InstallDiskSizeMatcher: an operator, then go-humanize ParseBytes)."""
-    match = _DISK_SIZE.match(str(condition))
-    unit = match and _BYTE_UNITS.get(match.group(3).lower())
-    if not unit:
-        return None
-    return match.group(1) or "==", int(float(match.group(2).replace(",", "")) * unit)
-
 # Where a v1.14+ contract reads what older ones read from v1alpha1: section path -> (document,
 # field). Talos refuses a config that sets both (machinery v1.14.1 config/types/k8s/*.go,
 # V1Alpha1ConflictValidate; sysctls merge, the document winning: runtime/sysctl.go).
@@ -72,6 +63,16 @@ MULTIDOC_KUBERNETES_FIELDS = {
 CNI_DOCUMENT = "KubeFlannelCNIConfig"
 
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?$")
+
+
+def install_disk_size(condition):
+    """The selector's size condition ('>= 1TB', '960GiB') as (CEL operator, bytes), None when
+    Talos could not read it (InstallDiskSizeMatcher: an operator, then go-humanize ParseBytes)."""
+    match = _DISK_SIZE.match(str(condition))
+    unit = match and _BYTE_UNITS.get(match.group(3).lower())
+    if not unit:
+        return None
+    return match.group(1) or "==", int(float(match.group(2).replace(",", "")) * unit)
 
 
 def parse_version(text):
@@ -162,4 +163,3 @@ def rendered_kubelet(documents):
         for key, value in settings.items():
             value.update(source.get(key) or {})
     return settings
-

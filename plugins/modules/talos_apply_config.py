@@ -186,7 +186,7 @@ def trusted_by(config_ca, trusted):
 def trusted_ca(talosconfig):
     """The Talos API CA (base64 PEM) the talosconfig's current context trusts, as talosctl finds
     it (the option, TALOSCONFIG, ~/.talos/config); None when it cannot be read."""
-    path = talosconfig or os.environ.get("TALOSCONFIG") or os.path.expanduser("~/.talos/config")
+    path = talosconfig or os.environ.get("TALOSCONFIG") or os.path.join(os.environ.get("HOME", "/"), ".talos", "config")
     try:
         with open(path, encoding="utf-8") as handle:
             document = secret_files.yaml.safe_load(handle)

@@ -212,11 +212,18 @@ field() { grep -m1 "$1" kubeconfig | awk '{print $2}' | base64 -d >"$2"; }
 field certificate-authority-data ca.crt
 field client-certificate-data admin.crt
 field client-key-data admin.key
-curl -sf --cacert ca.crt --cert admin.crt --key admin.key "https://$new:6443/api/v1/nodes/w1" >node.json ||
-    fail "reading Node w1 from the API server"
-# (the node controller's node.kubernetes.io/not-ready taint may still be there: only ours count)
-jq -c '[.metadata.labels["solana.io/role"], [.spec.taints[] | select(.key | startswith("solana.io/")) | [.key, .value, .effect]]]' node.json >out
-has '["validator",[["solana.io/dedicated","validator","NoSchedule"]]]' "w1's labels and taints"
+# the NodeApplyController writes them on a pass after the registration; a pass that loses a
+# race with the kubelet's status update (409) is retried on the next one, as Talos requeues it
+want='["validator",[["solana.io/dedicated","validator","NoSchedule"]]]'
+for _ in $(seq 30); do
+    curl -sf --cacert ca.crt --cert admin.crt --key admin.key "https://$new:6443/api/v1/nodes/w1" >node.json ||
+        fail "reading Node w1 from the API server"
+    # (the node controller's node.kubernetes.io/not-ready taint may still be there: only ours count)
+    jq -c '[.metadata.labels["solana.io/role"], [.spec.taints[] | select(.key | startswith("solana.io/")) | [.key, .value, .effect]]]' node.json >out
+    grep -qF -- "$want" out && break
+    sleep 1
+done
+has "$want" "w1's labels and taints"
 run "$TALOSCTL_114" "worker kubelet.yaml" 0 --talosconfig talosconfig -e $new -n $worker read /etc/kubernetes/kubelet.yaml
 has "key: solana.io/dedicated" "w1 registers with its taint (v1.14)"
 ok "w1's Node: KubeNodeConfig's label and taint, the taint registered by the kubelet itself (v1.14)"

@@ -313,8 +313,8 @@ def test_installer_keeps_a_hand_set_image_and_the_derived_one():
 @pytest.mark.parametrize("layout", ["v1.13.9", "v1.14.1"])
 def test_rendered_kubelet_reads_either_layout(layout):
     patch = "machine:\n  kubelet:\n    extraConfig: {cpuManagerPolicy: static}\n    extraArgs: {v: '2'}\n"
-    text = "---\n".join(yaml.safe_dump(doc) for doc in [{"version": "v1alpha1", "machine": {"type": "worker"}},
-                                                          *talos.contract_layout(patch, layout)])
+    documents = [{"version": "v1alpha1", "machine": {"type": "worker"}}, *talos.contract_layout(patch, layout)]
+    text = "---\n".join(yaml.safe_dump(doc) for doc in documents)
     assert talos.rendered_kubelet(text) == {"extraConfig": {"cpuManagerPolicy": "static"}, "extraArgs": {"v": "2"}}
 
 

@@ -686,8 +686,9 @@ def test_install_disk_selectors_talos_cannot_use(version, selector, fragment):
     assert [e for e in errors if e.startswith("cp-1: talos_node_install_disk_selector") and fragment in e], errors
 
 
-@pytest.mark.parametrize(("version", "selector"), [("v1.13.9", {"size": ">= 1TB", "type": "ssd"}),
-                                                  ("v1.13.9", {"name": "/dev/sda"}), ("v1.14.1", {"size": "<= 2TiB"})])
+@pytest.mark.parametrize(("version", "selector"), [
+    ("v1.13.9", {"size": ">= 1TB", "type": "ssd"}), ("v1.13.9", {"name": "/dev/sda"}),
+    ("v1.14.1", {"size": "<= 2TiB"})])
 def test_install_disk_selectors_talos_can_use(version, selector):
     cluster, nodes, worker = baseline()
     cluster["talos_version"] = version
