@@ -379,7 +379,7 @@ def test_the_validator_image_on_a_control_plane_is_refused(playbook, talosctl, t
     good = tmp_path / "good"
     assert playbook("playbooks/generate.yml", "-i", str(inventory), "-e", f"talos_cluster_output_dir={good}",
                     "-e", f"talosctl_path={talosctl}", "-e", "talos_cluster_create_secrets=true").rc == 0
-    validator_image = documents(good / f"{WORKER}.yaml")["v1alpha1"]["machine"]["install"]["image"]
+    validator_image = Config(good / f"{WORKER}.yaml", "v1.14").install_image
     hosts = json.loads((inventory / "hosts.yml").read_text())
     hosts["talos_cluster"]["children"]["talos_controlplane"]["hosts"]["cp-2"]["talos_node_install_image"] = \
         validator_image
@@ -390,7 +390,8 @@ def test_the_validator_image_on_a_control_plane_is_refused(playbook, talosctl, t
     assert run.rc != 0
     message = "\n".join(run.failure_messages())
     assert f"cp-2: talos_node_install_image: {validator_image} installs schematic" in message, message
-    assert f"use factory.talos.dev/metal-installer/{schematic.EMPTY_ID}:v1.13.9" in message
+    version = yaml.safe_load((inventory / "group_vars/all/cluster.yml").read_text())["talos_cluster_talos_version"]
+    assert f"use factory.talos.dev/metal-installer/{schematic.EMPTY_ID}:{version}" in message
     assert not out.exists()
 
 
