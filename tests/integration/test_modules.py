@@ -88,7 +88,7 @@ def test_machineconfig_check_and_diff_modes_redact_secrets(module, talosctl, sec
     assert dest.read_text() == before, "check mode must not write"
     assert '2000000' in result["diff"]["after"] and '1000000' in result["diff"]["before"]
     assert "<redacted>" in result["diff"]["after"]
-    assert len(secret_files.secret_values(before)) > 5
+    assert len(secret_files.secret_values(before)) >= 3  # a worker: its token, the cluster token and secret
     assert leaked_secrets(run.stdout, before) == []
 
 
