@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ansible_collections.solanaops.talos.plugins.module_utils import contract as collection_contract
 from ansible_collections.solanaops.talos.plugins.module_utils import resources, schematic, secret_files
 from conftest import LOCAL_INVENTORY, leaked_secrets
 
@@ -40,7 +41,8 @@ class Config:
     the Node, sysctls and the install into documents of their own."""
 
     def __init__(self, path: Path, contract: str):
-        self.docs, self.multidoc = documents(path), contract == "v1.14"
+        # the collection's own fact of which contracts use the v1.14 documents
+        self.docs, self.multidoc = documents(path), collection_contract.uses_multidoc_kubernetes(contract)
         self.machine = self.docs["v1alpha1"]["machine"]
 
     @property
@@ -60,6 +62,12 @@ class Config:
     @property
     def sysctls(self) -> dict:
         return self.docs["SysctlConfig"]["params"] if self.multidoc else self.machine["sysctls"]
+
+    @property
+    def endpoint(self) -> str:
+        if self.multidoc:
+            return self.docs["KubeClusterConfig"]["endpoint"]
+        return self.docs["v1alpha1"]["cluster"]["controlPlane"]["endpoint"]
 
     @property
     def install_image(self) -> str:
@@ -121,9 +129,7 @@ def test_controlplane_configs(deployment):
         docs = documents(deployment.out / f"{name}.yaml")
         main = docs["v1alpha1"]
         assert main["machine"]["type"] == "controlplane"
-        endpoint = (docs["KubeClusterConfig"]["endpoint"] if deployment.contract == "v1.14"
-                    else main["cluster"]["controlPlane"]["endpoint"])
-        assert endpoint == f"https://{vip}:6443"
+        assert deployment.config(name).endpoint == f"https://{vip}:6443"
         etcd = main["cluster"]["etcd"]
         assert etcd["extraArgs"]["election-timeout"] == "5000"
         assert etcd["extraArgs"]["heartbeat-interval"] == "500"
