@@ -10,8 +10,8 @@ short_description: Verification checks for the validator cluster
 version_added: 0.1.0
 description:
   - C(kubernetes_checks) compares the Kubernetes objects read with C(kubernetes.core.k8s_info)
-    (nodes, priority classes, storage classes, persistent volumes) with what the inventory
-    implies, and returns one result per check.
+    (nodes, priority classes, storage classes, persistent volumes, kube-system's control-plane
+    pods) with what the inventory implies, and returns one result per check.
   - C(talos_checks) compares the kernel view M(solanaops.talos.talos_node_facts) reads with the tuning;
     kernel args, huge pages in C(/proc/meminfo) and per NUMA node, mounted volumes, and the
     kubelet's CPU, topology and memory manager policies and reserved CPUs.
@@ -25,7 +25,7 @@ description:
     (none when they were not read), the input of C(service_checks).
   - C(persistent_volume_name) is the naming rule of the validator's local PersistentVolumes.
   - Every result names its check family (C(nodes), C(validator), C(priority class), C(storage),
-    C(boot), C(kernel), C(services), C(etcd), C(hosts)); C(family_checks) fails each expected family
+    C(boot), C(kernel), C(services), C(etcd), C(hosts), C(control plane)); C(family_checks) fails each expected family
     with no result, and C(host_checks) fails each host of the play whose facts were not read.
 author:
   - SolanaOps platform team (@solanaops)
@@ -35,11 +35,13 @@ from ansible_collections.solanaops.talos.plugins.module_utils import checks
 
 
 def kubernetes_checks(observed, expected):
-    """observed: nodes, priority_classes, storage_classes, persistent_volumes (object lists).
-    expected: nodes (names), kubernetes_version, cni, validators, priority_class {name, value}, storage_class_prefix,
-    volumes_by_node {node: [volume]}."""
+    """observed: nodes, priority_classes, storage_classes, persistent_volumes, kube_system_pods (object lists).
+    expected: nodes (names), controlplanes (names), kubernetes_version, cni, validators, priority_class {name, value},
+    storage_class_prefix, volumes_by_node {node: [volume]}."""
     results = checks.tagged(checks.node_checks(observed["nodes"], expected["nodes"], expected.get("kubernetes_version"),
                                                expected.get("cni", "flannel")), "nodes")
+    results += checks.tagged(checks.control_plane_checks(observed["kube_system_pods"], expected["controlplanes"],
+                                                         expected["kubernetes_version"]), "control plane")
     for validator in expected["validators"]:
         results += checks.tagged(checks.validator_checks(observed["nodes"], validator), "validator")
     results += checks.tagged(checks.priority_class_checks(observed["priority_classes"],

@@ -128,11 +128,60 @@ def node_checks(nodes, expected_names, kubernetes_version=None, cni="flannel"):
                 running = ((node.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion", "unknown")
                 results.append(result("kubelet version", name, running == wanted, wanted, running,
                                       "the node's kubelet image (KubeletConfig image; machine.kubelet.image "
-                                      "before v1.14) runs another version"))
+                                      "before v1.14) runs another version: playbooks/upgrade_kubernetes.yml "
+                                      "upgrades it"))
     for name in sorted(set(by_name) - set(expected_names)):
         results.append(result("no unexpected node", name, False, "not registered", "registered",
                               "a Node the inventory does not declare"))
     return results
+
+
+# The control-plane components Talos runs as static pods on each control plane; their mirror pods
+# in kube-system carry the label k8s-app=<component> and a container of that name (machined's
+# controllers/k8s/control_plane_static_pod.go), which is also how talosctl upgrade-k8s finds them
+CONTROL_PLANE_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+
+def image_version(image):
+    """The tag of an image reference ('registry.k8s.io/kube-apiserver:v1.36.3' -> 'v1.36.3'); the
+    registry's port is not a tag, a digest is dropped."""
+    name = str(image or "").split("@", 1)[0].rsplit("/", 1)[-1]
+    return name.rsplit(":", 1)[1] if ":" in name else None
+
+
+def control_plane_pods(pods):
+    """kube-system pods -> {(component, node): version its container's image names}."""
+    found = {}
+    for pod in pods:
+        component = ((pod.get("metadata") or {}).get("labels") or {}).get("k8s-app")
+        if component not in CONTROL_PLANE_COMPONENTS:
+            continue
+        containers = (pod.get("spec") or {}).get("containers") or []
+        image = next((c.get("image") for c in containers if c.get("name") == component), None)
+        found[(component, (pod.get("spec") or {}).get("nodeName"))] = image_version(image)
+    return found
+
+
+def control_plane_checks(pods, controlplane_names, kubernetes_version):
+    """Each control plane runs kube-apiserver, kube-controller-manager and kube-scheduler at the
+    inventory's Kubernetes version (their mirror pods' images)."""
+    wanted = "v" + str(kubernetes_version).lstrip("v")
+    running = control_plane_pods(pods)
+    def detail(component, node):
+        if (component, node) not in running:
+            return (f"no {component} mirror pod on this node: its static pod is not running "
+                    f"(talosctl -n NODE get staticpodstatus; talosctl -n NODE logs {component})")
+        return "another version than the inventory's: playbooks/upgrade_kubernetes.yml upgrades it"
+
+    return [result(f"{component} version", node, running.get((component, node)) == wanted, wanted,
+                   running.get((component, node), "no pod"), detail(component, node))
+            for node in controlplane_names for component in CONTROL_PLANE_COMPONENTS]
+
+
+def component_versions(pods, nodes):
+    """Every Kubernetes version the cluster runs: its control-plane pods' and kubelets' (Nodes)."""
+    kubelets = [((n.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion") for n in nodes]
+    return sorted({v for v in [*control_plane_pods(pods).values(), *kubelets] if v})
 
 
 def validator_checks(nodes, validator):

@@ -9,6 +9,10 @@ only ("the recommended upgrade path is to always upgrade to the latest patch rel
 intermediate minor releases", upgrading-talos docs). The collection holds to the stricter of
 the two: one minor release per upgrade, never a downgrade (that is `talosctl rollback`).
 The Kubernetes range each release supports is contract.KUBERNETES_RANGE.
+
+Kubernetes itself moves one minor version at a time (its version skew policy; `talosctl
+upgrade-k8s` refuses any other path, go-kubernetes upgrade/path.go `IsSupported`) and has no
+supported downgrade: the API server may already have stored objects in the newer version.
 """
 
 from __future__ import annotations
@@ -59,3 +63,38 @@ def check_upgrade_path(running, target, kubernetes_version=None):
             raise UpgradePathError(
                 f"Talos {_minor(goal)} runs Kubernetes {_minor(oldest)} to {_minor(newest)}, the cluster runs "
                 f"{kubernetes_version}: upgrade Kubernetes into that range first")
+
+
+def check_kubernetes_path(running, target, talos_versions=()):
+    """Raise UpgradePathError unless a cluster whose components run the versions ``running``
+    (kubelets, control-plane pods) may go to Kubernetes ``target`` in one upgrade, on nodes
+    running the Talos releases ``talos_versions``; a cluster already on ``target`` passes."""
+    goal = parse_version(target, "target Kubernetes version")
+    versions = sorted({parse_version(v, "running Kubernetes version") for v in running})
+    if not versions:
+        raise UpgradePathError("no Kubernetes component version was read: is the cluster up?")
+    lowest, highest = versions[0], versions[-1]
+    if highest > goal:
+        raise UpgradePathError(
+            f"the cluster runs Kubernetes {_dotted(highest)}, newer than the target {target}: Kubernetes has no "
+            f"supported downgrade (the API server may have stored objects in the newer version); to go back, "
+            f"restore the etcd snapshot taken before the upgrade")
+    if goal[:2] > (lowest[0], lowest[1] + 1):
+        steps = [f"the latest {lowest[0]}.{minor} patch" for minor in range(lowest[1] + 1, goal[1])]
+        raise UpgradePathError(
+            f"Kubernetes {_dotted(lowest)} -> {target} skips "
+            f"{', '.join(f'{lowest[0]}.{m}' for m in range(lowest[1] + 1, goal[1]))}: Kubernetes upgrades one minor "
+            f"version at a time; set talos_cluster_kubernetes_version to {', then '.join(steps)} and upgrade first")
+    for talos in sorted({parse_version(v, "Talos version") for v in talos_versions}):
+        if talos[:2] not in contract.KUBERNETES_RANGE:
+            raise UpgradePathError(f"a node runs Talos {_dotted(talos)}, a release this collection does not know")
+        oldest, newest = contract.KUBERNETES_RANGE[talos[:2]]
+        if not oldest <= goal[:2] <= newest:
+            raise UpgradePathError(
+                f"Talos {_minor(talos)} runs Kubernetes {_minor(oldest)} to {_minor(newest)}, not {target}: "
+                + ("upgrade Talos first (playbooks/upgrade.yml)" if goal[:2] > newest
+                   else "choose a version in that range"))
+
+
+def _dotted(version):
+    return ".".join(str(part) for part in version)

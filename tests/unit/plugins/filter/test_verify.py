@@ -53,7 +53,16 @@ def pv(volume, capacity):
             "status": {"phase": "Bound"}}
 
 
+def mirror_pod(component, on, image=None):
+    """A control-plane static pod's mirror pod as the kubelet posts it (plus a kube-proxy pod, not one of them)."""
+    return {"metadata": {"name": f"{component}-{on}", "labels": {"k8s-app": component, "tier": "control-plane"}},
+            "spec": {"nodeName": on, "containers": [{"name": component,
+                                                     "image": image or f"registry.k8s.io/{component}:v1.36.3"}]}}
+
+
 OBSERVED = {
+    "kube_system_pods": [mirror_pod(c, n) for n in CP for c in checks.CONTROL_PLANE_COMPONENTS]
+    + [mirror_pod("kube-proxy", "cp1", "registry.k8s.io/kube-proxy:v1.35.0")],
     "nodes": [node(n, "4", "16Gi") for n in CP] + [node(
         V, "64", "528416768Ki",
         {"cpu": "60", "memory": "358907904Ki", "hugepages-2Mi": "100000Mi", "hugepages-1Gi": "0"},
@@ -66,7 +75,7 @@ OBSERVED = {
     "persistent_volumes": [pv("ledger", "15T"), pv("accounts", "6T")],
 }
 OBSERVED["nodes"][3]["status"]["capacity"].update({"hugepages-2Mi": "100000Mi", "hugepages-1Gi": "0"})
-EXPECTED = {"nodes": [*CP, V], "kubernetes_version": "1.36.3", "cni": "flannel", "validators": [VALIDATOR],
+EXPECTED = {"nodes": [*CP, V], "controlplanes": list(CP), "kubernetes_version": "1.36.3", "cni": "flannel", "validators": [VALIDATOR],
             "priority_class": {"name": "solana-critical", "value": 1000000}, "storage_class_prefix": "local-nvme-",
             "volumes_by_node": {V: VALIDATOR["volumes"]}}
 
@@ -108,8 +117,8 @@ def test_the_correct_cluster_passes_every_check_and_shows_the_builtin_as_informa
     passed, failed, _lines = checks.counts(results)
     assert (passed, failed) == (len(results) - 1, 0)
     assert [(r["name"], r["observed"]) for r in results if r.get("info")] == [("built-in PriorityClass", "present")]
-    assert FILTERS["family_checks"](results, ["nodes", "validator", "priority class", "storage", "boot", "kernel",
-                                              "services", "etcd"]) == []
+    assert FILTERS["family_checks"](results, ["nodes", "control plane", "validator", "priority class", "storage",
+                                              "boot", "kernel", "services", "etcd"]) == []
 
 
 def _set(path, value):
@@ -133,6 +142,13 @@ KUBERNETES = [
     ("a node not Ready", _set((*VNODE, "status", "conditions"), [{"type": "Ready", "status": "False"}]),
      ("node Ready", V)),
     ("another kubelet", _set((*VNODE, "status", "nodeInfo", "kubeletVersion"), "v1.36.2"), ("kubelet version", V)),
+    ("an API server left behind", _set(("observed", "kube_system_pods", 3, "spec", "containers", 0, "image"),
+                                       "registry.k8s.io/kube-apiserver:v1.35.4"), ("kube-apiserver version", "cp2")),
+    ("no scheduler on a control plane", lambda s: s["observed"]["kube_system_pods"].pop(8),
+     ("kube-scheduler version", "cp3")),
+    ("a controller manager from a registry with a port", _set(
+        ("observed", "kube_system_pods", 1, "spec", "containers", 0, "image"),
+        "127.0.0.1:5000/kube-controller-manager:v1.36.2@sha256:" + "0" * 64), ("kube-controller-manager version", "cp1")),
     ("a node nobody declared", lambda s: s["observed"]["nodes"].append(node("intruder", "4", "16Gi")),
      ("no unexpected node", "intruder")),
     ("252Gi reported of 512Gi", lambda s: s["observed"]["nodes"][3]["status"].update(

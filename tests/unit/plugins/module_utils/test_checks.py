@@ -437,3 +437,18 @@ def test_kernel_args_compare_the_value_the_kernel_uses():
     absent = failed(checks.kernel_arg_checks(["talos.platform=metal"], wanted, "v", "install the image"))
     assert len(absent) == 6 and {r["observed"] for r in absent.values()} == {"absent"}
     assert {r["detail"] for r in absent.values()} == {"install the image"}
+
+
+def test_component_versions_are_the_control_plane_images_and_the_kubelets():
+    def pod(app, image, container=None):
+        return {"metadata": {"labels": {"k8s-app": app}},
+                "spec": {"nodeName": "cp1", "containers": [{"name": container or app, "image": image}]}}
+
+    pods = [pod("kube-apiserver", "registry.k8s.io/kube-apiserver:v1.37.2"),
+            pod("kube-scheduler", "127.0.0.1:5000/kube-scheduler:v1.36.3@sha256:" + "0" * 64),
+            pod("kube-controller-manager", "registry.k8s.io/kube-controller-manager:v1.35.0", container="sidecar"),
+            pod("coredns", "registry.k8s.io/coredns/coredns:v1.12.0")]
+    nodes = [{"status": {"nodeInfo": {"kubeletVersion": "v1.36.4"}}}, {"status": {}}]
+    # a container not named after its component says nothing about it; other pods are not components
+    assert checks.component_versions(pods, nodes) == ["v1.36.3", "v1.36.4", "v1.37.2"]
+    assert checks.image_version("127.0.0.1:5000/kube-proxy") is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from ansible_collections.solanaops.talos.plugins.module_utils.upgrade_path import (
     UpgradePathError,
+    check_kubernetes_path,
     check_upgrade_path,
     parse_version,
 )
@@ -43,3 +44,31 @@ def test_refused(running, target, kubernetes, message):
 def test_parse_version():
     assert parse_version("v1.13.9") == (1, 13, 9) == parse_version("1.13.9")
     assert parse_version("v1.14.0-alpha.2") == (1, 14, 0)
+
+
+@pytest.mark.parametrize(("running", "target", "talos"), [
+    (["v1.36.3", "v1.36.3"], "1.37.2", ["v1.14.1"]),  # the next minor
+    (["v1.36.3"], "v1.36.5", ["v1.13.9", "v1.14.1"]),  # a patch release, mixed Talos releases that run it
+    (["v1.36.3", "v1.37.2"], "1.37.2", ["v1.14.1"]),  # an interrupted upgrade, resumed
+    (["v1.37.2"], "1.37.2", []),  # already there
+    (["v1.32.0"], "1.32.4", ["v1.13.9", "v1.14.1"]),  # in both releases' ranges
+])
+def test_kubernetes_allowed(running, target, talos):
+    check_kubernetes_path(running, target, talos)
+
+
+@pytest.mark.parametrize(("running", "target", "talos", "message"), [
+    (["v1.35.1", "v1.36.3"], "1.37.2", [],
+     r"^Kubernetes 1.35.1 -> 1.37.2 skips 1.36: .* set talos_cluster_kubernetes_version to the latest 1.36 patch"),
+    (["v1.34.0"], "1.37.2", [], r"skips 1.35, 1.36: .*the latest 1.35 patch, then the latest 1.36 patch and"),
+    (["v1.37.2"], "1.37.1", [], r"^the cluster runs Kubernetes 1.37.2, newer than the target 1.37.1: .*restore the etcd"),
+    (["v1.36.3"], "1.37.2", ["v1.14.1", "v1.13.9"],
+     r"^Talos v1.13 runs Kubernetes v1.31 to v1.36, not 1.37.2: upgrade Talos first \(playbooks/upgrade.yml\)"),
+    (["v1.31.0"], "1.31.4", ["v1.14.1"], r"Talos v1.14 runs Kubernetes v1.32 to v1.37, not 1.31.4: choose a version"),
+    (["v1.36.3"], "1.36.4", ["v1.15.0"], r"a node runs Talos 1.15.0, a release this collection does not know"),
+    ([], "1.37.2", [], r"no Kubernetes component version was read"),
+    (["fake"], "1.37.2", [], r"running Kubernetes version 'fake' is not"),
+])
+def test_kubernetes_refused(running, target, talos, message):
+    with pytest.raises(UpgradePathError, match=message):
+        check_kubernetes_path(running, target, talos)
