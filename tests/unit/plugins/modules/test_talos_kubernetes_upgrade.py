@@ -1,0 +1,153 @@
+"""talos_kubernetes_upgrade: the argv it runs, refused paths and a cluster on target never reach
+talosctl upgrade-k8s, and what its log says was changed (or, on failure, already changed)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from ansible_collections.solanaops.talos.plugins.modules import talos_kubernetes_upgrade
+
+NODES = ["127.1.0.11", "127.1.0.12", "127.1.0.13", "127.1.0.20"]
+# talosctl upgrade-k8s' own lines (pkg/cluster/kubernetes talos_managed.go and kubelet.go, go-kubernetes ssa/cli)
+LOG = """\
+automatically detected the lowest Kubernetes version 1.36.3
+discovered controlplane nodes ["127.1.0.11" "127.1.0.12" "127.1.0.13"]
+discovered worker nodes ["127.1.0.20"]
+ > "127.1.0.11": pre-pulling registry.k8s.io/kube-apiserver:v1.37.2
+updating "kube-apiserver" to version "1.37.2"
+ > "127.1.0.11": starting update
+ > update kube-apiserver: 1.36.3 -> 1.37.2
+ > "127.1.0.11": machine configuration patched
+ > "127.1.0.11": waiting for kube-apiserver pod update
+ > "127.1.0.11": kube-apiserver: waiting, config version mismatch: got "1", expected "2"
+ < "127.1.0.11": successfully updated
+ > "127.1.0.12": starting update
+ > update kube-apiserver: 1.36.3 -> 1.37.2
+ < "127.1.0.12": successfully updated
+updating kubelet to version "1.37.2"
+ > "127.1.0.20": starting update
+ > update kubelet: 1.36.3 -> 1.37.2
+ > "127.1.0.20": machine configuration patched
+ > "127.1.0.20": waiting for kubelet restart
+ > "127.1.0.20": waiting for node update
+ < "127.1.0.20": successfully updated
+updating manifests
+ < Configured DaemonSet/kube-system/kube-proxy
+ > skipped ServiceAccount/kube-system/coredns: no changes
+waiting for kubernetes objects to be fully reconciled
+"""
+
+
+class Exit(Exception):
+    pass
+
+
+class FakeTalos:
+    """`talosctl get version` for each node, and `upgrade-k8s`, which prints ``log`` (and fails with ``fail``)."""
+
+    def __init__(self, versions, log=LOG, fail=None):
+        self.versions, self.log, self.fail = versions, log, fail
+        self.commands = []
+
+    def __call__(self, argv):
+        args = argv[1:]
+        self.commands.append(args)
+        if args[:2] == ["version", "--client"]:
+            return 0, "Client:\n\tTalos v1.14.1\n", ""
+        if args[:2] == ["get", "version"]:
+            nodes = args[args.index("--nodes") + 1].split(",")
+            return 0, "\n".join(json.dumps({"node": n, "metadata": {"id": "version"},
+                                            "spec": {"version": self.versions[n]}}) for n in nodes), ""
+        if args[0] == "upgrade-k8s":
+            return (1, self.log, self.fail) if self.fail else (0, self.log, "")
+        raise AssertionError(f"unexpected talosctl {args}")
+
+
+def run(monkeypatch, talos, check_mode=False, **params):
+    outcome = {}
+
+    class Module:
+        def __init__(self, argument_spec, **_kwargs):
+            defaults = {name: spec.get("default") for name, spec in argument_spec.items()}
+            self.params = {**defaults, "talosctl_path": "/bin/true", "node": NODES[0], "nodes": NODES,
+                           "version": "1.37.2", "running": ["v1.36.3"], **params}
+            self.check_mode = check_mode
+
+        def run_command(self, argv, **_kwargs):
+            return talos(argv)
+
+        def get_bin_path(self, name):
+            return None
+
+        def exit_json(self, **result):
+            outcome.update(result, failed=False)
+            raise Exit
+
+        def fail_json(self, **result):
+            outcome.update(result, failed=True)
+            raise Exit
+
+    monkeypatch.setattr(talos_kubernetes_upgrade, "AnsibleModule", Module)
+    with pytest.raises(Exit):
+        talos_kubernetes_upgrade.main()
+    return outcome
+
+
+def upgrades(talos):
+    return [args for args in talos.commands if args[0] == "upgrade-k8s"]
+
+
+V114 = dict.fromkeys(NODES, "v1.14.1")
+
+
+def test_upgrades_through_talosctl_and_reports_what_it_changed(monkeypatch):
+    talos = FakeTalos(V114)
+    result = run(monkeypatch, talos, running=["v1.36.3", "v1.37.2"], endpoint="127.1.0.12")
+    assert not result["failed"] and result["changed"]
+    assert upgrades(talos) == [["upgrade-k8s", "--from", "1.36.3", "--to", "1.37.2", "--with-docs=false",
+                                "--with-examples=false", "--upgrade-kubelet=true", "--pre-pull-images=true",
+                                "--nodes", "127.1.0.11", "--endpoints", "127.1.0.12"]]
+    assert (result["from_version"], result["to_version"]) == ("1.36.3", "1.37.2")
+    assert result["talos_versions"] == V114
+    assert [(u["component"], u["node"]) for u in result["updated"]] == [
+        ("kube-apiserver", "127.1.0.11"), ("kube-apiserver", "127.1.0.12"), ("kubelet", "127.1.0.20")]
+    assert result["updated"][0] == {"component": "kube-apiserver", "node": "127.1.0.11", "from": "1.36.3",
+                                    "to": "1.37.2"}
+    assert result["manifests"] == ["Configured DaemonSet/kube-system/kube-proxy"]
+
+
+def test_check_mode_plans_and_a_cluster_on_target_is_left_alone(monkeypatch):
+    talos = FakeTalos(V114)
+    planned = run(monkeypatch, talos, check_mode=True)
+    assert planned["changed"] and planned["needed"] and not planned["failed"]
+    there = run(monkeypatch, talos, running=["v1.37.2"], version="v1.37.2")
+    assert not there["changed"] and not there["needed"] and not there["failed"]
+    assert upgrades(talos) == []
+
+
+@pytest.mark.parametrize(("running", "version", "versions", "message"), [
+    (["v1.35.4", "v1.36.3"], "1.37.2", V114, r"skips 1.36"),
+    (["v1.37.2"], "1.36.3", V114, r"no supported downgrade"),
+    (["v1.36.3"], "1.37.2", {**V114, NODES[3]: "v1.13.9"}, r"Talos v1.13 runs Kubernetes v1.31 to v1.36, not 1.37.2"),
+])
+def test_a_refused_path_never_reaches_upgrade_k8s(monkeypatch, running, version, versions, message):
+    talos = FakeTalos(versions)
+    result = run(monkeypatch, talos, running=running, version=version)
+    assert result["failed"] and result["error"] == "RefusedPath"
+    assert re.search(message, result["msg"])
+    assert "nothing was changed" in result["msg"]
+    assert upgrades(talos) == []
+
+
+def test_a_failure_says_what_was_already_upgraded(monkeypatch):
+    stopped = LOG.split("updating kubelet")[0]
+    failed = run(monkeypatch, FakeTalos(V114, log=stopped, fail="error updating node: context deadline exceeded"))
+    assert failed["failed"] and failed["error"] == "PartlyUpgraded" and failed["changed"]
+    assert len(failed["updated"]) == 2 and "re-run" in failed["msg"]
+    # a failure before the first change (an image that cannot be pulled) changed nothing
+    early = run(monkeypatch, FakeTalos(V114, log=LOG.split("updating \"kube-apiserver\"")[0],
+                                       fail="error pre-pulling images: rpc error: code = NotFound"))
+    assert early["failed"] and early["error"] == "CommandFailed" and not early["changed"]
+    assert early["updated"] == []
