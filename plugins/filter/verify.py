@@ -23,6 +23,9 @@ description:
     C(none), NotReady only because the container runtime has no CNI (waiting for a CNI).
   - C(node_services) turns each host's M(solanaops.talos.talos_node_facts) result into its services
     (none when they were not read), the input of C(service_checks).
+  - C(component_versions) lists every Kubernetes version the cluster runs, from its kube-system
+    pods (each control plane's kube-apiserver, kube-controller-manager, kube-scheduler) and its
+    Nodes' kubelets; the Kubernetes upgrade plans from it.
   - C(persistent_volume_name) is the naming rule of the validator's local PersistentVolumes.
   - Every result names its check family (C(nodes), C(validator), C(priority class), C(storage),
     C(boot), C(kernel), C(services), C(etcd), C(hosts), C(control plane)); C(family_checks) fails each expected family
@@ -68,6 +71,7 @@ class FilterModule:
     def filters(self):
         return {
             "kubernetes_checks": kubernetes_checks,
+            "component_versions": checks.component_versions,
             "talos_checks": _family(checks.talos_checks, "kernel"),
             "service_checks": _family(checks.service_checks, "services"),
             "etcd_checks": _family(checks.etcd_checks, "etcd"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.solanaops.talos.plugins.module_utils import resources
+from ansible_collections.solanaops.talos.plugins.module_utils import contract, resources
 
 
 def result(name, subject, passed, expected, observed, detail=""):
@@ -136,12 +136,6 @@ def node_checks(nodes, expected_names, kubernetes_version=None, cni="flannel"):
     return results
 
 
-# The control-plane components Talos runs as static pods on each control plane; their mirror pods
-# in kube-system carry the label k8s-app=<component> and a container of that name (machined's
-# controllers/k8s/control_plane_static_pod.go), which is also how talosctl upgrade-k8s finds them
-CONTROL_PLANE_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
-
-
 def image_version(image):
     """The tag of an image reference ('registry.k8s.io/kube-apiserver:v1.36.3' -> 'v1.36.3'); the
     registry's port is not a tag, a digest is dropped."""
@@ -154,7 +148,7 @@ def control_plane_pods(pods):
     found = {}
     for pod in pods:
         component = ((pod.get("metadata") or {}).get("labels") or {}).get("k8s-app")
-        if component not in CONTROL_PLANE_COMPONENTS:
+        if component not in contract.CONTROL_PLANE_COMPONENTS:
             continue
         containers = (pod.get("spec") or {}).get("containers") or []
         image = next((c.get("image") for c in containers if c.get("name") == component), None)
@@ -175,7 +169,7 @@ def control_plane_checks(pods, controlplane_names, kubernetes_version):
 
     return [result(f"{component} version", node, running.get((component, node)) == wanted, wanted,
                    running.get((component, node), "no pod"), detail(component, node))
-            for node in controlplane_names for component in CONTROL_PLANE_COMPONENTS]
+            for node in controlplane_names for component in contract.CONTROL_PLANE_COMPONENTS]
 
 
 def component_versions(pods, nodes):

@@ -21,6 +21,12 @@ KUBERNETES_RANGE = {
     (1, 13): ((1, 31), (1, 36)),
     (1, 14): ((1, 32), (1, 37)),
 }
+# The control-plane components Talos runs as static pods on each control plane; their mirror pods
+# in kube-system carry the label k8s-app=<component> and a container of that name (machined's
+# controllers/k8s/control_plane_static_pod.go), which is also how talosctl upgrade-k8s finds them
+CONTROL_PLANE_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+# Every image a config names whose tag is the Kubernetes version (talosctl gen config --kubernetes-version)
+KUBERNETES_IMAGES = ("kubelet", *CONTROL_PLANE_COMPONENTS, "kube-proxy")
 # the contracts whose configs the collection renders (v1.10 is the oldest it validates)
 RENDERED = tuple(minor for minor in KUBERNETES_RANGE if minor >= (1, 10))
 

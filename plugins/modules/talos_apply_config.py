@@ -66,6 +66,16 @@ options:
       - Not judged in maintenance mode, or when the talosconfig cannot be read.
     type: bool
     default: false
+  allow_kubernetes_change:
+    description:
+      - Whether the configuration may change the version of a Kubernetes image (kubelet,
+        kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy) on a node that runs.
+        Talos would restart those components at once, without the image pre-pulls, the waits and
+        the manifest sync of C(talosctl upgrade-k8s), so nothing is applied and the module fails
+        naming the images, unless this is true. M(solanaops.talos.talos_kubernetes_upgrade) is the way.
+      - Not judged in maintenance mode.
+    type: bool
+    default: false
   maintenance_only:
     description:
       - Apply only to a node in maintenance mode (its first configuration). A node that already
@@ -130,7 +140,7 @@ import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.solanaops.talos.plugins.module_utils import secret_files
+from ansible_collections.solanaops.talos.plugins.module_utils import contract, secret_files
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     TALOSCTL_ARGSPEC,
     CommandFailed,
@@ -150,6 +160,32 @@ class RebootRefused(TalosError):
 class IdentityChangeRefused(TalosError):
     hint = ("render the configs from the cluster's own secrets bundle (talos_cluster_output_dir/secrets.yaml); "
             "allow it (talos_apply_config's allow_identity_change) only to rotate the CA on purpose")
+
+
+class KubernetesChangeRefused(TalosError):
+    hint = ("upgrade Kubernetes with playbooks/upgrade_kubernetes.yml (talos_cluster_kubernetes_version is its "
+            "target), or keep talos_cluster_kubernetes_version at the version the cluster runs")
+
+
+# an image line of a config diff: '+    image: registry.k8s.io/kube-apiserver:v1.37.2'
+_IMAGE_LINE = re.compile(r"^([+-])\s*image:\s*[\"']?(\S+?)[\"']?\s*$")
+
+
+def kubernetes_changes(diff):
+    """The Kubernetes images (contract.KUBERNETES_IMAGES) a config diff gives a new tag:
+    ['kubelet v1.36.3 -> v1.37.2', ...]; an image added with no old line is a change from the
+    release's default."""
+    old, new = {}, {}
+    for line in diff.splitlines():
+        match = _IMAGE_LINE.match(line)
+        if not match or line.startswith(("+++", "---")):
+            continue
+        name, _, tag = match.group(2).split("@", 1)[0].rpartition(":")
+        component = name.rsplit("/", 1)[-1]
+        if component in contract.KUBERNETES_IMAGES and "/" not in tag:
+            (old if match.group(1) == "-" else new)[component] = tag
+    return [f"{component} {old.get(component, '(default)')} -> {tag}"
+            for component, tag in new.items() if old.get(component) != tag]
 
 
 def identity_refused(name):
@@ -278,6 +314,7 @@ def main():
             "node_name": {"type": "str"},
             "allow_reboot": {"type": "bool", "default": False},
             "allow_identity_change": {"type": "bool", "default": False},
+            "allow_kubernetes_change": {"type": "bool", "default": False},
             "maintenance_only": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
@@ -309,6 +346,11 @@ def main():
                             "belongs to the cluster's secrets bundle was not checked")
             elif not trusted_by(machine_ca(config_text), trusted):
                 raise identity_refused(applier.name)
+        if changed and not maintenance and not params["allow_kubernetes_change"] and kubernetes_changes(diff):
+            raise KubernetesChangeRefused(
+                f"{applier.name}: this configuration changes Kubernetes on a running node "
+                f"({', '.join(kubernetes_changes(diff))}); Talos would restart those components at once, without "
+                "the pre-pulls, waits and manifest sync of an upgrade; nothing was applied")
         if changed and reboot and not maintenance and not params["allow_reboot"]:
             raise reboot_refused(applier.name, secret_files.redact_diff(diff))
         if changed and not module.check_mode:

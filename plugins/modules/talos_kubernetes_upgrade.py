@@ -104,7 +104,9 @@ updated:
   type: list
   elements: dict
 manifests:
-  description: The bootstrap manifests talosctl created, configured or deleted (C(Configured DaemonSet/kube-system/kube-proxy)).
+  description:
+    - The bootstrap manifests talosctl created, configured or deleted, e.g.
+      C(Configured DaemonSet/kube-system/kube-proxy).
   returned: changed and not check mode
   type: list
   elements: str

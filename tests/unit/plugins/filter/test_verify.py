@@ -16,7 +16,7 @@ import copy
 
 import pytest
 from ansible_collections.solanaops.talos.plugins.filter import verify
-from ansible_collections.solanaops.talos.plugins.module_utils import checks
+from ansible_collections.solanaops.talos.plugins.module_utils import checks, contract
 
 FILTERS = verify.FilterModule().filters()
 V = "solana-validator"
@@ -61,7 +61,7 @@ def mirror_pod(component, on, image=None):
 
 
 OBSERVED = {
-    "kube_system_pods": [mirror_pod(c, n) for n in CP for c in checks.CONTROL_PLANE_COMPONENTS]
+    "kube_system_pods": [mirror_pod(c, n) for n in CP for c in contract.CONTROL_PLANE_COMPONENTS]
     + [mirror_pod("kube-proxy", "cp1", "registry.k8s.io/kube-proxy:v1.35.0")],
     "nodes": [node(n, "4", "16Gi") for n in CP] + [node(
         V, "64", "528416768Ki",
@@ -75,7 +75,8 @@ OBSERVED = {
     "persistent_volumes": [pv("ledger", "15T"), pv("accounts", "6T")],
 }
 OBSERVED["nodes"][3]["status"]["capacity"].update({"hugepages-2Mi": "100000Mi", "hugepages-1Gi": "0"})
-EXPECTED = {"nodes": [*CP, V], "controlplanes": list(CP), "kubernetes_version": "1.36.3", "cni": "flannel", "validators": [VALIDATOR],
+EXPECTED = {"nodes": [*CP, V], "controlplanes": list(CP), "kubernetes_version": "1.36.3", "cni": "flannel",
+            "validators": [VALIDATOR],
             "priority_class": {"name": "solana-critical", "value": 1000000}, "storage_class_prefix": "local-nvme-",
             "volumes_by_node": {V: VALIDATOR["volumes"]}}
 
@@ -148,7 +149,8 @@ KUBERNETES = [
      ("kube-scheduler version", "cp3")),
     ("a controller manager from a registry with a port", _set(
         ("observed", "kube_system_pods", 1, "spec", "containers", 0, "image"),
-        "127.0.0.1:5000/kube-controller-manager:v1.36.2@sha256:" + "0" * 64), ("kube-controller-manager version", "cp1")),
+        "127.0.0.1:5000/kube-controller-manager:v1.36.2@sha256:" + "0" * 64),
+     ("kube-controller-manager version", "cp1")),
     ("a node nobody declared", lambda s: s["observed"]["nodes"].append(node("intruder", "4", "16Gi")),
      ("no unexpected node", "intruder")),
     ("252Gi reported of 512Gi", lambda s: s["observed"]["nodes"][3]["status"].update(

@@ -103,3 +103,23 @@ def test_another_bundles_config_is_told_by_its_machine_ca(tmp_path):
     assert str(error).startswith("controlplane-1: this configuration's Talos API CA (machine.ca) is not the one "
                                  "the talosconfig trusts")
     assert "nothing was applied" in str(error) and "allow_identity_change" in error.hint
+
+
+def test_a_kubernetes_version_change_is_told_from_the_image_lines_of_the_diff():
+    def changed(old, new, indent="        "):
+        return (f"-{indent}image: {old}\n" if old else "") + f"+{indent}image: {new}\n"
+
+    diff = "".join([
+        "--- a\n+++ b\n@@ -10,7 +10,7 @@\n kind: KubeletConfig\n",
+        changed("ghcr.io/siderolabs/kubelet:v1.36.3", "ghcr.io/siderolabs/kubelet:v1.37.2", ""),
+        changed("registry.k8s.io/kube-apiserver:v1.36.3", "registry.k8s.io/kube-apiserver:v1.37.2@sha256:" + "0" * 64),
+        changed(None, '"registry.k8s.io/kube-scheduler:v1.37.2"'),
+        # the same tag from another registry, and other images, are not a version change
+        changed("registry.k8s.io/kube-proxy:v1.36.3", "127.0.0.1:5000/kube-proxy:v1.36.3"),
+        changed("registry.k8s.io/coredns/coredns:v1.12.0", "registry.k8s.io/coredns/coredns:v1.13.0"),
+        changed("factory.talos.dev/metal-installer/abc:v1.14.1", "factory.talos.dev/metal-installer/def:v1.14.1"),
+    ])
+    assert talos_apply_config.kubernetes_changes(diff) == [
+        "kubelet v1.36.3 -> v1.37.2", "kube-apiserver v1.36.3 -> v1.37.2", "kube-scheduler (default) -> v1.37.2"]
+    sysctl = '--- a\n+++ b\n-    vm.swappiness: "1"\n+    vm.swappiness: "10"\n'
+    assert talos_apply_config.kubernetes_changes(sysctl) == []
