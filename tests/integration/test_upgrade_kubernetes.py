@@ -1,0 +1,98 @@
+"""playbooks/upgrade_kubernetes.yml against the testbed: the real talosctl upgrade-k8s patches
+emulated machines whose control planes run the real Kubernetes of the version their config names
+(two builds, testbed/versions.env), so the version each component reports afterwards comes from the
+binary that runs, never from the emulator's say-so."""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import stat
+import time
+import urllib.request
+
+import yaml
+from conftest import PINS, REPO
+
+ADDRESSES = {"controlplane-1": "127.0.1.11", "controlplane-2": "127.0.1.12", "controlplane-3": "127.0.1.13"}
+RUNNING = PINS["KUBERNETES_VERSION"].lstrip("v")
+TARGET = PINS["KUBERNETES_UPGRADE_VERSION"].lstrip("v")
+TO_TARGET = ["-e", f"talos_cluster_kubernetes_version={TARGET}"]
+
+
+def api_server_versions(deployment) -> dict[str, str]:
+    """What each control plane's kube-apiserver says it is (GET /version: its own build info)."""
+    kubeconfig = yaml.safe_load((deployment.out / "kubeconfig").read_text())
+    cluster, user = kubeconfig["clusters"][0]["cluster"], kubeconfig["users"][0]["user"]
+    for name, field in (("api.crt", "client-certificate-data"), ("api.key", "client-key-data")):
+        (deployment.out / name).write_bytes(base64.b64decode(user[field]))
+    context = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+    context.load_cert_chain(deployment.out / "api.crt", deployment.out / "api.key")
+    versions = {}
+    for name, address in ADDRESSES.items():
+        with urllib.request.urlopen(f"https://{address}:6443/version", context=context, timeout=5) as response:
+            versions[name] = json.load(response)["gitVersion"]
+    return versions
+
+
+def kubelet_versions(deployment) -> dict[str, str]:
+    from kubernetes import client, config
+    api = client.CoreV1Api(config.new_client_from_config(str(deployment.out / "kubeconfig")))
+    return {node.metadata.name: node.status.node_info.kubelet_version for node in api.list_node().items}
+
+
+def test_kubernetes_goes_one_minor_up_through_talos_resuming_after_an_interruption_then_nothing_changes(deployed):
+    assert set(kubelet_versions(deployed).values()) == {f"v{RUNNING}"}
+
+    # site.yml with the new version must not restart every component at once through an apply
+    refused = deployed("site", *TO_TARGET)
+    assert refused.rc != 0
+    assert any(f"changes Kubernetes on a running node (kubelet v{RUNNING} -> v{TARGET}" in message
+               and "playbooks/upgrade_kubernetes.yml" in message for message in refused.failure_messages()), \
+        refused.failure_messages()
+
+    # a downgrade is refused before anything is touched, even in check mode
+    downgrade = deployed("upgrade_kubernetes", "--check", "-e", "talos_cluster_kubernetes_version=1.36.0")
+    assert downgrade.rc != 0 and any("no supported downgrade" in m for m in downgrade.failure_messages())
+
+    # check mode: the plan, nothing touched
+    planned = deployed("upgrade_kubernetes", "--check", *TO_TARGET)
+    assert planned.rc == 0, planned.failure_messages()
+    assert f"-> {TARGET}" in planned.stdout
+    assert not (deployed.out / "etcd-snapshots").exists()
+    assert set(kubelet_versions(deployed).values()) == {f"v{RUNNING}"}
+
+    # interrupted once the first API server runs the new version (an AWX job cancelled)...
+    def first_api_server_upgraded():
+        try:
+            return f"v{TARGET}" in api_server_versions(deployed).values()
+        except OSError:
+            return False
+
+    interrupted = deployed("upgrade_kubernetes", *TO_TARGET, stop_when=first_api_server_upgraded)
+    assert interrupted.rc != 0
+    # ...the re-run waits for the upgrade it left running in the background, then finishes the rest
+    started = time.monotonic()
+    upgraded = deployed("upgrade_kubernetes", *TO_TARGET)
+    assert upgraded.rc == 0, upgraded.failure_messages()
+    assert "the upgrade an interrupted run started has ended" in upgraded.stdout
+    print(f"resumed upgrade: {time.monotonic() - started:.0f} s")
+
+    # every component runs the new version: the real API servers say so, the Nodes' kubelets too
+    assert set(api_server_versions(deployed).values()) == {f"v{TARGET}"}
+    assert set(kubelet_versions(deployed).values()) == {f"v{TARGET}"}
+    summary = (deployed.out / "verify" / "summary.txt").read_text()
+    for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        assert f"{component} version" in summary
+    report = json.loads((deployed.out / "kubernetes-upgrade-report.json").read_text())
+    assert report["failed"] is None and report["running"] == [f"v{TARGET}"] and report["to"] == TARGET
+    snapshot = report["snapshot"]
+    assert snapshot["size"] > 0 and stat.S_IMODE(REPO.joinpath(snapshot["dest"]).stat().st_mode) == 0o600
+    assert not (deployed.out / "kubernetes-upgrading").exists()
+
+    # on target: nothing to do, and site.yml finds the nodes' configs as it renders them
+    again = deployed("upgrade_kubernetes", *TO_TARGET)
+    assert again.unchanged, (again.changed, again.failure_messages())
+    site = deployed("site", *TO_TARGET)
+    assert site.unchanged, (site.changed, site.failure_messages())
