@@ -63,6 +63,17 @@ def test_kubernetes_goes_one_minor_up_through_talos_resuming_after_an_interrupti
     assert not (deployed.out / "etcd-snapshots").exists()
     assert set(kubelet_versions(deployed).values()) == {f"v{RUNNING}"}
 
+    # an image the registry lacks (a patch release nobody built here) stops the run at talosctl's
+    # pre-pull, before any change: nothing on the nodes moved, and the report says so
+    unpullable = ".".join([*TARGET.split(".")[:2], str(int(TARGET.split(".")[2]) + 1)])
+    stopped = deployed("upgrade_kubernetes", "-e", f"talos_cluster_kubernetes_version={unpullable}")
+    assert stopped.rc != 0
+    assert any("pre-pull" in message and unpullable in message for message in stopped.failure_messages()), \
+        stopped.failure_messages()
+    report = json.loads((deployed.out / "kubernetes-upgrade-report.json").read_text())
+    assert report["failed"]["msg"] and report["updated"] == [] and report["snapshot"]["size"] > 0
+    assert set(api_server_versions(deployed).values()) == set(kubelet_versions(deployed).values()) == {f"v{RUNNING}"}
+
     # interrupted once the first API server runs the new version (an AWX job cancelled)...
     def first_api_server_upgraded():
         try:
