@@ -82,6 +82,15 @@ def _terminate(process: subprocess.Popen, pid_file: Path) -> None:
     pid_file.unlink(missing_ok=True)
 
 
+def kube_flags(pins: dict[str, str]) -> list[str]:
+    """The emulator's --kube VERSION=PATH flags: the deployed and the upgrade target's Kubernetes
+    (a control plane runs the binary of the version its config's images name)."""
+    flags = []
+    for key in ("KUBERNETES_VERSION", "KUBERNETES_UPGRADE_VERSION"):
+        flags += ["--kube", f"{pins[key]}={gobuild.build('kube', pins[key])}"]
+    return flags
+
+
 class Machines:
     """The Image Factory, then the emulator, each in a session of its own; returns from start
     once the factory and every node's listener are up. Their pids are kept in
@@ -93,7 +102,7 @@ class Machines:
         argv = [str(binary), "--nodes", str(description), "--state", str(state / "machines")]
         if control_planes:
             argv += ["--etcd", str(gobuild.build("etcd", pins["ETCD_VERSION"])),
-                     "--kube", str(gobuild.build("kube", pins["KUBERNETES_VERSION"])),
+                     *kube_flags(pins),
                      "--kwok", str(gobuild.build("kwok", pins["KWOK_VERSION"])),
                      "--kwok-config", str(HERE / "kwok" / "stages.yaml")]
         state.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,260 @@
+package machines
+
+// Mirror pods: the kubelet runs the static pods Talos serves it (staticpods.go) and, with its
+// own identity, mirrors each in the API as kube-system/<component>-<node name>
+// (pkg/kubelet/pod/mirror_client.go CreateMirrorPod: the annotation kubernetes.io/config.mirror
+// holding the static pod's hash, the Node as controlling owner; NodeRestriction admits only such
+// pods bound to the node itself). When the static pod changes, the kubelet deletes the old
+// mirror pod and creates the new one (pkg/kubelet/kubelet.go syncPod: a mirror pod whose hash
+// differs is deleted and recreated), then reports the pod's status: host network, so hostIP =
+// podIP = the node's address; Ready while the container runs and its readiness probe
+// (/readyz, /healthz) passes; an image that cannot be pulled leaves it Pending, waiting with
+// ErrImagePull. talosctl upgrade-k8s waits for exactly this (pkg/cluster/kubernetes/
+// talos_managed.go checkPodStatus).
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/siderolabs/talos/pkg/machinery/resources/k8s"
+)
+
+const mirrorAnnotation = "kubernetes.io/config.mirror"
+
+// probeClient reads the components' health endpoints as the kubelet's probes do (no client
+// certificate, no server verification).
+var probeClient = &http.Client{
+	Timeout:   2 * time.Second,
+	Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true}, //nolint:gosec
+}
+
+// mirrorPod is the mirror of a static pod on a node: the static pod plus what the kubelet adds.
+func mirrorPod(static map[string]any, nodeName, nodeUID string) (map[string]any, string) {
+	raw, _ := json.Marshal(static) //nolint:errchkjson
+	sum := sha256.Sum256(raw)
+	hash := hex.EncodeToString(sum[:16])
+
+	var pod map[string]any
+	_ = json.Unmarshal(raw, &pod) //nolint:errcheck
+
+	md := pod["metadata"].(map[string]any)
+	md["name"] = fmt.Sprintf("%s-%s", md["name"], nodeName)
+	annotations := md["annotations"].(map[string]any)
+	annotations[mirrorAnnotation] = hash
+	annotations["kubernetes.io/config.hash"] = hash
+	annotations["kubernetes.io/config.source"] = "http"
+	md["ownerReferences"] = []any{map[string]any{"apiVersion": "v1", "kind": "Node", "name": nodeName, "uid": nodeUID, "controller": true}}
+
+	spec := pod["spec"].(map[string]any)
+	spec["nodeName"] = nodeName
+	// the kubelet's defaults for static pods (pkg/kubelet/config/common.go): they tolerate
+	// every NoExecute taint, so the node lifecycle controller never evicts them
+	spec["tolerations"] = []any{map[string]any{"operator": "Exists", "effect": "NoExecute"}}
+
+	return pod, hash
+}
+
+// mirrorStatus is the status the kubelet posts for a static pod's container.
+func mirrorStatus(addr, container, image string, ready bool, pullErr string, started time.Time) map[string]any {
+	ts := started.UTC().Format(time.RFC3339)
+	flag := map[bool]string{true: "True", false: "False"}
+	state := map[string]any{"running": map[string]any{"startedAt": ts}}
+	phase := "Running"
+
+	if pullErr != "" {
+		state = map[string]any{"waiting": map[string]any{"reason": "ErrImagePull", "message": pullErr}}
+		phase = "Pending"
+	}
+
+	conditions := []any{
+		map[string]any{"type": "PodReadyToStartContainers", "status": "True", "lastTransitionTime": ts},
+		map[string]any{"type": "Initialized", "status": "True", "lastTransitionTime": ts},
+		map[string]any{"type": "Ready", "status": flag[ready], "lastTransitionTime": ts},
+		map[string]any{"type": "ContainersReady", "status": flag[ready], "lastTransitionTime": ts},
+		map[string]any{"type": "PodScheduled", "status": "True", "lastTransitionTime": ts},
+	}
+
+	return map[string]any{"status": map[string]any{
+		"phase": phase, "hostIP": addr, "hostIPs": []any{map[string]any{"ip": addr}},
+		"podIP": addr, "podIPs": []any{map[string]any{"ip": addr}}, "startTime": ts,
+		"conditions": conditions,
+		"containerStatuses": []any{map[string]any{
+			"name": container, "image": image, "imageID": "", "ready": ready, "started": pullErr == "",
+			"restartCount": 0, "state": state,
+		}},
+	}}
+}
+
+// componentReady is the readiness probe of a running static pod's program.
+func (em *Emulator) componentReady(n *Node, id string) bool {
+	switch id {
+	case k8s.APIServerID:
+		em.mu.Lock()
+		defer em.mu.Unlock()
+
+		return n.rt.apiReady
+	case k8s.ControllerManagerID:
+		return httpOK(probeClient, "https://"+net.JoinHostPort(n.spec.Address, strconv.Itoa(controllerManagerPort))+"/healthz")
+	default:
+		return httpOK(probeClient, "https://"+net.JoinHostPort(n.spec.Address, strconv.Itoa(schedulerPort))+"/healthz")
+	}
+}
+
+// reconcileMirrorPods posts the node's mirror pods and their status, each time one changed.
+// Only the reconcile loop calls it.
+func (em *Emulator) reconcileMirrorPods(n *Node) error {
+	em.mu.Lock()
+	statics := n.staticPods
+	running := n.configured() && !n.runsNothing() && n.kubeletRunning()
+	em.mu.Unlock()
+
+	if !running || len(statics) == 0 || n.rt.registered == "" {
+		return nil // no kubelet, or no Node to own the mirrors yet
+	}
+
+	ready := em.readyAPIServers(netip.Addr{})
+	if len(ready) == 0 {
+		return nil
+	}
+
+	server := apiServerURL(ready[0])
+
+	client, err := em.kubeletClient(n, ready[0])
+	if err != nil {
+		return err
+	}
+
+	nodeName := n.nodeName()
+	nodeUID := ""
+
+	for _, id := range slices.Sorted(maps.Keys(statics)) {
+		em.mu.Lock()
+		proc := n.rt.procs[id]
+		runningImage := n.rt.images[id]
+		pullErr := n.rt.pullErrors[id]
+		em.mu.Unlock()
+
+		static := statics[id]
+		image := static["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)["image"].(string)
+		up := pullErr == "" && proc != nil && proc.Alive() && runningImage == image && em.componentReady(n, id)
+
+		if nodeUID == "" {
+			if nodeUID, err = em.nodeUID(client, server, nodeName); err != nil {
+				return err
+			}
+		}
+
+		pod, hash := mirrorPod(static, nodeName, nodeUID)
+		name := pod["metadata"].(map[string]any)["name"].(string)
+		posted := fmt.Sprintf("%s %t %s", hash, up, pullErr)
+
+		if n.rt.mirrors[name] == posted {
+			continue
+		}
+
+		if err := em.putMirrorPod(client, server, name, hash, pod); err != nil {
+			return fmt.Errorf("mirror pod %s: %w", name, err)
+		}
+
+		started := time.Now()
+		if proc != nil {
+			started = proc.Started()
+		}
+
+		patch, _ := json.Marshal(mirrorStatus(n.spec.Address, id, image, up, pullErr, started)) //nolint:errchkjson
+		if status, body, err := kubeRequest(client, http.MethodPatch, server+"/api/v1/namespaces/kube-system/pods/"+name+"/status",
+			"application/merge-patch+json", patch); err != nil || status >= 300 {
+			return fmt.Errorf("mirror pod %s status: %d %s %v", name, status, body, err)
+		}
+
+		em.mu.Lock()
+		if n.rt.mirrors == nil {
+			n.rt.mirrors = map[string]string{}
+		}
+
+		n.rt.mirrors[name] = posted
+		em.mu.Unlock()
+	}
+
+	return nil
+}
+
+func (em *Emulator) nodeUID(client *http.Client, server, name string) (string, error) {
+	status, body, err := kubeRequest(client, http.MethodGet, server+"/api/v1/nodes/"+name, "application/json", nil)
+	if err != nil || status != http.StatusOK {
+		return "", fmt.Errorf("reading Node %s: %d %s %v", name, status, body, err)
+	}
+
+	var node struct {
+		Metadata struct {
+			UID string `json:"uid"`
+		} `json:"metadata"`
+	}
+
+	if err := json.Unmarshal([]byte(body), &node); err != nil {
+		return "", err
+	}
+
+	return node.Metadata.UID, nil
+}
+
+// putMirrorPod makes the mirror pod the one of this hash: kept when it is, else the old one is
+// deleted (at once, as the kubelet deletes mirror pods) and the new one created.
+func (em *Emulator) putMirrorPod(client *http.Client, server, name, hash string, pod map[string]any) error {
+	url := server + "/api/v1/namespaces/kube-system/pods/"
+
+	status, body, err := kubeRequest(client, http.MethodGet, url+name, "application/json", nil)
+	if err != nil {
+		return err
+	}
+
+	if status == http.StatusOK {
+		var cur struct {
+			Metadata struct {
+				UID         string            `json:"uid"`
+				Annotations map[string]string `json:"annotations"`
+			} `json:"metadata"`
+		}
+
+		if err := json.Unmarshal([]byte(body), &cur); err != nil {
+			return err
+		}
+
+		if cur.Metadata.Annotations[mirrorAnnotation] == hash {
+			return nil
+		}
+
+		opts := fmt.Appendf(nil, `{"kind":"DeleteOptions","apiVersion":"v1","gracePeriodSeconds":0,"preconditions":{"uid":%q}}`, cur.Metadata.UID)
+		if status, body, err = kubeRequest(client, http.MethodDelete, url+name, "application/json", opts); err != nil {
+			return err
+		} else if status >= 300 && status != http.StatusNotFound {
+			return fmt.Errorf("delete: %d %s", status, body)
+		}
+
+		em.log("mirror pod kube-system/%s deleted: its static pod changed", name)
+	} else if status != http.StatusNotFound {
+		return fmt.Errorf("get: %d %s", status, body)
+	}
+
+	raw, _ := json.Marshal(pod) //nolint:errchkjson
+	if status, body, err = kubeRequest(client, http.MethodPost, url, "application/json", raw); err != nil {
+		return err
+	} else if status >= 300 {
+		return fmt.Errorf("create: %d %s", status, body)
+	}
+
+	em.log("mirror pod kube-system/%s created (config version %s)", name,
+		pod["metadata"].(map[string]any)["annotations"].(map[string]any)["talos.dev/config-version"])
+
+	return nil
+}
