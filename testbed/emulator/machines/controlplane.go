@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/blang/semver/v4"
 	"github.com/siderolabs/gen/xslices"
 	"github.com/siderolabs/talos/pkg/machinery/config"
 	"github.com/siderolabs/talos/pkg/machinery/constants"
@@ -601,7 +602,20 @@ func (em *Emulator) reconcile() {
 type component struct {
 	name        string
 	image, kube string
-	args        func(kube string) ([]string, error)
+	args        func(c component) ([]string, error)
+}
+
+// loopbackAdvertiseArgs are what a kube-apiserver of the image's version needs to advertise a
+// loopback address, a testbed-only necessity (real nodes advertise routable addresses): from
+// 1.37 the default (lease) endpoint reconciler refuses loopback addresses at start
+// (pkg/controlplane/instance.go, ValidateIP), so those run without one and the default
+// "kubernetes" Service gets no endpoints from them.
+func loopbackAdvertiseArgs(image string) []string {
+	if _, tag := splitImage(image); semver.MustParseRange(">=1.37.0")(semverOf(tag)) {
+		return []string{"--endpoint-reconciler-type", "none"}
+	}
+
+	return nil
 }
 
 func (em *Emulator) reconcileControlPlane(n *Node) error {
@@ -624,10 +638,10 @@ func (em *Emulator) reconcileControlPlane(n *Node) error {
 	addr := n.spec.Address
 	kubeconfig := p.path("admin.kubeconfig")
 	components := []component{
-		{name: "etcd", args: func(string) ([]string, error) { return em.etcdArgs(n, cfg, p) }},
-		{name: k8s.APIServerID, args: func(kube string) ([]string, error) {
-			return []string{
-				kube, "kube-apiserver",
+		{name: "etcd", args: func(component) ([]string, error) { return em.etcdArgs(n, cfg, p) }},
+		{name: k8s.APIServerID, args: func(c component) ([]string, error) {
+			return append([]string{
+				c.kube, "kube-apiserver",
 				"--etcd-servers", n.etcdURL(constants.EtcdClientPort), "--etcd-cafile", p.path("etcd-ca.crt"),
 				"--etcd-certfile", p.path("etcd.crt"), "--etcd-keyfile", p.path("etcd.key"),
 				"--bind-address", addr, "--advertise-address", addr, "--secure-port", strconv.Itoa(apiServerPort),
@@ -638,19 +652,19 @@ func (em *Emulator) reconcileControlPlane(n *Node) error {
 				// the issuer URL first (control_plane_final.go); the v1alpha1 shim's is the endpoint
 				"--service-account-issuer", cfg.K8sServiceAccountConfig().IssuerURL(),
 				"--service-account-key-file", p.path("sa.key"), "--service-account-signing-key-file", p.path("sa.key"),
-			}, nil
+			}, loopbackAdvertiseArgs(c.image)...), nil
 		}},
-		{name: k8s.ControllerManagerID, args: func(kube string) ([]string, error) {
+		{name: k8s.ControllerManagerID, args: func(c component) ([]string, error) {
 			return []string{
-				kube, "kube-controller-manager", "--kubeconfig", kubeconfig,
+				c.kube, "kube-controller-manager", "--kubeconfig", kubeconfig,
 				"--bind-address", addr, "--secure-port", strconv.Itoa(controllerManagerPort), "--leader-elect=true",
 				"--service-account-private-key-file", p.path("sa.key"), "--root-ca-file", p.path("ca.crt"),
 				"--cluster-signing-cert-file", p.path("ca.crt"), "--cluster-signing-key-file", p.path("ca.key"),
 				"--use-service-account-credentials=false",
 			}, nil
 		}},
-		{name: k8s.SchedulerID, args: func(kube string) ([]string, error) {
-			return []string{kube, "kube-scheduler", "--kubeconfig", kubeconfig,
+		{name: k8s.SchedulerID, args: func(c component) ([]string, error) {
+			return []string{c.kube, "kube-scheduler", "--kubeconfig", kubeconfig,
 				"--bind-address", addr, "--secure-port", strconv.Itoa(schedulerPort), "--leader-elect=true"}, nil
 		}},
 	}
@@ -747,7 +761,7 @@ func (em *Emulator) ensureProcess(n *Node, c component) error {
 		}
 	}
 
-	argv, err := c.args(c.kube)
+	argv, err := c.args(c)
 	if err != nil {
 		return err
 	}

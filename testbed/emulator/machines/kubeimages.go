@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/blang/semver/v4"
 	"github.com/siderolabs/talos/pkg/machinery/constants"
 	"github.com/siderolabs/talos/pkg/machinery/resources/k8s"
 	"google.golang.org/grpc/codes"
@@ -107,6 +108,13 @@ func resolveKubeImage(bins KubeBinaries, failing map[string]bool, ref string) (s
 	}
 
 	return path, nil
+}
+
+// semverOf is a tag's version (v1.37.2), the zero version when it is not one.
+func semverOf(tag string) semver.Version {
+	v, _ := semver.ParseTolerant(tag) //nolint:errcheck
+
+	return v
 }
 
 // ImagePull is machined's legacy MachineService.ImagePull, which talosctl upgrade-k8s uses to

@@ -38,11 +38,18 @@ var probeClient = &http.Client{
 	Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true}, //nolint:gosec
 }
 
+// staticPodHash is the kubelet's hash of a static pod (its config.mirror annotation).
+func staticPodHash(static map[string]any) string {
+	raw, _ := json.Marshal(static) //nolint:errchkjson
+	sum := sha256.Sum256(raw)
+
+	return hex.EncodeToString(sum[:16])
+}
+
 // mirrorPod is the mirror of a static pod on a node: the static pod plus what the kubelet adds.
 func mirrorPod(static map[string]any, nodeName, nodeUID string) (map[string]any, string) {
 	raw, _ := json.Marshal(static) //nolint:errchkjson
-	sum := sha256.Sum256(raw)
-	hash := hex.EncodeToString(sum[:16])
+	hash := staticPodHash(static)
 
 	var pod map[string]any
 	_ = json.Unmarshal(raw, &pod) //nolint:errcheck
@@ -147,6 +154,12 @@ func (em *Emulator) reconcileMirrorPods(n *Node) error {
 		static := statics[id]
 		image := static["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)["image"].(string)
 		up := pullErr == "" && proc != nil && proc.Alive() && runningImage == image && em.componentReady(n, id)
+		name := id + "-" + nodeName
+		posted := fmt.Sprintf("%s %t %s", staticPodHash(static), up, pullErr)
+
+		if n.rt.mirrors[name] == posted {
+			continue
+		}
 
 		if nodeUID == "" {
 			if nodeUID, err = em.nodeUID(client, server, nodeName); err != nil {
@@ -155,14 +168,8 @@ func (em *Emulator) reconcileMirrorPods(n *Node) error {
 		}
 
 		pod, hash := mirrorPod(static, nodeName, nodeUID)
-		name := pod["metadata"].(map[string]any)["name"].(string)
-		posted := fmt.Sprintf("%s %t %s", hash, up, pullErr)
 
-		if n.rt.mirrors[name] == posted {
-			continue
-		}
-
-		if err := em.putMirrorPod(client, server, name, hash, pod); err != nil {
+		if err := em.putMirrorPod(client, server, nodeName, name, hash, pod); err != nil {
 			return fmt.Errorf("mirror pod %s: %w", name, err)
 		}
 
@@ -210,24 +217,35 @@ func (em *Emulator) nodeUID(client *http.Client, server, name string) (string, e
 
 // putMirrorPod makes the mirror pod the one of this hash: kept when it is, else the old one is
 // deleted (at once, as the kubelet deletes mirror pods) and the new one created.
-func (em *Emulator) putMirrorPod(client *http.Client, server, name, hash string, pod map[string]any) error {
+func (em *Emulator) putMirrorPod(client *http.Client, server, nodeName, name, hash string, pod map[string]any) error {
 	url := server + "/api/v1/namespaces/kube-system/pods/"
 
-	status, body, err := kubeRequest(client, http.MethodGet, url+name, "application/json", nil)
+	// a node reads pods through a list of its own (the Node authorizer refuses a get of a pod
+	// it has no relationship with, a missing one included), as the kubelet's informer does
+	status, body, err := kubeRequest(client, http.MethodGet, url+"?fieldSelector=spec.nodeName%3D"+nodeName, "application/json", nil)
 	if err != nil {
 		return err
+	} else if status != http.StatusOK {
+		return fmt.Errorf("list: %d %s", status, body)
 	}
 
-	if status == http.StatusOK {
-		var cur struct {
+	var list struct {
+		Items []struct {
 			Metadata struct {
+				Name        string            `json:"name"`
 				UID         string            `json:"uid"`
 				Annotations map[string]string `json:"annotations"`
 			} `json:"metadata"`
-		}
+		} `json:"items"`
+	}
 
-		if err := json.Unmarshal([]byte(body), &cur); err != nil {
-			return err
+	if err := json.Unmarshal([]byte(body), &list); err != nil {
+		return err
+	}
+
+	for _, cur := range list.Items {
+		if cur.Metadata.Name != name {
+			continue
 		}
 
 		if cur.Metadata.Annotations[mirrorAnnotation] == hash {
@@ -242,8 +260,6 @@ func (em *Emulator) putMirrorPod(client *http.Client, server, name, hash string,
 		}
 
 		em.log("mirror pod kube-system/%s deleted: its static pod changed", name)
-	} else if status != http.StatusNotFound {
-		return fmt.Errorf("get: %d %s", status, body)
 	}
 
 	raw, _ := json.Marshal(pod) //nolint:errchkjson
