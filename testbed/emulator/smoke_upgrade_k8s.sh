@@ -3,7 +3,7 @@
 # v1.14.1 machines running real etcd and Kubernetes: 3 control planes and 1 worker deployed at
 # KUBERNETES_VERSION, upgraded to KUBERNETES_UPGRADE_VERSION (testbed/versions.env).
 #
-#   testbed/emulator/smoke_upgrade_k8s.sh      (binaries through testbed/gobuild.py)
+#   testbed/emulator/smoke_upgrade_k8s.sh      (binaries through testbed/gobuild.py; KEEP=1 keeps its directory)
 #
 # Loopback only, on 127.0.12.x (away from the testbed's 127.0.1.x and the other smoke tests'
 # 127.0.9.x): the factory on 127.0.12.5:5000, cp1..cp3 127.0.12.11-13, w1 127.0.12.21.
@@ -39,7 +39,7 @@ cleanup() {
     for pid in "${pids[@]}"; do
         kill -TERM "$pid" 2>/dev/null && wait "$pid" || true
     done
-    rm -rf "$work"
+    if [[ -n "${KEEP:-}" ]]; then echo "kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 cd "$work"
@@ -132,6 +132,7 @@ state_of_cluster before
 
 SECONDS=0
 run "dry run" 0 $(tc) upgrade-k8s --from "$from" --to "$to" --dry-run
+cp out dry-run.out
 has "update kube-apiserver: ${from#v} -> ${to#v}" "dry run"
 has "skipped in dry-run" "dry run"
 state_of_cluster after
@@ -139,14 +140,16 @@ diff before after >out || fail "the dry run changed the cluster"
 ok "upgrade-k8s --dry-run: reports the updates, changes nothing (${SECONDS}s)"
 
 run "no build" fail $(tc) upgrade-k8s --from "$from" --to 1.37.1
+cp out no-build.out
 has 'error pre-pulling registry.k8s.io/kube-apiserver:v1.37.1' "version without a build"
 has 'NotFound' "version without a build"
 state_of_cluster after
 diff before after >out || fail "the failed upgrade changed the cluster"
-ok "upgrade-k8s to a version without a build fails at the pre-pull: $(grep -o 'error pre-pulling.*' out | head -c 160)"
+ok "upgrade-k8s to a version without a build fails at the pre-pull: $(grep -o 'error pre-pulling.*' no-build.out | head -c 200)"
 
 control "pull-failure?node=w1&version=$to" >/dev/null
 run "fault switch" fail $(tc) upgrade-k8s --from "$from" --to "$to"
+cp out fault.out
 has "error pre-pulling ghcr.io/siderolabs/kubelet:$to on $worker" "pull-failure fault switch"
 control "pull-failure?node=w1&version=" >/dev/null
 state_of_cluster after
