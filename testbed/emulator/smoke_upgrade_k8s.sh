@@ -131,8 +131,10 @@ state_of_cluster() {
 state_of_cluster before
 
 SECONDS=0
-run "dry run" 0 $(tc) upgrade-k8s --from "$from" --to "$to" --dry-run
+# without --from: talosctl detects the version from the mirror pods (detect.go)
+run "dry run" 0 $(tc) upgrade-k8s --to "$to" --dry-run
 cp out dry-run.out
+has "automatically detected the lowest Kubernetes version ${from#v}" "dry run"
 has "update kube-apiserver: ${from#v} -> ${to#v}" "dry run"
 has "skipped in dry-run" "dry run"
 state_of_cluster after
@@ -182,5 +184,22 @@ ok "mirror pods name the $to images, on their nodes, Ready"
 k get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.status.nodeInfo.kubeletVersion}{"\n"}{end}' >out
 [[ $(grep -c " $to$" out) == 4 ]] || fail "every Node's kubelet at $to"
 ok "every Node's kubeletVersion: $to"
+
+# a static pod whose image has no build: the pull fails, the program stops, its mirror pod waits
+sched() {
+    printf 'apiVersion: v1alpha1\nkind: KubeSchedulerConfig\nimage: registry.k8s.io/kube-scheduler:%s\n' "$1" >sched.yaml
+    run "scheduler $1" 0 --talosconfig talosconfig -e $cp -n "${cps[2]}" patch machineconfig --mode no-reboot --patch @sched.yaml
+}
+mirror() { k -n kube-system get pod kube-scheduler-cp3 -o jsonpath='{.spec.containers[0].image} {.status.conditions[?(@.type=="Ready")].status} {.status.containerStatuses[0].state.waiting.reason}'; }
+sched v1.37.1
+for _ in $(seq 30); do mirror >out; grep -q "v1.37.1 False ErrImagePull" out && break; sleep 1; done
+has "v1.37.1 False ErrImagePull" "kube-scheduler-cp3 with an image without a build"
+processes >out
+grep -q "^${cps[2]} kube-scheduler" out && fail "cp3 still runs a kube-scheduler"
+grep -q "cp3: kube-scheduler: ErrImagePull" emulator.log || fail "the pull failure is not logged"
+sched "$to"
+for _ in $(seq 30); do mirror >out; grep -q "$to True" out && break; sleep 1; done
+has "$to True" "kube-scheduler-cp3 back at $to"
+ok "an image tag without a build: cp3's kube-scheduler stops, its mirror pod waits with ErrImagePull; the build's tag brings it back"
 
 echo "PASS: $passed checks (upgrade ${took}s)"
