@@ -187,7 +187,7 @@ func next(t *testing.T, ch <-chan state.Event) state.Event {
 func TestStaticPodUpgrade(t *testing.T) {
 	em, n := upgradeNode(t)
 
-	md := finalConfigMetadata(k8s.APIServerID)
+	md := componentConfigMetadata(k8s.APIServerID, true)
 	ch := watch(t, n, md)
 
 	em.mu.Lock()
@@ -201,7 +201,7 @@ func TestStaticPodUpgrade(t *testing.T) {
 	before := map[string]string{}
 
 	for _, id := range []string{k8s.ControllerManagerID, k8s.SchedulerID} {
-		r, _ := n.Resources().Get(context.Background(), finalConfigMetadata(id))
+		r, _ := n.Resources().Get(context.Background(), componentConfigMetadata(id, true))
 		before[id] = r.Metadata().Version().String()
 	}
 
@@ -235,7 +235,7 @@ func TestStaticPodUpgrade(t *testing.T) {
 
 	// the other components' configs did not move
 	for id, v := range before {
-		r, _ := n.Resources().Get(context.Background(), finalConfigMetadata(id))
+		r, _ := n.Resources().Get(context.Background(), componentConfigMetadata(id, true))
 		if r.Metadata().Version().String() != v {
 			t.Errorf("%s moved from %s to %s", id, v, r.Metadata().Version())
 		}
@@ -367,5 +367,42 @@ func TestKubernetesVersionRange(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", tag, err, want)
 		}
+	}
+}
+
+// TestV113StaticPodsFollowTheConfigResource: a v1.13.9 control plane has no final- resources
+// (talosctl falls back to the config-derived one) and stamps its version on the static pod.
+func TestV113StaticPodsFollowTheConfigResource(t *testing.T) {
+	host := testutil.Factory(t)
+	n := nodeOf(t, "cp1", "127.0.1.72", testutil.V113)
+	em := &Emulator{nodes: []*Node{n}, log: t.Logf, kicks: make(chan struct{}, 1)}
+
+	apply(t, em, n, testutil.GenConfig(t, nil, machinetype.TypeControlPlane, "/dev/vda", host+"/metal-installer/"+testutil.EmptyID+":"+testutil.V113, ""))
+	awaitBoot(t, em, n)
+
+	em.mu.Lock()
+	n.disk.EtcdData = true
+	em.refreshServices(n)
+	pod := n.staticPods[k8s.SchedulerID]
+	em.mu.Unlock()
+
+	if _, err := n.Resources().Get(context.Background(), componentConfigMetadata(k8s.SchedulerID, true)); !state.IsNotFoundError(err) {
+		t.Errorf("final-kube-scheduler on v1.13.9: %v", err)
+	}
+
+	ch := watch(t, n, componentConfigMetadata(k8s.SchedulerID, false))
+
+	patchLikeUpgradeK8s(t, em, n, func(mc *configres.MachineConfig) ([]byte, error) {
+		return stdpatches.WithKubeSchedulerImage(stdpatches.GuessVersionContractKubeScheduler(mc.Provider()), constants.KubernetesSchedulerImage+":v1.36.2")
+	})
+
+	ev := next(t, ch)
+
+	em.mu.Lock()
+	after := n.staticPods[k8s.SchedulerID]
+	em.mu.Unlock()
+
+	if pod == nil || podAnnotation(pod) != "1" || ev.Type != state.Updated || podAnnotation(after) != ev.Resource.Metadata().Version().String() {
+		t.Errorf("static pod versions %v -> %v, event %v %s", pod, after, ev.Type, ev.Resource.Metadata().Version())
 	}
 }

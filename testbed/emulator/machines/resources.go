@@ -19,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"solanaops.testbed/emulator/kernel"
+	"solanaops.testbed/emulator/release"
 )
 
 // The COSI resources a node's controllers would publish (talosctl get), derived from the
@@ -198,7 +199,7 @@ func desiredResources(n *Node) []ownedResource {
 	out = append(out, machineConfigResource(n.running), ownedResource{ownerKubelet, kubeletSpec(n.running)})
 
 	if n.isControlPlane() {
-		out = append(out, controlPlaneConfigResources(n.running)...)
+		out = append(out, controlPlaneConfigResources(n.running, release.FinalControlPlaneConfigs(n.talosVersion()))...)
 	}
 
 	return out
@@ -250,16 +251,21 @@ func (em *Emulator) syncResources(n *Node) {
 
 	if n.configured() && n.isControlPlane() && n.disk.EtcdData && (!em.tools.Enabled() || n.rt.etcdUp) {
 		n.staticPods = map[string]map[string]any{}
+		final := release.FinalControlPlaneConfigs(n.talosVersion())
 
 		for _, id := range controlPlaneComponents {
-			final, err := st.Get(ctx, finalConfigMetadata(id))
+			image, extra, ok := componentImage(n.running, id)
+			if !ok {
+				continue
+			}
+
+			from, err := st.Get(ctx, componentConfigMetadata(id, final))
 			if err != nil {
 				continue
 			}
 
-			image, command := finalConfigImage(final)
 			pod := k8s.NewStaticPod(k8s.NamespaceName, id)
-			pod.TypedSpec().Pod = staticPodManifest(id, image, command, final.Metadata().Version())
+			pod.TypedSpec().Pod = staticPodManifest(id, image, flagArgs("/usr/local/bin/"+id, extra), from.Metadata().Version())
 			n.staticPods[id] = pod.TypedSpec().Pod
 
 			put(ownedResource{ownerStaticPods, pod})

@@ -81,10 +81,16 @@ func argValues(extra map[string][]string) map[string]k8s.ArgValues {
 }
 
 // controlPlaneConfigResources are a control plane's component config resources, the
-// config-derived and the final one of each component. Only the fields the emulator runs with
-// are filled in (the image, extra args); Args of the final ones is the static pod's command.
-func controlPlaneConfigResources(cfg config.Config) []ownedResource {
+// config-derived and (withFinal, v1.14) the final one of each component. Only the fields the
+// emulator runs with are filled in (the image, extra args); Args of the final ones is the
+// static pod's command (v1.13 renders it from the config-derived one).
+func controlPlaneConfigResources(cfg config.Config, withFinal bool) []ownedResource {
 	var out []ownedResource
+
+	finals := []bool{false}
+	if withFinal {
+		finals = append(finals, true)
+	}
 
 	for _, id := range controlPlaneComponents {
 		image, extra, ok := componentImage(cfg, id)
@@ -96,7 +102,7 @@ func controlPlaneConfigResources(cfg config.Config) []ownedResource {
 
 		switch id {
 		case k8s.APIServerID:
-			for _, final := range []bool{false, true} {
+			for _, final := range finals {
 				r := k8s.NewAPIServerConfig(k8s.APIServerConfigID)
 				owner := "k8s.ControlPlaneAPIServerController"
 				*r.TypedSpec() = k8s.APIServerConfigSpec{Image: image, ExtraArgs: argValues(extra)}
@@ -110,7 +116,7 @@ func controlPlaneConfigResources(cfg config.Config) []ownedResource {
 				out = append(out, ownedResource{owner, r})
 			}
 		case k8s.ControllerManagerID:
-			for _, final := range []bool{false, true} {
+			for _, final := range finals {
 				r := k8s.NewControllerManagerConfig(k8s.ControllerManagerConfigID)
 				owner := "k8s.ControlPlaneControllerManagerController"
 				*r.TypedSpec() = k8s.ControllerManagerConfigSpec{Enabled: true, Image: image, ExtraArgs: argValues(extra)}
@@ -124,7 +130,7 @@ func controlPlaneConfigResources(cfg config.Config) []ownedResource {
 				out = append(out, ownedResource{owner, r})
 			}
 		case k8s.SchedulerID:
-			for _, final := range []bool{false, true} {
+			for _, final := range finals {
 				r := k8s.NewSchedulerConfig(k8s.SchedulerConfigID)
 				owner := "k8s.ControlPlaneSchedulerController"
 				*r.TypedSpec() = k8s.SchedulerConfigSpec{Enabled: true, Image: image, ExtraArgs: argValues(extra)}
@@ -211,28 +217,15 @@ func anySlice(s []string) []any {
 	return out
 }
 
-// finalConfigImage is the image and command of a component's final config resource.
-func finalConfigImage(r resource.Resource) (string, []string) {
-	switch r := r.(type) {
-	case *k8s.APIServerConfig:
-		return r.TypedSpec().Image, r.TypedSpec().Args
-	case *k8s.ControllerManagerConfig:
-		return r.TypedSpec().Image, r.TypedSpec().Args
-	case *k8s.SchedulerConfig:
-		return r.TypedSpec().Image, r.TypedSpec().Args
-	}
-
-	return "", nil
-}
-
-// finalConfigMetadata is the metadata of a component's final config resource.
-func finalConfigMetadata(id string) *resource.Metadata {
+// componentConfigMetadata is the metadata of the config resource a component's static pod is
+// rendered from: the final one (v1.14) or the config-derived one (v1.13).
+func componentConfigMetadata(id string, final bool) *resource.Metadata {
 	switch id {
 	case k8s.APIServerID:
-		return k8s.NewAPIServerConfig(k8s.FinalAPIServerConfigID).Metadata()
+		return k8s.NewAPIServerConfig(map[bool]string{true: k8s.FinalAPIServerConfigID, false: k8s.APIServerConfigID}[final]).Metadata()
 	case k8s.ControllerManagerID:
-		return k8s.NewControllerManagerConfig(k8s.FinalControllerManagerConfigID).Metadata()
+		return k8s.NewControllerManagerConfig(map[bool]string{true: k8s.FinalControllerManagerConfigID, false: k8s.ControllerManagerConfigID}[final]).Metadata()
 	default:
-		return k8s.NewSchedulerConfig(k8s.FinalSchedulerConfigID).Metadata()
+		return k8s.NewSchedulerConfig(map[bool]string{true: k8s.FinalSchedulerConfigID, false: k8s.SchedulerConfigID}[final]).Metadata()
 	}
 }
