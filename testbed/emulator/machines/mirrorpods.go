@@ -7,8 +7,8 @@ package machines
 // pods bound to the node itself). When the static pod changes, the kubelet deletes the old
 // mirror pod and creates the new one (pkg/kubelet/kubelet.go syncPod: a mirror pod whose hash
 // differs is deleted and recreated), then reports the pod's status: host network, so hostIP =
-// podIP = the node's address; Ready while the container runs and its readiness probe
-// (/readyz, /healthz) passes; an image that cannot be pulled leaves it Pending, waiting with
+// podIP = the node's address; Ready while the container runs and passes its probe
+// (componentReady); an image that cannot be pulled leaves it Pending, waiting with
 // ErrImagePull. talosctl upgrade-k8s waits for exactly this (pkg/cluster/kubernetes/
 // talos_managed.go checkPodStatus).
 
@@ -102,7 +102,10 @@ func mirrorStatus(addr, container, image string, ready bool, pullErr string, sta
 	}}
 }
 
-// componentReady is the readiness probe of a running static pod's program.
+// componentReady is when the kubelet reports a running static pod's container ready (Talos'
+// pods, k8stemplates: kube-scheduler's readiness probe /readyz, kube-controller-manager's
+// startup probe /healthz and no readiness probe; kube-apiserver has none, the emulator waits
+// for its /readyz, as the rest of the testbed does).
 func (em *Emulator) componentReady(n *Node, id string) bool {
 	switch id {
 	case k8s.APIServerID:
@@ -113,7 +116,7 @@ func (em *Emulator) componentReady(n *Node, id string) bool {
 	case k8s.ControllerManagerID:
 		return httpOK(probeClient, "https://"+net.JoinHostPort(n.spec.Address, strconv.Itoa(controllerManagerPort))+"/healthz")
 	default:
-		return httpOK(probeClient, "https://"+net.JoinHostPort(n.spec.Address, strconv.Itoa(schedulerPort))+"/healthz")
+		return httpOK(probeClient, "https://"+net.JoinHostPort(n.spec.Address, strconv.Itoa(schedulerPort))+"/readyz")
 	}
 }
 
