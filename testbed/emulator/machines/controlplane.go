@@ -587,6 +587,8 @@ func (em *Emulator) reconcile() {
 	em.reconcileKwok()
 
 	for _, n := range em.nodes {
+		em.retryKubeletPull(n)
+
 		if err := em.registerNode(n); err != nil {
 			em.log("%s: registering the Node: %v", n.spec.Name, err)
 		}

@@ -57,7 +57,7 @@ func (em *Emulator) startKubelet(n *Node, svc *serviceState, now time.Time) {
 				em.log("%s: kubelet: %s", n.spec.Name, msg)
 			}
 
-			n.kubeletStarted = "" // retried on the node's next change
+			n.kubeletStarted = "" // retried (retryKubeletPull)
 
 			return
 		}
@@ -99,4 +99,15 @@ func (em *Emulator) KubeletLog(n *Node) []string {
 	defer em.mu.Unlock()
 
 	return append([]string(nil), n.kubeletLog...)
+}
+
+// retryKubeletPull starts again a kubelet whose image could not be pulled, as Talos restarts
+// the failed service (once a reconcile, while the image stays unavailable nothing changes).
+func (em *Emulator) retryKubeletPull(n *Node) {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+
+	if svc := n.services["kubelet"]; svc != nil && svc.state == "Failed" && n.kubeletStarted == "" && !n.runsNothing() {
+		em.refreshServices(n)
+	}
 }

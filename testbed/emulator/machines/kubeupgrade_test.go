@@ -284,6 +284,30 @@ func TestKubeletUpgradeRestartsTheService(t *testing.T) {
 	if st, _ := kubeletState(em, n); st != "Failed" {
 		t.Errorf("kubelet service %s, want Failed", st)
 	}
+
+	// the registry fails the version the config names: retried until it pulls
+	if err := em.SetPullFailure(n, "v1.37.2"); err != nil {
+		t.Fatal(err)
+	}
+
+	patchLikeUpgradeK8s(t, em, n, func(mc *configres.MachineConfig) ([]byte, error) {
+		return stdpatches.WithKubeletImage(stdpatches.GuessVersionContractKubelet(mc.Provider()), constants.KubeletImage+":v1.37.2")
+	})
+	em.retryKubeletPull(n)
+
+	if st, _ := kubeletState(em, n); st != "Failed" {
+		t.Errorf("kubelet service %s with the fault switch on, want Failed", st)
+	}
+
+	if err := em.SetPullFailure(n, ""); err != nil {
+		t.Fatal(err)
+	}
+
+	em.retryKubeletPull(n)
+
+	if ev := next(t, ch); ev.Type != state.Created {
+		t.Errorf("the pull works again: %v, want Created", ev.Type)
+	}
 }
 
 func TestImagePull(t *testing.T) {
