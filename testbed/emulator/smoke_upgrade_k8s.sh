@@ -6,7 +6,8 @@
 #   testbed/emulator/smoke_upgrade_k8s.sh      (binaries through testbed/gobuild.py; KEEP=1 keeps its directory)
 #
 # Loopback only, on 127.0.12.x (away from the testbed's 127.0.1.x and the other smoke tests'
-# 127.0.9.x): the factory on 127.0.12.5:5000, cp1..cp3 127.0.12.11-13, w1 127.0.12.21.
+# 127.0.9.x): the factory on 127.0.12.5:5000, cp1..cp3 127.0.12.11-13 behind the VIP 127.0.12.10
+# (the cluster endpoint, as the collection deploys it), w1 127.0.12.21.
 # Checks: a dry run changes nothing; a version without a build (1.37.1) and the pull-failure
 # fault switch fail the upgrade at its pre-pull, changing nothing; the upgrade itself leaves every
 # kube-apiserver, kube-controller-manager and kube-scheduler running the new build (the
@@ -33,6 +34,7 @@ pids=()
 factory=127.0.12.5:5000
 cps=(127.0.12.11 127.0.12.12 127.0.12.13)
 worker=127.0.12.21
+vip=127.0.12.10
 cp=${cps[0]}
 
 cleanup() {
@@ -76,15 +78,16 @@ echo 'customization: {}' >empty.schematic.yaml
 empty=$(curl -sf -X POST --data-binary @empty.schematic.yaml "http://$factory/schematics" | jq -r .id)
 
 "$TALOSCTL" gen secrets -o secrets.yaml >/dev/null 2>&1
-"$TALOSCTL" gen config demo "https://$cp:6443" --with-secrets secrets.yaml --talos-version v1.14 --install-disk /dev/sda \
-    --install-image "$factory/metal-installer/$empty:v1.14.1" --kubernetes-version "$from" \
+printf 'apiVersion: v1alpha1\nkind: Layer2VIPConfig\nname: %s\nlink: enp1s0\n' $vip >vip.yaml
+"$TALOSCTL" gen config demo "https://$vip:6443" --with-secrets secrets.yaml --talos-version v1.14 --install-disk /dev/sda \
+    --install-image "$factory/metal-installer/$empty:v1.14.1" --kubernetes-version "$from" --config-patch-control-plane @vip.yaml \
     --with-docs=false --with-examples=false -o . >/dev/null 2>&1
 
 {
     for i in 1 2 3; do
-        echo "- {name: cp$i, address: ${cps[$((i - 1))]}, hardware: {cpus: 4, memory: 16Gi, disks: [{dev_path: /dev/sda, serial: C$i, size: 100Gi}]}}"
+        echo "- {name: cp$i, address: ${cps[$((i - 1))]}, hardware: {cpus: 4, memory: 16Gi, nics: [{name: enp1s0, mac: '52:54:00:00:0c:0$i'}], disks: [{dev_path: /dev/sda, serial: C$i, size: 100Gi}]}}"
     done
-    echo "- {name: w1, address: $worker, hardware: {cpus: 8, memory: 32Gi, disks: [{dev_path: /dev/sda, serial: W1, size: 100Gi}]}}"
+    echo "- {name: w1, address: $worker, hardware: {cpus: 8, memory: 32Gi, nics: [{name: enp1s0, mac: '52:54:00:00:0c:21'}], disks: [{dev_path: /dev/sda, serial: W1, size: 100Gi}]}}"
 } >nodes.yaml
 "$EMULATOR" --nodes nodes.yaml --state state --reboot-delay 1s --etcd "$ETCD" --kube "$from=$KUBE_FROM" --kube "$to=$KUBE_TO" \
     --kwok "$KWOK" --kwok-config "$here/../kwok/stages.yaml" >ready 2>>emulator.log &
@@ -170,11 +173,11 @@ processes >out
 ok "every kube-apiserver, kube-controller-manager and kube-scheduler runs the $to build"
 
 : >out
-for ip in "${cps[@]}"; do
+for ip in "${cps[@]}" $vip; do
     k --server "https://$ip:6443" get --raw /version | jq -r .gitVersion >>out
 done
-[[ $(grep -cx "$to" out) == 3 ]] || fail "/version of every API server"
-ok "/version of every API server: $to"
+[[ $(grep -cx "$to" out) == 4 ]] || fail "/version of every API server and through the VIP"
+ok "/version of every API server and through the VIP: $to"
 
 images >out
 [[ $(grep -c ":$to .* True$" out) == 9 ]] || fail "9 Ready mirror pods at $to"
