@@ -5,9 +5,9 @@ package machines
 // (pkg/kubelet/pod/mirror_client.go CreateMirrorPod: the annotation kubernetes.io/config.mirror
 // holding the static pod's hash, the Node as controlling owner; NodeRestriction admits only such
 // pods bound to the node itself). When the static pod changes, the kubelet deletes the old
-// mirror pod and creates the new one (pkg/kubelet/kubelet.go tryReconcileMirrorPods: a mirror pod that is not the
-// static pod's is deleted and recreated), then reports the pod's status: host network, so hostIP =
-// podIP = the node's address; Ready while the container runs and passes its probe
+// mirror pod and creates the new one (pkg/kubelet/kubelet.go tryReconcileMirrorPods: a mirror
+// pod that is not the static pod's is deleted and recreated), then reports the pod's status:
+// host network, so hostIP = podIP = the node's address; Ready while the container runs and passes its probe
 // (componentReady); an image that cannot be pulled leaves it Pending, waiting with
 // ErrImagePull. talosctl upgrade-k8s waits for exactly this (pkg/cluster/kubernetes/
 // talos_managed.go checkPodStatus).
