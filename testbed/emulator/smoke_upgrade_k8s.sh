@@ -9,7 +9,8 @@
 # 127.0.9.x): the factory on 127.0.12.5:5000, cp1..cp3 127.0.12.11-13 behind the VIP 127.0.12.10
 # (the cluster endpoint, as the collection deploys it), w1 127.0.12.21.
 # Checks: a dry run changes nothing; a version without a build (1.37.1) and the pull-failure
-# fault switch fail the upgrade at its pre-pull, changing nothing; the upgrade itself leaves every
+# fault switch fail the upgrade at its pre-pull, changing nothing, as do an unsupported path and
+# a config naming a Kubernetes Talos v1.14 does not run; the upgrade itself leaves every
 # kube-apiserver, kube-controller-manager and kube-scheduler running the new build (the
 # processes, /version of each API server), their mirror pods naming the new images and every
 # Node's kubelet at the new version.
@@ -151,6 +152,15 @@ has 'NotFound' "version without a build"
 state_of_cluster after
 diff before after >out || fail "the failed upgrade changed the cluster"
 ok "upgrade-k8s to a version without a build fails at the pre-pull: $(grep -o 'error pre-pulling.*' no-build.out | head -c 200)"
+
+run "unsupported path" fail $(tc) upgrade-k8s --from "$from" --to 1.38.0
+has 'unsupported upgrade path 1.36->1.38 (from "1.36.3" to "1.38.0")' "path 1.36->1.38"
+printf 'apiVersion: v1alpha1\nkind: KubeAPIServerConfig\nimage: registry.k8s.io/kube-apiserver:v1.38.0\n' >too-new.yaml
+run "1.38 in a config" fail --talosconfig talosconfig -e $cp -n "${cps[2]}" patch machineconfig --mode no-reboot --patch @too-new.yaml
+has "version of Kubernetes 1.38.0 is too new to be used with Talos 1.14.1" "a v1.14.1 machine's validation"
+state_of_cluster after
+diff before after >out || fail "the refusals changed the cluster"
+ok "refused as Talos v1.14.1 does: the path 1.36->1.38 (talosctl), Kubernetes 1.38.0 in a config (the machine)"
 
 control "pull-failure?node=w1&version=$to" >/dev/null
 run "fault switch" fail $(tc) upgrade-k8s --from "$from" --to "$to"
