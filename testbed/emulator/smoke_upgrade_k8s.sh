@@ -198,6 +198,12 @@ k get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.status.nodeInfo.kub
 [[ $(grep -c " $to$" out) == 4 ]] || fail "every Node's kubelet at $to"
 ok "every Node's kubeletVersion: $to"
 
+SECONDS=0
+run "health after" 0 $(tc) health --control-plane-nodes "$(IFS=,; echo "${cps[*]}")" --worker-nodes $worker --wait-timeout 2m
+run "rerun" 0 $(tc) upgrade-k8s --from "$to" --to "$to"
+grep -q " > update " out && fail "the rerun updated something"
+ok "after the upgrade talosctl health passes; a rerun at $to updates nothing (${SECONDS}s)"
+
 # a static pod whose image has no build: the pull fails, the program stops, its mirror pod waits
 sched() {
     printf 'apiVersion: v1alpha1\nkind: KubeSchedulerConfig\nimage: registry.k8s.io/kube-scheduler:%s\n' "$1" >sched.yaml
