@@ -87,8 +87,8 @@ def kube_flags(pins: dict[str, str]) -> list[str]:
     """The emulator's --kube VERSION=PATH flags: the deployed and the upgrade target's Kubernetes
     (a control plane runs the binary of the version its config's images name)."""
     flags = []
-    for key in ("KUBERNETES_VERSION", "KUBERNETES_UPGRADE_VERSION"):
-        flags += ["--kube", f"{pins[key]}={gobuild.build('kube', pins[key])}"]
+    for version in dict.fromkeys(pins[key] for key in ("KUBERNETES_VERSION", "KUBERNETES_UPGRADE_VERSION")):
+        flags += ["--kube", f"{version}={gobuild.build('kube', version)}"]
     return flags
 
 
