@@ -75,6 +75,7 @@ type runtime struct {
 	images     map[string]string
 	pullErrors map[string]string
 	mirrors    map[string]string
+	readyPIDs  map[string]int // the controller-manager/scheduler processes seen ready
 
 	// the kubelet's client (its system:node certificate) and what it was issued for; the last
 	// NodeApplyController pass that succeeded and the last error it logged

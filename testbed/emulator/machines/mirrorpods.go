@@ -156,7 +156,17 @@ func (em *Emulator) reconcileMirrorPods(n *Node) error {
 
 		static := statics[id]
 		image := static["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)["image"].(string)
-		up := pullErr == "" && proc != nil && proc.Alive() && runningImage == image && em.componentReady(n, id)
+		up := pullErr == "" && proc != nil && proc.Alive() && runningImage == image &&
+			(id != k8s.APIServerID && n.rt.readyPIDs[id] == proc.Pid() || em.componentReady(n, id))
+
+		if up && id != k8s.APIServerID {
+			// probed once per process: a controller-manager or scheduler that answered stays ready
+			if n.rt.readyPIDs == nil {
+				n.rt.readyPIDs = map[string]int{}
+			}
+
+			n.rt.readyPIDs[id] = proc.Pid()
+		}
 		name := id + "-" + nodeName
 		posted := fmt.Sprintf("%s %t %s", staticPodHash(static), up, pullErr)
 
