@@ -683,7 +683,7 @@ func (em *Emulator) reconcileControlPlane(n *Node) error {
 			}
 
 			em.mu.Lock()
-			kube, err := resolveKubeImage(em.tools.Kube, n.pullFailures, image)
+			kube, err := em.pullKubeImage(n, image)
 			em.mu.Unlock()
 
 			c.image, c.kube = image, kube

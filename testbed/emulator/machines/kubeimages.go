@@ -110,6 +110,28 @@ func resolveKubeImage(bins KubeBinaries, failing map[string]bool, ref string) (s
 	return path, nil
 }
 
+// pullKubeImage is the node's containerd pulling a Kubernetes image: an image it already holds
+// needs no registry (static pods and the kubelet pull only when absent, machined's ImagePull
+// skips a pulled one: image.WithSkipIfAlreadyPulled), anything else is resolved in the registry,
+// which the node's fault switch may fail. Called with em.mu held.
+func (em *Emulator) pullKubeImage(n *Node, ref string) (string, error) {
+	failing := n.pullFailures
+	if n.kubeImages[ref] {
+		failing = nil
+	}
+
+	path, err := resolveKubeImage(em.tools.Kube, failing, ref)
+	if err == nil {
+		if n.kubeImages == nil {
+			n.kubeImages = map[string]bool{}
+		}
+
+		n.kubeImages[ref] = true
+	}
+
+	return path, err
+}
+
 // semverOf is a tag's version (v1.37.2), the zero version when it is not one.
 func semverOf(tag string) semver.Version {
 	v, _ := semver.ParseTolerant(tag) //nolint:errcheck
@@ -124,7 +146,7 @@ func semverOf(tag string) semver.Version {
 // found. Real v1.14 retries a not-found pull a few times first; the emulator answers at once.
 func (em *Emulator) ImagePull(n *Node, ref string) error {
 	em.mu.Lock()
-	_, err := resolveKubeImage(em.tools.Kube, n.pullFailures, ref)
+	_, err := em.pullKubeImage(n, ref)
 	em.mu.Unlock()
 
 	switch {
@@ -138,8 +160,8 @@ func (em *Emulator) ImagePull(n *Node, ref string) error {
 }
 
 // SetPullFailure is the testbed's fault switch for Kubernetes upgrades: the node's pulls of
-// every Kubernetes image of version (v1.37.2) fail, so its static pods and kubelet of that
-// version cannot start; an empty version clears the switch.
+// every Kubernetes image of version (v1.37.2) it does not hold yet fail, so its static pods and
+// kubelet of that version cannot start; an empty version clears the switch.
 func (em *Emulator) SetPullFailure(n *Node, version string) error {
 	if version != "" && !kubeVersionPattern.MatchString(version) {
 		return fmt.Errorf("version %q is not a Kubernetes version such as v1.37.2", version)

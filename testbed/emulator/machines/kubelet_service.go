@@ -49,7 +49,7 @@ func (em *Emulator) startKubelet(n *Node, svc *serviceState, now time.Time) {
 
 	if em.tools.Enabled() {
 		// the kubelet service's pre stage pulls its image (system/services/kubelet.go PreFunc)
-		if _, err := resolveKubeImage(em.tools.Kube, n.pullFailures, spec.Image); err != nil {
+		if _, err := em.pullKubeImage(n, spec.Image); err != nil {
 			msg := fmt.Sprintf("Failed to run pre stage: failed to pull image %q: %v", spec.Image, err)
 			if svc.state != "Failed" || svc.events[len(svc.events)-1].msg != msg {
 				svc.healthy = false

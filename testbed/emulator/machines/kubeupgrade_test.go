@@ -94,7 +94,7 @@ func upgradeNode(t *testing.T) (*Emulator, *Node) {
 	host := testutil.Factory(t)
 	n := nodeOf(t, "cp1", "127.0.1.71", "")
 	em := &Emulator{nodes: []*Node{n}, log: t.Logf, kicks: make(chan struct{}, 1),
-		tools: Tools{Etcd: "etcd", Kube: KubeBinaries{"v1.36.3": "/bin/kube136", "v1.37.2": "/bin/kube137"}}}
+		tools: Tools{Etcd: "etcd", Kube: KubeBinaries{"v1.36.3": "/bin/kube136", "v1.37.0": "/bin/kube1370", "v1.37.2": "/bin/kube137"}}}
 
 	apply(t, em, n, gen114(t, machinetype.TypeControlPlane, host+"/metal-installer/"+testutil.EmptyID+":"+testutil.V114))
 	awaitBoot(t, em, n)
@@ -286,12 +286,12 @@ func TestKubeletUpgradeRestartsTheService(t *testing.T) {
 	}
 
 	// the registry fails the version the config names: retried until it pulls
-	if err := em.SetPullFailure(n, "v1.37.2"); err != nil {
+	if err := em.SetPullFailure(n, "v1.37.0"); err != nil {
 		t.Fatal(err)
 	}
 
 	patchLikeUpgradeK8s(t, em, n, func(mc *configres.MachineConfig) ([]byte, error) {
-		return stdpatches.WithKubeletImage(stdpatches.GuessVersionContractKubelet(mc.Provider()), constants.KubeletImage+":v1.37.2")
+		return stdpatches.WithKubeletImage(stdpatches.GuessVersionContractKubelet(mc.Provider()), constants.KubeletImage+":v1.37.0")
 	})
 	em.retryKubeletPull(n)
 
@@ -307,6 +307,23 @@ func TestKubeletUpgradeRestartsTheService(t *testing.T) {
 
 	if ev := next(t, ch); ev.Type != state.Created {
 		t.Errorf("the pull works again: %v, want Created", ev.Type)
+	}
+
+	// an image the node holds needs no registry: the switch does not stop it coming back
+	if err := em.SetPullFailure(n, "v1.37.2"); err != nil {
+		t.Fatal(err)
+	}
+
+	patchLikeUpgradeK8s(t, em, n, func(mc *configres.MachineConfig) ([]byte, error) {
+		return stdpatches.WithKubeletImage(stdpatches.GuessVersionContractKubelet(mc.Provider()), constants.KubeletImage+":v1.37.2")
+	})
+
+	if ev := next(t, ch); ev.Type != state.Destroyed {
+		t.Errorf("back to the held image: %v, want Destroyed", ev.Type)
+	}
+
+	if ev := next(t, ch); ev.Type != state.Created {
+		t.Errorf("back to the held image: %v, want Created", ev.Type)
 	}
 }
 
