@@ -62,14 +62,16 @@ sanity:
 unit:
 	./tests/pytest.sh tests/unit
 
-# the node emulator's own tests, then its end-to-end check with the real talosctl; the Image
-# Factory's tests (schematic IDs against testdata/ids.txt, its HTTP API and CLI); the harness'
-# own pytest tests (the test control plane, the kubelet feature-gate table)
+# the node emulator's own tests, then its end-to-end checks with the real talosctl (machines,
+# v1.14 machines, upgrade-k8s); the Image Factory's tests (schematic IDs against
+# testdata/ids.txt, its HTTP API and CLI); the harness' own pytest tests (the test control
+# plane, the kubelet feature-gate table)
 testbed:
 	cd testbed/imagefactory && GOFLAGS=-mod=mod GOSUMDB=off go test ./...
 	cd testbed/emulator && GOFLAGS=-mod=mod GOSUMDB=off go test ./...
 	testbed/emulator/smoke_test.sh
 	testbed/emulator/smoke_v114.sh
+	testbed/emulator/smoke_upgrade_k8s.sh
 	./tests/pytest.sh testbed/tests
 
 # two pytest processes side by side: the tests of the testbed's machines, and the others

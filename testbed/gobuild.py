@@ -351,6 +351,8 @@ def main() -> None:
         # the other contracts' validators
         build("talosctl", pins["TALOSCTL_PREVIOUS_VERSION"])
         build("talosctl", pins["TALOSCTL_LEGACY_VERSION"])
+        # the Kubernetes the emulated control planes are upgraded to
+        build("kube", pins["KUBERNETES_UPGRADE_VERSION"])
         return
     if not args.name:
         parser.error("NAME is required")

@@ -8,6 +8,7 @@ BMC is to a real machine:
     machines.py stop [--state DIR]
     machines.py power-on|power-off NAME [--state DIR]
     machines.py boot-fallback NAME [--off] [--state DIR]   NAME's next boot into an upgrade falls back
+    machines.py pull-failure NAME [--version V] [--state DIR]   NAME's pulls of Kubernetes V fail (no V: clear)
 
 DIR defaults to $TESTBED_STATE, else make demo's state directory.
 
@@ -82,6 +83,15 @@ def _terminate(process: subprocess.Popen, pid_file: Path) -> None:
     pid_file.unlink(missing_ok=True)
 
 
+def kube_flags(pins: dict[str, str]) -> list[str]:
+    """The emulator's --kube VERSION=PATH flags: the deployed and the upgrade target's Kubernetes
+    (a control plane runs the binary of the version its config's images name)."""
+    flags = []
+    for version in dict.fromkeys(pins[key] for key in ("KUBERNETES_VERSION", "KUBERNETES_UPGRADE_VERSION")):
+        flags += ["--kube", f"{version}={gobuild.build('kube', version)}"]
+    return flags
+
+
 class Machines:
     """The Image Factory, then the emulator, each in a session of its own; returns from start
     once the factory and every node's listener are up. Their pids are kept in
@@ -93,7 +103,7 @@ class Machines:
         argv = [str(binary), "--nodes", str(description), "--state", str(state / "machines")]
         if control_planes:
             argv += ["--etcd", str(gobuild.build("etcd", pins["ETCD_VERSION"])),
-                     "--kube", str(gobuild.build("kube", pins["KUBERNETES_VERSION"])),
+                     *kube_flags(pins),
                      "--kwok", str(gobuild.build("kwok", pins["KWOK_VERSION"])),
                      "--kwok-config", str(HERE / "kwok" / "stages.yaml")]
         state.mkdir(parents=True, exist_ok=True)
@@ -164,11 +174,20 @@ def boot_fallback(state: Path, node: str, on: bool = True) -> str:
     return control(state, f"boot-fallback?node={node}{'' if on else '&off=1'}")
 
 
+def pull_failure(state: Path, node: str, version: str = "") -> str:
+    """The emulator's Kubernetes upgrade fault switch: NODE's pulls of every Kubernetes image of
+    VERSION (v1.37.2) fail, so `talosctl upgrade-k8s` fails at its pre-pull, or that version's
+    components and kubelet cannot start there; an empty version clears it."""
+    return control(state, f"pull-failure?node={node}&version={version}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["start", "stop", "power-on", "power-off", "boot-fallback"])
-    parser.add_argument("node", nargs="?", help="the machine's name or address (power-on, power-off, boot-fallback)")
+    parser.add_argument("action", choices=["start", "stop", "power-on", "power-off", "boot-fallback", "pull-failure"])
+    parser.add_argument("node", nargs="?", help="the machine's name or address (power-on, power-off, boot-fallback, "
+                        "pull-failure)")
     parser.add_argument("--off", action="store_true", help="boot-fallback: clear the switch")
+    parser.add_argument("--version", default="", help="pull-failure: the Kubernetes version (v1.37.2); none clears it")
     parser.add_argument("--state", type=Path, default=Path(os.environ.get("TESTBED_STATE", DEMO_STATE)))
     parser.add_argument("--nodes", type=Path, default=LOCAL_MACHINES, help="the machines' description (start)")
     args = parser.parse_args()
@@ -183,6 +202,8 @@ def main() -> None:
             parser.error(f"{args.action} needs a NODE")
         elif args.action == "boot-fallback":
             print(boot_fallback(args.state, args.node, not args.off))
+        elif args.action == "pull-failure":
+            print(pull_failure(args.state, args.node, args.version))
         else:
             print(power(args.state, args.node, args.action == "power-on"))
     except (OSError, RuntimeError) as error:

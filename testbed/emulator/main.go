@@ -35,7 +35,8 @@ func main() {
 	var tools machines.Tools
 
 	flag.StringVar(&tools.Etcd, "etcd", "", "etcd binary: control planes run real etcd and Kubernetes (needs --kube)")
-	flag.StringVar(&tools.Kube, "kube", "", "binary dispatching kube-apiserver|kube-controller-manager|kube-scheduler")
+	tools.Kube = machines.KubeBinaries{}
+	flag.Var(tools.Kube, "kube", "VERSION=PATH (repeatable): the kube binary (kube-apiserver|kube-controller-manager|kube-scheduler) of Kubernetes VERSION; a control plane runs the one its config's image tag names")
 	flag.StringVar(&tools.Kwok, "kwok", "", "kwok binary keeping the registered Nodes Ready")
 	flag.StringVar(&tools.KwokConfig, "kwok-config", "", "kwok stages file")
 	flag.Parse()

@@ -99,7 +99,7 @@ cat >nodes.yaml <<EOF
   address: $worker
   hardware: {cpus: 8, memory: 32Gi, disks: [{dev_path: /dev/sda, serial: W1, size: 100Gi}]}
 EOF
-"$EMULATOR" --nodes nodes.yaml --state state --reboot-delay 1s --etcd "$ETCD" --kube "$KUBE" \
+"$EMULATOR" --nodes nodes.yaml --state state --reboot-delay 1s --etcd "$ETCD" --kube "$(pin KUBERNETES_VERSION)=$KUBE" \
     --kwok "$KWOK" --kwok-config "$here/../kwok/stages.yaml" >ready 2>>emulator.log &
 pids+=($!)
 for _ in $(seq 100); do grep -qx ready ready && break; sleep 0.1; done

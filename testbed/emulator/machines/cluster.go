@@ -157,7 +157,8 @@ func (em *Emulator) SetShutdownDelay(n *Node, delay *time.Duration) {
 // ServeControl is the testbed's power control on a unix socket (POST /power-on?node=NAME,
 // /power-off?node=NAME), what a BMC is to real machines, and its fault switches
 // (POST /shutdown-delay?node=NAME&delay=DURATION, an empty delay restores the default;
-// POST /boot-fallback?node=NAME, with &off=1 to clear it: upgrade.go SetBootFallback).
+// POST /boot-fallback?node=NAME, with &off=1 to clear it: upgrade.go SetBootFallback;
+// POST /pull-failure?node=NAME&version=v1.37.2, an empty version clears it: kubeimages.go).
 func (em *Emulator) ServeControl(path string) (func(), error) {
 	os.Remove(path) //nolint:errcheck
 
@@ -218,6 +219,27 @@ func (em *Emulator) ServeControl(path string) (func(), error) {
 		on := r.URL.Query().Get("off") == ""
 		em.SetBootFallback(n, on)
 		fmt.Fprintf(w, "%s: boot fallback %s\n", n.spec.Name, map[bool]string{true: "armed", false: "cleared"}[on])
+	})
+
+	// the Kubernetes upgrade fault switch: the node's pulls of that version's images fail
+	mux.HandleFunc("POST /pull-failure", func(w http.ResponseWriter, r *http.Request) {
+		n := em.requestedNode(w, r)
+		if n == nil {
+			return
+		}
+
+		version := r.URL.Query().Get("version")
+		if err := em.SetPullFailure(n, version); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+
+			return
+		}
+
+		if version == "" {
+			version = "none"
+		}
+
+		fmt.Fprintf(w, "%s: image pulls failing: %s\n", n.spec.Name, version)
 	})
 
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}

@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/blang/semver/v4"
 	"github.com/siderolabs/gen/xslices"
 	"github.com/siderolabs/talos/pkg/machinery/config"
 	"github.com/siderolabs/talos/pkg/machinery/constants"
@@ -47,10 +48,12 @@ import (
 // Tools are the real binaries the control planes run; without them (unit tests, the smoke
 // test) etcd data is only recorded and no process starts.
 type Tools struct {
-	Etcd, Kube, Kwok, KwokConfig string
+	Etcd, Kwok, KwokConfig string
+	// Kube holds the kube binaries by Kubernetes version (kubeimages.go)
+	Kube KubeBinaries
 }
 
-func (t Tools) Enabled() bool { return t.Etcd != "" && t.Kube != "" }
+func (t Tools) Enabled() bool { return t.Etcd != "" && len(t.Kube) > 0 }
 
 const (
 	apiServerPort         = 6443
@@ -66,6 +69,13 @@ type runtime struct {
 	etcdUp     bool // etcd answers /health
 	apiReady   bool // kube-apiserver answers /readyz
 	registered string
+
+	// the static pods: the image each runs, the pull error of the one it should run
+	// (kubeimages.go), and the mirror pods posted (mirrorpods.go): name -> what was posted
+	images     map[string]string
+	pullErrors map[string]string
+	mirrors    map[string]string
+	readyPIDs  map[string]int // the controller-manager/scheduler processes seen ready
 
 	// the kubelet's client (its system:node certificate) and what it was issued for; the last
 	// NodeApplyController pass that succeeded and the last error it logged
@@ -578,16 +588,37 @@ func (em *Emulator) reconcile() {
 	em.reconcileKwok()
 
 	for _, n := range em.nodes {
+		em.retryKubeletPull(n)
+
 		if err := em.registerNode(n); err != nil {
 			em.log("%s: registering the Node: %v", n.spec.Name, err)
+		}
+
+		if err := em.reconcileMirrorPods(n); err != nil {
+			em.log("%s: %v", n.spec.Name, err)
 		}
 	}
 }
 
-// component is one program of a control plane, started once its predecessor is up.
+// component is one program of a control plane, started once its predecessor is up; a static
+// pod runs the kube binary of its image.
 type component struct {
-	name string
-	args func() ([]string, error)
+	name        string
+	image, kube string
+	args        func(c component) ([]string, error)
+}
+
+// loopbackAdvertiseArgs are what a kube-apiserver of the image's version needs to advertise a
+// loopback address, a testbed-only necessity (real nodes advertise routable addresses): from
+// 1.37 the default (lease) endpoint reconciler refuses loopback addresses at start
+// (pkg/controlplane/instance.go, ValidateIP), so those run without one and the default
+// "kubernetes" Service gets no endpoints from them.
+func loopbackAdvertiseArgs(image string) []string {
+	if _, tag := splitImage(image); semver.MustParseRange(">=1.37.0")(semverOf(tag)) {
+		return []string{"--endpoint-reconciler-type", "none"}
+	}
+
+	return nil
 }
 
 func (em *Emulator) reconcileControlPlane(n *Node) error {
@@ -610,10 +641,10 @@ func (em *Emulator) reconcileControlPlane(n *Node) error {
 	addr := n.spec.Address
 	kubeconfig := p.path("admin.kubeconfig")
 	components := []component{
-		{"etcd", func() ([]string, error) { return em.etcdArgs(n, cfg, p) }},
-		{"kube-apiserver", func() ([]string, error) {
-			return []string{
-				em.tools.Kube, "kube-apiserver",
+		{name: "etcd", args: func(component) ([]string, error) { return em.etcdArgs(n, cfg, p) }},
+		{name: k8s.APIServerID, args: func(c component) ([]string, error) {
+			return append([]string{
+				c.kube, "kube-apiserver",
 				"--etcd-servers", n.etcdURL(constants.EtcdClientPort), "--etcd-cafile", p.path("etcd-ca.crt"),
 				"--etcd-certfile", p.path("etcd.crt"), "--etcd-keyfile", p.path("etcd.key"),
 				"--bind-address", addr, "--advertise-address", addr, "--secure-port", strconv.Itoa(apiServerPort),
@@ -624,24 +655,47 @@ func (em *Emulator) reconcileControlPlane(n *Node) error {
 				// the issuer URL first (control_plane_final.go); the v1alpha1 shim's is the endpoint
 				"--service-account-issuer", cfg.K8sServiceAccountConfig().IssuerURL(),
 				"--service-account-key-file", p.path("sa.key"), "--service-account-signing-key-file", p.path("sa.key"),
-			}, nil
+			}, loopbackAdvertiseArgs(c.image)...), nil
 		}},
-		{"kube-controller-manager", func() ([]string, error) {
+		{name: k8s.ControllerManagerID, args: func(c component) ([]string, error) {
 			return []string{
-				em.tools.Kube, "kube-controller-manager", "--kubeconfig", kubeconfig,
+				c.kube, "kube-controller-manager", "--kubeconfig", kubeconfig,
 				"--bind-address", addr, "--secure-port", strconv.Itoa(controllerManagerPort), "--leader-elect=true",
 				"--service-account-private-key-file", p.path("sa.key"), "--root-ca-file", p.path("ca.crt"),
 				"--cluster-signing-cert-file", p.path("ca.crt"), "--cluster-signing-key-file", p.path("ca.key"),
 				"--use-service-account-credentials=false",
 			}, nil
 		}},
-		{"kube-scheduler", func() ([]string, error) {
-			return []string{em.tools.Kube, "kube-scheduler", "--kubeconfig", kubeconfig,
+		{name: k8s.SchedulerID, args: func(c component) ([]string, error) {
+			return []string{c.kube, "kube-scheduler", "--kubeconfig", kubeconfig,
 				"--bind-address", addr, "--secure-port", strconv.Itoa(schedulerPort), "--leader-elect=true"}, nil
 		}},
 	}
 
 	for i, c := range components {
+		if i > 0 {
+			// a static pod: the kube binary of the version its image names (kubeimages.go)
+			image, _, enabled := componentImage(cfg, c.name)
+			if !enabled {
+				em.stopComponent(n, c.name, "disabled in the config")
+
+				continue
+			}
+
+			em.mu.Lock()
+			kube, err := em.pullKubeImage(n, image)
+			em.mu.Unlock()
+
+			c.image, c.kube = image, kube
+			if em.setPullError(n, c.name, image, err) {
+				if i == 1 {
+					return errWait // nothing runs without an API server
+				}
+
+				continue
+			}
+		}
+
 		if err := em.ensureProcess(n, c); err != nil {
 			return fmt.Errorf("%s: %w", c.name, err)
 		}
@@ -696,16 +750,21 @@ func (em *Emulator) setProbe(n *Node, set func()) {
 
 // ensureProcess starts the component if it is not running (again, if it died: Talos restarts
 // failed services), logging why it stopped.
+// A static pod whose image changed is replaced: the kubelet stops the old container and starts
+// the new one, on this node only.
 func (em *Emulator) ensureProcess(n *Node, c component) error {
 	if p := n.rt.procs[c.name]; p != nil {
-		if p.Alive() {
+		switch {
+		case p.Alive() && n.rt.images[c.name] == c.image:
 			return nil
+		case p.Alive():
+			em.stopComponent(n, c.name, fmt.Sprintf("its image changed from %s to %s", n.rt.images[c.name], c.image))
+		default:
+			em.log("%s: %s exited (%v), restarting; log tail:\n%s", n.spec.Name, c.name, p.Exit(), p.Tail())
 		}
-
-		em.log("%s: %s exited (%v), restarting; log tail:\n%s", n.spec.Name, c.name, p.Exit(), p.Tail())
 	}
 
-	argv, err := c.args()
+	argv, err := c.args(c)
 	if err != nil {
 		return err
 	}
@@ -726,10 +785,71 @@ func (em *Emulator) ensureProcess(n *Node, c component) error {
 	}
 
 	n.rt.procs[c.name] = p
+
+	if n.rt.images == nil {
+		n.rt.images = map[string]string{}
+	}
+
+	n.rt.images[c.name] = c.image
 	em.mu.Unlock()
-	em.log("%s: started %s (pid %d)", n.spec.Name, c.name, p.Pid())
+
+	if c.image != "" {
+		em.log("%s: started %s %s (pid %d)", n.spec.Name, c.name, c.image, p.Pid())
+	} else {
+		em.log("%s: started %s (pid %d)", n.spec.Name, c.name, p.Pid())
+	}
 
 	return nil
+}
+
+// stopComponent stops one static pod's program, saying why.
+func (em *Emulator) stopComponent(n *Node, name, why string) {
+	p := n.rt.procs[name]
+	if p == nil {
+		return
+	}
+
+	em.log("%s: stopping %s: %s", n.spec.Name, name, why)
+	p.Stop()
+
+	em.mu.Lock()
+	delete(n.rt.procs, name)
+	delete(n.rt.images, name)
+
+	if name == k8s.APIServerID {
+		n.rt.apiReady = false
+	}
+	em.mu.Unlock()
+}
+
+// setPullError records whether a static pod's image could be pulled (its mirror pod shows
+// ErrImagePull) and reports whether it failed; the failure is logged once per image, and the
+// component's old container is gone (the kubelet stopped it to start the new one).
+func (em *Emulator) setPullError(n *Node, name, image string, err error) bool {
+	em.mu.Lock()
+	if n.rt.pullErrors == nil {
+		n.rt.pullErrors = map[string]string{}
+	}
+
+	before := n.rt.pullErrors[name]
+	if err == nil {
+		delete(n.rt.pullErrors, name)
+	} else {
+		n.rt.pullErrors[name] = err.Error()
+	}
+	em.mu.Unlock()
+
+	if err == nil {
+		return false
+	}
+
+	if before != err.Error() {
+		em.log("%s: %s: ErrImagePull: failed to pull and unpack image %q: %v", n.spec.Name, name, image, err)
+	}
+
+	em.stopComponent(n, name, "its image cannot be pulled")
+
+	return true
 }
 
 // stopProcesses stops a node's programs (power off, or no longer a control plane).
@@ -741,7 +861,7 @@ func (em *Emulator) stopProcesses(n *Node) {
 	stopKubernetesFirst(n.rt.procs, func(name string) { em.log("%s: stopping %s", n.spec.Name, name) })
 
 	em.mu.Lock()
-	n.rt.procs = nil
+	n.rt.procs, n.rt.images, n.rt.mirrors = nil, nil, nil
 	em.mu.Unlock()
 
 	em.setProbe(n, func() { n.rt.etcdUp, n.rt.apiReady = false, false })

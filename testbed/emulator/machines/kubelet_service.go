@@ -29,14 +29,39 @@ func (em *Emulator) startKubelet(n *Node, svc *serviceState, now time.Time) {
 		return
 	}
 
-	sum := sha256.Sum256(raw)
+	// the KubeletSpec: its config, image and flags
+	spec := kubeletSpec(n.running).TypedSpec()
+	sum := sha256.Sum256(fmt.Appendf(raw, "\x00%s\x00%q", spec.Image, spec.Args))
 	started := hex.EncodeToString(sum[:])
 
 	if n.kubeletStarted == started && svc.changed.Before(n.kubeletStartedAt) {
 		return
 	}
 
+	if n.kubeletStarted != "" && n.kubeletStarted != started && svc.state == "Running" {
+		// a new spec: Talos stops the kubelet, then starts it; the Services resource is
+		// destroyed meanwhile (what upgrade-k8s waits for before the kubelet comes back)
+		svc.event(now, "Finished", "Service finished successfully")
+		em.syncResources(n)
+	}
+
 	n.kubeletStarted, n.kubeletStartedAt = started, now.Add(time.Nanosecond)
+
+	if em.tools.Enabled() {
+		// the kubelet service's pre stage pulls its image (system/services/kubelet.go PreFunc)
+		if _, err := em.pullKubeImage(n, spec.Image); err != nil {
+			msg := fmt.Sprintf("Failed to run pre stage: failed to pull image %q: %v", spec.Image, err)
+			if svc.state != "Failed" || svc.events[len(svc.events)-1].msg != msg {
+				svc.healthy = false
+				svc.event(now, "Failed", msg)
+				em.log("%s: kubelet: %s", n.spec.Name, msg)
+			}
+
+			n.kubeletStarted = "" // retried (retryKubeletPull)
+
+			return
+		}
+	}
 
 	checkpoint, err := kubelet.Start(n.kubeletMachine(), n.disk.MemoryCheckpoint)
 	if err != nil {
@@ -74,4 +99,15 @@ func (em *Emulator) KubeletLog(n *Node) []string {
 	defer em.mu.Unlock()
 
 	return append([]string(nil), n.kubeletLog...)
+}
+
+// retryKubeletPull starts again a kubelet whose image could not be pulled, as Talos restarts
+// the failed service (once a reconcile, while the image stays unavailable nothing changes).
+func (em *Emulator) retryKubeletPull(n *Node) {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+
+	if svc := n.services["kubelet"]; svc != nil && svc.state == "Failed" && n.kubeletStarted == "" && !n.runsNothing() {
+		em.refreshServices(n)
+	}
 }

@@ -209,6 +209,14 @@ type Node struct {
 	images       map[string]image.Installer
 	upgrading    bool
 	bootFallback bool
+	// staticPods are the control plane's static pods by component (staticpods.go), as last
+	// published to COSI; the kubelet mirrors them (mirrorpods.go).
+	staticPods map[string]map[string]any
+	// pullFailures: the Kubernetes versions whose image pulls the fault switch fails;
+	// kubeImages: the Kubernetes images the node holds (kubeimages.go). Not persisted: an
+	// emulator restart empties the store, as images.
+	pullFailures map[string]bool
+	kubeImages   map[string]bool
 
 	// the kubelet's last start: the config it started with, when, and its log (kubelet_service.go)
 	kubeletStarted   string

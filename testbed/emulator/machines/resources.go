@@ -11,6 +11,7 @@ import (
 	"github.com/cosi-project/runtime/pkg/state"
 	"github.com/siderolabs/talos/pkg/machinery/constants"
 	"github.com/siderolabs/talos/pkg/machinery/extensions"
+	configres "github.com/siderolabs/talos/pkg/machinery/resources/config"
 	"github.com/siderolabs/talos/pkg/machinery/resources/k8s"
 	runtimeres "github.com/siderolabs/talos/pkg/machinery/resources/runtime"
 	"github.com/siderolabs/talos/pkg/machinery/resources/v1alpha1"
@@ -18,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"solanaops.testbed/emulator/kernel"
+	"solanaops.testbed/emulator/release"
 )
 
 // The COSI resources a node's controllers would publish (talosctl get), derived from the
@@ -32,6 +34,13 @@ func servedDefinitions() []meta.ResourceDefinitionSpec {
 		runtimeres.NewVersion().ResourceDefinition(),
 		v1alpha1.NewService("").ResourceDefinition(),
 		k8s.NewNodename(k8s.NamespaceName, k8s.NodenameID).ResourceDefinition(),
+		// what talosctl upgrade-k8s reads (staticpods.go)
+		configres.NewMachineConfig(nil).ResourceDefinition(),
+		k8s.NewKubeletSpec(k8s.NamespaceName, "").ResourceDefinition(),
+		k8s.NewAPIServerConfig("").ResourceDefinition(),
+		k8s.NewControllerManagerConfig("").ResourceDefinition(),
+		k8s.NewSchedulerConfig("").ResourceDefinition(),
+		k8s.NewStaticPod(k8s.NamespaceName, "").ResourceDefinition(),
 	}
 }
 
@@ -46,6 +55,8 @@ const (
 	ownerVersion    = "runtime.VersionController"
 	ownerServices   = "v1alpha1.ServiceController"
 	ownerNodename   = "k8s.NodenameController"
+	ownerKubelet    = "k8s.KubeletSpecController"
+	ownerStaticPods = "k8s.ControlPlaneStaticPodController"
 )
 
 type ownedResource struct {
@@ -185,6 +196,12 @@ func desiredResources(n *Node) []ownedResource {
 		out = append(out, ownedResource{ownerNodename, nodename})
 	}
 
+	out = append(out, machineConfigResource(n.running), ownedResource{ownerKubelet, kubeletSpec(n.running)})
+
+	if n.isControlPlane() {
+		out = append(out, controlPlaneConfigResources(n.running, release.FinalControlPlaneConfigs(n.talosVersion()))...)
+	}
+
 	return out
 }
 
@@ -200,7 +217,7 @@ func (em *Emulator) syncResources(n *Node) {
 		return md.Namespace() + "/" + md.Type() + "/" + md.ID()
 	}
 
-	for _, d := range desiredResources(n) {
+	put := func(d ownedResource) {
 		md := d.res.Metadata()
 		want[key(md)] = true
 
@@ -221,6 +238,37 @@ func (em *Emulator) syncResources(n *Node) {
 
 		if err != nil {
 			em.log("%s: COSI %s: %v", n.spec.Name, key(md), err)
+		}
+	}
+
+	for _, d := range desiredResources(n) {
+		put(d)
+	}
+
+	// the static pods, from the final config resources just published, once etcd runs
+	// (ControlPlaneStaticPodController waits for a healthy etcd service)
+	n.staticPods = nil
+
+	if n.configured() && n.isControlPlane() && n.disk.EtcdData && (!em.tools.Enabled() || n.rt.etcdUp) {
+		n.staticPods = map[string]map[string]any{}
+		final := release.FinalControlPlaneConfigs(n.talosVersion())
+
+		for _, id := range controlPlaneComponents {
+			image, extra, ok := componentImage(n.running, id)
+			if !ok {
+				continue
+			}
+
+			from, err := st.Get(ctx, componentConfigMetadata(id, final))
+			if err != nil {
+				continue
+			}
+
+			pod := k8s.NewStaticPod(k8s.NamespaceName, id)
+			pod.TypedSpec().Pod = staticPodManifest(id, image, flagArgs("/usr/local/bin/"+id, extra), from.Metadata().Version())
+			n.staticPods[id] = pod.TypedSpec().Pod
+
+			put(ownedResource{ownerStaticPods, pod})
 		}
 	}
 

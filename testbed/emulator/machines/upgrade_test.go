@@ -324,7 +324,7 @@ func TestEtcdSnapshotControlPlaneOnly(t *testing.T) {
 // the programs standing for the old boot's may still be stopping.
 func TestRebootForgetsTheEtcdProbe(t *testing.T) {
 	n := hwNode(t, "c1", "127.0.1.53", kernel.BootUKI)
-	em := &Emulator{nodes: []*Node{n}, log: t.Logf, tools: Tools{Etcd: "etcd", Kube: "kube"}, kicks: make(chan struct{}, 1)}
+	em := &Emulator{nodes: []*Node{n}, log: t.Logf, tools: Tools{Etcd: "etcd", Kube: KubeBinaries{"v1.36.3": "kube"}}, kicks: make(chan struct{}, 1)}
 
 	apply(t, em, n, testutil.GenConfig(t, nil, machinetype.TypeControlPlane, "/dev/vda", testutil.StockImage, ""))
 	awaitBoot(t, em, n)

@@ -14,10 +14,11 @@ import (
 
 // Process is one running program.
 type Process struct {
-	Name string
-	Log  string
-	cmd  *exec.Cmd
-	done chan struct{}
+	Name    string
+	Log     string
+	cmd     *exec.Cmd
+	done    chan struct{}
+	started time.Time
 }
 
 // Start runs argv with its output appended to logPath.
@@ -36,7 +37,7 @@ func Start(name, logPath string, argv []string) (*Process, error) {
 		return nil, err
 	}
 
-	p := &Process{Name: name, Log: logPath, cmd: cmd, done: make(chan struct{})}
+	p := &Process{Name: name, Log: logPath, cmd: cmd, done: make(chan struct{}), started: time.Now()}
 
 	go func() {
 		cmd.Wait() //nolint:errcheck
@@ -45,6 +46,9 @@ func Start(name, logPath string, argv []string) (*Process, error) {
 
 	return p, nil
 }
+
+// Started is when the program started.
+func (p *Process) Started() time.Time { return p.started }
 
 // Pid is the program's process ID.
 func (p *Process) Pid() int { return p.cmd.Process.Pid }

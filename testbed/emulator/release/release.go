@@ -105,6 +105,14 @@ const RebootModeRemovedError = "the REBOOT mode is not supported, please use AUT
 // RegisterWithTaints in v1.14.1).
 func RegistersConfigTaints(tag string) bool { return !is113(tag) }
 
+// FinalControlPlaneConfigs: from v1.14 machined derives "final-kube-apiserver" etc. from each
+// control-plane component's config resource and renders the static pod from it, stamping its
+// version (internal/app/machined/pkg/controllers/k8s/control_plane_final.go and
+// control_plane_static_pod.go, v1.14.1); v1.13.9 has no final resources and stamps the config
+// resource's own version. talosctl v1.14.1 upgrade-k8s watches whichever exists
+// (pkg/cluster/kubernetes/talos_managed.go watchControlPlaneConfig).
+func FinalControlPlaneConfigs(tag string) bool { return !is113(tag) }
+
 // StockInstallerPublished: ghcr.io/siderolabs/installer is published for v1.13 releases; from
 // v1.14 the installer comes from the Image Factory only (v1.14.1 CHANGELOG.md "Default Installer
 // Image": "The ghcr.io/siderolabs/installer image is no longer published with releases").

@@ -38,6 +38,7 @@ var rules = map[string]role.Set{
 	"/machine.MachineService/EtcdSnapshot":          role.MakeSet(role.Admin, role.Operator),
 	"/machine.MachineService/EtcdForfeitLeadership": role.MakeSet(role.Admin),
 	"/machine.MachineService/Kubeconfig":            role.MakeSet(role.Admin),
+	"/machine.MachineService/ImagePull":             role.MakeSet(role.Admin, role.Operator),
 	"/machine.MachineService/Logs":                  role.MakeSet(role.Admin, role.Operator, role.Reader),
 	"/machine.MachineService/Shutdown":              role.MakeSet(role.Admin),
 	"/machine.MachineService/Reset":                 role.MakeSet(role.Admin),

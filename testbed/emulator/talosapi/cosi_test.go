@@ -12,9 +12,11 @@ import (
 	"github.com/siderolabs/talos/pkg/machinery/api/machine"
 	"github.com/siderolabs/talos/pkg/machinery/client"
 	machinetype "github.com/siderolabs/talos/pkg/machinery/config/machine"
+	configres "github.com/siderolabs/talos/pkg/machinery/resources/config"
 	"github.com/siderolabs/talos/pkg/machinery/resources/k8s"
 	runtimeres "github.com/siderolabs/talos/pkg/machinery/resources/runtime"
 	"github.com/siderolabs/talos/pkg/machinery/resources/v1alpha1"
+	"github.com/siderolabs/talos/pkg/machinery/role"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -147,6 +149,34 @@ func TestCOSI(t *testing.T) {
 	nodename, err := safe.StateGetByID[*k8s.Nodename](onCP, c.COSI, k8s.NodenameID)
 	if err != nil || nodename.TypedSpec().Nodename != "c1" {
 		t.Errorf("nodename: %v %v", nodename, err)
+	}
+
+	// the running config (what upgrade-k8s patches) is sensitive: admin only, as machined's
+	// access policy (internal/app/resources/access.go)
+	if mc, err := safe.StateGetByID[*configres.MachineConfig](onCP, c.COSI, configres.ActiveID); err != nil || mc.Provider().Machine().Type() != machinetype.TypeControlPlane {
+		t.Errorf("machineconfig as admin: %v", err)
+	}
+
+	input.Options.Roles = role.MakeSet(role.Reader)
+
+	readerConfig, err := input.Talosconfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	reader, err := client.New(ctx, client.WithConfig(readerConfig), client.WithEndpoints(cpAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	defer reader.Close() //nolint:errcheck
+
+	if _, err = safe.StateGetByID[*configres.MachineConfig](onCP, reader.COSI, configres.ActiveID); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("machineconfig as reader: %v", err)
+	}
+
+	if _, err = safe.StateGetByID[*runtimeres.Version](onCP, reader.COSI, "version"); err != nil {
+		t.Errorf("version as reader: %v", err)
 	}
 
 	// through the control plane to the worker (node metadata): stock image, GRUB

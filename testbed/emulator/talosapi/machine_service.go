@@ -37,6 +37,17 @@ func (s *machineServer) Version(ctx context.Context, _ *emptypb.Empty) (*machine
 	})
 }
 
+// ImagePull is the legacy pull talosctl upgrade-k8s pre-pulls with (machines.Emulator.ImagePull).
+func (s *machineServer) ImagePull(ctx context.Context, in *machine.ImagePullRequest) (*machine.ImagePullResponse, error) {
+	return dispatch(ctx, s, func(_ context.Context, n *machines.Node) (*machine.ImagePullResponse, error) {
+		if err := s.em.ImagePull(n, in.Reference); err != nil {
+			return nil, err
+		}
+
+		return &machine.ImagePullResponse{Messages: []*machine.ImagePull{{}}}, nil
+	})
+}
+
 func (s *machineServer) ApplyConfiguration(ctx context.Context, in *machine.ApplyConfigurationRequest) (*machine.ApplyConfigurationResponse, error) {
 	return dispatch(ctx, s, func(ctx context.Context, n *machines.Node) (*machine.ApplyConfigurationResponse, error) {
 		return s.em.ApplyConfiguration(ctx, n, in, rolesFrom(ctx).Includes(role.Admin))
