@@ -62,7 +62,7 @@ def check_upgrade_path(running, target, kubernetes_version=None):
         if not oldest <= k8s <= newest:
             raise UpgradePathError(
                 f"Talos {_minor(goal)} runs Kubernetes {_minor(oldest)} to {_minor(newest)}, the cluster runs "
-                f"{kubernetes_version}: upgrade Kubernetes into that range first")
+                f"{kubernetes_version}: upgrade Kubernetes into that range first (playbooks/upgrade_kubernetes.yml)")
 
 
 def check_kubernetes_path(running, target, talos_versions=()):
