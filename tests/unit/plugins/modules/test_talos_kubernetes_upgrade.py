@@ -40,10 +40,6 @@ waiting for kubernetes objects to be fully reconciled
 """
 
 
-class Exit(Exception):
-    pass
-
-
 class FakeTalos:
     """`talosctl get version` for each node, and `upgrade-k8s`, which prints ``log`` (and fails with ``fail``)."""
 
@@ -65,34 +61,12 @@ class FakeTalos:
         raise AssertionError(f"unexpected talosctl {args}")
 
 
-def run(monkeypatch, talos, check_mode=False, **params):
-    outcome = {}
-
-    class Module:
-        def __init__(self, argument_spec, **_kwargs):
-            defaults = {name: spec.get("default") for name, spec in argument_spec.items()}
-            self.params = {**defaults, "talosctl_path": "/bin/true", "node": NODES[0], "nodes": NODES,
-                           "version": "1.37.2", "running": ["v1.36.3"], **params}
-            self.check_mode = check_mode
-
-        def run_command(self, argv, **_kwargs):
-            return talos(argv)
-
-        def get_bin_path(self, name):
-            return None
-
-        def exit_json(self, **result):
-            outcome.update(result, failed=False)
-            raise Exit
-
-        def fail_json(self, **result):
-            outcome.update(result, failed=True)
-            raise Exit
-
-    monkeypatch.setattr(talos_kubernetes_upgrade, "AnsibleModule", Module)
-    with pytest.raises(Exit):
-        talos_kubernetes_upgrade.main()
-    return outcome
+@pytest.fixture
+def run(run_module):
+    def run_(talos, check_mode=False, **params):
+        defaults = {"node": NODES[0], "nodes": NODES, "version": "1.37.2", "running": ["v1.36.3"]}
+        return run_module(talos_kubernetes_upgrade, talos, defaults, check_mode, **params)
+    return run_
 
 
 def upgrades(talos):
@@ -102,9 +76,9 @@ def upgrades(talos):
 V114 = dict.fromkeys(NODES, "v1.14.1")
 
 
-def test_upgrades_through_talosctl_and_reports_what_it_changed(monkeypatch):
+def test_upgrades_through_talosctl_and_reports_what_it_changed(run):
     talos = FakeTalos(V114)
-    result = run(monkeypatch, talos, running=["v1.36.3", "v1.37.2"], endpoint="127.1.0.12")
+    result = run(talos, running=["v1.36.3", "v1.37.2"], endpoint="127.1.0.12")
     assert not result["failed"] and result["changed"]
     assert upgrades(talos) == [["upgrade-k8s", "--from", "1.36.3", "--to", "1.37.2", "--with-docs=false",
                                 "--with-examples=false", "--upgrade-kubelet=true", "--pre-pull-images=true",
@@ -118,11 +92,11 @@ def test_upgrades_through_talosctl_and_reports_what_it_changed(monkeypatch):
     assert result["manifests"] == ["Configured DaemonSet/kube-system/kube-proxy"]
 
 
-def test_check_mode_plans_and_a_cluster_on_target_is_left_alone(monkeypatch):
+def test_check_mode_plans_and_a_cluster_on_target_is_left_alone(run):
     talos = FakeTalos(V114)
-    planned = run(monkeypatch, talos, check_mode=True)
+    planned = run(talos, check_mode=True)
     assert planned["changed"] and planned["needed"] and not planned["failed"]
-    there = run(monkeypatch, talos, running=["v1.37.2"], version="v1.37.2")
+    there = run(talos, running=["v1.37.2"], version="v1.37.2")
     assert not there["changed"] and not there["needed"] and not there["failed"]
     assert upgrades(talos) == []
 
@@ -132,22 +106,22 @@ def test_check_mode_plans_and_a_cluster_on_target_is_left_alone(monkeypatch):
     (["v1.37.2"], "1.36.3", V114, r"no supported downgrade"),
     (["v1.36.3"], "1.37.2", {**V114, NODES[3]: "v1.13.9"}, r"Talos v1.13 runs Kubernetes v1.31 to v1.36, not 1.37.2"),
 ])
-def test_a_refused_path_never_reaches_upgrade_k8s(monkeypatch, running, version, versions, message):
+def test_a_refused_path_never_reaches_upgrade_k8s(run, running, version, versions, message):
     talos = FakeTalos(versions)
-    result = run(monkeypatch, talos, running=running, version=version)
+    result = run(talos, running=running, version=version)
     assert result["failed"] and result["error"] == "RefusedPath"
     assert re.search(message, result["msg"])
     assert "nothing was changed" in result["msg"]
     assert upgrades(talos) == []
 
 
-def test_a_failure_says_what_was_already_upgraded(monkeypatch):
+def test_a_failure_says_what_was_already_upgraded(run):
     stopped = LOG.split("updating kubelet")[0]
-    failed = run(monkeypatch, FakeTalos(V114, log=stopped, fail="error updating node: context deadline exceeded"))
+    failed = run(FakeTalos(V114, log=stopped, fail="error updating node: context deadline exceeded"))
     assert failed["failed"] and failed["error"] == "PartlyUpgraded" and failed["changed"]
     assert len(failed["updated"]) == 2 and "re-run" in failed["msg"]
     # a failure before the first change (an image that cannot be pulled) changed nothing
-    early = run(monkeypatch, FakeTalos(V114, log=LOG.split("updating \"kube-apiserver\"")[0],
+    early = run(FakeTalos(V114, log=LOG.split("updating \"kube-apiserver\"")[0],
                                        fail="error pre-pulling images: rpc error: code = NotFound"))
     assert early["failed"] and early["error"] == "CommandFailed" and not early["changed"]
     assert early["updated"] == []

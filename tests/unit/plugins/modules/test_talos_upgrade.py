@@ -13,10 +13,6 @@ NEW = "b" * 64
 IMAGE = f"127.0.0.1:5080/metal-installer/{NEW}:v1.13.9"
 
 
-class Exit(Exception):
-    pass
-
-
 class FakeTalos:
     """A node as talosctl shows it: `get version|extensions|securitystate`, and `upgrade`, which
     boots ``comes_back_on`` (the target, or the old image after an A/B fallback)."""
@@ -62,43 +58,21 @@ class FakeTalos:
         return {"node": "127.0.1.20", "metadata": {"id": kind}, "spec": spec}
 
 
-def run(monkeypatch, talos, check_mode=False, **params):
-    outcome = {}
-
-    class Module:
-        def __init__(self, argument_spec, **_kwargs):
-            defaults = {name: spec.get("default") for name, spec in argument_spec.items()}
-            self.params = {**defaults, "talosctl_path": "/bin/true", "node": "127.0.1.20", "image": IMAGE,
-                           "schematic": NEW, **params}
-            self.check_mode = check_mode
-
-        def run_command(self, argv, **_kwargs):
-            return talos(argv)
-
-        def get_bin_path(self, name):
-            return None
-
-        def exit_json(self, **result):
-            outcome.update(result, failed=False)
-            raise Exit
-
-        def fail_json(self, **result):
-            outcome.update(result, failed=True)
-            raise Exit
-
-    monkeypatch.setattr(talos_upgrade, "AnsibleModule", Module)
-    with pytest.raises(Exit):
-        talos_upgrade.main()
-    return outcome
+@pytest.fixture
+def run(run_module):
+    def run_(talos, check_mode=False, **params):
+        defaults = {"node": "127.0.1.20", "image": IMAGE, "schematic": NEW}
+        return run_module(talos_upgrade, talos, defaults, check_mode, **params)
+    return run_
 
 
 def upgrades(talos):
     return [args for args in talos.commands if args[0] == "upgrade"]
 
 
-def test_upgrades_and_proves_the_node_booted_the_target(monkeypatch):
+def test_upgrades_and_proves_the_node_booted_the_target(run):
     talos = FakeTalos("v1.13.8", OLD, comes_back_on=("v1.13.9", NEW))
-    result = run(monkeypatch, talos, kubernetes_versions=["v1.36.3"], drain=False)
+    result = run(talos, kubernetes_versions=["v1.36.3"], drain=False)
     assert not result["failed"] and result["changed"] and result["needed"]
     assert upgrades(talos) == [["upgrade", "--image", IMAGE, "--wait", "--timeout=1800s", "--drain=false",
                                 "--drain-timeout=300s", "--reboot-mode=default",
@@ -108,14 +82,14 @@ def test_upgrades_and_proves_the_node_booted_the_target(monkeypatch):
     assert result["target"] == {"talos_version": "v1.13.9", "schematic": NEW}
 
 
-def test_install_then_reboot_through_a_control_plane_endpoint(monkeypatch):
+def test_install_then_reboot_through_a_control_plane_endpoint(run):
     talos = FakeTalos("v1.13.8", OLD, comes_back_on=("v1.13.9", NEW))
-    installed = run(monkeypatch, talos, phase="install", endpoint="127.0.1.11")
+    installed = run(talos, phase="install", endpoint="127.0.1.11")
     assert installed["changed"] and not installed["failed"] and "after" not in installed
     assert upgrades(talos) == [["upgrade", "--image", IMAGE, "--no-reboot",
                                 "--nodes", "127.0.1.20", "--endpoints", "127.0.1.11"]]
     assert talos.booted == ("v1.13.8", OLD), "installed, not booted"
-    rebooted = run(monkeypatch, talos, phase="reboot", endpoint="127.0.1.11", drain_timeout=900,
+    rebooted = run(talos, phase="reboot", endpoint="127.0.1.11", drain_timeout=900,
                    reboot_mode="powercycle")
     assert rebooted["changed"] and not rebooted["failed"] and rebooted["after"]["talos_version"] == "v1.13.9"
     assert [args for args in talos.commands if args[0] == "reboot"] == [
@@ -124,37 +98,37 @@ def test_install_then_reboot_through_a_control_plane_endpoint(monkeypatch):
     assert len(upgrades(talos)) == 1, "the reboot phase installs nothing"
 
 
-def test_a_failure_after_the_install_says_the_image_may_be_the_next_boot(monkeypatch):
+def test_a_failure_after_the_install_says_the_image_may_be_the_next_boot(run):
     drain = FakeTalos("v1.13.8", OLD, fail={"upgrade": "error draining nodes: Cannot evict pod (PDB)"})
-    result = run(monkeypatch, drain)
+    result = run(drain)
     assert result["failed"] and result["error"] == "AfterInstall" and "next boot" in result["msg"]
     pull = FakeTalos("v1.13.8", OLD, fail={"upgrade": "error pulling upgrade image: NotFound"})
-    result = run(monkeypatch, pull)
+    result = run(pull)
     assert result["failed"] and result["error"] == "CommandFailed" and "next boot" not in result["msg"]
 
 
-def test_a_node_already_on_target_is_left_alone(monkeypatch):
+def test_a_node_already_on_target_is_left_alone(run):
     talos = FakeTalos("v1.13.9", NEW)
-    result = run(monkeypatch, talos)
+    result = run(talos)
     assert not result["failed"] and not result["changed"] and not result["needed"]
     assert upgrades(talos) == []
 
 
-def test_a_schematic_change_alone_is_an_upgrade(monkeypatch):
+def test_a_schematic_change_alone_is_an_upgrade(run):
     talos = FakeTalos("v1.13.9", OLD, comes_back_on=("v1.13.9", NEW))
-    result = run(monkeypatch, talos)
+    result = run(talos)
     assert result["changed"] and not result["failed"] and len(upgrades(talos)) == 1
 
 
-def test_check_mode_plans_without_upgrading(monkeypatch):
+def test_check_mode_plans_without_upgrading(run):
     talos = FakeTalos("v1.13.8", OLD)
-    result = run(monkeypatch, talos, check_mode=True)
+    result = run(talos, check_mode=True)
     assert result["changed"] and result["needed"] and not result["failed"] and upgrades(talos) == []
 
 
-def test_a_node_back_on_its_previous_image_fails_the_upgrade(monkeypatch):
+def test_a_node_back_on_its_previous_image_fails_the_upgrade(run):
     talos = FakeTalos("v1.13.8", OLD, comes_back_on=("v1.13.8", OLD))  # talosctl itself reports success
-    result = run(monkeypatch, talos)
+    result = run(talos)
     assert result["failed"] and result["error"] == "NotOnTarget"
     assert result["msg"].startswith(
         f"127.0.1.20 came back on Talos v1.13.8 schematic {OLD}, not v1.13.9 schematic {NEW}")
@@ -168,14 +142,14 @@ def test_a_node_back_on_its_previous_image_fails_the_upgrade(monkeypatch):
     ("v1.14.1", [], "a downgrade"),
     ("v1.13.8", ["v1.36.3", "v1.37.0"], "runs Kubernetes v1.31 to v1.36"),
 ])
-def test_a_refused_path_touches_nothing(monkeypatch, booted, kubernetes, message):
+def test_a_refused_path_touches_nothing(run, booted, kubernetes, message):
     talos = FakeTalos(booted, OLD)
-    result = run(monkeypatch, talos, kubernetes_versions=kubernetes)
+    result = run(talos, kubernetes_versions=kubernetes)
     assert result["failed"] and result["error"] == "RefusedPath" and message in result["msg"]
     assert upgrades(talos) == []
 
 
-def test_an_image_without_a_tag_is_refused(monkeypatch):
+def test_an_image_without_a_tag_is_refused(run):
     talos = FakeTalos("v1.13.8", OLD)
-    result = run(monkeypatch, talos, image=f"127.0.0.1:5080/metal-installer/{NEW}")
+    result = run(talos, image=f"127.0.0.1:5080/metal-installer/{NEW}")
     assert result["failed"] and "names no tag" in result["msg"] and upgrades(talos) == []
