@@ -10,8 +10,8 @@ short_description: Verification checks for the validator cluster
 version_added: 0.1.0
 description:
   - C(kubernetes_checks) compares the Kubernetes objects read with C(kubernetes.core.k8s_info)
-    (nodes, priority classes, storage classes, persistent volumes, kube-system's control-plane
-    pods) with what the inventory implies, and returns one result per check.
+    (nodes, priority classes, storage classes, persistent volumes, the control planes' mirror
+    pods, the kube-proxy DaemonSet) with what the inventory implies, and returns one result per check.
   - C(talos_checks) compares the kernel view M(solanaops.talos.talos_node_facts) reads with the tuning;
     kernel args, huge pages in C(/proc/meminfo) and per NUMA node, mounted volumes, and the
     kubelet's CPU, topology and memory manager policies and reserved CPUs.
@@ -23,9 +23,9 @@ description:
     C(none), NotReady only because the container runtime has no CNI (waiting for a CNI).
   - C(node_services) turns each host's M(solanaops.talos.talos_node_facts) result into its services
     (none when they were not read), the input of C(service_checks).
-  - C(component_versions) lists every Kubernetes version the cluster runs, from its kube-system
-    pods (each control plane's kube-apiserver, kube-controller-manager, kube-scheduler) and its
-    Nodes' kubelets; the Kubernetes upgrade plans from it.
+  - C(component_versions) lists every Kubernetes version the cluster runs, from the control
+    planes' mirror pods (kube-apiserver, kube-controller-manager, kube-scheduler), the kube-proxy
+    DaemonSet and the Nodes' kubelets; the Kubernetes upgrade plans from it.
   - C(persistent_volume_name) is the naming rule of the validator's local PersistentVolumes.
   - Every result names its check family (C(nodes), C(validator), C(priority class), C(storage),
     C(boot), C(kernel), C(services), C(etcd), C(hosts), C(control plane)); C(family_checks) fails each expected family
@@ -38,13 +38,15 @@ from ansible_collections.solanaops.talos.plugins.module_utils import checks
 
 
 def kubernetes_checks(observed, expected):
-    """observed: nodes, priority_classes, storage_classes, persistent_volumes, kube_system_pods (object lists).
+    """observed: nodes, priority_classes, storage_classes, persistent_volumes, control_plane_pods, daemonsets
+    (object lists).
     expected: nodes (names), controlplanes (names), kubernetes_version, cni, validators, priority_class {name, value},
     storage_class_prefix, volumes_by_node {node: [volume]}."""
     results = checks.tagged(checks.node_checks(observed["nodes"], expected["nodes"], expected.get("kubernetes_version"),
                                                expected.get("cni", "flannel")), "nodes")
-    results += checks.tagged(checks.control_plane_checks(observed["kube_system_pods"], expected["controlplanes"],
-                                                         expected["kubernetes_version"]), "control plane")
+    results += checks.tagged(checks.control_plane_checks(
+        observed["control_plane_pods"], expected["controlplanes"], expected["kubernetes_version"],
+        observed.get("daemonsets", [])), "control plane")
     for validator in expected["validators"]:
         results += checks.tagged(checks.validator_checks(observed["nodes"], validator), "validator")
     results += checks.tagged(checks.priority_class_checks(observed["priority_classes"],

@@ -143,6 +143,11 @@ def image_version(image):
     return name.rsplit(":", 1)[1] if ":" in name else None
 
 
+def image_name(image):
+    """The last path element of an image reference, without tag or digest ('kube-apiserver')."""
+    return str(image or "").split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
+
+
 def control_plane_pods(pods):
     """kube-system pods -> {(component, node): version its container's image names}."""
     found = {}
@@ -156,26 +161,49 @@ def control_plane_pods(pods):
     return found
 
 
-def control_plane_checks(pods, controlplane_names, kubernetes_version):
+def kube_proxy_version(daemonsets):
+    """The version the kube-proxy DaemonSet of Talos' bootstrap manifests runs, None without one
+    (kube-proxy disabled, or replaced by the CNI)."""
+    for daemonset in daemonsets:
+        if (daemonset.get("metadata") or {}).get("name") != "kube-proxy":
+            continue
+        containers = ((((daemonset.get("spec") or {}).get("template") or {}).get("spec") or {})
+                      .get("containers") or [])
+        return next((image_version(c.get("image")) for c in containers if c.get("name") == "kube-proxy"), None)
+    return None
+
+
+def control_plane_checks(pods, controlplane_names, kubernetes_version, daemonsets=()):
     """Each control plane runs kube-apiserver, kube-controller-manager and kube-scheduler at the
-    inventory's Kubernetes version (their mirror pods' images)."""
+    inventory's Kubernetes version (their mirror pods' images), and so does the kube-proxy
+    DaemonSet when there is one."""
     wanted = "v" + str(kubernetes_version).lstrip("v")
     running = control_plane_pods(pods)
+
     def detail(component, node):
         if (component, node) not in running:
             return (f"no {component} mirror pod on this node: its static pod is not running "
                     f"(talosctl -n NODE get staticpodstatus; talosctl -n NODE logs {component})")
-        return "another version than the inventory's: playbooks/upgrade_kubernetes.yml upgrades it"
+        return UPGRADE_HINT
 
-    return [result(f"{component} version", node, running.get((component, node)) == wanted, wanted,
-                   running.get((component, node), "no pod"), detail(component, node))
-            for node in controlplane_names for component in contract.CONTROL_PLANE_COMPONENTS]
+    results = [result(f"{component} version", node, running.get((component, node)) == wanted, wanted,
+                      running.get((component, node), "no pod"), detail(component, node))
+               for node in controlplane_names for component in contract.CONTROL_PLANE_COMPONENTS]
+    proxy = kube_proxy_version(daemonsets)
+    if proxy is not None:
+        results.append(result("kube-proxy version", "kube-system/kube-proxy", proxy == wanted, wanted, proxy,
+                              UPGRADE_HINT))
+    return results
 
 
-def component_versions(pods, nodes):
-    """Every Kubernetes version the cluster runs: its control-plane pods' and kubelets' (Nodes)."""
+UPGRADE_HINT = "another version than the inventory's: playbooks/upgrade_kubernetes.yml upgrades it"
+
+
+def component_versions(pods, nodes, daemonsets=()):
+    """Every Kubernetes version the cluster runs: its control-plane pods', the kube-proxy
+    DaemonSet's and the kubelets' (Nodes)."""
     kubelets = [((n.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion") for n in nodes]
-    return sorted({v for v in [*control_plane_pods(pods).values(), *kubelets] if v})
+    return sorted({v for v in [*control_plane_pods(pods).values(), kube_proxy_version(daemonsets), *kubelets] if v})
 
 
 def validator_checks(nodes, validator):

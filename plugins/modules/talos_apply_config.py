@@ -140,7 +140,7 @@ import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.solanaops.talos.plugins.module_utils import contract, secret_files
+from ansible_collections.solanaops.talos.plugins.module_utils import checks, contract, secret_files
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     TALOSCTL_ARGSPEC,
     CommandFailed,
@@ -172,20 +172,19 @@ _IMAGE_LINE = re.compile(r"^([+-])\s*image:\s*[\"']?(\S+?)[\"']?\s*$")
 
 
 def kubernetes_changes(diff):
-    """The Kubernetes images (contract.KUBERNETES_IMAGES) a config diff gives a new tag:
-    ['kubelet v1.36.3 -> v1.37.2', ...]; an image added with no old line is a change from the
-    release's default."""
+    """The Kubernetes images (contract.KUBERNETES_IMAGES) a config diff gives another tag:
+    ['kubelet v1.36.3 -> v1.37.2', ...]; an image line added or removed alone is a change from
+    or to the release's default version."""
     old, new = {}, {}
     for line in diff.splitlines():
         match = _IMAGE_LINE.match(line)
         if not match or line.startswith(("+++", "---")):
             continue
-        name, _, tag = match.group(2).split("@", 1)[0].rpartition(":")
-        component = name.rsplit("/", 1)[-1]
-        if component in contract.KUBERNETES_IMAGES and "/" not in tag:
-            (old if match.group(1) == "-" else new)[component] = tag
-    return [f"{component} {old.get(component, '(default)')} -> {tag}"
-            for component, tag in new.items() if old.get(component) != tag]
+        component = checks.image_name(match.group(2))
+        if component in contract.KUBERNETES_IMAGES:
+            (old if match.group(1) == "-" else new)[component] = checks.image_version(match.group(2))
+    return [f"{component} {old.get(component) or '(default)'} -> {new.get(component) or '(default)'}"
+            for component in [*new, *(c for c in old if c not in new)] if old.get(component) != new.get(component)]
 
 
 def identity_refused(name):

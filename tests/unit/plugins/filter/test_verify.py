@@ -61,8 +61,10 @@ def mirror_pod(component, on, image=None):
 
 
 OBSERVED = {
-    "kube_system_pods": [mirror_pod(c, n) for n in CP for c in contract.CONTROL_PLANE_COMPONENTS]
+    "control_plane_pods": [mirror_pod(c, n) for n in CP for c in contract.CONTROL_PLANE_COMPONENTS]
     + [mirror_pod("kube-proxy", "cp1", "registry.k8s.io/kube-proxy:v1.35.0")],
+    "daemonsets": [{"metadata": {"name": "kube-proxy"}, "spec": {"template": {"spec": {"containers": [
+        {"name": "kube-proxy", "image": "registry.k8s.io/kube-proxy:v1.36.3"}]}}}}],
     "nodes": [node(n, "4", "16Gi") for n in CP] + [node(
         V, "64", "528416768Ki",
         {"cpu": "60", "memory": "358907904Ki", "hugepages-2Mi": "100000Mi", "hugepages-1Gi": "0"},
@@ -143,14 +145,17 @@ KUBERNETES = [
     ("a node not Ready", _set((*VNODE, "status", "conditions"), [{"type": "Ready", "status": "False"}]),
      ("node Ready", V)),
     ("another kubelet", _set((*VNODE, "status", "nodeInfo", "kubeletVersion"), "v1.36.2"), ("kubelet version", V)),
-    ("an API server left behind", _set(("observed", "kube_system_pods", 3, "spec", "containers", 0, "image"),
+    ("an API server left behind", _set(("observed", "control_plane_pods", 3, "spec", "containers", 0, "image"),
                                        "registry.k8s.io/kube-apiserver:v1.35.4"), ("kube-apiserver version", "cp2")),
-    ("no scheduler on a control plane", lambda s: s["observed"]["kube_system_pods"].pop(8),
+    ("no scheduler on a control plane", lambda s: s["observed"]["control_plane_pods"].pop(8),
      ("kube-scheduler version", "cp3")),
     ("a controller manager from a registry with a port", _set(
-        ("observed", "kube_system_pods", 1, "spec", "containers", 0, "image"),
+        ("observed", "control_plane_pods", 1, "spec", "containers", 0, "image"),
         "127.0.0.1:5000/kube-controller-manager:v1.36.2@sha256:" + "0" * 64),
      ("kube-controller-manager version", "cp1")),
+    ("kube-proxy left behind", _set(("observed", "daemonsets", 0, "spec", "template", "spec", "containers", 0,
+                                     "image"), "registry.k8s.io/kube-proxy:v1.35.4"),
+     ("kube-proxy version", "kube-system/kube-proxy")),
     ("a node nobody declared", lambda s: s["observed"]["nodes"].append(node("intruder", "4", "16Gi")),
      ("no unexpected node", "intruder")),
     ("252Gi reported of 512Gi", lambda s: s["observed"]["nodes"][3]["status"].update(

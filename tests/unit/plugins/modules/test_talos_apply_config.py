@@ -121,5 +121,7 @@ def test_a_kubernetes_version_change_is_told_from_the_image_lines_of_the_diff():
     ])
     assert talos_apply_config.kubernetes_changes(diff) == [
         "kubelet v1.36.3 -> v1.37.2", "kube-apiserver v1.36.3 -> v1.37.2", "kube-scheduler (default) -> v1.37.2"]
+    removed = "--- a\n+++ b\n-    image: registry.k8s.io/kube-controller-manager:v1.36.3\n"
+    assert talos_apply_config.kubernetes_changes(removed) == ["kube-controller-manager v1.36.3 -> (default)"]
     sysctl = '--- a\n+++ b\n-    vm.swappiness: "1"\n+    vm.swappiness: "10"\n'
     assert talos_apply_config.kubernetes_changes(sysctl) == []

@@ -14,7 +14,6 @@ NODES = ["127.1.0.11", "127.1.0.12", "127.1.0.13", "127.1.0.20"]
 LOG = """\
 automatically detected the lowest Kubernetes version 1.36.3
 discovered controlplane nodes ["127.1.0.11" "127.1.0.12" "127.1.0.13"]
-discovered worker nodes ["127.1.0.20"]
  > "127.1.0.11": pre-pulling registry.k8s.io/kube-apiserver:v1.37.2
 updating "kube-apiserver" to version "1.37.2"
  > "127.1.0.11": starting update
@@ -25,16 +24,21 @@ updating "kube-apiserver" to version "1.37.2"
  < "127.1.0.11": successfully updated
  > "127.1.0.12": starting update
  > update kube-apiserver: 1.36.3 -> 1.37.2
+ > "127.1.0.12": machine configuration patched
  < "127.1.0.12": successfully updated
-updating kubelet to version "1.37.2"
- > "127.1.0.20": starting update
- > update kubelet: 1.36.3 -> 1.37.2
- > "127.1.0.20": machine configuration patched
- > "127.1.0.20": waiting for kubelet restart
- > "127.1.0.20": waiting for node update
- < "127.1.0.20": successfully updated
+ > "127.1.0.13": starting update
+ > update kube-apiserver: 1.36.3 -> 1.37.2
+updating kube-proxy to version "1.37.2"
+ > "127.1.0.11": starting update
 updating manifests
- < Configured DaemonSet/kube-system/kube-proxy
+ < configured DaemonSet/kube-system/kube-proxy
+--- a/DaemonSet/kube-system/kube-proxy
++++ b/DaemonSet/kube-system/kube-proxy
+-        image: registry.k8s.io/kube-proxy:v1.36.3
++        image: registry.k8s.io/kube-proxy:v1.37.2
+ < created Secret/kube-system/bootstrap-token-abcdef
++stringData:
++  token-secret: 0123456789abcdef
  > skipped ServiceAccount/kube-system/coredns: no changes
 waiting for kubernetes objects to be fully reconciled
 """
@@ -64,7 +68,8 @@ class FakeTalos:
 @pytest.fixture
 def run(run_module):
     def run_(talos, check_mode=False, **params):
-        defaults = {"node": NODES[0], "nodes": NODES, "version": "1.37.2", "running": ["v1.36.3"]}
+        defaults = {"node": NODES[0], "nodes": NODES, "version": "1.37.2", "running": ["v1.36.3"],
+                    "kubelets": ["v1.36.3"]}
         return run_module(talos_kubernetes_upgrade, talos, defaults, check_mode, **params)
     return run_
 
@@ -78,32 +83,37 @@ V114 = dict.fromkeys(NODES, "v1.14.1")
 
 def test_upgrades_through_talosctl_and_reports_what_it_changed(run):
     talos = FakeTalos(V114)
-    result = run(talos, running=["v1.36.3", "v1.37.2"], endpoint="127.1.0.12")
+    result = run(talos, running=["v1.36.3", "v1.37.2"], endpoint="127.1.0.12", upgrade_kubelet=False)
     assert not result["failed"] and result["changed"]
     assert upgrades(talos) == [["upgrade-k8s", "--from", "1.36.3", "--to", "1.37.2", "--with-docs=false",
-                                "--with-examples=false", "--upgrade-kubelet=true", "--pre-pull-images=true",
+                                "--with-examples=false", "--upgrade-kubelet=false", "--pre-pull-images=true",
                                 "--nodes", "127.1.0.11", "--endpoints", "127.1.0.12"]]
     assert (result["from_version"], result["to_version"]) == ("1.36.3", "1.37.2")
     assert result["talos_versions"] == V114
-    assert [(u["component"], u["node"]) for u in result["updated"]] == [
-        ("kube-apiserver", "127.1.0.11"), ("kube-apiserver", "127.1.0.12"), ("kubelet", "127.1.0.20")]
-    assert result["updated"][0] == {"component": "kube-apiserver", "node": "127.1.0.11", "from": "1.36.3",
-                                    "to": "1.37.2"}
-    assert result["manifests"] == ["Configured DaemonSet/kube-system/kube-proxy"]
+    # an update counts once its node's config was patched (127.1.0.13's was not, in this log)
+    assert result["updated"] == [
+        {"component": "kube-apiserver", "node": n, "from": "1.36.3", "to": "1.37.2"} for n in NODES[:2]]
+    assert result["manifests"] == ["configured DaemonSet/kube-system/kube-proxy",
+                                   "created Secret/kube-system/bootstrap-token-abcdef"]
 
 
-def test_check_mode_plans_and_a_cluster_on_target_is_left_alone(run):
+def test_check_mode_plans_and_what_is_on_target_is_left_alone(run):
     talos = FakeTalos(V114)
     planned = run(talos, check_mode=True)
     assert planned["changed"] and planned["needed"] and not planned["failed"]
-    there = run(talos, running=["v1.37.2"], version="v1.37.2")
+    there = run(talos, running=["v1.37.2"], kubelets=["v1.37.2"], version="v1.37.2")
     assert not there["changed"] and not there["needed"] and not there["failed"]
+    # the kubelets left to the caller: talosctl has nothing to do once the control plane is there
+    kubelets_left = run(talos, running=["v1.37.2"], kubelets=["v1.36.3"], upgrade_kubelet=False)
+    assert not kubelets_left["needed"] and kubelets_left["from_version"] == "1.36.3"
     assert upgrades(talos) == []
 
 
 @pytest.mark.parametrize(("running", "version", "versions", "message"), [
     (["v1.35.4", "v1.36.3"], "1.37.2", V114, r"skips 1.36"),
     (["v1.37.2"], "1.36.3", V114, r"no supported downgrade"),
+    (["v1.36.3"], "latest", V114, r"version 'latest' is not a Kubernetes release such as 1.37.2"),
+    (["v1.36.3"], "1.37.0-rc.0", V114, r"is not a Kubernetes release"),
     (["v1.36.3"], "1.37.2", {**V114, NODES[3]: "v1.13.9"}, r"Talos v1.13 runs Kubernetes v1.31 to v1.36, not 1.37.2"),
 ])
 def test_a_refused_path_never_reaches_upgrade_k8s(run, running, version, versions, message):
@@ -115,13 +125,17 @@ def test_a_refused_path_never_reaches_upgrade_k8s(run, running, version, version
     assert upgrades(talos) == []
 
 
-def test_a_failure_says_what_was_already_upgraded(run):
-    stopped = LOG.split("updating kubelet")[0]
+def test_a_failure_says_what_was_already_upgraded_and_never_returns_the_manifest_diffs(run):
+    stopped = LOG.split("updating kube-proxy", maxsplit=1)[0]
     failed = run(FakeTalos(V114, log=stopped, fail="error updating node: context deadline exceeded"))
     assert failed["failed"] and failed["error"] == "PartlyUpgraded" and failed["changed"]
     assert len(failed["updated"]) == 2 and "re-run" in failed["msg"]
+    assert failed["log"][-1] == ' > update kube-apiserver: 1.36.3 -> 1.37.2' and "stdout" not in failed
+    late = run(FakeTalos(V114, fail="error waiting for objects: timeout"))
+    assert late["failed"] and late["manifests"] and "token-secret" not in repr(late)
+    assert ' < created Secret/kube-system/bootstrap-token-abcdef' in late["log"]
     # a failure before the first change (an image that cannot be pulled) changed nothing
-    early = run(FakeTalos(V114, log=LOG.split("updating \"kube-apiserver\"")[0],
-                                       fail="error pre-pulling images: rpc error: code = NotFound"))
+    early = run(FakeTalos(V114, log=LOG.split('updating "kube-apiserver"', maxsplit=1)[0],
+                          fail="error pre-pulling images: rpc error: code = NotFound"))
     assert early["failed"] and early["error"] == "CommandFailed" and not early["changed"]
-    assert early["updated"] == []
+    assert early["updated"] == [] and "pre-pulling" in early["msg"]
