@@ -9,6 +9,7 @@ import base64
 import json
 import ssl
 import stat
+import subprocess
 import time
 import urllib.request
 
@@ -72,9 +73,11 @@ def test_kubernetes_goes_one_minor_up_through_talos_resuming_after_an_interrupti
         stopped.failure_messages()
     report = json.loads((deployed.out / "kubernetes-upgrade-report.json").read_text())
     assert report["failed"]["msg"] and report["updated"] == [] and report["snapshot"]["size"] > 0
+    assert report["kubelets"] == []
     assert set(api_server_versions(deployed).values()) == set(kubelet_versions(deployed).values()) == {f"v{RUNNING}"}
 
-    # interrupted once the first API server runs the new version (an AWX job cancelled)...
+    # interrupted once the first API server runs the new version, talosctl killed with the run (a
+    # controller or execution environment stopped)...
     def first_api_server_upgraded():
         try:
             return f"v{TARGET}" in api_server_versions(deployed).values()
@@ -83,11 +86,18 @@ def test_kubernetes_goes_one_minor_up_through_talos_resuming_after_an_interrupti
 
     interrupted = deployed("upgrade_kubernetes", *TO_TARGET, stop_when=first_api_server_upgraded)
     assert interrupted.rc != 0
-    # ...the re-run waits for the upgrade it left running in the background, then finishes the rest
+    subprocess.run(["pkill", "-TERM", "-f", "talosctl upgrade-k8s"], check=False)
+    assert set(kubelet_versions(deployed).values()) == {f"v{RUNNING}"}, "stopped before the kubelets"
+    # ...the re-run learns how the job ended, plans again from what the cluster runs, has talosctl
+    # finish the control plane (skipping what is done), then the kubelets, the validator's after its
+    # pre-reboot command
+    hook_log = deployed.out.parent / "pre-reboot.log"
+    hook = ["sh", "-c", f'echo "$TALOS_NODE $TALOS_NODE_IP" >> {hook_log}']
     started = time.monotonic()
-    upgraded = deployed("upgrade_kubernetes", *TO_TARGET)
+    upgraded = deployed("upgrade_kubernetes", *TO_TARGET, "-e", json.dumps({"talos_upgrade_pre_reboot_command": hook}))
     assert upgraded.rc == 0, upgraded.failure_messages()
     assert "the upgrade an interrupted run started has ended" in upgraded.stdout
+    assert hook_log.read_text() == "solana-validator 127.0.1.20\n"
     print(f"resumed upgrade: {time.monotonic() - started:.0f} s")
 
     # every component runs the new version: the real API servers say so, the Nodes' kubelets too
@@ -98,6 +108,10 @@ def test_kubernetes_goes_one_minor_up_through_talos_resuming_after_an_interrupti
         assert f"{component} version" in summary
     report = json.loads((deployed.out / "kubernetes-upgrade-report.json").read_text())
     assert report["failed"] is None and report["running"] == [f"v{TARGET}"] and report["to"] == TARGET
+    # the resumed talosctl did what the first left: not the first API server again
+    assert report["updated"] and ("kube-apiserver", "127.0.1.11") not in {
+        (u["component"], u["node"]) for u in report["updated"]}
+    assert report["kubelets"] == [*ADDRESSES, "solana-validator"]
     snapshot = report["snapshot"]
     assert snapshot["size"] > 0 and stat.S_IMODE(REPO.joinpath(snapshot["dest"]).stat().st_mode) == 0o600
     assert not (deployed.out / "kubernetes-upgrading").exists()
