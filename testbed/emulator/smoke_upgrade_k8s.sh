@@ -134,6 +134,16 @@ state_of_cluster() {
 }
 state_of_cluster before
 
+# first, before anything pulled them (a node keeps what it pulled: the switch fails only new pulls)
+control "pull-failure?node=w1&version=$to" >/dev/null
+run "fault switch" fail $(tc) upgrade-k8s --from "$from" --to "$to"
+cp out fault.out
+has "error pre-pulling ghcr.io/siderolabs/kubelet:$to on $worker" "pull-failure fault switch"
+control "pull-failure?node=w1&version=" >/dev/null
+state_of_cluster after
+diff before after >out || fail "the failed upgrade changed the cluster"
+ok "the pull-failure fault switch on w1 fails the upgrade at w1's kubelet pre-pull"
+
 SECONDS=0
 # without --from: talosctl detects the version from the mirror pods (detect.go)
 run "dry run" 0 $(tc) upgrade-k8s --to "$to" --dry-run
@@ -162,14 +172,6 @@ state_of_cluster after
 diff before after >out || fail "the refusals changed the cluster"
 ok "refused as Talos v1.14.1 does: the path 1.36->1.38 (talosctl), Kubernetes 1.38.0 in a config (the machine)"
 
-control "pull-failure?node=w1&version=$to" >/dev/null
-run "fault switch" fail $(tc) upgrade-k8s --from "$from" --to "$to"
-cp out fault.out
-has "error pre-pulling ghcr.io/siderolabs/kubelet:$to on $worker" "pull-failure fault switch"
-control "pull-failure?node=w1&version=" >/dev/null
-state_of_cluster after
-diff before after >out || fail "the failed upgrade changed the cluster"
-ok "the pull-failure fault switch on w1 fails the upgrade at w1's kubelet pre-pull"
 
 SECONDS=0
 run "upgrade" 0 $(tc) upgrade-k8s --from "$from" --to "$to"
