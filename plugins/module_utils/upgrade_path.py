@@ -77,8 +77,8 @@ def check_kubernetes_path(running, target, talos_versions=()):
     if highest > goal:
         raise UpgradePathError(
             f"the cluster runs Kubernetes {_dotted(highest)}, newer than the target {target}: Kubernetes has no "
-            f"supported downgrade (the API server may have stored objects in the newer version); to go back, "
-            f"restore the etcd snapshot taken before the upgrade")
+            f"supported downgrade (the API server may have stored objects in the newer version); set "
+            f"talos_cluster_kubernetes_version to {_dotted(highest)} or newer")
     if goal[:2] > (lowest[0], lowest[1] + 1):
         steps = [f"the latest {lowest[0]}.{minor} patch" for minor in range(lowest[1] + 1, goal[1])]
         raise UpgradePathError(

@@ -41,32 +41,8 @@ cleanup() {
 trap cleanup EXIT
 
 cd "$work"
-passed=0
-
-fail() {
-    echo "FAIL: $*" >&2
-    echo "--- last output:" >&2
-    cat out >&2 || true
-    echo "--- emulator log:" >&2
-    tail -n 20 emulator.log >&2 || true
-    exit 1
-}
-
-ok() {
-    passed=$((passed + 1))
-    echo "ok $passed - $*"
-}
-
-# run DESCRIPTION EXPECT(0|fail) ARGS...: run talosctl, stdout+stderr into ./out
-run() {
-    local what=$1 expect=$2
-    shift 2
-    local rc=0
-    "$TALOSCTL" "$@" >out 2>&1 || rc=$?
-    if [[ "$expect" == 0 && $rc -ne 0 ]]; then fail "$what: talosctl $* exited $rc"; fi
-    if [[ "$expect" == fail && $rc -eq 0 ]]; then fail "$what: talosctl $* should have failed"; fi
-    return 0
-}
+# shellcheck source=smoke_lib.sh
+source "$here/smoke_lib.sh"
 
 # json DESCRIPTION JQ ARGS...: run talosctl (it must succeed), slurp the JSON objects it
 # prints on stdout and write jq's compact result to ./out
@@ -81,9 +57,6 @@ json() {
 
 # same VALUE DESCRIPTION: ./out must be exactly VALUE
 same() { [[ "$(cat out)" == "$1" ]] || fail "$2: got '$(cat out)', want '$1'"; }
-
-has() { grep -qF -- "$1" out || fail "$2: output lacks '$1'"; }
-lacks() { if grep -qF -- "$1" out; then fail "$2: output has '$1'"; fi; }
 
 tc() { echo --talosconfig "$work/talosconfig"; }
 

@@ -47,27 +47,9 @@ cleanup() {
 trap cleanup EXIT
 cd "$work"
 
-passed=0
-fail() {
-    echo "FAIL: $*" >&2
-    echo "--- last output:" >&2
-    tail -n 40 out >&2 || true
-    echo "--- emulator log:" >&2
-    tail -n 30 emulator.log >&2 || true
-    exit 1
-}
-ok() { passed=$((passed + 1)); echo "ok $passed - $*"; }
+# shellcheck source=smoke_lib.sh
+source "$here/smoke_lib.sh"
 tc() { echo --talosconfig talosconfig -e $cp -n $cp; }
-has() { grep -qF -- "$1" out || fail "$2: output lacks '$1'"; }
-run() {
-    local what=$1 expect=$2
-    shift 2
-    local rc=0
-    "$TALOSCTL" "$@" >out 2>&1 || rc=$?
-    if [[ "$expect" == 0 && $rc -ne 0 ]]; then fail "$what: talosctl $* exited $rc"; fi
-    if [[ "$expect" == fail && $rc -eq 0 ]]; then fail "$what: talosctl $* should have failed"; fi
-    return 0
-}
 k() { kubectl --kubeconfig kubeconfig "$@"; }
 control() { curl -sf --unix-socket state/control.sock -X POST "http://emulator/$1"; }
 

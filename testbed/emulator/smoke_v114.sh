@@ -42,30 +42,11 @@ cleanup() {
 trap cleanup EXIT
 cd "$work"
 
-passed=0
-fail() {
-    echo "FAIL: $*" >&2
-    echo "--- last output:" >&2
-    cat out >&2 || true
-    echo "--- emulator log:" >&2
-    tail -n 20 emulator.log >&2 || true
-    exit 1
-}
-ok() { passed=$((passed + 1)); echo "ok $passed - $*"; }
+# shellcheck source=smoke_lib.sh
+source "$here/smoke_lib.sh"
 tc() { echo --talosconfig talosconfig -e $new -n $new; }
-has() { grep -qF -- "$1" out || fail "$2: output lacks '$1'"; }
-lacks() { if grep -qF -- "$1" out; then fail "$2: output has '$1'"; fi; }
-
-# run TALOSCTL DESCRIPTION EXPECT(0|fail) ARGS...: stdout+stderr into ./out
-run() {
-    local talosctl=$1 what=$2 expect=$3
-    shift 3
-    local rc=0
-    "$talosctl" "$@" >out 2>&1 || rc=$?
-    if [[ "$expect" == 0 && $rc -ne 0 ]]; then fail "$what: talosctl $* exited $rc"; fi
-    if [[ "$expect" == fail && $rc -eq 0 ]]; then fail "$what: talosctl $* should have failed"; fi
-    return 0
-}
+# run TALOSCTL DESCRIPTION EXPECT ARGS...: with either release's talosctl
+run() { run_talosctl "$@"; }
 
 "$IMAGE_FACTORY" serve --listen "$factory" --state factory-state >factory.out 2>>factory.log &
 pids+=($!)

@@ -62,7 +62,8 @@ def test_kubernetes_allowed(running, target, talos):
      r"^Kubernetes 1.35.1 -> 1.37.2 skips 1.36: .* set talos_cluster_kubernetes_version to the latest 1.36 patch"),
     (["v1.34.0"], "1.37.2", [], r"skips 1.35, 1.36: .*the latest 1.35 patch, then the latest 1.36 patch and"),
     (["v1.37.2"], "1.37.1", [],
-     r"^the cluster runs Kubernetes 1.37.2, newer than the target 1.37.1: .*restore the etcd"),
+     r"^the cluster runs Kubernetes 1.37.2, newer than the target 1.37.1: .*"
+     r"set talos_cluster_kubernetes_version to 1.37.2"),
     (["v1.36.3"], "1.37.2", ["v1.14.1", "v1.13.9"],
      r"^Talos v1.13 runs Kubernetes v1.31 to v1.36, not 1.37.2: upgrade Talos first \(playbooks/upgrade.yml\)"),
     (["v1.31.0"], "1.31.4", ["v1.14.1"], r"Talos v1.14 runs Kubernetes v1.32 to v1.37, not 1.31.4: choose a version"),
