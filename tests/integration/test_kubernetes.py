@@ -40,11 +40,34 @@ def controlplane_node(index: int) -> dict:
             "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"}}
 
 
+def static_pod(component: str, node: str, version: str = "v1.36.3") -> dict:
+    """A control-plane component's mirror pod as a control plane's kubelet posts it for the static
+    pod Talos renders (the labels and container name talosctl upgrade-k8s and verify read)."""
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"{component}-{node}", "namespace": "kube-system",
+                         "labels": {"k8s-app": component, "tier": "control-plane"}},
+            "spec": {"nodeName": node, "hostNetwork": True,
+                     "containers": [{"name": component, "image": f"registry.k8s.io/{component}:{version}"}]}}
+
+
+def put_static_pod(controlplane, body: dict) -> None:
+    from kubernetes import client
+
+    api = client.CoreV1Api(controlplane.api())
+    name = body["metadata"]["name"]
+    if any(p.metadata.name == name for p in api.list_namespaced_pod("kube-system").items):
+        api.delete_namespaced_pod(name, "kube-system", grace_period_seconds=0)
+    api.create_namespaced_pod("kube-system", body)
+
+
 @pytest.fixture(scope="module")
 def cluster(controlplane, tmp_path_factory, playbook):
-    """The local inventory's four nodes registered, post-configured once (tests below rely on it)."""
+    """The local inventory's four nodes registered, each control plane's component pods posted,
+    post-configured once (tests below rely on it)."""
     for index in (1, 2, 3):
         controlplane.register_node(controlplane_node(index))
+        for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+            put_static_pod(controlplane, static_pod(component, f"controlplane-{index}"))
     controlplane.register_node(CORRECT_VALIDATOR)
     out = tmp_path_factory.mktemp("out")
     args = ["-i", str(LOCAL_INVENTORY), "-e", f"talos_cluster_kubeconfig={controlplane.kubeconfig}",
@@ -120,7 +143,8 @@ def test_verify_passes_on_a_correctly_described_validator(cluster):
             ("PersistentVolume path", f"{VALIDATOR}-ledger"), ("PersistentVolume capacity", f"{VALIDATOR}-ledger"),
             ("PersistentVolume node affinity", f"{VALIDATOR}-ledger"),
             ("PersistentVolume StorageClass", f"{VALIDATOR}-ledger")} <= names
-    assert {r["family"] for r in report["results"]} == {"nodes", "validator", "priority class", "storage"}
+    assert {r["family"] for r in report["results"]} == {"nodes", "control plane", "validator", "priority class",
+                                                         "storage"}
     # the built-in PriorityClass always exists: information, not a pass
     assert [(r["name"], r.get("info")) for r in report["results"] if r.get("info")] == [
         ("built-in PriorityClass", True)]
@@ -187,6 +211,21 @@ def test_verify_fails_with_expected_and_observed_figures(cluster, change, failur
     finally:
         cluster.controlplane.register_node(CORRECT_VALIDATOR)
         cluster("postconfig")  # the taint is part of postconfig's job
+
+
+def test_verify_names_a_control_plane_component_of_another_version(cluster):
+    assert cluster("postconfig").rc == 0
+    put_static_pod(cluster.controlplane, static_pod("kube-scheduler", "controlplane-2", "v1.35.4"))
+    try:
+        run = cluster("verify")
+        assert run.rc != 0
+        assert ("kube-scheduler version on controlplane-2: expected v1.36.3, observed v1.35.4 (another version than "
+                "the inventory's: playbooks/upgrade_kubernetes.yml upgrades it)") in "\n".join(run.failure_messages())
+        report = json.loads((cluster.out / "verify/report.json").read_text())
+        assert [(r["name"], r["subject"]) for r in report["results"] if not r["passed"]] == [
+            ("kube-scheduler version", "controlplane-2")]
+    finally:
+        put_static_pod(cluster.controlplane, static_pod("kube-scheduler", "controlplane-2"))
 
 
 def test_verify_reports_a_missing_persistent_volume(cluster):

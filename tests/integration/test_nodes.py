@@ -61,7 +61,11 @@ def test_site_deploys_a_healthy_verified_cluster_then_changes_nothing(deployed_o
             "HugePages_Total per NUMA node", "PersistentVolume path", "node facts read"} <= names, names
     assert report["results"] and report["failed"] == 0, [r for r in report["results"] if not r["passed"]]
     assert {r["family"] for r in report["results"]} == {
-        "nodes", "validator", "priority class", "storage", "boot", "kernel", "services", "etcd", "hosts"}
+        "nodes", "control plane", "validator", "priority class", "storage", "boot", "kernel", "services", "etcd",
+        "hosts"}
+    # each control plane's components, at the version the real API server reports (mirror pods)
+    assert sorted(r["subject"] for r in report["results"] if r["name"] == "kube-apiserver version") == [
+        "controlplane-1", "controlplane-2", "controlplane-3"]
     assert sorted(r["subject"] for r in report["results"] if r["name"] == "node facts read") == [
         "controlplane-1", "controlplane-2", "controlplane-3", "solana-validator"]
     # the same counts for machines: JUnit for CI, Markdown for a job summary, set_stats for AWX
