@@ -76,6 +76,14 @@ options:
       - Not judged in maintenance mode.
     type: bool
     default: false
+  only_kubernetes_images:
+    description:
+      - Kubernetes images (C(kubelet), C(kube-apiserver), ...) whose version this apply may change,
+        and nothing else on a node that runs - a change of any other line of the config is
+        refused, naming the lines. Used for a kubelet upgrade node by node.
+    type: list
+    elements: str
+    default: []
   maintenance_only:
     description:
       - Apply only to a node in maintenance mode (its first configuration). A node that already
@@ -185,6 +193,17 @@ def kubernetes_changes(diff):
             (old if match.group(1) == "-" else new)[component] = checks.image_version(match.group(2))
     return [f"{component} {old.get(component) or '(default)'} -> {new.get(component) or '(default)'}"
             for component in [*new, *(c for c in old if c not in new)] if old.get(component) != new.get(component)]
+
+
+class OtherChangesRefused(TalosError):
+    hint = "apply those with site.yml at the version the node runs first, then upgrade"
+
+
+def other_changes(diff, images):
+    """The changed lines of a config diff other than the image lines of IMAGES."""
+    return [line for line in diff.splitlines()
+            if line[:1] in ("+", "-") and not line.startswith(("+++", "---"))
+            and not ((match := _IMAGE_LINE.match(line)) and checks.image_name(match.group(2)) in images)]
 
 
 def identity_refused(name):
@@ -314,6 +333,7 @@ def main():
             "allow_reboot": {"type": "bool", "default": False},
             "allow_identity_change": {"type": "bool", "default": False},
             "allow_kubernetes_change": {"type": "bool", "default": False},
+            "only_kubernetes_images": {"type": "list", "elements": "str", "default": []},
             "maintenance_only": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
@@ -345,7 +365,14 @@ def main():
                             "belongs to the cluster's secrets bundle was not checked")
             elif not trusted_by(machine_ca(config_text), trusted):
                 raise identity_refused(applier.name)
-        if changed and not maintenance and not params["allow_kubernetes_change"] and kubernetes_changes(diff):
+        if changed and not maintenance and params["only_kubernetes_images"]:
+            others = other_changes(diff, params["only_kubernetes_images"])
+            if others:
+                shown = changed_lines(secret_files.redact_diff("\n".join(others)))
+                raise OtherChangesRefused(
+                    f"{applier.name}: besides the {', '.join(params['only_kubernetes_images'])} image, this "
+                    f"configuration changes: {shown}; nothing was applied")
+        elif changed and not maintenance and not params["allow_kubernetes_change"] and kubernetes_changes(diff):
             raise KubernetesChangeRefused(
                 f"{applier.name}: this configuration changes Kubernetes on a running node "
                 f"({', '.join(kubernetes_changes(diff))}); Talos would restart those components at once, without "

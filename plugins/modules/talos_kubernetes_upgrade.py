@@ -65,6 +65,19 @@ options:
     description: Pull every new image on its nodes before changing anything (C(--pre-pull-images)).
     type: bool
     default: true
+  dry_run:
+    description:
+      - Run C(talosctl upgrade-k8s --dry-run) - its checks, and with O(pre_pull_images) the pull of
+        every new image on its nodes - and change nothing (it does re-apply each control plane's
+        config unchanged, a talosctl quirk). C(changed) is false.
+    type: bool
+    default: false
+  force:
+    description:
+      - Run talosctl even when every component it upgrades is on O(version), for example after a
+        run that stopped before the bootstrap manifests were synced (talosctl skips the rest).
+    type: bool
+    default: false
 extends_documentation_fragment:
   - solanaops.talos.talosctl
 attributes:
@@ -221,6 +234,8 @@ def main():
             "kubelets": {"type": "list", "elements": "str", "default": []},
             "upgrade_kubelet": {"type": "bool", "default": True},
             "pre_pull_images": {"type": "bool", "default": True},
+            "dry_run": {"type": "bool", "default": False},
+            "force": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
@@ -244,7 +259,8 @@ def main():
             raise RefusedPath(str(error)) from None
         result["from_version"] = lowest = min(running + kubelets, key=parse_version)
         upgraded = running + (kubelets if params["upgrade_kubelet"] else [])
-        result["needed"] = result["changed"] = any(v != target for v in upgraded)
+        result["needed"] = any(v != target for v in upgraded) or params["force"]
+        result["changed"] = result["needed"] and not params["dry_run"]
         if not result["needed"]:
             module.exit_json(msg=f"talosctl has nothing to upgrade: the components run Kubernetes {target}", **result)
         if module.check_mode:
@@ -254,7 +270,11 @@ def main():
             _rc, stdout, _stderr = talosctl.run([
                 "upgrade-k8s", "--from", lowest, "--to", target, "--with-docs=false", "--with-examples=false",
                 f"--upgrade-kubelet={str(params['upgrade_kubelet']).lower()}",
-                f"--pre-pull-images={str(params['pre_pull_images']).lower()}"], **route)
+                f"--pre-pull-images={str(params['pre_pull_images']).lower()}",
+                *(["--dry-run"] if params["dry_run"] else [])], **route)
+            if params["dry_run"]:
+                module.exit_json(msg=f"talosctl upgrade-k8s --dry-run to {target}: its checks passed"
+                                 + (", every new image pulled" if params["pre_pull_images"] else ""), **result)
         except TalosError as error:
             output = error.details.get("stdout") or ""
             result["updated"], result["manifests"] = parse_upgrade_log(output)

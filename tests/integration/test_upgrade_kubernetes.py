@@ -60,7 +60,7 @@ def test_kubernetes_goes_one_minor_up_through_talos_resuming_after_an_interrupti
     # check mode: the plan, nothing touched
     planned = deployed("upgrade_kubernetes", "--check", *TO_TARGET)
     assert planned.rc == 0, planned.failure_messages()
-    assert f"-> {TARGET}" in planned.stdout
+    assert f"-> v{TARGET}" in planned.stdout
     assert not (deployed.out / "etcd-snapshots").exists()
     assert set(kubelet_versions(deployed).values()) == {f"v{RUNNING}"}
 
@@ -86,7 +86,7 @@ def test_kubernetes_goes_one_minor_up_through_talos_resuming_after_an_interrupti
 
     interrupted = deployed("upgrade_kubernetes", *TO_TARGET, stop_when=first_api_server_upgraded)
     assert interrupted.rc != 0
-    subprocess.run(["pkill", "-TERM", "-f", "talosctl upgrade-k8s"], check=False)
+    subprocess.run(["pkill", "-TERM", "-f", f"talosctl upgrade-k8s --from {RUNNING} --to {TARGET}"], check=False)
     assert set(kubelet_versions(deployed).values()) == {f"v{RUNNING}"}, "stopped before the kubelets"
     # ...the re-run learns how the job ended, plans again from what the cluster runs, has talosctl
     # finish the control plane (skipping what is done), then the kubelets, the validator's after its
@@ -112,6 +112,11 @@ def test_kubernetes_goes_one_minor_up_through_talos_resuming_after_an_interrupti
     assert report["updated"] and ("kube-apiserver", "127.0.1.11") not in {
         (u["component"], u["node"]) for u in report["updated"]}
     assert report["kubelets"] == [*ADDRESSES, "solana-validator"]
+    # every node drained for its kubelet is back in service, no marker left
+    from kubernetes import client, config
+    api = client.CoreV1Api(config.new_client_from_config(str(deployed.out / "kubeconfig")))
+    assert not [n.metadata.name for n in api.list_node().items if n.spec.unschedulable]
+    assert not list((deployed.out / "upgrading").iterdir())
     snapshot = report["snapshot"]
     assert snapshot["size"] > 0 and stat.S_IMODE(REPO.joinpath(snapshot["dest"]).stat().st_mode) == 0o600
     assert not (deployed.out / "kubernetes-upgrading").exists()

@@ -125,3 +125,14 @@ def test_a_kubernetes_version_change_is_told_from_the_image_lines_of_the_diff():
     assert talos_apply_config.kubernetes_changes(removed) == ["kube-controller-manager v1.36.3 -> (default)"]
     sysctl = '--- a\n+++ b\n-    vm.swappiness: "1"\n+    vm.swappiness: "10"\n'
     assert talos_apply_config.kubernetes_changes(sysctl) == []
+
+
+def test_only_the_named_images_may_change_in_a_kubelet_upgrade():
+    kubelet = "-image: ghcr.io/siderolabs/kubelet:v1.36.3\n+image: ghcr.io/siderolabs/kubelet:v1.37.2\n"
+    assert talos_apply_config.other_changes("--- a\n+++ b\n@@ -1 +1 @@\n kind: KubeletConfig\n" + kubelet,
+                                            ["kubelet"]) == []
+    apiserver = ("-    image: registry.k8s.io/kube-apiserver:v1.36.3\n"
+                 "+    image: registry.k8s.io/kube-apiserver:v1.37.2\n")
+    sysctl = '+    vm.swappiness: "10"\n'
+    assert talos_apply_config.other_changes(kubelet + apiserver + sysctl, ["kubelet"]) == [
+        *apiserver.splitlines(), sysctl.strip("\n")]

@@ -139,3 +139,13 @@ def test_a_failure_says_what_was_already_upgraded_and_never_returns_the_manifest
                           fail="error pre-pulling images: rpc error: code = NotFound"))
     assert early["failed"] and early["error"] == "CommandFailed" and not early["changed"]
     assert early["updated"] == [] and "pre-pulling" in early["msg"]
+
+
+def test_a_dry_run_pulls_and_checks_and_force_runs_talosctl_with_nothing_left(run):
+    talos = FakeTalos(V114)
+    pulled = run(talos, upgrade_kubelet=True, dry_run=True)
+    assert not pulled["failed"] and not pulled["changed"] and pulled["needed"]
+    assert upgrades(talos)[-1][-6:] == ["--pre-pull-images=true", "--dry-run", "--nodes", "127.1.0.11",
+                                        "--endpoints", "127.1.0.11"]
+    forced = run(talos, running=["v1.37.2"], kubelets=["v1.37.2"], force=True)
+    assert forced["needed"] and not forced["failed"] and len(upgrades(talos)) == 2
