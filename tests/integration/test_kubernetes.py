@@ -143,8 +143,8 @@ def test_verify_passes_on_a_correctly_described_validator(cluster):
             ("PersistentVolume path", f"{VALIDATOR}-ledger"), ("PersistentVolume capacity", f"{VALIDATOR}-ledger"),
             ("PersistentVolume node affinity", f"{VALIDATOR}-ledger"),
             ("PersistentVolume StorageClass", f"{VALIDATOR}-ledger")} <= names
-    assert {r["family"] for r in report["results"]} == {"nodes", "control plane", "validator", "priority class",
-                                                         "storage"}
+    families = {"nodes", "control plane", "validator", "priority class", "storage"}
+    assert {r["family"] for r in report["results"]} == families
     # the built-in PriorityClass always exists: information, not a pass
     assert [(r["name"], r.get("info")) for r in report["results"] if r.get("info")] == [
         ("built-in PriorityClass", True)]
