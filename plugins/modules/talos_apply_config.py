@@ -179,18 +179,27 @@ class KubernetesChangeRefused(TalosError):
 _IMAGE_LINE = re.compile(r"^([+-])\s*image:\s*[\"']?(\S+?)[\"']?\s*$")
 
 
+def diff_changes(diff):
+    """The changed lines of a unified config diff (its '+'/'-' lines, not the file headers)."""
+    return [line for line in diff.splitlines() if line[:1] in ("+", "-") and not line.startswith(("+++", "---"))]
+
+
+def _kubernetes_image(line):
+    """(component, tag) of a changed line naming a Kubernetes image (contract.KUBERNETES_IMAGES), else None."""
+    match = _IMAGE_LINE.match(line)
+    if match and checks.image_name(match.group(2)) in contract.KUBERNETES_IMAGES:
+        return checks.image_name(match.group(2)), checks.image_version(match.group(2))
+    return None
+
+
 def kubernetes_changes(diff):
     """The Kubernetes images (contract.KUBERNETES_IMAGES) a config diff gives another tag:
     ['kubelet v1.36.3 -> v1.37.2', ...]; an image line added or removed alone is a change from
     or to the release's default version."""
     old, new = {}, {}
-    for line in diff.splitlines():
-        match = _IMAGE_LINE.match(line)
-        if not match or line.startswith(("+++", "---")):
-            continue
-        component = checks.image_name(match.group(2))
-        if component in contract.KUBERNETES_IMAGES:
-            (old if match.group(1) == "-" else new)[component] = checks.image_version(match.group(2))
+    for line in diff_changes(diff):
+        if image := _kubernetes_image(line):
+            (old if line[0] == "-" else new)[image[0]] = image[1]
     return [f"{component} {old.get(component) or '(default)'} -> {new.get(component) or '(default)'}"
             for component in [*new, *(c for c in old if c not in new)] if old.get(component) != new.get(component)]
 
@@ -201,9 +210,7 @@ class OtherChangesRefused(TalosError):
 
 def other_changes(diff, images):
     """The changed lines of a config diff other than the image lines of IMAGES."""
-    return [line for line in diff.splitlines()
-            if line[:1] in ("+", "-") and not line.startswith(("+++", "---"))
-            and not ((match := _IMAGE_LINE.match(line)) and checks.image_name(match.group(2)) in images)]
+    return [line for line in diff_changes(diff) if (_kubernetes_image(line) or (None,))[0] not in images]
 
 
 def identity_refused(name):
@@ -277,8 +284,7 @@ def needs_reboot(stderr):
 
 def changed_lines(diff, limit=6):
     """The first changed lines of a (redacted) config diff, for a message a person can act on."""
-    lines = [line[0] + line[1:].strip() for line in diff.splitlines()
-             if line[:1] in ("+", "-") and not line.startswith(("+++", "---"))]
+    lines = [line[0] + line[1:].strip() for line in diff_changes(diff)]
     return "; ".join(lines[:limit]) + (f"; ... ({len(lines) - limit} more)" if len(lines) > limit else "")
 
 

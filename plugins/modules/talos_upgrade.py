@@ -136,6 +136,7 @@ import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.solanaops.talos.plugins.module_utils import checks
 from ansible_collections.solanaops.talos.plugins.module_utils.boot import read_boot
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     TALOSCTL_ARGSPEC,
@@ -160,11 +161,11 @@ class NotOnTarget(TalosError):
 
 
 def image_tag(image):
-    """The tag of an image reference (the part after the last ':' that follows the last '/')."""
-    name = image.rsplit("/", 1)[-1]
-    if ":" not in name or "@" in image:
+    """The tag of an installer image reference, the release it boots; a digest pins no release."""
+    tag = checks.image_version(image)
+    if tag is None or "@" in image:
         raise RefusedPath(f"image {image!r} names no tag: the tag is the Talos release to boot, e.g. ...:v1.13.9")
-    return name.rsplit(":", 1)[1]
+    return tag
 
 
 def booted(talosctl, node, endpoint):

@@ -3,17 +3,20 @@ testbed itself, and a runner for ansible-playbook. The unit tests import nothing
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 from ansible_collections.solanaops.talos.plugins.module_utils import secret_files
 
 REPO = Path(__file__).resolve().parents[2]
@@ -212,6 +215,17 @@ class Deployment:
                      "-e", f"talosctl_path={talosctl}"]
         # the upgrade proves its etcd snapshot restorable with the pinned etcd's etcdutl
         self.args += ["-e", f"talos_upgrade_etcdutl_path={ETCDUTL}"]
+
+    def api_tls(self, scratch: Path) -> tuple[str, ssl.SSLContext]:
+        """The admin kubeconfig's server and a TLS context with its client certificate (written
+        to SCRATCH), for reading the API servers directly."""
+        kubeconfig = yaml.safe_load((self.out / "kubeconfig").read_text())
+        cluster, user = kubeconfig["clusters"][0]["cluster"], kubeconfig["users"][0]["user"]
+        for name, field in (("api.crt", "client-certificate-data"), ("api.key", "client-key-data")):
+            (scratch / name).write_bytes(base64.b64decode(user[field]))
+        context = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+        context.load_cert_chain(scratch / "api.crt", scratch / "api.key")
+        return cluster["server"], context
 
     def __call__(self, play: str, *extra: str, stop_when: Callable[[], bool] | None = None):
         # the drill powers nodes back on through this emulator's control socket

@@ -40,7 +40,7 @@ def controlplane_node(index: int) -> dict:
             "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"}}
 
 
-def static_pod(component: str, node: str, version: str = "v1.36.3") -> dict:
+def static_pod(component: str, node: str, version: str) -> dict:
     """A control-plane component's mirror pod as a control plane's kubelet posts it for the static
     pod Talos renders (the labels and container name talosctl upgrade-k8s and verify read)."""
     return {"apiVersion": "v1", "kind": "Pod",
@@ -48,6 +48,13 @@ def static_pod(component: str, node: str, version: str = "v1.36.3") -> dict:
                          "labels": {"k8s-app": component, "tier": "control-plane"}},
             "spec": {"nodeName": node, "hostNetwork": True,
                      "containers": [{"name": component, "image": f"registry.k8s.io/{component}:{version}"}]}}
+
+
+def running_version(controlplane) -> str:
+    """The version the real API server reports of itself: what its static pods' images name."""
+    from kubernetes import client
+
+    return client.VersionApi(controlplane.api()).get_code().git_version
 
 
 def put_static_pod(controlplane, body: dict) -> None:
@@ -67,7 +74,7 @@ def cluster(controlplane, tmp_path_factory, playbook):
     for index in (1, 2, 3):
         controlplane.register_node(controlplane_node(index))
         for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
-            put_static_pod(controlplane, static_pod(component, f"controlplane-{index}"))
+            put_static_pod(controlplane, static_pod(component, f"controlplane-{index}", running_version(controlplane)))
     controlplane.register_node(CORRECT_VALIDATOR)
     out = tmp_path_factory.mktemp("out")
     args = ["-i", str(LOCAL_INVENTORY), "-e", f"talos_cluster_kubeconfig={controlplane.kubeconfig}",
@@ -225,7 +232,8 @@ def test_verify_names_a_control_plane_component_of_another_version(cluster):
         assert [(r["name"], r["subject"]) for r in report["results"] if not r["passed"]] == [
             ("kube-scheduler version", "controlplane-2")]
     finally:
-        put_static_pod(cluster.controlplane, static_pod("kube-scheduler", "controlplane-2"))
+        put_static_pod(cluster.controlplane, static_pod("kube-scheduler", "controlplane-2",
+                                                        running_version(cluster.controlplane)))
 
 
 def test_verify_reports_a_missing_persistent_volume(cluster):

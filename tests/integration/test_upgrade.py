@@ -4,7 +4,6 @@ one when told to), run real etcd and Kubernetes, and reboot for the emulator's r
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import ssl
@@ -141,13 +140,8 @@ class Probe:
     is a lost quorum). Credentials: the admin kubeconfig, and a control plane's etcd certificate."""
 
     def __init__(self, deployment, tmp_path):
-        kubeconfig = yaml.safe_load((deployment.out / "kubeconfig").read_text())
-        cluster, user = kubeconfig["clusters"][0]["cluster"], kubeconfig["users"][0]["user"]
-        self.api_url = cluster["server"] + "/api/v1/namespaces/kube-system"
-        for name, field in (("api.crt", "client-certificate-data"), ("api.key", "client-key-data")):
-            (tmp_path / name).write_bytes(base64.b64decode(user[field]))
-        self.api = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
-        self.api.load_cert_chain(tmp_path / "api.crt", tmp_path / "api.key")
+        server, self.api = deployment.api_tls(tmp_path)
+        self.api_url = server + "/api/v1/namespaces/kube-system"
         pki = deployment.emulator.state / "machines" / CONTROLPLANES[0] / "pki"
         self.etcd = ssl.create_default_context(cafile=pki / "etcd-ca.crt")
         self.etcd.load_cert_chain(pki / "etcd.crt", pki / "etcd.key")

@@ -5,15 +5,12 @@ binary that runs, never from the emulator's say-so."""
 
 from __future__ import annotations
 
-import base64
 import json
-import ssl
 import stat
 import subprocess
 import time
 import urllib.request
 
-import yaml
 from conftest import PINS, REPO
 
 ADDRESSES = {"controlplane-1": "127.0.1.11", "controlplane-2": "127.0.1.12", "controlplane-3": "127.0.1.13"}
@@ -24,12 +21,7 @@ TO_TARGET = ["-e", f"talos_cluster_kubernetes_version={TARGET}"]
 
 def api_server_versions(deployment) -> dict[str, str]:
     """What each control plane's kube-apiserver says it is (GET /version: its own build info)."""
-    kubeconfig = yaml.safe_load((deployment.out / "kubeconfig").read_text())
-    cluster, user = kubeconfig["clusters"][0]["cluster"], kubeconfig["users"][0]["user"]
-    for name, field in (("api.crt", "client-certificate-data"), ("api.key", "client-key-data")):
-        (deployment.out / name).write_bytes(base64.b64decode(user[field]))
-    context = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
-    context.load_cert_chain(deployment.out / "api.crt", deployment.out / "api.key")
+    _server, context = deployment.api_tls(deployment.out.parent)
     versions = {}
     for name, address in ADDRESSES.items():
         with urllib.request.urlopen(f"https://{address}:6443/version", context=context, timeout=5) as response:
