@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 ---
 module: talos_kubernetes_upgrade
 short_description: Upgrade a Talos cluster's Kubernetes through talosctl upgrade-k8s
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Compares the Kubernetes versions the cluster runs (O(running) and O(kubelets), read by the
     caller from its control-plane pods, kube-proxy DaemonSet and Nodes) with O(version). When
