@@ -177,6 +177,16 @@ def installer(inputs, factory, talos_version, secureboot=False, image=""):
     return {**derived, "image": image or derived["image"]}
 
 
+def schematic_file(installer_, node):
+    """The schematic file generate.yml writes beside a node's config, for upload to the Image
+    Factory: a header naming the node, the schematic ID and the installer, then the canonical text
+    the ID is computed over."""
+    return (f"# Image Factory schematic of {node}, rendered by solanaops.talos.\n"
+            f"# schematic ID {installer_['id']}\n"
+            f"# installer    {installer_['image']}\n"
+            + schematic.canonical_yaml(installer_["schematic"]))
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -191,5 +201,6 @@ class FilterModule:
             "merges_default_eviction": contract.merges_default_eviction,
             "installer": installer,
             "canonical_schematic": schematic.canonical_yaml,
+            "schematic_file": schematic_file,
             "self_set_labels": node_restriction.self_set_labels,
         }

@@ -282,7 +282,7 @@ def test_filter_map():
     assert set(filters) == {"node_documents", "contract_layout", "rendered_kubelet", "disk_selector",
                             "hugepage_kernel_args", "reserved_memory_per_numa",
                             "kernel_args_target", "installer", "canonical_schematic", "self_set_labels",
-                            "merges_default_eviction", "memory_manager_inputs"}
+                            "merges_default_eviction", "memory_manager_inputs", "schematic_file"}
     assert filters["hugepage_kernel_args"] is resources.hugepage_kernel_args
     assert filters["memory_manager_inputs"] is resources.memory_manager_inputs
     assert filters["kernel_args_target"] is contract.kernel_args_target
@@ -308,6 +308,19 @@ def test_installer_keeps_a_hand_set_image_and_the_derived_one():
     assert result["id"] == empty
     derived = talos.installer({}, "factory.talos.dev", "v1.13.9")["image"]
     assert derived == mirrored.replace("mirror.internal", "factory.talos.dev")
+
+
+def test_schematic_file_names_the_node_id_and_installer_above_the_canonical_text():
+    validator = talos.installer({"kernel_args": ["iommu=pt"], "extensions": []}, "127.0.1.5:5000", "v1.14.1")
+    text = talos.schematic_file(validator, "solana-validator")
+    assert text.splitlines()[:3] == [
+        "# Image Factory schematic of solana-validator, rendered by solanaops.talos.",
+        f"# schematic ID {validator['id']}",
+        f"# installer    {validator['image']}"]
+    body = text.split("\n", 3)[3]
+    assert body == talos.schematic.canonical_yaml(validator["schematic"]) and text.endswith("iommu=pt\n")
+    # the body parses back to the schematic its ID names (the header is comments)
+    assert talos.schematic.schematic_id(yaml.safe_load(text)) == validator["id"]
 
 
 @pytest.mark.parametrize("layout", ["v1.13.9", "v1.14.1"])
