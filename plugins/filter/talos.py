@@ -9,6 +9,7 @@ Each filter is documented on its own, in plugins/filter/<filter name>.yml
 from __future__ import annotations
 
 import ipaddress
+import json
 
 import yaml
 from ansible_collections.solanaops.talos.plugins.module_utils import contract, node_restriction, resources, schematic
@@ -187,6 +188,31 @@ def schematic_file(installer_, node):
             + schematic.canonical_yaml(installer_["schematic"]))
 
 
+def cluster_setting_conflicts(hostvars, hosts, names):
+    """One problem per cluster setting whose value is not the same on every host: a per-host or
+    per-group value would be ignored, since the first host's values are the cluster's.
+
+    hostvars: the hosts' variables (Ansible's hostvars); hosts: the play's hosts, in order;
+    names: the settings. A host without the variable gets the role default, shown as such."""
+    values = {}
+    for host in hosts:
+        host_vars = hostvars[host]  # Ansible computes a host's variables on each lookup
+        values[host] = {name: json.dumps(host_vars[name], sort_keys=True, default=str) if name in host_vars
+                        else "the role default" for name in names}
+    problems = []
+    for name in names:
+        hosts_by_value = {}
+        for host in hosts:
+            hosts_by_value.setdefault(values[host][name], []).append(host)
+        if len(hosts_by_value) > 1:
+            listed = "; ".join(f"{value} on {', '.join(named)}" for value, named in hosts_by_value.items())
+            problems.append(
+                f"{name} is not the same on every host ({listed}): it is a setting of the whole cluster, and only the "
+                f"first host's value would be used. Set it once for every host of the cluster (group_vars/all or "
+                f"the cluster's group), not per host or per role group")
+    return problems
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -202,5 +228,6 @@ class FilterModule:
             "installer": installer,
             "canonical_schematic": schematic.canonical_yaml,
             "schematic_file": schematic_file,
+            "cluster_setting_conflicts": cluster_setting_conflicts,
             "self_set_labels": node_restriction.self_set_labels,
         }

@@ -282,7 +282,8 @@ def test_filter_map():
     assert set(filters) == {"node_documents", "contract_layout", "rendered_kubelet", "disk_selector",
                             "hugepage_kernel_args", "reserved_memory_per_numa",
                             "kernel_args_target", "installer", "canonical_schematic", "self_set_labels",
-                            "merges_default_eviction", "memory_manager_inputs", "schematic_file"}
+                            "merges_default_eviction", "memory_manager_inputs", "schematic_file",
+                            "cluster_setting_conflicts"}
     assert filters["hugepage_kernel_args"] is resources.hugepage_kernel_args
     assert filters["memory_manager_inputs"] is resources.memory_manager_inputs
     assert filters["kernel_args_target"] is contract.kernel_args_target
@@ -321,6 +322,25 @@ def test_schematic_file_names_the_node_id_and_installer_above_the_canonical_text
     assert body == talos.schematic.canonical_yaml(validator["schematic"]) and text.endswith("iommu=pt\n")
     # the body parses back to the schematic its ID names (the header is comments)
     assert talos.schematic.schematic_id(yaml.safe_load(text)) == validator["id"]
+
+
+def test_cluster_setting_conflicts_names_each_setting_not_the_same_on_every_host():
+    hosts = ["controlplane-1", "controlplane-2", "solana-validator"]
+    hostvars = {"controlplane-1": {"talos_cluster_name": "solana", "talos_cluster_dns_service_ips": ["10.96.0.10"]},
+                "controlplane-2": {"talos_cluster_name": "solana", "talos_cluster_dns_service_ips": ["10.96.0.10"]},
+                "solana-validator": {"talos_cluster_name": "solana", "talos_cluster_dns_service_ips": ["10.96.0.11"],
+                                     "talos_cluster_wait_step": 10}}
+    names = ["talos_cluster_name", "talos_cluster_dns_service_ips", "talos_cluster_wait_step"]
+    problems = talos.cluster_setting_conflicts(hostvars, hosts, names)
+    assert len(problems) == 2
+    assert problems[0].startswith('talos_cluster_dns_service_ips is not the same on every host (["10.96.0.10"] on '
+                                  'controlplane-1, controlplane-2; ["10.96.0.11"] on solana-validator)')
+    # a host without the variable has the role default, which a per-host value differs from
+    assert problems[1].startswith("talos_cluster_wait_step is not the same on every host (the role default on "
+                                  "controlplane-1, controlplane-2; 10 on solana-validator)")
+    assert all("Set it once for every host of the cluster" in problem for problem in problems)
+    # equal values, set or not, are no problem; nor is a host outside `hosts`
+    assert talos.cluster_setting_conflicts(hostvars, hosts[:2], names) == []
 
 
 @pytest.mark.parametrize("layout", ["v1.13.9", "v1.14.1"])
