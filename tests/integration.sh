@@ -11,10 +11,11 @@ cd "$(dirname "$0")/.."
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
-./tests/pytest.sh tests/integration -m "not testbed" "$@" >"$log" 2>&1 &
+# --durations: where the stage's time goes, the figure CI's limit depends on
+./tests/pytest.sh tests/integration -m "not testbed" --durations=25 "$@" >"$log" 2>&1 &
 others=$!
 echo "==> the tests that need no machine run beside these (pid $others), their output follows them"
-./tests/pytest.sh tests/integration -m testbed "$@"
+./tests/pytest.sh tests/integration -m testbed --durations=25 "$@"
 testbed_rc=$?
 if kill -0 "$others" 2>/dev/null; then
   echo "==> waiting for the tests that need no machine"
