@@ -12,6 +12,7 @@ import ipaddress
 import json
 
 import yaml
+from ansible.parsing.vault import VaultHelper
 from ansible_collections.solanaops.talos.plugins.module_utils import contract, node_restriction, resources, schematic
 
 
@@ -188,28 +189,38 @@ def schematic_file(installer_, node):
             + schematic.canonical_yaml(installer_["schematic"]))
 
 
-def cluster_setting_conflicts(hostvars, hosts, names):
+def cluster_setting_conflicts(hostvars, hosts, names, defaults):
     """One problem per cluster setting whose value is not the same on every host: a per-host or
     per-group value would be ignored, since the first host's values are the cluster's.
 
-    hostvars: the hosts' variables (Ansible's hostvars); hosts: the play's hosts, in order;
-    names: the settings. A host without the variable gets the role default, shown as such."""
-    values = {}
+    hostvars: the hosts' variables (Ansible's hostvars); hosts: the cluster's hosts, in order;
+    names: the settings; defaults: the role's defaults, for a host without the variable. Values
+    are compared as written, before templating: templating a host's value here would see neither
+    the role's defaults nor the play, and a value written as its default is the default."""
+    def written(host_vars, name):
+        value = host_vars.get(name, defaults.get(name))
+        if VaultHelper.get_ciphertext(value, with_tags=False) is not None:
+            # compared by its plain text (two encryptions of one value differ), never shown
+            return str(value), "a vault-encrypted value"
+        text = json.dumps(value, sort_keys=True, default=str)
+        # a scalar written with or without quotes ("30" or 30) is one value
+        return (str(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else text), text
+
+    hosts_by_value = {name: {} for name in names}
     for host in hosts:
-        host_vars = hostvars[host]  # Ansible computes a host's variables on each lookup
-        values[host] = {name: json.dumps(host_vars[name], sort_keys=True, default=str) if name in host_vars
-                        else "the role default" for name in names}
+        # as written in the inventory (HostVars.raw_get); a plain mapping in the unit tests
+        host_vars = hostvars.raw_get(host) if hasattr(hostvars, "raw_get") else hostvars[host]
+        for name in names:
+            key, shown = written(host_vars, name)
+            hosts_by_value[name].setdefault(key, (shown, []))[1].append(host)
     problems = []
     for name in names:
-        hosts_by_value = {}
-        for host in hosts:
-            hosts_by_value.setdefault(values[host][name], []).append(host)
-        if len(hosts_by_value) > 1:
-            listed = "; ".join(f"{value} on {', '.join(named)}" for value, named in hosts_by_value.items())
+        if len(hosts_by_value[name]) > 1:
+            listed = "; ".join(f"{shown} on {', '.join(named)}" for shown, named in hosts_by_value[name].values())
             problems.append(
-                f"{name} is not the same on every host ({listed}): it is a setting of the whole cluster, and only the "
-                f"first host's value would be used. Set it once for every host of the cluster (group_vars/all or "
-                f"the cluster's group), not per host or per role group")
+                f"{name} is not the same on every host ({listed}): a setting of the whole cluster has one value (a "
+                f"per-host value would be ignored, or make the nodes' configs disagree). Set it once for every host "
+                f"of the cluster (group_vars/all or the cluster's group), not per host or per role group")
     return problems
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from ansible.parsing.vault import EncryptedString, VaultLib, VaultSecret, VaultSecretsContext
 from ansible_collections.solanaops.talos.plugins.filter import talos
 from ansible_collections.solanaops.talos.plugins.module_utils import contract, resources
 
@@ -324,23 +325,65 @@ def test_schematic_file_names_the_node_id_and_installer_above_the_canonical_text
     assert talos.schematic.schematic_id(yaml.safe_load(text)) == validator["id"]
 
 
+CLUSTER_DEFAULTS = {"talos_cluster_name": "solana", "talos_cluster_wait_step": 30,
+                    "talos_cluster_kubeconfig": "{{ talos_cluster_output_dir }}/kubeconfig"}
+CLUSTER_SETTINGS = ["talos_cluster_name", "talos_cluster_vip", "talos_cluster_dns_service_ips",
+                    "talos_cluster_wait_step", "talos_cluster_kubeconfig"]
+
+
 def test_cluster_setting_conflicts_names_each_setting_not_the_same_on_every_host():
     hosts = ["controlplane-1", "controlplane-2", "solana-validator"]
-    hostvars = {"controlplane-1": {"talos_cluster_name": "solana", "talos_cluster_dns_service_ips": ["10.96.0.10"]},
-                "controlplane-2": {"talos_cluster_name": "solana", "talos_cluster_dns_service_ips": ["10.96.0.10"]},
-                "solana-validator": {"talos_cluster_name": "solana", "talos_cluster_dns_service_ips": ["10.96.0.11"],
+    hostvars = {"controlplane-1": {"talos_cluster_vip": "10.0.0.10", "talos_cluster_dns_service_ips": ["10.96.0.10"]},
+                "controlplane-2": {"talos_cluster_vip": "10.0.0.10", "talos_cluster_dns_service_ips": ["10.96.0.10"]},
+                "solana-validator": {"talos_cluster_vip": "10.0.0.9", "talos_cluster_dns_service_ips": ["10.96.0.11"],
                                      "talos_cluster_wait_step": 10}}
-    names = ["talos_cluster_name", "talos_cluster_dns_service_ips", "talos_cluster_wait_step"]
-    problems = talos.cluster_setting_conflicts(hostvars, hosts, names)
-    assert len(problems) == 2
-    assert problems[0].startswith('talos_cluster_dns_service_ips is not the same on every host (["10.96.0.10"] on '
+    problems = talos.cluster_setting_conflicts(hostvars, hosts, CLUSTER_SETTINGS, CLUSTER_DEFAULTS)
+    assert len(problems) == 3, problems
+    # a setting without a default (the VIP) is compared too: each node would render its own
+    assert problems[0].startswith('talos_cluster_vip is not the same on every host ("10.0.0.10" on controlplane-1, '
+                                  'controlplane-2; "10.0.0.9" on solana-validator)')
+    assert problems[1].startswith('talos_cluster_dns_service_ips is not the same on every host (["10.96.0.10"] on '
                                   'controlplane-1, controlplane-2; ["10.96.0.11"] on solana-validator)')
-    # a host without the variable has the role default, which a per-host value differs from
-    assert problems[1].startswith("talos_cluster_wait_step is not the same on every host (the role default on "
+    # a host without the variable has the role default
+    assert problems[2].startswith("talos_cluster_wait_step is not the same on every host (30 on "
                                   "controlplane-1, controlplane-2; 10 on solana-validator)")
     assert all("Set it once for every host of the cluster" in problem for problem in problems)
-    # equal values, set or not, are no problem; nor is a host outside `hosts`
-    assert talos.cluster_setting_conflicts(hostvars, hosts[:2], names) == []
+    assert talos.cluster_setting_conflicts(hostvars, hosts[:2], CLUSTER_SETTINGS, CLUSTER_DEFAULTS) == []
+
+
+def test_cluster_setting_conflicts_compares_values_as_written():
+    hosts = ["controlplane-1", "solana-validator"]
+    # the default written out for one group, quoted or not; a template compared as written (templating it
+    # here would see no role default); a setting nobody sets
+    hostvars = {"controlplane-1": {"talos_cluster_wait_step": "30", "talos_cluster_name": "solana",
+                                   "talos_cluster_kubeconfig": "{{ talos_cluster_output_dir }}/kubeconfig"},
+                "solana-validator": {}}
+    assert talos.cluster_setting_conflicts(hostvars, hosts, CLUSTER_SETTINGS, CLUSTER_DEFAULTS) == []
+    hostvars["solana-validator"]["talos_cluster_kubeconfig"] = "{{ talos_cluster_output_dir }}/admin.kubeconfig"
+    assert talos.cluster_setting_conflicts(hostvars, hosts, CLUSTER_SETTINGS, CLUSTER_DEFAULTS)[0].startswith(
+        'talos_cluster_kubeconfig is not the same on every host ("{{ talos_cluster_output_dir }}/kubeconfig" on '
+        'controlplane-1; "{{ talos_cluster_output_dir }}/admin.kubeconfig" on solana-validator)')
+
+
+def test_cluster_setting_conflicts_compares_vaulted_values_by_their_text_and_never_shows_them():
+    secret = VaultSecret(b"test-only")
+    VaultSecretsContext.initialize(VaultSecretsContext(secrets=[("default", secret)]))
+
+    def vaulted(text):  # each encryption has its own salt
+        return EncryptedString(ciphertext=VaultLib([("default", secret)]).encrypt(text).decode())
+
+    try:
+        hosts = ["controlplane-1", "controlplane-2", "solana-validator"]
+        hostvars = {"controlplane-1": {"talos_cluster_name": vaulted("validator-cluster")},
+                    "controlplane-2": {"talos_cluster_name": vaulted("validator-cluster")},
+                    "solana-validator": {"talos_cluster_name": vaulted("TOPSECRET-name")}}
+        problems = talos.cluster_setting_conflicts(hostvars, hosts, CLUSTER_SETTINGS, CLUSTER_DEFAULTS)
+        assert len(problems) == 1 and problems[0].startswith(
+            "talos_cluster_name is not the same on every host (a vault-encrypted value on controlplane-1, "
+            "controlplane-2; a vault-encrypted value on solana-validator)")
+        assert "TOPSECRET" not in problems[0] and "validator-cluster" not in problems[0]
+    finally:
+        VaultSecretsContext._current = None
 
 
 @pytest.mark.parametrize("layout", ["v1.13.9", "v1.14.1"])
