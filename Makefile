@@ -12,6 +12,11 @@ TALOSCTL_VERSION := $(shell sed -n 's/^TALOSCTL_VERSION=//p' testbed/versions.en
 TALOSCTL_DIR     := $(CACHE)/tools/talosctl/$(TALOSCTL_VERSION)
 export PATH := $(VENV)/bin:$(TALOSCTL_DIR):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# Go builds (tools, the testbed's go test): a cold compile spends much of its time collecting
+# garbage. A heap allowed to grow 5x between collections, under a soft cap per process
+# (24 GiB here, two compiles at once), built the emulator cold in 180 s instead of 254-272 s.
+export GOGC ?= 400
+export GOMEMLIMIT ?= 4GiB
 
 .PHONY: setup packages tools demo demo-reset test lint sanity unit testbed integration molecule bench clean
 
