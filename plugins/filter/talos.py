@@ -198,18 +198,19 @@ def cluster_setting_conflicts(hostvars, hosts, names, defaults):
     are compared as written, before templating: templating a host's value here would see neither
     the role's defaults nor the play, and a value written as its default is the default."""
     def written(host_vars, name):
+        """(what makes two values one, how the value is shown)"""
         value = host_vars.get(name, defaults.get(name))
         if VaultHelper.get_ciphertext(value, with_tags=False) is not None:
             # compared by its plain text (two encryptions of one value differ), never shown
             return str(value), "a vault-encrypted value"
-        text = json.dumps(value, sort_keys=True, default=str)
+        shown = json.dumps(value, sort_keys=True, default=str)
         # a scalar written with or without quotes ("30" or 30) is one value
-        return (str(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else text), text
+        scalar = isinstance(value, (str, int, float)) and not isinstance(value, bool)
+        return (str(value) if scalar else shown), shown
 
     hosts_by_value = {name: {} for name in names}
     for host in hosts:
-        # as written in the inventory (HostVars.raw_get); a plain mapping in the unit tests
-        host_vars = hostvars.raw_get(host) if hasattr(hostvars, "raw_get") else hostvars[host]
+        host_vars = hostvars.raw_get(host)  # as written in the inventory, not templated
         for name in names:
             key, shown = written(host_vars, name)
             hosts_by_value[name].setdefault(key, (shown, []))[1].append(host)

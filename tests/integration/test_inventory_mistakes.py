@@ -2,7 +2,7 @@
 playbooks/generate.yml before anything is written, naming the variable to change.
 
 Each entry is applied to a private copy of the testbed's inventory (host_vars files, extra group
-memberships in hosts.yml, extra vars as one JSON -e); generate contacts no node.
+memberships in hosts.yml, extra vars as one JSON -e, a --limit); generate contacts no node.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from conftest import LOCAL_INVENTORY
 
 CATALOGUE_FILE = Path(__file__).with_name("inventory_mistakes.yml")
 MINIMUM_ENTRIES = 60
-FIELDS = {"id", "why", "vars", "host_vars", "group", "names", "host", "gap"}
+FIELDS = {"id", "why", "vars", "host_vars", "group", "limit", "names", "host", "gap"}
 
 
 def load_catalogue(path: Path) -> list[dict]:
@@ -73,6 +73,8 @@ def generate(playbook, talosctl: Path, tmp_path: Path, entry: dict):
     args = ["-i", str(inventory), "-e", f"talos_cluster_output_dir={out}", "-e", f"talosctl_path={talosctl}"]
     if entry.get("vars"):
         args += ["-e", json.dumps(entry["vars"])]
+    if entry.get("limit"):
+        args += ["--limit", entry["limit"]]
     run = playbook("playbooks/generate.yml", *args)
     try:
         text = "\n".join(run.failure_messages())

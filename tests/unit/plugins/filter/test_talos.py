@@ -331,12 +331,20 @@ CLUSTER_SETTINGS = ["talos_cluster_name", "talos_cluster_vip", "talos_cluster_dn
                     "talos_cluster_wait_step", "talos_cluster_kubeconfig"]
 
 
+class HostVars(dict):
+    """Ansible's hostvars as the filter reads them: each host's variables as written (raw_get)."""
+
+    def raw_get(self, host):
+        return self[host]
+
+
 def test_cluster_setting_conflicts_names_each_setting_not_the_same_on_every_host():
     hosts = ["controlplane-1", "controlplane-2", "solana-validator"]
-    hostvars = {"controlplane-1": {"talos_cluster_vip": "10.0.0.10", "talos_cluster_dns_service_ips": ["10.96.0.10"]},
-                "controlplane-2": {"talos_cluster_vip": "10.0.0.10", "talos_cluster_dns_service_ips": ["10.96.0.10"]},
-                "solana-validator": {"talos_cluster_vip": "10.0.0.9", "talos_cluster_dns_service_ips": ["10.96.0.11"],
-                                     "talos_cluster_wait_step": 10}}
+    hostvars = HostVars({
+        "controlplane-1": {"talos_cluster_vip": "10.0.0.10", "talos_cluster_dns_service_ips": ["10.96.0.10"]},
+        "controlplane-2": {"talos_cluster_vip": "10.0.0.10", "talos_cluster_dns_service_ips": ["10.96.0.10"]},
+        "solana-validator": {"talos_cluster_vip": "10.0.0.9", "talos_cluster_dns_service_ips": ["10.96.0.11"],
+                             "talos_cluster_wait_step": 10}})
     problems = talos.cluster_setting_conflicts(hostvars, hosts, CLUSTER_SETTINGS, CLUSTER_DEFAULTS)
     assert len(problems) == 3, problems
     # a setting without a default (the VIP) is compared too: each node would render its own
@@ -355,9 +363,9 @@ def test_cluster_setting_conflicts_compares_values_as_written():
     hosts = ["controlplane-1", "solana-validator"]
     # the default written out for one group, quoted or not; a template compared as written (templating it
     # here would see no role default); a setting nobody sets
-    hostvars = {"controlplane-1": {"talos_cluster_wait_step": "30", "talos_cluster_name": "solana",
-                                   "talos_cluster_kubeconfig": "{{ talos_cluster_output_dir }}/kubeconfig"},
-                "solana-validator": {}}
+    hostvars = HostVars({"controlplane-1": {"talos_cluster_wait_step": "30", "talos_cluster_name": "solana",
+                                            "talos_cluster_kubeconfig": "{{ talos_cluster_output_dir }}/kubeconfig"},
+                         "solana-validator": {}})
     assert talos.cluster_setting_conflicts(hostvars, hosts, CLUSTER_SETTINGS, CLUSTER_DEFAULTS) == []
     hostvars["solana-validator"]["talos_cluster_kubeconfig"] = "{{ talos_cluster_output_dir }}/admin.kubeconfig"
     assert talos.cluster_setting_conflicts(hostvars, hosts, CLUSTER_SETTINGS, CLUSTER_DEFAULTS)[0].startswith(
@@ -374,9 +382,9 @@ def test_cluster_setting_conflicts_compares_vaulted_values_by_their_text_and_nev
 
     try:
         hosts = ["controlplane-1", "controlplane-2", "solana-validator"]
-        hostvars = {"controlplane-1": {"talos_cluster_name": vaulted("validator-cluster")},
-                    "controlplane-2": {"talos_cluster_name": vaulted("validator-cluster")},
-                    "solana-validator": {"talos_cluster_name": vaulted("TOPSECRET-name")}}
+        hostvars = HostVars({"controlplane-1": {"talos_cluster_name": vaulted("validator-cluster")},
+                             "controlplane-2": {"talos_cluster_name": vaulted("validator-cluster")},
+                             "solana-validator": {"talos_cluster_name": vaulted("TOPSECRET-name")}})
         problems = talos.cluster_setting_conflicts(hostvars, hosts, CLUSTER_SETTINGS, CLUSTER_DEFAULTS)
         assert len(problems) == 1 and problems[0].startswith(
             "talos_cluster_name is not the same on every host (a vault-encrypted value on controlplane-1, "
