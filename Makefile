@@ -18,7 +18,8 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # Only the builds: the tools the tests run (etcd, kube, talosctl) keep Go's defaults.
 GO_BUILD_ENV := GOGC=$(or $(GOGC),400) GOMEMLIMIT=$(or $(GOMEMLIMIT),4GiB)
 
-.PHONY: setup packages tools demo demo-reset test lint sanity unit testbed integration molecule bench clean
+.PHONY: setup packages tools demo demo-reset test lint sanity unit testbed testbed-go smoke integration \
+        integration-machines integration-others molecule molecule-offline molecule-testbed bench clean
 
 setup: packages $(VENV)/.installed .collections/ansible_collections/solanaops/talos tools
 
@@ -55,7 +56,13 @@ demo: setup
 demo-reset:
 	rm -rf $(CACHE)/demo testbed/inventory/state/solana-local
 
-test: setup lint sanity unit testbed integration molecule
+# Two lanes side by side (tests/side_by_side.sh), in two phases: what uses the testbed's machines
+# (fixed loopback addresses: one at a time, mostly waiting) in the foreground, and beside it what
+# needs no machine. Phase one builds the tools (cold, the longest step) while lint, sanity and
+# unit run; phase two runs every test that needs them.
+test: packages $(VENV)/.installed .collections/ansible_collections/solanaops/talos
+	./tests/side_by_side.sh "tools smoke" "lint sanity unit"
+	./tests/side_by_side.sh "integration-machines molecule-testbed" "testbed-go integration-others molecule-offline"
 
 lint:
 	ruff check plugins tests testbed benchmarks
@@ -67,25 +74,40 @@ sanity:
 unit:
 	./tests/pytest.sh tests/unit
 
-# the node emulator's own tests, then its end-to-end checks with the real talosctl (machines,
-# v1.14 machines, upgrade-k8s); the Image Factory's tests (schematic IDs against
-# testdata/ids.txt, its HTTP API and CLI); the harness' own pytest tests (the test control
-# plane, the kubelet feature-gate table)
-testbed:
+# the node emulator's and the Image Factory's Go tests (schematic IDs against testdata/ids.txt,
+# its HTTP API and CLI); the harness' own pytest tests (the test control plane, the kubelet
+# feature-gate table); then the emulator's end-to-end checks with the real talosctl (machines,
+# v1.14 machines, upgrade-k8s), which use the testbed's fixed addresses
+testbed: testbed-go smoke
+
+testbed-go:
 	cd testbed/imagefactory && $(GO_BUILD_ENV) GOFLAGS=-mod=mod GOSUMDB=off go test ./...
 	cd testbed/emulator && $(GO_BUILD_ENV) GOFLAGS=-mod=mod GOSUMDB=off go test ./...
+	./tests/pytest.sh testbed/tests
+
+smoke:
 	testbed/emulator/smoke_test.sh
 	testbed/emulator/smoke_v114.sh
 	testbed/emulator/smoke_upgrade_k8s.sh
-	./tests/pytest.sh testbed/tests
 
-# two pytest processes side by side: the tests of the testbed's machines, and the others
+# the tests of the testbed's machines (marked `testbed` by tests/integration/conftest.py: one at a
+# time) and, beside them, the others; PYTEST_ARGS go to both. --durations: where the time goes
 integration:
-	./tests/integration.sh
+	./tests/side_by_side.sh integration-machines integration-others
+
+integration-machines:
+	./tests/pytest.sh tests/integration -m testbed --durations=25 $(PYTEST_ARGS)
+
+integration-others:
+	./tests/pytest.sh tests/integration -m "not testbed" --durations=25 $(PYTEST_ARGS)
 
 # the collection's scenarios (extensions/molecule): offline pipeline, then the whole testbed
-molecule:
+molecule: molecule-offline molecule-testbed
+
+molecule-offline:
 	molecule test -s offline
+
+molecule-testbed:
 	molecule test -s testbed
 
 bench: setup

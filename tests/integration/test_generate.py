@@ -100,8 +100,17 @@ class Deployment:
         return self.playbook("playbooks/generate.yml", *self.args, *extra)
 
 
-@pytest.fixture(scope="module", params=[(inventory, contract) for contract in CONTRACTS for inventory in INVENTORIES],
-                ids=lambda p: f"{p[0]}-{p[1]}")
+# Both inventories on every contract; a second run changes nothing on each (the record names the
+# contract's talosctl). The record's other tests (hand edits, a changed input, a vaulted bundle)
+# run on the default contract only: what they check is decided before any contract's templates,
+# and their five runs cost more than the first render.
+DEFAULT_CONTRACT = "v1.14"
+DEPLOYMENTS = [(inventory, contract) for contract in CONTRACTS for inventory in INVENTORIES]
+ON_THE_DEFAULT_CONTRACT = pytest.mark.parametrize(
+    "deployment", [d for d in DEPLOYMENTS if d[1] == DEFAULT_CONTRACT], indirect=True, ids="-".join)
+
+
+@pytest.fixture(scope="module", params=DEPLOYMENTS, ids="-".join)
 def deployment(request, playbook, tmp_path_factory):
     inventory, contract = request.param
     talosctl = request.getfixturevalue(CONTRACTS[contract][1])
@@ -273,6 +282,7 @@ def test_second_run_changes_nothing(deployment):
     assert records(deployment.out) == written, "nothing changed: no node was rendered again"
 
 
+@ON_THE_DEFAULT_CONTRACT
 def test_a_re_run_renders_again_what_changed_since_the_record(deployment):
     """A node's render is skipped only while its record matches: a hand-edited config is
     rendered again (and restored), a changed input is seen (here in check mode, which writes nothing)."""
@@ -298,6 +308,7 @@ def test_a_re_run_renders_again_what_changed_since_the_record(deployment):
     assert config.read_text() == rendered and deployment.run().unchanged
 
 
+@ON_THE_DEFAULT_CONTRACT
 def test_vault_encrypted_secrets_render_the_same_configs(deployment, tmp_path):
     secrets = deployment.out / "secrets.yaml"
     password = tmp_path / "vault-pass"
