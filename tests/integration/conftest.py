@@ -35,7 +35,8 @@ ETCDUTL = gobuild.binary_path("etcdutl", PINS["ETCD_VERSION"])
 # The fixtures that start the testbed's machines, which listen on fixed loopback addresses
 # (127.0.1.x): a test using one is marked `testbed`. make integration (tests/integration.sh)
 # runs those one at a time and, beside them in a second pytest, the tests that need no machine.
-TESTBED_FIXTURES = {"emulator", "deploy", "deployed", "deployed_once", "deployed_v113", "deployed_v113_once"}
+TESTBED_FIXTURES = {"emulator", "deploy", "deployed", "deployed_shared", "deployed_once", "deployed_v113",
+                    "deployed_v113_once"}
 
 
 def pytest_configure(config):
@@ -167,9 +168,9 @@ def playbook():
     return run_playbook
 
 
-@pytest.fixture
-def module(tmp_path):
-    """Run one module of the collection on localhost; return its task result and the run."""
+def module_runner(folder: Path):
+    """Run one module of the collection on localhost (its play written to FOLDER); return its task
+    result and the run."""
 
     def run(name: str, args: dict, *options: str, vars_: dict | None = None) -> tuple[dict, PlaybookRun]:
         play = [{
@@ -179,13 +180,18 @@ def module(tmp_path):
             "vars": {"ansible_python_interpreter": "{{ ansible_playbook_python }}", **(vars_ or {})},
             "tasks": [{"name": name, f"solanaops.talos.{name}": args}],
         }]
-        path = tmp_path / f"run-{name}.yml"
+        path = folder / f"run-{name}.yml"
         path.write_text(json.dumps(play))
         run_ = run_playbook(path, "-i", "localhost,", "-c", "local", *options)
         task = run_.report["plays"][0]["tasks"][0]
         return task["hosts"]["localhost"], run_
 
     return run
+
+
+@pytest.fixture
+def module(tmp_path):
+    return module_runner(tmp_path)
 
 
 @pytest.fixture(scope="session")
@@ -307,6 +313,14 @@ def powered_on_copy(once: Path, playbook, module, talosctl, tmp_path):
 def deployed(deployed_once, playbook, module, talosctl, tmp_path):
     """A copy of the default release's deployed cluster, powered on (`powered_on_copy`)."""
     yield from powered_on_copy(deployed_once, playbook, module, talosctl, tmp_path)
+
+
+@pytest.fixture(scope="class")
+def deployed_shared(deployed_once, playbook, talosctl, tmp_path_factory):
+    """One powered-on copy for a class of tests that only read the cluster or change nothing (a
+    cold start saved per test); the class's tests must leave it as they found it."""
+    folder = tmp_path_factory.mktemp("shared")
+    yield from powered_on_copy(deployed_once, playbook, module_runner(folder), talosctl, folder)
 
 
 @pytest.fixture
