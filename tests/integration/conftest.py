@@ -33,7 +33,7 @@ ETCDUTL = gobuild.binary_path("etcdutl", PINS["ETCD_VERSION"])
 
 
 # The fixtures that start the testbed's machines, which listen on fixed loopback addresses
-# (127.0.1.x): a test using one is marked `testbed`. make integration (tests/integration.sh)
+# (127.0.1.x): a test using one is marked `testbed`. make integration (tests/side_by_side.sh)
 # runs those one at a time and, beside them in a second pytest, the tests that need no machine.
 TESTBED_FIXTURES = {"emulator", "deploy", "deployed", "deployed_shared", "deployed_once", "deployed_v113",
                     "deployed_v113_once"}
