@@ -12,6 +12,7 @@ import ipaddress
 import json
 
 import yaml
+from ansible.errors import AnsibleFilterError
 from ansible.parsing.vault import VaultHelper
 from ansible_collections.solanaops.talos.plugins.module_utils import contract, node_restriction, resources, schematic
 
@@ -208,6 +209,9 @@ def cluster_setting_conflicts(hostvars, hosts, names, defaults):
         scalar = isinstance(value, (str, int, float)) and not isinstance(value, bool)
         return (str(value) if scalar else shown), shown
 
+    if not hasattr(hostvars, "raw_get"):
+        raise AnsibleFilterError("cluster_setting_conflicts: its input must be Ansible's hostvars (it reads each "
+                                 "host's variables as written, through hostvars.raw_get)")
     hosts_by_value = {name: {} for name in names}
     for host in hosts:
         host_vars = hostvars.raw_get(host)  # as written in the inventory, not templated

@@ -39,8 +39,15 @@ TESTBED_FIXTURES = {"emulator", "deploy", "deployed", "deployed_shared", "deploy
                     "deployed_v113_once"}
 
 
+def interrupt(_signum, _frame):
+    raise KeyboardInterrupt("SIGTERM")
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "testbed: starts the testbed's machines (fixed addresses: one at a time)")
+    # a SIGTERM (a CI time limit, tests/side_by_side.sh cut short) ends the run as Ctrl-C does:
+    # the fixtures are torn down, so no emulated machine is left holding the fixed addresses
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 # first: `-m testbed` / `-m "not testbed"` is applied by the mark plugin's hook, called after it

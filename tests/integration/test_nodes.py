@@ -127,11 +127,6 @@ class TestOnOneRunningCopy:
         derived = list(task_results(run, "Create a private directory for the derived credentials").values())
         assert len(derived) == 1 and derived[0]["path"].startswith(str(scratch)), derived
 
-
-    # What verify must observe on the validator, worked out by hand from its machine in
-    # testbed/local-machines.yaml (64 CPUs, 2 NUMA nodes, 512Gi) and the role defaults, not from the
-    # inventory's copy of that hardware: if either description changes, these figures must be redone.
-
     def test_node_facts_read_the_validator_kernel(self, deployed, module, talosctl):
         """The validator booted the image of its schematic: the testbed's factory gave the emulated
         machine that schematic's kernel args when it installed."""
@@ -183,6 +178,9 @@ class TestOnOneRunningCopy:
         assert all("talosconfig does not belong to this cluster" in r["msg"] for r in applied.values())
 
 
+# What verify must observe on the validator, worked out by hand from its machine in
+# testbed/local-machines.yaml (64 CPUs, 2 NUMA nodes, 512Gi) and the role defaults, not from the
+# inventory's copy of that hardware: if either description changes, these figures must be redone.
 VALIDATOR_FIGURES = {
     "capacity cpu": "64",
     "allocatable cpu": "60",  # 64 less reservedSystemCPUs 0-3

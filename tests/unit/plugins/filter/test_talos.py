@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from ansible.errors import AnsibleFilterError
 from ansible.parsing.vault import EncryptedString, VaultLib, VaultSecret, VaultSecretsContext
 from ansible_collections.solanaops.talos.plugins.filter import talos
 from ansible_collections.solanaops.talos.plugins.module_utils import contract, resources
@@ -357,6 +358,8 @@ def test_cluster_setting_conflicts_names_each_setting_not_the_same_on_every_host
                                   "controlplane-1, controlplane-2; 10 on solana-validator)")
     assert all("Set it once for every host of the cluster" in problem for problem in problems)
     assert talos.cluster_setting_conflicts(hostvars, hosts[:2], CLUSTER_SETTINGS, CLUSTER_DEFAULTS) == []
+    with pytest.raises(AnsibleFilterError, match="its input must be Ansible's hostvars"):
+        talos.cluster_setting_conflicts(dict(hostvars), hosts, CLUSTER_SETTINGS, CLUSTER_DEFAULTS)
 
 
 def test_cluster_setting_conflicts_compares_values_as_written():
