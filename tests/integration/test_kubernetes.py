@@ -58,13 +58,17 @@ def running_version(controlplane) -> str:
 
 
 def put_static_pod(controlplane, body: dict) -> None:
+    """Create the mirror pod, or change the image of the one there in place: deleting and
+    creating it again under the same name races kwok, which deletes the pod it saw going by
+    name, and so may take the new one with it."""
     from kubernetes import client
 
     api = client.CoreV1Api(controlplane.api())
     name = body["metadata"]["name"]
     if any(p.metadata.name == name for p in api.list_namespaced_pod("kube-system").items):
-        api.delete_namespaced_pod(name, "kube-system", grace_period_seconds=0)
-    api.create_namespaced_pod("kube-system", body)
+        api.patch_namespaced_pod(name, "kube-system", {"spec": {"containers": body["spec"]["containers"]}})
+    else:
+        api.create_namespaced_pod("kube-system", body)
 
 
 @pytest.fixture(scope="module")
