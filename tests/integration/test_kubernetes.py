@@ -94,6 +94,13 @@ def cluster(controlplane, tmp_path_factory, playbook):
     return run
 
 
+def _taints(controlplane, name: str) -> list[tuple]:
+    from kubernetes import client
+
+    node = client.CoreV1Api(controlplane.api()).read_node(name)
+    return [(t.key, t.value, t.effect) for t in node.spec.taints or []]
+
+
 def _priority_classes(controlplane):
     from kubernetes import client
 
@@ -141,6 +148,27 @@ def test_postconfig_objects(cluster):
     node = client.CoreV1Api(api).read_node(VALIDATOR)
     assert node.metadata.labels["solana.io/role"] == "validator"
     assert any(t.key == "solana.io/validator" and t.effect == "NoSchedule" for t in node.spec.taints)
+
+
+def test_postconfig_taints_the_validator_and_keeps_the_taints_of_others(cluster):
+    """An operator's maintenance taint stays (spec.taints is replaced whole by a patch, so
+    node_taints must merge), the validator's is added once, a re-run changes nothing."""
+    maintenance = {"key": "example.com/maintenance", "value": "disk", "effect": "NoSchedule"}
+    cluster.controlplane.register_node({**CORRECT_VALIDATOR, "taints": [maintenance]})
+    try:
+        dry = cluster("postconfig", "--check", "--diff")
+        assert dry.rc == 0 and dry.changed > 0, dry.failure_messages() or dry.stderr
+        assert _taints(cluster.controlplane, VALIDATOR) == [("example.com/maintenance", "disk", "NoSchedule")]
+
+        first = cluster("postconfig")
+        assert first.rc == 0, first.failure_messages() or first.stderr
+        assert _taints(cluster.controlplane, VALIDATOR) == [("example.com/maintenance", "disk", "NoSchedule"),
+                                                            ("solana.io/validator", "true", "NoSchedule")]
+        again = cluster("postconfig")
+        assert again.unchanged, again.stats
+    finally:
+        cluster.controlplane.register_node(CORRECT_VALIDATOR)
+        cluster("postconfig")
 
 
 def test_verify_passes_on_a_correctly_described_validator(cluster):

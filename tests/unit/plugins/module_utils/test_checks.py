@@ -174,7 +174,7 @@ CLASSES = [{"metadata": {"name": f"local-nvme-{n}"}, "provisioner": "kubernetes.
 
 
 def persistent_volume(volume, capacity, phase="Bound"):
-    """As postconfig's template renders it (roles/cluster_postconfig/templates/persistent-volumes.yaml.j2)."""
+    """As postconfig's template renders it (roles/cluster_postconfig/templates/objects.yaml.j2)."""
     return {"metadata": {"name": f"v-{volume}"},
             "spec": {"capacity": {"storage": capacity}, "storageClassName": f"local-nvme-{volume}",
                      "local": {"path": f"/var/mnt/{volume}"},

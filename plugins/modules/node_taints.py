@@ -1,0 +1,191 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, SolanaOps platform team
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: node_taints
+short_description: Set taints on many Kubernetes Nodes in one call, keeping every other taint
+version_added: 0.1.0
+description:
+  - For each Node of O(nodes), every taint listed is there with its value afterwards. A taint is
+    its key and effect (as C(kubectl taint) and C(kubernetes.core.k8s_taint) count them); a listed
+    one replaces the Node's taint of the same key and effect; the Node's other taints (the node
+    lifecycle controller's, an operator's) stay. Nothing is removed that is not replaced.
+  - One process for every Node, so a run costs one module start whatever the number of Nodes,
+    not one per Node as C(kubernetes.core.k8s_taint).
+  - C(spec.taints) is an atomic list (a patch replaces it whole), so each change is a JSON patch
+    that first tests the Node's C(resourceVersion); a taint another client added after the read is
+    never dropped. On such a conflict the Node is read again, up to five times.
+options:
+  kubeconfig:
+    description: Path of the kubeconfig to reach the API server with.
+    type: path
+    required: true
+  nodes:
+    description: The Nodes and the taints each must have.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: Name of the Node.
+        type: str
+        required: true
+      taints:
+        description: Its taints.
+        type: list
+        elements: dict
+        required: true
+        suboptions:
+          key:
+            description: Taint key.
+            type: str
+            required: true
+          value:
+            description: Taint value; empty for none.
+            type: str
+            default: ""
+          effect:
+            description: Taint effect.
+            type: str
+            required: true
+            choices: [NoSchedule, PreferNoSchedule, NoExecute]
+attributes:
+  check_mode:
+    support: full
+    description: Reads each Node and reports what would change; patches nothing.
+  diff_mode:
+    support: full
+    description: Each changed Node's taints before and after.
+requirements:
+  - kubernetes (the Python client kubernetes.core needs too)
+author:
+  - SolanaOps platform team (@solanaops)
+"""
+
+EXAMPLES = r"""
+- name: Keep every other workload off the validators
+  solanaops.talos.node_taints:
+    kubeconfig: /srv/talos/solana-cluster/kubeconfig
+    nodes:
+      - name: solana-validator-1
+        taints: [{key: solana.io/validator, value: "true", effect: NoSchedule}]
+      - name: solana-validator-2
+        taints: [{key: solana.io/validator, value: "true", effect: NoSchedule}]
+  run_once: true
+"""
+
+RETURN = r"""
+changed_nodes:
+  description: The Nodes whose taints were changed (in check mode, would be).
+  returned: always
+  type: list
+  elements: str
+  sample: [solana-validator-1]
+"""
+
+import json
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+try:
+    from kubernetes import config
+    from kubernetes.client import CoreV1Api
+    from kubernetes.client.exceptions import ApiException
+except ImportError:
+    config = None
+
+# a JSON patch whose test operation failed, or an update that lost the race
+CONFLICT_STATUSES = (409, 422)
+ATTEMPTS = 5
+
+
+def _identity(taint):
+    return taint["key"], taint["effect"]
+
+
+def _value(taint):
+    return taint.get("value") or ""
+
+
+def merged_taints(existing, wanted):
+    """The taints a Node must have: its own, each replaced by the wanted one of the same key and
+    effect, then the wanted ones it lacks. None when it has them all already."""
+    wanted_by_identity = {_identity(taint): taint for taint in wanted}
+    kept = [taint for taint in existing
+            if _identity(taint) not in wanted_by_identity
+            or _value(taint) == _value(wanted_by_identity[_identity(taint)])]
+    present = {_identity(taint) for taint in kept}
+    missing = [{"key": taint["key"], "effect": taint["effect"], **({"value": taint["value"]} if _value(taint) else {})}
+               for identity, taint in wanted_by_identity.items() if identity not in present]
+    return kept + missing if missing else None
+
+
+class NodeTaints:
+    def __init__(self, module):
+        self.module = module
+        self.api = CoreV1Api(config.new_client_from_config(config_file=module.params["kubeconfig"]))
+
+    def read(self, name):
+        """The Node as the API server returns it (plain JSON, taints as they are)."""
+        try:
+            return json.loads(self.api.read_node(name, _preload_content=False).data)
+        except ApiException as error:
+            if error.status == 404:
+                self.module.fail_json(msg=f"Node {name} is not registered in Kubernetes: has its kubelet "
+                                          "joined? (kubectl get nodes)")
+            self.module.fail_json(msg=f"reading Node {name}: {error.status} {error.reason}: {error.body}")
+
+    def ensure(self, name, wanted):
+        """(before, after) of a Node whose taints change, None when they are already right."""
+        refused = None
+        for _attempt in range(ATTEMPTS):
+            node = self.read(name)
+            version = node["metadata"]["resourceVersion"]
+            if refused and refused[0] == version:
+                # refused although nobody changed the Node: not a lost race
+                self.module.fail_json(msg=f"tainting Node {name}: {refused[1]}")
+            before = (node.get("spec") or {}).get("taints") or []
+            after = merged_taints(before, wanted)
+            if after is None or self.module.check_mode:
+                return None if after is None else (before, after)
+            patch = [{"op": "test", "path": "/metadata/resourceVersion", "value": version},
+                     {"op": "add", "path": "/spec/taints", "value": after}]
+            try:
+                self.api.patch_node(name, patch, _content_type="application/json-patch+json")
+                return before, after
+            except ApiException as error:
+                refused = version, f"{error.status} {error.reason}: {error.body}"
+                if error.status not in CONFLICT_STATUSES:
+                    self.module.fail_json(msg=f"tainting Node {name}: {refused[1]}")
+        self.module.fail_json(msg=f"tainting Node {name}: it changed under each of {ATTEMPTS} attempts ({refused[1]})")
+
+
+def main():
+    taint = {"key": {"type": "str", "required": True, "no_log": False}, "value": {"type": "str", "default": ""},
+             "effect": {"type": "str", "required": True, "choices": ["NoSchedule", "PreferNoSchedule", "NoExecute"]}}
+    module = AnsibleModule(
+        argument_spec={
+            "kubeconfig": {"type": "path", "required": True},
+            "nodes": {"type": "list", "elements": "dict", "required": True, "options": {
+                "name": {"type": "str", "required": True},
+                "taints": {"type": "list", "elements": "dict", "required": True, "options": taint}}},
+        },
+        supports_check_mode=True,
+    )
+    if config is None:
+        module.fail_json(msg=missing_required_lib("kubernetes"))
+    client = NodeTaints(module)
+    changes = {node["name"]: client.ensure(node["name"], node["taints"]) for node in module.params["nodes"]}
+    changed = [name for name, change in changes.items() if change]
+    diff = [{"before_header": f"Node {name} taints", "after_header": f"Node {name} taints",
+             "before": json.dumps(before, indent=2) + "\n", "after": json.dumps(after, indent=2) + "\n"}
+            for name, (before, after) in ((name, changes[name]) for name in changed)]
+    module.exit_json(changed=bool(changed), changed_nodes=changed, **({"diff": diff} if module._diff else {}))
+
+
+if __name__ == "__main__":
+    main()

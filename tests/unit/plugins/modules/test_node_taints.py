@@ -1,0 +1,112 @@
+"""node_taints: which taints a Node ends up with, the conditional JSON patch it sends, and what
+it does when the Node changed between its read and its write (an API stand-in; the module runs
+against the real API server in tests/integration/test_kubernetes.py)."""
+
+from __future__ import annotations
+
+import json
+import types
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.solanaops.talos.plugins.modules import node_taints
+from kubernetes.client.exceptions import ApiException
+
+OURS = {"key": "solana.io/validator", "value": "true", "effect": "NoSchedule"}
+NOT_READY = {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule", "timeAdded": "2026-12-03T01:00:00Z"}
+
+
+@pytest.mark.parametrize(("existing", "wanted", "merged"), [
+    pytest.param([], [OURS], [OURS], id="added"),
+    pytest.param([OURS], [OURS], None, id="already-there"),
+    # the node lifecycle controller's taint stays, in its place
+    pytest.param([NOT_READY], [OURS], [NOT_READY, OURS], id="others-kept"),
+    pytest.param([{**OURS, "value": "false"}, NOT_READY], [OURS], [NOT_READY, OURS], id="value-replaced"),
+    # another effect is another taint
+    pytest.param([{**OURS, "effect": "NoExecute"}], [OURS], [{**OURS, "effect": "NoExecute"}, OURS],
+                 id="other-effect-kept"),
+    pytest.param([{"key": "dedicated", "effect": "NoSchedule"}],
+                 [{"key": "dedicated", "value": "", "effect": "NoSchedule"}], None, id="empty-value-is-no-value"),
+    pytest.param([OURS], [], None, id="nothing-wanted"),
+])
+def test_merged_taints(existing, wanted, merged):
+    assert node_taints.merged_taints(existing, wanted) == merged
+
+
+class FakeApi:
+    """Nodes by name; each patch first fails with `refusals` (status) while `racer` changes the Node."""
+
+    def __init__(self, nodes, refusals=(), racer=True):
+        self.nodes, self.refusals, self.racer, self.patches = nodes, list(refusals), racer, []
+
+    def read_node(self, name, _preload_content=True):
+        if name not in self.nodes:
+            raise ApiException(status=404, reason="Not Found")
+        return types.SimpleNamespace(data=json.dumps(self.nodes[name]).encode())
+
+    def patch_node(self, name, body, _content_type=None):
+        self.patches.append((name, body, _content_type))
+        node = self.nodes[name]
+        if self.refusals:
+            if self.racer:  # another client wrote the Node in between
+                node["metadata"]["resourceVersion"] = str(int(node["metadata"]["resourceVersion"]) + 1)
+            raise ApiException(status=self.refusals.pop(0), reason="Unprocessable Entity")
+        version = node["metadata"]["resourceVersion"]
+        assert body[0] == {"op": "test", "path": "/metadata/resourceVersion", "value": version}
+        node["spec"]["taints"] = body[1]["value"]
+        node["metadata"]["resourceVersion"] = str(int(node["metadata"]["resourceVersion"]) + 1)
+
+
+def node(name, taints):
+    return {"metadata": {"name": name, "resourceVersion": "7"}, "spec": {"taints": taints}}
+
+
+def run(monkeypatch, capsys, api, names=("solana-validator",), check_mode=False):
+    monkeypatch.setattr(node_taints.config, "new_client_from_config", lambda config_file: None)
+    monkeypatch.setattr(node_taints, "CoreV1Api", lambda _client: api)
+    args = {"kubeconfig": "/tmp/kubeconfig", "_ansible_check_mode": check_mode, "_ansible_diff": True,
+            "nodes": [{"name": name, "taints": [OURS]} for name in names]}
+    with patch_module_args(args), pytest.raises(SystemExit):
+        node_taints.main()
+    return json.loads(capsys.readouterr().out)
+
+
+def test_one_conditional_patch_per_node_that_changes(monkeypatch, capsys):
+    api = FakeApi({"solana-validator": node("solana-validator", [NOT_READY]), "done": node("done", [OURS])})
+    result = run(monkeypatch, capsys, api, names=("solana-validator", "done"))
+    assert result["changed"] and result["changed_nodes"] == ["solana-validator"]
+    assert api.patches == [("solana-validator", [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": "7"},
+        {"op": "add", "path": "/spec/taints", "value": [NOT_READY, OURS]}], "application/json-patch+json")]
+    assert json.loads(result["diff"][0]["after"]) == [NOT_READY, OURS]
+
+
+def test_check_mode_reads_and_patches_nothing(monkeypatch, capsys):
+    api = FakeApi({"solana-validator": node("solana-validator", [])})
+    result = run(monkeypatch, capsys, api, check_mode=True)
+    assert result["changed"] and api.patches == []
+
+
+def test_a_node_changed_in_between_is_read_again(monkeypatch, capsys):
+    api = FakeApi({"solana-validator": node("solana-validator", [])}, refusals=[422, 409])
+    result = run(monkeypatch, capsys, api)
+    assert result["changed"] and len(api.patches) == 3
+    assert api.nodes["solana-validator"]["spec"]["taints"] == [OURS]
+
+
+def test_a_refusal_without_a_change_in_between_fails_at_once(monkeypatch, capsys):
+    api = FakeApi({"solana-validator": node("solana-validator", [])}, refusals=[422] * 5, racer=False)
+    result = run(monkeypatch, capsys, api)
+    assert result["failed"] and len(api.patches) == 1
+    assert result["msg"].startswith("tainting Node solana-validator: 422")
+
+
+def test_gives_up_after_five_lost_races(monkeypatch, capsys):
+    api = FakeApi({"solana-validator": node("solana-validator", [])}, refusals=[409] * 5)
+    result = run(monkeypatch, capsys, api)
+    assert result["failed"] and len(api.patches) == 5 and "each of 5 attempts" in result["msg"]
+
+
+def test_a_node_not_registered_is_named(monkeypatch, capsys):
+    result = run(monkeypatch, capsys, FakeApi({}), names=("solana-validator-9",))
+    assert result["failed"] and result["msg"].startswith("Node solana-validator-9 is not registered in Kubernetes")
