@@ -98,7 +98,8 @@ try:
 except ImportError:
     config = None
 
-# a JSON patch whose test operation failed, or an update that lost the race
+# the API server answers a JSON patch whose test operation failed with 422 (k8s.io/apiserver
+# pkg/endpoints/handlers/patch.go) and a write that lost the race to another with 409
 CONFLICT_STATUSES = (409, 422)
 ATTEMPTS = 5
 
