@@ -18,12 +18,19 @@ description:
     not one per Node as C(kubernetes.core.k8s_taint).
   - C(spec.taints) is an atomic list (a patch replaces it whole), so each change is a JSON patch
     that first tests the Node's C(resourceVersion); a taint another client added after the read is
-    never dropped. On such a conflict the Node is read again, up to five times.
+    never dropped. On such a conflict the Node is read again (five attempts in all).
+  - Connects with O(kubeconfig) alone, its current context (the C(K8S_AUTH_*) environment
+    variables of C(kubernetes.core) do not apply). Every Node is tried; the failure lists each
+    Node that could not be tainted and RV(changed_nodes) the ones that were.
 options:
   kubeconfig:
     description: Path of the kubeconfig to reach the API server with.
     type: path
     required: true
+  field_manager:
+    description: The field manager the Nodes' C(managedFields) record for the taints.
+    type: str
+    default: solanaops-talos
   nodes:
     description: The Nodes and the taints each must have.
     type: list
@@ -80,7 +87,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 changed_nodes:
-  description: The Nodes whose taints were changed (in check mode, would be).
+  description: The Nodes whose taints were changed (in check mode, would be), also when others failed.
   returned: always
   type: list
   elements: str
@@ -95,6 +102,8 @@ try:
     from kubernetes import config
     from kubernetes.client import CoreV1Api
     from kubernetes.client.exceptions import ApiException
+    from kubernetes.config.config_exception import ConfigException
+    from urllib3.exceptions import HTTPError
 except ImportError:
     config = None
 
@@ -102,6 +111,10 @@ except ImportError:
 # pkg/endpoints/handlers/patch.go) and a write that lost the race to another with 409
 CONFLICT_STATUSES = (409, 422)
 ATTEMPTS = 5
+
+
+class NodeTaintError(Exception):
+    """One Node could not be tainted; the others still are."""
 
 
 def _identity(taint):
@@ -126,9 +139,9 @@ def merged_taints(existing, wanted):
 
 
 class NodeTaints:
-    def __init__(self, module):
-        self.module = module
-        self.api = CoreV1Api(config.new_client_from_config(config_file=module.params["kubeconfig"]))
+    def __init__(self, kubeconfig, field_manager, check_mode):
+        self.api = CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
+        self.field_manager, self.check_mode = field_manager, check_mode
 
     def read(self, name):
         """The Node as the API server returns it (plain JSON, taints as they are)."""
@@ -136,9 +149,9 @@ class NodeTaints:
             return json.loads(self.api.read_node(name, _preload_content=False).data)
         except ApiException as error:
             if error.status == 404:
-                self.module.fail_json(msg=f"Node {name} is not registered in Kubernetes: has its kubelet "
-                                          "joined? (kubectl get nodes)")
-            self.module.fail_json(msg=f"reading Node {name}: {error.status} {error.reason}: {error.body}")
+                raise NodeTaintError(f"Node {name} is not registered in Kubernetes: has its kubelet joined? "
+                                     "(kubectl get nodes)") from error
+            raise NodeTaintError(f"reading Node {name}: {error.status} {error.reason}: {error.body}") from error
 
     def ensure(self, name, wanted):
         """(before, after) of a Node whose taints change, None when they are already right."""
@@ -148,21 +161,27 @@ class NodeTaints:
             version = node["metadata"]["resourceVersion"]
             if refused and refused[0] == version:
                 # refused although nobody changed the Node: not a lost race
-                self.module.fail_json(msg=f"tainting Node {name}: {refused[1]}")
+                raise NodeTaintError(f"tainting Node {name}: {refused[1]}")
             before = (node.get("spec") or {}).get("taints") or []
             after = merged_taints(before, wanted)
-            if after is None or self.module.check_mode:
+            if after is None or self.check_mode:
                 return None if after is None else (before, after)
             patch = [{"op": "test", "path": "/metadata/resourceVersion", "value": version},
                      {"op": "add", "path": "/spec/taints", "value": after}]
             try:
-                self.api.patch_node(name, patch, _content_type="application/json-patch+json")
+                self.api.patch_node(name, patch, field_manager=self.field_manager,
+                                    _content_type="application/json-patch+json")
                 return before, after
             except ApiException as error:
                 refused = version, f"{error.status} {error.reason}: {error.body}"
                 if error.status not in CONFLICT_STATUSES:
-                    self.module.fail_json(msg=f"tainting Node {name}: {refused[1]}")
-        self.module.fail_json(msg=f"tainting Node {name}: it changed under each of {ATTEMPTS} attempts ({refused[1]})")
+                    raise NodeTaintError(f"tainting Node {name}: {refused[1]}") from error
+        raise NodeTaintError(f"tainting Node {name}: it changed under each of {ATTEMPTS} attempts ({refused[1]})")
+
+
+def _diff(name, before, after):
+    return {"before_header": f"Node {name} taints", "after_header": f"Node {name} taints",
+            "before": json.dumps(before, indent=2) + "\n", "after": json.dumps(after, indent=2) + "\n"}
 
 
 def main():
@@ -171,6 +190,7 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "kubeconfig": {"type": "path", "required": True},
+            "field_manager": {"type": "str", "default": "solanaops-talos"},
             "nodes": {"type": "list", "elements": "dict", "required": True, "options": {
                 "name": {"type": "str", "required": True},
                 "taints": {"type": "list", "elements": "dict", "required": True, "options": taint}}},
@@ -179,13 +199,27 @@ def main():
     )
     if config is None:
         module.fail_json(msg=missing_required_lib("kubernetes"))
-    client = NodeTaints(module)
-    changes = {node["name"]: client.ensure(node["name"], node["taints"]) for node in module.params["nodes"]}
+    params = module.params
+    changes, failures = {}, []
+    try:
+        client = NodeTaints(params["kubeconfig"], params["field_manager"], module.check_mode)
+        # every Node is tried: one that fails leaves the others tainted, and the result says which
+        for node in params["nodes"] or []:
+            try:
+                changes[node["name"]] = client.ensure(node["name"], node["taints"] or [])
+            except NodeTaintError as error:
+                failures.append(str(error))
+    except (ConfigException, HTTPError) as error:
+        # the API server cannot be reached at all: nothing node-specific to try
+        module.fail_json(msg=f"reaching the API server with {params['kubeconfig']}: {error}",
+                         changed_nodes=[name for name, change in changes.items() if change])
     changed = [name for name, change in changes.items() if change]
-    diff = [{"before_header": f"Node {name} taints", "after_header": f"Node {name} taints",
-             "before": json.dumps(before, indent=2) + "\n", "after": json.dumps(after, indent=2) + "\n"}
-            for name, (before, after) in ((name, changes[name]) for name in changed)]
-    module.exit_json(changed=bool(changed), changed_nodes=changed, **({"diff": diff} if module._diff else {}))
+    result = {"changed": bool(changed), "changed_nodes": changed}
+    if module._diff:
+        result["diff"] = [_diff(name, *changes[name]) for name in changed]
+    if failures:
+        module.fail_json(msg="; ".join(failures), **result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

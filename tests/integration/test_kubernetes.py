@@ -114,11 +114,21 @@ def test_reserved_priority_class_name_is_refused_before_anything_is_applied(clus
     assert "solana-critical" not in _priority_classes(cluster.controlplane)
 
 
+def _task_results(run, name: str) -> list[dict]:
+    """The results of the task of this name (a role's task is named "<role> : <name>")."""
+    return [result for play in run.report["plays"] for task in play["tasks"]
+            if task["task"]["name"].rpartition(" : ")[2] == name for result in task["hosts"].values()]
+
+
 def test_postconfig_check_mode_then_apply_then_nothing_to_do(cluster):
-    dry = cluster("postconfig", "--check")
+    dry = cluster("postconfig", "--check", "--diff")
     assert dry.rc == 0, dry.failure_messages() or dry.stderr
     assert dry.changed > 0
     assert "solana-critical" not in _priority_classes(cluster.controlplane)
+    # --diff names each object the one apply would change (the k8s module shows no diff for a list)
+    (shown,) = _task_results(dry, "Show each object the apply changed, with its diff")
+    assert {"Namespace/solana", "PriorityClass/solana-critical", "StorageClass/local-nvme-ledger",
+            f"PersistentVolume/{VALIDATOR}-ledger"} <= set(shown["msg"]), shown
 
     first = cluster("postconfig")
     assert first.rc == 0, first.failure_messages() or first.stderr

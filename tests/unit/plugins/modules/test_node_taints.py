@@ -44,8 +44,10 @@ class FakeApi:
             raise ApiException(status=404, reason="Not Found")
         return types.SimpleNamespace(data=json.dumps(self.nodes[name]).encode())
 
-    def patch_node(self, name, body, _content_type=None):
-        self.patches.append((name, body, _content_type))
+    def patch_node(self, name, body, field_manager=None, _content_type=None):
+        self.patches.append((name, body, field_manager, _content_type))
+        if name not in self.nodes:
+            raise ApiException(status=404, reason="Not Found")
         node = self.nodes[name]
         if self.refusals:
             if self.racer:  # another client wrote the Node in between
@@ -61,11 +63,11 @@ def node(name, taints):
     return {"metadata": {"name": name, "resourceVersion": "7"}, "spec": {"taints": taints}}
 
 
-def run(monkeypatch, capsys, api, names=("solana-validator",), check_mode=False):
+def run(monkeypatch, capsys, api, names=("solana-validator",), check_mode=False, taints=(OURS,)):
     monkeypatch.setattr(node_taints.config, "new_client_from_config", lambda config_file: None)
     monkeypatch.setattr(node_taints, "CoreV1Api", lambda _client: api)
     args = {"kubeconfig": "/tmp/kubeconfig", "_ansible_check_mode": check_mode, "_ansible_diff": True,
-            "nodes": [{"name": name, "taints": [OURS]} for name in names]}
+            "field_manager": "solanaops-talos", "nodes": [{"name": name, "taints": list(taints)} for name in names]}
     with patch_module_args(args), pytest.raises(SystemExit):
         node_taints.main()
     return json.loads(capsys.readouterr().out)
@@ -77,14 +79,24 @@ def test_one_conditional_patch_per_node_that_changes(monkeypatch, capsys):
     assert result["changed"] and result["changed_nodes"] == ["solana-validator"]
     assert api.patches == [("solana-validator", [
         {"op": "test", "path": "/metadata/resourceVersion", "value": "7"},
-        {"op": "add", "path": "/spec/taints", "value": [NOT_READY, OURS]}], "application/json-patch+json")]
-    assert json.loads(result["diff"][0]["after"]) == [NOT_READY, OURS]
+        {"op": "add", "path": "/spec/taints", "value": [NOT_READY, OURS]}], "solanaops-talos",
+        "application/json-patch+json")]
+    assert [(d["before_header"], json.loads(d["before"]), json.loads(d["after"])) for d in result["diff"]] == [
+        ("Node solana-validator taints", [NOT_READY], [NOT_READY, OURS])]
 
 
-def test_check_mode_reads_and_patches_nothing(monkeypatch, capsys):
+def test_check_mode_reads_and_patches_nothing_but_shows_the_change(monkeypatch, capsys):
     api = FakeApi({"solana-validator": node("solana-validator", [])})
     result = run(monkeypatch, capsys, api, check_mode=True)
     assert result["changed"] and api.patches == []
+    assert json.loads(result["diff"][0]["after"]) == [OURS]
+
+
+def test_a_taint_without_a_value_is_written_without_one(monkeypatch, capsys):
+    dedicated = {"key": "dedicated", "value": "", "effect": "NoSchedule"}
+    api = FakeApi({"solana-validator": node("solana-validator", [])})
+    run(monkeypatch, capsys, api, taints=(dedicated,))
+    assert api.nodes["solana-validator"]["spec"]["taints"] == [{"key": "dedicated", "effect": "NoSchedule"}]
 
 
 def test_a_node_changed_in_between_is_read_again(monkeypatch, capsys):
@@ -107,6 +119,23 @@ def test_gives_up_after_five_lost_races(monkeypatch, capsys):
     assert result["failed"] and len(api.patches) == 5 and "each of 5 attempts" in result["msg"]
 
 
-def test_a_node_not_registered_is_named(monkeypatch, capsys):
-    result = run(monkeypatch, capsys, FakeApi({}), names=("solana-validator-9",))
+def test_a_node_not_registered_is_named_and_the_others_still_tainted(monkeypatch, capsys):
+    api = FakeApi({"solana-validator": node("solana-validator", [])})
+    result = run(monkeypatch, capsys, api, names=("solana-validator-9", "solana-validator"))
     assert result["failed"] and result["msg"].startswith("Node solana-validator-9 is not registered in Kubernetes")
+    assert result["changed"] and result["changed_nodes"] == ["solana-validator"]
+    assert api.nodes["solana-validator"]["spec"]["taints"] == [OURS]
+
+
+def test_an_api_server_out_of_reach_fails_at_once_naming_the_kubeconfig(monkeypatch, capsys):
+    from urllib3.exceptions import MaxRetryError
+
+    class Unreachable(FakeApi):
+        def read_node(self, name, _preload_content=True):
+            self.patches.append(name)
+            raise MaxRetryError(None, "/api/v1/nodes", "Connection refused")
+
+    api = Unreachable({})
+    result = run(monkeypatch, capsys, api, names=("a", "b"))
+    assert result["failed"] and api.patches == ["a"]
+    assert result["msg"].startswith("reaching the API server with /tmp/kubeconfig: ")
