@@ -56,13 +56,14 @@ demo: setup
 demo-reset:
 	rm -rf $(CACHE)/demo testbed/inventory/state/solana-local
 
-# Two lanes side by side (tests/side_by_side.sh), in two phases: what uses the testbed's machines
-# (fixed loopback addresses: one at a time, mostly waiting) in the foreground, and beside it what
-# needs no machine. Phase one builds the tools (cold, the longest step) while lint, sanity and
-# unit run; phase two runs every test that needs them.
+# Two lanes side by side (tests/side_by_side.sh), in two phases. Phase one builds the tools (cold,
+# the longest step) while lint, sanity and unit run; phase two runs every test that needs them:
+# in the foreground what uses the testbed's machines at their fixed loopback addresses
+# (127.0.1.x: one at a time, mostly waiting, the longest lane), beside it the rest, the emulator's
+# smoke checks first (their machines have addresses of their own).
 test: packages $(VENV)/.installed .collections/ansible_collections/solanaops/talos
-	+./tests/side_by_side.sh "tools smoke" "lint sanity unit"
-	+./tests/side_by_side.sh "integration-machines molecule-testbed" "testbed-go integration-others molecule-offline"
+	+./tests/side_by_side.sh "tools" "lint sanity unit"
+	+./tests/side_by_side.sh "integration-machines molecule-testbed" "smoke testbed-go integration-others molecule-offline"
 
 lint:
 	ruff check plugins tests testbed benchmarks
@@ -77,7 +78,8 @@ unit:
 # the node emulator's and the Image Factory's Go tests (schematic IDs against testdata/ids.txt,
 # its HTTP API and CLI); the harness' own pytest tests (the test control plane, the kubelet
 # feature-gate table); then the emulator's end-to-end checks with the real talosctl (machines,
-# v1.14 machines, upgrade-k8s), which use the testbed's fixed addresses
+# v1.14 machines, upgrade-k8s), each on loopback addresses of its own (127.0.11.x, 127.0.9.x,
+# 127.0.12.x), none the integration tests' 127.0.1.x
 testbed: testbed-go smoke
 
 testbed-go:

@@ -5,14 +5,15 @@
 #   testbed/emulator/smoke_test.sh          (builds the binaries through testbed/gobuild.py)
 #   TALOSCTL=... EMULATOR=... IMAGE_FACTORY=... testbed/emulator/smoke_test.sh
 #
-# Loopback only. The Image Factory on 127.0.1.5:5000 registers two schematics: "tuned" (1G huge
-# pages, the amd-ucode extension) and the empty one. Nodes: cp1 127.0.1.11 (uki, installs the
-# tuned image), cp2 127.0.1.12 (uki, the stock installer; extraKernelArgs that UKI boots
-# ignore), w1 127.0.1.20 (legacy grub: its extraKernelArgs apply, the schematic's do not; a user
-# volume on its second disk), w2 127.0.1.21 (grub with grubUseUKICmdline: the tuned image's
-# command line), f1 127.0.1.22 (installs that must fail: unknown schematic, another registry,
+# Loopback only, on 127.0.11.x (away from the testbed's 127.0.1.x, so it runs beside the
+# integration tests of the machines). The Image Factory on 127.0.11.5:5000 registers two schematics: "tuned" (1G huge
+# pages, the amd-ucode extension) and the empty one. Nodes: cp1 127.0.11.11 (uki, installs the
+# tuned image), cp2 127.0.11.12 (uki, the stock installer; extraKernelArgs that UKI boots
+# ignore), w1 127.0.11.20 (legacy grub: its extraKernelArgs apply, the schematic's do not; a user
+# volume on its second disk), w2 127.0.11.21 (grub with grubUseUKICmdline: the tuned image's
+# command line), f1 127.0.11.22 (installs that must fail: unknown schematic, another registry,
 # a newer Talos release; then it installs v1.13.8 and is upgraded, once falling back). Cluster
-# endpoint https://127.0.1.10:6443.
+# endpoint https://127.0.11.10:6443.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,7 +27,7 @@ IMAGE_FACTORY=${IMAGE_FACTORY:-$(python3 "$gobuild" build image-factory | tail -
 work=$(mktemp -d)
 emulator_pid=""
 factory_pid=""
-factory=127.0.1.5:5000
+factory=127.0.11.5:5000
 version=v1.13.9
 
 cleanup() {
@@ -129,7 +130,7 @@ stock_image=ghcr.io/siderolabs/installer:$version
 
 # --- configs -------------------------------------------------------------------------------
 
-gen() { "$TALOSCTL" gen config demo https://127.0.1.10:6443 --with-secrets secrets.yaml \
+gen() { "$TALOSCTL" gen config demo https://127.0.11.10:6443 --with-secrets secrets.yaml \
         --with-docs=false --with-examples=false -o - "$@"; }
 
 "$TALOSCTL" gen secrets -o secrets.yaml >/dev/null 2>&1
@@ -175,41 +176,41 @@ gen -t worker --install-disk /dev/sda --install-image "factory.talos.dev/metal-i
 gen -t worker --install-disk /dev/sda --install-image "$factory/metal-installer/$tuned:v1.14.2" >f1-tag.yaml 2>/dev/null
 gen -t worker --install-disk /dev/sda --install-image "$factory/metal-installer/$tuned:v1.13.8" >f1-old.yaml 2>/dev/null
 gen -t talosconfig >talosconfig 2>/dev/null
-"$TALOSCTL" $(tc) config endpoint 127.0.1.11
-"$TALOSCTL" $(tc) config node 127.0.1.11
+"$TALOSCTL" $(tc) config endpoint 127.0.11.11
+"$TALOSCTL" $(tc) config node 127.0.11.11
 
 # a certSANs change (applies immediately) and an env change (needs a reboot)
 sed 's/^    certSANs: \[\]$/    certSANs:\n        - cp1.example.test/' cp1.yaml >cp1-sans.yaml
 sed 's/^    certSANs: \[\]$/    certSANs: []\n    env:\n        FOO: bar/' cp1.yaml >cp1-env.yaml
-sed 's#https://127.0.1.10:6443#not a url#' cp1.yaml >invalid.yaml
+sed 's#https://127.0.11.10:6443#not a url#' cp1.yaml >invalid.yaml
 grep -q cp1.example.test cp1-sans.yaml && grep -q FOO cp1-env.yaml || fail "could not derive test configs"
 
 # the machines boot the v1.13.9 ISO (talos_version; the default is the newest release)
 cat >nodes.yaml <<'EOF'
 - name: cp1
-  address: 127.0.1.11
+  address: 127.0.11.11
   hardware: {talos_version: v1.13.9, cpus: 32, numa_nodes: 2, memory: 512Gi, boot_mode: uki,
              disks: [{dev_path: /dev/nvme0n1, serial: CP1SYS, size: 960Gi}]}
 - name: cp2
-  address: 127.0.1.12
+  address: 127.0.11.12
   hardware: {talos_version: v1.13.9, cpus: 32, numa_nodes: 2, memory: 512Gi, boot_mode: uki,
              disks: [{dev_path: /dev/nvme0n1, serial: CP2SYS, size: 960Gi}]}
 - name: w1
-  address: 127.0.1.20
+  address: 127.0.11.20
   hardware: {talos_version: v1.13.9, cpus: 16, numa_nodes: 1, memory: 64Gi, boot_mode: grub,
              disks: [{dev_path: /dev/sda, serial: WSYS1, size: 480Gi},
                      {dev_path: /dev/sdb, serial: WDATA1, size: 1.92T}]}
 - name: w2
-  address: 127.0.1.21
+  address: 127.0.11.21
   hardware: {talos_version: v1.13.9, cpus: 16, numa_nodes: 1, memory: 128Gi, boot_mode: grub,
              disks: [{dev_path: /dev/sda, serial: WSYS2, size: 480Gi}]}
 - name: f1
-  address: 127.0.1.22
+  address: 127.0.11.22
   hardware: {talos_version: v1.13.9, cpus: 4, memory: 16Gi, disks: [{dev_path: /dev/sda, serial: FSYS, size: 100Gi}]}
 EOF
 
 # a NODES.yaml carrying the kernel command line would hand the emulator the answer: refused
-sed 's/^  address: 127.0.1.11$/  address: 127.0.1.11\n  schematic_kernel_args: [hugepages=1]/' nodes.yaml >old-nodes.yaml
+sed 's/^  address: 127.0.11.11$/  address: 127.0.11.11\n  schematic_kernel_args: [hugepages=1]/' nodes.yaml >old-nodes.yaml
 rc=0
 "$EMULATOR" --nodes old-nodes.yaml --state old-state >out 2>&1 || rc=$?
 [[ $rc -ne 0 ]] || fail "NODES.yaml with schematic_kernel_args was accepted"
@@ -221,7 +222,7 @@ ok "emulator ready: $(grep -c '^ready: ' ready) nodes"
 
 # --- 1. maintenance mode -------------------------------------------------------------------
 
-run "maintenance version" 0 version --insecure -n 127.0.1.11 -e 127.0.1.11
+run "maintenance version" 0 version --insecure -n 127.0.11.11 -e 127.0.11.11
 has "Tag:         v1.13.9" "maintenance version"
 ok "maintenance: version --insecure answers v1.13.9"
 
@@ -229,46 +230,46 @@ run "authenticated call in maintenance" fail $(tc) version
 has "x509: certificate signed by unknown authority" "authenticated call in maintenance"
 ok "maintenance: an authenticated call fails verifying the self-signed certificate"
 
-run "invalid config" fail apply-config --insecure -n 127.0.1.11 -e 127.0.1.11 -f invalid.yaml
+run "invalid config" fail apply-config --insecure -n 127.0.11.11 -e 127.0.11.11 -f invalid.yaml
 has "InvalidArgument" "invalid config"
 ok "maintenance: an invalid config is rejected with InvalidArgument"
 
-run "maintenance dry run" 0 apply-config --insecure --dry-run -n 127.0.1.11 -e 127.0.1.11 -f cp1.yaml
+run "maintenance dry run" 0 apply-config --insecure --dry-run -n 127.0.11.11 -e 127.0.11.11 -f cp1.yaml
 has "Dry run summary:" "maintenance dry run"
 has "Config diff:" "maintenance dry run"
 ok "maintenance: dry run shows the whole config as new"
 
 # installs that cannot pull their image: the node stays in maintenance mode
-run "f1 unknown schematic" 0 apply-config --insecure -n 127.0.1.22 -e 127.0.1.22 -f f1-unknown.yaml
+run "f1 unknown schematic" 0 apply-config --insecure -n 127.0.11.22 -e 127.0.11.22 -f f1-unknown.yaml
 has "install failed: pulling image \"$factory/metal-installer/$unknown:$version\": 404 Not Found: MANIFEST_UNKNOWN: schematic $unknown is not registered; the node stays in maintenance mode" "f1 unknown schematic"
-run "f1 remote factory" 0 apply-config --insecure -n 127.0.1.22 -e 127.0.1.22 -f f1-remote.yaml
+run "f1 remote factory" 0 apply-config --insecure -n 127.0.11.22 -e 127.0.11.22 -f f1-remote.yaml
 has "install failed: image \"factory.talos.dev/metal-installer/$tuned:$version\": registry factory.talos.dev cannot be reached from the testbed" "f1 remote factory"
-run "f1 other release" 0 apply-config --insecure -n 127.0.1.22 -e 127.0.1.22 -f f1-tag.yaml
+run "f1 other release" 0 apply-config --insecure -n 127.0.11.22 -e 127.0.11.22 -f f1-tag.yaml
 has "installer tag v1.14.2 cannot boot on the emulated machines (releases v1.13.0 to v1.13.9, v1.14.0 to v1.14.1 only)" "f1 other release"
-run "f1 still in maintenance" 0 apply-config --insecure --dry-run -n 127.0.1.22 -e 127.0.1.22 -f f1-tag.yaml
+run "f1 still in maintenance" 0 apply-config --insecure --dry-run -n 127.0.11.22 -e 127.0.11.22 -f f1-tag.yaml
 has "Dry run summary:" "f1 still in maintenance"
 grep -q "GET /v2/metal-installer/$unknown/manifests/$version" factory.log || fail "the factory saw no pull of the unknown schematic"
 ok "installs whose image cannot be pulled fail, the node stays in maintenance mode"
 
 # the worker first: its config has no OS CA key, so its API stays down until a control plane
 # holding that key is configured (real workers wait for trustd)
-run "w1 apply" 0 apply-config --insecure -n 127.0.1.20 -e 127.0.1.20 -f w1.yaml
-run "w1 without control plane" fail $(tc) -e 127.0.1.20 -n 127.0.1.20 version
+run "w1 apply" 0 apply-config --insecure -n 127.0.11.20 -e 127.0.11.20 -f w1.yaml
+run "w1 without control plane" fail $(tc) -e 127.0.11.20 -n 127.0.11.20 version
 has "connect: connection refused" "w1 without control plane"
 ok "worker configured before any control plane: its API is down (connection refused)"
 
-run "maintenance apply" 0 apply-config --insecure -n 127.0.1.11 -e 127.0.1.11 -f cp1.yaml
+run "maintenance apply" 0 apply-config --insecure -n 127.0.11.11 -e 127.0.11.11 -f cp1.yaml
 has "Applied configuration without a reboot" "maintenance apply"
-rebooted 127.0.1.11
+rebooted 127.0.11.11
 ok "maintenance: apply-config --insecure configures cp1"
 
-run "w1 after control plane" 0 $(tc) -e 127.0.1.20 -n 127.0.1.20 version
-has "NODE:        127.0.1.20" "w1 after control plane"
+run "w1 after control plane" 0 $(tc) -e 127.0.11.20 -n 127.0.11.20 version
+has "NODE:        127.0.11.20" "w1 after control plane"
 ok "w1's API came up with a certificate signed by cp1's OS CA key"
 
-run "w2 apply" 0 apply-config --insecure -n 127.0.1.21 -e 127.0.1.21 -f w2.yaml
+run "w2 apply" 0 apply-config --insecure -n 127.0.11.21 -e 127.0.11.21 -f w2.yaml
 has "Applied configuration without a reboot" "w2 apply"
-rebooted 127.0.1.21
+rebooted 127.0.11.21
 ok "w2 (grub) installs the tuned image"
 
 # --- 2. mTLS ---------------------------------------------------------------------------------
@@ -278,7 +279,7 @@ has "Tag:         v1.13.9" "version"
 has "Enabled:     RBAC" "version"
 ok "configured: talosconfig version shows v1.13.9 with RBAC"
 
-run "insecure on configured" fail version --insecure -n 127.0.1.11 -e 127.0.1.11
+run "insecure on configured" fail version --insecure -n 127.0.11.11 -e 127.0.11.11
 # TLS 1.3: the server rejects the missing client certificate after the client finished its
 # side of the handshake, so the client sees the alert or a broken connection
 grep -qE "certificate required|broken pipe|connection reset" out || fail "insecure on configured: not refused by TLS"
@@ -330,16 +331,16 @@ ok "bootstrap succeeds once, then AlreadyExists"
 
 # --- cp2 joins the bootstrapped etcd ----------------------------------------------------------
 
-run "cp2 apply" 0 apply-config --insecure -n 127.0.1.12 -e 127.0.1.12 -f cp2.yaml
+run "cp2 apply" 0 apply-config --insecure -n 127.0.11.12 -e 127.0.11.12 -f cp2.yaml
 has "extra kernel arguments are not supported when booting using SDBoot" "cp2 apply"
-rebooted 127.0.1.12
+rebooted 127.0.11.12
 ok "cp2 configured (its uki boot ignores extraKernelArgs, with Talos' warning)"
 
-run "worker bootstrap" fail $(tc) -n 127.0.1.20 bootstrap
+run "worker bootstrap" fail $(tc) -n 127.0.11.20 bootstrap
 has "bootstrap is only available on control plane nodes" "worker bootstrap"
 ok "bootstrap on a worker: Unimplemented, control plane only"
 
-run "cp2 bootstrap" fail $(tc) -e 127.0.1.12 -n 127.0.1.12 bootstrap
+run "cp2 bootstrap" fail $(tc) -e 127.0.11.12 -n 127.0.11.12 bootstrap
 has "AlreadyExists" "cp2 bootstrap"
 ok "cp2 joined the bootstrapped etcd: bootstrap there is AlreadyExists"
 
@@ -359,25 +360,25 @@ run "cp1 nr_hugepages 1G node1" 0 $(tc) read /sys/devices/system/node/node1/huge
 same "32" "cp1 node1 1G pages"
 ok "uki: the installed image's schematic kernel args apply (64 x 1G pages, 32 per NUMA node)"
 
-run "cp2 cmdline" 0 $(tc) -n 127.0.1.12 read /proc/cmdline
+run "cp2 cmdline" 0 $(tc) -n 127.0.11.12 read /proc/cmdline
 same "$base" "cp2 cmdline"
-run "cp2 meminfo" 0 $(tc) -n 127.0.1.12 read /proc/meminfo
+run "cp2 meminfo" 0 $(tc) -n 127.0.11.12 read /proc/meminfo
 has "HugePages_Total:       0" "cp2 meminfo"
 has "Hugetlb:               0 kB" "cp2 meminfo"
 ok "uki, stock installer: no tuning args (machine.install.extraKernelArgs ignored), no huge pages"
 
-run "w1 cmdline" 0 $(tc) -n 127.0.1.20 read /proc/cmdline
+run "w1 cmdline" 0 $(tc) -n 127.0.11.20 read /proc/cmdline
 same "${base/ selinux=1/} default_hugepagesz=1G hugepagesz=1G hugepages=16" "w1 cmdline"
-run "w1 meminfo" 0 $(tc) -n 127.0.1.20 read /proc/meminfo
+run "w1 meminfo" 0 $(tc) -n 127.0.11.20 read /proc/meminfo
 has "HugePages_Total:      16" "w1 meminfo"
 has "Hugepagesize:    1048576 kB" "w1 meminfo"
 ok "grub, legacy command line: extraKernelArgs apply (-selinux removes selinux=1), the schematic's do not"
 
-run "w2 cmdline" 0 $(tc) -n 127.0.1.21 read /proc/cmdline
+run "w2 cmdline" 0 $(tc) -n 127.0.11.21 read /proc/cmdline
 same "$base hugepagesz=1G hugepages=64" "w2 cmdline"
 ok "grub with grubUseUKICmdline: the installed image's command line"
 
-run "w1 mounts" 0 $(tc) -n 127.0.1.20 read /proc/mounts
+run "w1 mounts" 0 $(tc) -n 127.0.11.20 read /proc/mounts
 has "/dev/sda6 /var xfs" "w1 mounts"
 has "/dev/sdb1 /var/mnt/data ext4 rw,nosuid,nodev,relatime 0 0" "w1 mounts"
 lacks "/var/mnt/nowhere" "w1 mounts"
@@ -392,7 +393,7 @@ run "service restart" 0 $(tc) service kubelet restart
 has 'Service "kubelet" restarted' "service restart"
 run "service stop" fail $(tc) service etcd stop
 has "doesn't support stop operation via API" "service stop"
-run "w1 services" 0 $(tc) -n 127.0.1.20 service
+run "w1 services" 0 $(tc) -n 127.0.11.20 service
 lacks "etcd" "w1 services"
 ok "services: list, kubelet restart, etcd not stoppable, no etcd on the worker"
 
@@ -401,7 +402,7 @@ ok "services: list, kubelet restart, etcd not stoppable, no etcd on the worker"
 json "cp1 extensions" '[.[] | [.metadata.id, .spec.metadata.name, .spec.metadata.version]]' $(tc) get extensions -o json
 # (talosctl round-trips through YAML: the IDs "0", "1" come out as JSON numbers)
 same "[[0,\"amd-ucode\",\"\"],[1,\"schematic\",\"$tuned\"]]" "cp1 extensions"
-json "cp2 extensions" 'length' $(tc) -n 127.0.1.12 get extensions -o json
+json "cp2 extensions" 'length' $(tc) -n 127.0.11.12 get extensions -o json
 same "0" "cp2 extensions"
 ok "get extensions: the tuned image's extension and schematic $tuned; none for the stock installer"
 
@@ -409,9 +410,9 @@ run "cp1 securitystate" 0 $(tc) get securitystate -o yaml
 python3 -c 'import sys, yaml; print(yaml.safe_load(open("out"))["spec"])' >spec.out 2>&1 || fail "securitystate: not YAML"
 cp spec.out out
 same "{'secureBoot': False, 'selinuxState': 'enabled, permissive', 'bootedWithUKI': True, 'moduleSignatureEnforced': True}" "cp1 securitystate"
-json "w1 securitystate" '.[0].spec' $(tc) -n 127.0.1.20 get securitystate -o json
+json "w1 securitystate" '.[0].spec' $(tc) -n 127.0.11.20 get securitystate -o json
 same '{"moduleSignatureEnforced":true,"secureBoot":false}' "w1 securitystate"
-json "w2 securitystate" '.[0].spec' $(tc) -n 127.0.1.21 get securitystate -o json
+json "w2 securitystate" '.[0].spec' $(tc) -n 127.0.11.21 get securitystate -o json
 same '{"moduleSignatureEnforced":true,"secureBoot":false,"selinuxState":"enabled, permissive"}' "w2 securitystate"
 ok "get securitystate: bootedWithUKI on systemd-boot only; SELinux and module signing from the command line"
 
@@ -423,24 +424,24 @@ json "cp1 services" '[.[] | [.metadata.id, .spec.running, .spec.healthy, .spec.u
 same '[["apid",true,true,false],["auditd",true,false,true],["containerd",true,true,false],["cri",true,true,false],["dashboard",true,false,true],["etcd",true,true,false],["kubelet",true,true,false],["machined",true,true,false],["syslogd",true,false,true],["trustd",true,true,false],["udevd",true,true,false]]' "cp1 services"
 ok "get services: running, health as the service list says"
 
-json "nodename" '[.[] | [.metadata.id, .spec.nodename]]' $(tc) -n 127.0.1.20 get nodename -o json
+json "nodename" '[.[] | [.metadata.id, .spec.nodename]]' $(tc) -n 127.0.11.20 get nodename -o json
 same '[["nodename","w1"]]' "nodename"
 ok "get nodename: the worker's Kubernetes node name"
 
-run "get on many nodes" 0 $(tc) -n 127.0.1.11,127.0.1.12 get version -o json
+run "get on many nodes" 0 $(tc) -n 127.0.11.11,127.0.11.12 get version -o json
 [[ $(grep -c '"version": "v1.13.9"' out) -eq 2 ]] || fail "get on many nodes: expected 2 resources"
-run "get in maintenance" fail get version --insecure -n 127.0.1.22 -e 127.0.1.22
+run "get in maintenance" fail get version --insecure -n 127.0.11.22 -e 127.0.11.22
 has "API is not implemented in maintenance mode" "get in maintenance"
 ok "get: one request per node; not served in maintenance mode"
 
 # --- 8. one-to-many --------------------------------------------------------------------------
 
-run "nodes version" 0 $(tc) -n 127.0.1.11,127.0.1.12,127.0.1.20 version
+run "nodes version" 0 $(tc) -n 127.0.11.11,127.0.11.12,127.0.11.20 version
 [[ $(grep -c "NODE:" out) -eq 3 ]] || fail "nodes version: expected 3 nodes"
-has "NODE:        127.0.1.20" "nodes version"
-run "nodes unknown" 0 $(tc) -n 127.0.1.11,127.0.1.99 service
-has "127.0.1.99: rpc error: code = Unavailable" "nodes unknown"
-has "127.0.1.11   apid" "nodes unknown"
+has "NODE:        127.0.11.20" "nodes version"
+run "nodes unknown" 0 $(tc) -n 127.0.11.11,127.0.11.99 service
+has "127.0.11.99: rpc error: code = Unavailable" "nodes unknown"
+has "127.0.11.11   apid" "nodes unknown"
 ok "nodes metadata: replies per node; an unreachable target is a per-node error (talosctl warns)"
 
 # --- 9. upgrades ------------------------------------------------------------------------------
@@ -449,27 +450,27 @@ ok "nodes metadata: replies per node; an unreachable target is a per-node error 
 
 upgrade() { run "$1" "$2" $(tc) -n "$3" upgrade --image "$4" --drain=false --timeout 60s --progress plain; }
 
-run "w2 boot id" 0 $(tc) -n 127.0.1.21 read /proc/sys/kernel/random/boot_id
+run "w2 boot id" 0 $(tc) -n 127.0.11.21 read /proc/sys/kernel/random/boot_id
 boot_before=$(cat out)
 [[ "$boot_before" =~ ^[0-9a-f-]{36}$ ]] || fail "boot id: '$boot_before'"
-upgrade "w2 upgrade to the empty schematic" 0 127.0.1.21 "$factory/metal-installer/$empty:$version"
+upgrade "w2 upgrade to the empty schematic" 0 127.0.11.21 "$factory/metal-installer/$empty:$version"
 has "post check passed" "w2 upgrade"
-run "w2 cmdline after upgrade" 0 $(tc) -n 127.0.1.21 read /proc/cmdline
+run "w2 cmdline after upgrade" 0 $(tc) -n 127.0.11.21 read /proc/cmdline
 same "$base" "w2 cmdline after upgrade"
-run "w2 boot id after" 0 $(tc) -n 127.0.1.21 read /proc/sys/kernel/random/boot_id
+run "w2 boot id after" 0 $(tc) -n 127.0.11.21 read /proc/sys/kernel/random/boot_id
 [[ "$(cat out)" != "$boot_before" ]] || fail "w2: the boot id did not change"
-json "w2 extensions after" '[.[] | [.spec.metadata.name, .spec.metadata.version]]' $(tc) -n 127.0.1.21 get extensions -o json
+json "w2 extensions after" '[.[] | [.spec.metadata.name, .spec.metadata.version]]' $(tc) -n 127.0.11.21 get extensions -o json
 same "[[\"schematic\",\"$empty\"]]" "w2 extensions after"
 ok "upgrade --wait to another schematic: rebooted (new boot id), the new entry's command line and schematic (amd-ucode gone)"
 
-upgrade "upgrade to an unknown schematic" fail 127.0.1.21 "$factory/metal-installer/$unknown:$version"
+upgrade "upgrade to an unknown schematic" fail 127.0.11.21 "$factory/metal-installer/$unknown:$version"
 has "error pulling image" "upgrade unknown"
 has "NotFound" "upgrade unknown"
 ok "upgrade to an image the factory does not know fails at the pull"
 
-run "f1 installs v1.13.8" 0 apply-config --insecure -n 127.0.1.22 -e 127.0.1.22 -f f1-old.yaml
-rebooted 127.0.1.22
-run "f1 version" 0 $(tc) -n 127.0.1.22 version
+run "f1 installs v1.13.8" 0 apply-config --insecure -n 127.0.11.22 -e 127.0.11.22 -f f1-old.yaml
+rebooted 127.0.11.22
+run "f1 version" 0 $(tc) -n 127.0.11.22 version
 has "Tag:         v1.13.8" "f1 version"
 ok "an older patch release installs and reports its version (v1.13.8)"
 
@@ -477,25 +478,25 @@ ok "an older patch release installs and reports its version (v1.13.8)"
 mkdir -p ctl/machines && ln -sf "$work/state/control.sock" ctl/machines/control.sock
 python3 "$here/../machines.py" boot-fallback f1 --state ctl >out 2>&1 || fail "machines.py boot-fallback"
 has "f1: boot fallback armed" "boot-fallback"
-upgrade "f1 upgrade falling back" 0 127.0.1.22 "$factory/metal-installer/$empty:$version"
-run "f1 version after fallback" 0 $(tc) -n 127.0.1.22 version
+upgrade "f1 upgrade falling back" 0 127.0.11.22 "$factory/metal-installer/$empty:$version"
+run "f1 version after fallback" 0 $(tc) -n 127.0.11.22 version
 has "Tag:         v1.13.8" "f1 version after fallback"
-run "f1 cmdline after fallback" 0 $(tc) -n 127.0.1.22 read /proc/cmdline
+run "f1 cmdline after fallback" 0 $(tc) -n 127.0.11.22 read /proc/cmdline
 same "$base hugepagesz=1G hugepages=64" "f1 cmdline after fallback"
 ok "fault switch: the upgraded entry fails, the node boots back into v1.13.8 and its schematic; talosctl reports success"
 
-upgrade "f1 upgrade" 0 127.0.1.22 "$factory/metal-installer/$empty:$version"
-run "f1 version after upgrade" 0 $(tc) -n 127.0.1.22 version
+upgrade "f1 upgrade" 0 127.0.11.22 "$factory/metal-installer/$empty:$version"
+run "f1 version after upgrade" 0 $(tc) -n 127.0.11.22 version
 has "Tag:         v1.13.9" "f1 version after upgrade"
 ok "upgrade v1.13.8 -> v1.13.9"
 
-run "etcd snapshot on a worker" fail $(tc) -n 127.0.1.22 etcd snapshot worker.db
+run "etcd snapshot on a worker" fail $(tc) -n 127.0.11.22 etcd snapshot worker.db
 has "etcd snapshot is only available on control plane nodes" "etcd snapshot on a worker"
 ok "etcd snapshot on a worker: refused as Talos (control plane only)"
 
-run "etcd forfeit-leadership on a worker" fail $(tc) -n 127.0.1.22 etcd forfeit-leadership
+run "etcd forfeit-leadership on a worker" fail $(tc) -n 127.0.11.22 etcd forfeit-leadership
 has "etcd forfeit leadership is only available on control plane nodes" "etcd forfeit-leadership on a worker"
-run "etcd members on a worker" fail $(tc) -n 127.0.1.22 etcd members
+run "etcd members on a worker" fail $(tc) -n 127.0.11.22 etcd members
 has "member list is only available on control plane nodes" "etcd members on a worker"
 ok "etcd forfeit-leadership and members on a worker: refused as Talos (control plane only)"
 
@@ -504,7 +505,7 @@ ok "etcd forfeit-leadership and members on a worker: refused as Talos (control p
 stop_emulator
 ok "SIGTERM: emulator exited 0"
 start_emulator
-run "after restart" 0 $(tc) -n 127.0.1.11,127.0.1.20 version
+run "after restart" 0 $(tc) -n 127.0.11.11,127.0.11.20 version
 [[ $(grep -c "NODE:" out) -eq 2 ]] || fail "after restart: expected 2 nodes"
 run "staged booted" 0 $(tc) apply-config --dry-run -f cp1-sans.yaml
 has "No changes." "staged booted"
