@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import gobuild
@@ -51,3 +52,34 @@ def test_the_kubelet_feature_gate_table_is_the_kubelets_registry():
     assert checked.returncode == 0, checked.stderr + checked.stdout
     assert checked.stdout.strip().endswith("matches the kubelet " + gobuild.pinned_versions()["KUBERNETES_VERSION"]
                                            + " registry")
+
+
+def test_build_all_builds_every_tool_and_stops_starting_builds_after_a_failure(monkeypatch):
+    built = []
+
+    def fake_build(name, version):
+        built.append((name, version))
+        if name == "talosctl":
+            raise SystemExit(f"building talosctl {version} failed")
+        time.sleep(0.5)  # the other builds take a while: talosctl fails while kube compiles
+
+    monkeypatch.setattr(gobuild, "build", fake_build)
+    pins = gobuild.pinned_versions()
+    try:
+        gobuild.build_all(pins)
+    except SystemExit as error:
+        assert str(error) == f"building talosctl {pins['TALOSCTL_VERSION']} failed"
+    else:
+        raise AssertionError("a failed build must be the exit")
+    # the first two chains started side by side; after the failure no build starts, not even the
+    # rest of the first chain
+    assert sorted(built) == [("kube", pins["KUBERNETES_VERSION"]), ("talosctl", pins["TALOSCTL_VERSION"])]
+
+    built.clear()
+    monkeypatch.setattr(gobuild, "build", lambda name, version: built.append((name, version)))
+    gobuild.build_all(pins)
+    assert {name for name, _version in built} == set(gobuild.TOOLS)
+    assert {version for name, version in built if name == "talosctl"} == {
+        pins["TALOSCTL_VERSION"], pins["TALOSCTL_PREVIOUS_VERSION"], pins["TALOSCTL_LEGACY_VERSION"]}
+    assert {version for name, version in built if name == "kube"} == {
+        pins["KUBERNETES_VERSION"], pins["KUBERNETES_UPGRADE_VERSION"]}
