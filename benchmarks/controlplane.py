@@ -25,15 +25,21 @@ sys.path.insert(0, str(REPO / "testbed"))
 import gobuild  # noqa: E402
 
 CONTROLPLANE = REPO / "testbed" / "controlplane.py"
+KUBELET_VERSION = gobuild.pinned_versions()["KUBERNETES_VERSION"]
+# the testbed inventory's nodes as their kubelets report them (the validator's figures are
+# tests/integration/test_kubernetes.py's, worked out there): verify passes on them
 NODES = [
-    {"name": f"controlplane-{i}", "internal_ip": f"127.0.1.1{i}", "capacity": {"cpu": "4", "memory": "16Gi"}}
+    {"name": f"controlplane-{i}", "internal_ip": f"127.0.1.1{i}", "kubelet_version": KUBELET_VERSION,
+     "labels": {"node-role.kubernetes.io/control-plane": ""}, "control_plane": True,
+     "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"}}
     for i in (1, 2, 3)
 ] + [{
-    "name": "solana-validator", "internal_ip": "127.0.1.20", "labels": {"solana.io/role": "validator"},
+    "name": "solana-validator", "internal_ip": "127.0.1.20", "kubelet_version": KUBELET_VERSION,
+    "labels": {"solana.io/role": "validator"},
     "taints": [{"key": "solana.io/validator", "value": "true", "effect": "NoSchedule"}],
-    "capacity": {"cpu": "64", "memory": "527000000Ki", "pods": "110", "hugepages-2Mi": "100000Mi",
+    "capacity": {"cpu": "64", "memory": "528416768Ki", "pods": "110", "hugepages-2Mi": "100000Mi",
                  "hugepages-1Gi": "0"},
-    "allocatable": {"cpu": "60", "memory": "357491136Ki", "pods": "110", "hugepages-2Mi": "100000Mi",
+    "allocatable": {"cpu": "60", "memory": "358907904Ki", "pods": "110", "hugepages-2Mi": "100000Mi",
                     "hugepages-1Gi": "0"},
 }]
 
@@ -42,6 +48,22 @@ def timed(argv: list[str], env: dict | None = None) -> float:
     started = time.monotonic()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, env={**os.environ, **(env or {})}, cwd=REPO)
     return time.monotonic() - started
+
+
+def post_mirror_pods(kubeconfig: str) -> None:
+    """Each control plane's component pods, as its kubelet posts them for Talos' static pods, at
+    the API server's own version: verify checks them (without them it fails, as it should)."""
+    from kubernetes import client, config
+
+    api = config.new_client_from_config(kubeconfig)
+    version = client.VersionApi(api).get_code().git_version
+    for node in (n["name"] for n in NODES if n["name"].startswith("controlplane-")):
+        for component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+            client.CoreV1Api(api).create_namespaced_pod("kube-system", {
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": f"{component}-{node}", "labels": {"k8s-app": component, "tier": "control-plane"}},
+                "spec": {"nodeName": node, "containers": [{"name": component,
+                                                           "image": f"registry.k8s.io/{component}:{version}"}]}})
 
 
 def controlplane(*args: str, env: dict | None = None) -> float:
@@ -83,6 +105,7 @@ def main() -> None:
                 path = Path(state) / f"{node['name']}.json"
                 path.write_text(json.dumps(node))
                 controlplane("node", state, str(path))
+            post_mirror_pods(f"{state}/admin.kubeconfig")
             extra = ["-i", "testbed/inventory", "-e", f"talos_cluster_kubeconfig={state}/admin.kubeconfig",
                      "-e", f"talos_cluster_output_dir={state}/out",
                      # no Talos machines here: the Kubernetes half of verify only
