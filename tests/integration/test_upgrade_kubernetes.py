@@ -30,9 +30,20 @@ def api_server_versions(deployment) -> dict[str, str]:
 
 
 def kubelet_versions(deployment) -> dict[str, str]:
+    """Read through the VIP, whose API server may be restarting into another version mid-upgrade
+    (the connection reset, as on a real cluster): retried for up to a minute."""
     from kubernetes import client, config
+    from urllib3.exceptions import HTTPError
+
     api = client.CoreV1Api(config.new_client_from_config(str(deployment.out / "kubeconfig")))
-    return {node.metadata.name: node.status.node_info.kubelet_version for node in api.list_node().items}
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return {node.metadata.name: node.status.node_info.kubelet_version for node in api.list_node().items}
+        except HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
 
 
 def test_kubernetes_goes_one_minor_up_through_talos_resuming_after_an_interruption_then_nothing_changes(deployed):
