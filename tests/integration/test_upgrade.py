@@ -233,3 +233,12 @@ def test_a_v1_13_cluster_goes_to_v1_14_node_by_node_leader_last_resuming_after_a
     assert migrated.changed > 0
     assert "KubeletConfig" in (deploy.out / "solana-validator.yaml").read_text()
     assert deploy("upgrade").unchanged
+
+
+def test_the_async_jobs_are_found_when_home_is_not_the_users_passwd_home(playbook, tmp_path):
+    """With HOME elsewhere than the user's passwd home (a CI container's), Ansible wrote the job's
+    status under $HOME and looked for it under the passwd home: "could not find job", and the
+    pre-reboot command failed every upgrade of a validator. The role's ansible_async_dir is absolute."""
+    run = playbook(REPO / "tests/integration/playbooks/async_home.yml", env={"HOME": str(tmp_path)})
+    assert run.rc == 0, run.failure_messages() or run.stderr
+    assert (tmp_path / ".ansible_async").is_dir()
