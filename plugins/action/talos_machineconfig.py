@@ -8,14 +8,18 @@ The answer reads O(dest), O(record), the secrets bundle and C(@path) patches on 
 and runs C(talosctl version --client) there: the same files and talosctl the module would read,
 only when the task runs on the controller as the same user (a ``local`` connection without
 become). Any other connection, become, an unreadable file or a talosctl not found runs the module.
+The talosctl version is asked once per binary and run: the answer is kept in the run's own
+temporary directory on the controller, keyed by the binary's path, inode, size and mtime.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
 
+from ansible import constants as C
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
@@ -85,9 +89,36 @@ class ActionModule(ActionBase):
             path = shutil.which("talosctl")
         if not path or not os.access(path, os.X_OK):
             return None
+        # one talosctl per run for every node: the forks of this run share its local temporary directory
+        remembered = self._remembered_version_path(path)
+        try:
+            with open(remembered, encoding="utf-8") as handle:
+                return handle.read() or None
+        except OSError:
+            pass
         try:
             completed = subprocess.run([path, *CLIENT_VERSION_ARGS], capture_output=True, text=True,
                                        env={**os.environ, "LC_ALL": "C"}, check=False, timeout=60)
-            return parse_client_version(completed.stdout) if completed.returncode == 0 else None
+            version = parse_client_version(completed.stdout) if completed.returncode == 0 else None
         except (OSError, subprocess.SubprocessError, TalosError):
             return None
+        if version:
+            self._remember(remembered, version)
+        return version
+
+    @staticmethod
+    def _remembered_version_path(path):
+        stat = os.stat(path)
+        identity = f"{os.path.realpath(path)}\0{stat.st_dev}\0{stat.st_ino}\0{stat.st_size}\0{stat.st_mtime_ns}"
+        return os.path.join(C.DEFAULT_LOCAL_TMP, "talosctl-version-" + hashlib.sha256(identity.encode()).hexdigest()[:32])
+
+    @staticmethod
+    def _remember(remembered, version):
+        """Written whole (a fork reading it sees all of it or nothing); not kept is only slower."""
+        partial = f"{remembered}.{os.getpid()}"
+        try:
+            with open(partial, "w", encoding="utf-8") as handle:
+                handle.write(version)
+            os.replace(partial, remembered)
+        except OSError:
+            pass

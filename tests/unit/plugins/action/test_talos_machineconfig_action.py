@@ -7,17 +7,28 @@ import os
 from unittest import mock
 
 import pytest
+from ansible import constants as C
 from ansible_collections.solanaops.talos.plugins.action.talos_machineconfig import ActionModule
 from ansible_collections.solanaops.talos.plugins.module_utils import machineconfig
 
 MODULE_RESULT = {"changed": True, "from": "the module"}
 
 
+@pytest.fixture(autouse=True)
+def run_tmp(tmp_path, monkeypatch):
+    """The run's local temporary directory (where the talosctl version is remembered): a new run per test."""
+    path = tmp_path / "ansible-local"
+    path.mkdir()
+    monkeypatch.setattr(C, "DEFAULT_LOCAL_TMP", str(path))
+    return path
+
+
 @pytest.fixture
 def node(tmp_path):
     """A node rendered before: its config (private), its record, the bundle and a talosctl."""
     talosctl = tmp_path / "talosctl"
-    talosctl.write_text("#!/bin/sh\nprintf 'Client:\\n\\tTalos v1.13.9\\n'\n")
+    # counts its calls in calls.log
+    talosctl.write_text(f"#!/bin/sh\necho called >> {tmp_path}/calls.log\nprintf 'Client:\\n\\tTalos v1.13.9\\n'\n")
     talosctl.chmod(0o755)
     secrets = tmp_path / "secrets.yaml"
     secrets.write_text("bundle\n")
@@ -129,3 +140,15 @@ def test_async_runs_the_module(node):
             mock.patch.object(ActionModule, "_early_needs_tmp_path", return_value=False):
         assert action.run(task_vars={}) == MODULE_RESULT
     assert module.call_args.kwargs["wrap_async"]
+
+
+def test_talosctl_is_asked_its_version_once_per_binary_in_a_run(node, tmp_path):
+    calls = tmp_path / "calls.log"
+    for _node in range(3):
+        assert run(node)[0]["up_to_date"]
+    assert calls.read_text().count("called") == 1, "the later nodes read the version the first asked"
+    # another binary at the same path (an upgrade mid-run): asked again, and found different
+    (tmp_path / "talosctl").write_text(f"#!/bin/sh\necho called >> {calls}\nprintf 'Client:\\n\\tTalos v1.13.10\\n'\n")
+    result, module_ran = run(node)
+    assert module_ran and result == MODULE_RESULT
+    assert calls.read_text().count("called") == 2
