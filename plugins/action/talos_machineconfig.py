@@ -110,7 +110,8 @@ class ActionModule(ActionBase):
     def _remembered_version_path(path):
         stat = os.stat(path)
         identity = f"{os.path.realpath(path)}\0{stat.st_dev}\0{stat.st_ino}\0{stat.st_size}\0{stat.st_mtime_ns}"
-        return os.path.join(C.DEFAULT_LOCAL_TMP, "talosctl-version-" + hashlib.sha256(identity.encode()).hexdigest()[:32])
+        digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
+        return os.path.join(C.DEFAULT_LOCAL_TMP, f"talosctl-version-{digest}")
 
     @staticmethod
     def _remember(remembered, version):

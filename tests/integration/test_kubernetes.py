@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 
 import pytest
 from conftest import LOCAL_INVENTORY
@@ -278,11 +279,28 @@ def test_verify_names_a_control_plane_component_of_another_version(cluster):
                                                         running_version(cluster.controlplane)))
 
 
+def delete_persistent_volume(api, name: str) -> None:
+    """Deletes a PV and waits until it is gone: the API server only marks it terminating until the
+    controller-manager's pv-protection controller drops its finalizer (a create or an apply of the
+    same name meanwhile meets the old object)."""
+    from kubernetes.client.exceptions import NotFoundException
+
+    api.delete_persistent_volume(name)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            api.read_persistent_volume(name)
+        except NotFoundException:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"PersistentVolume {name} still there 60 s after its deletion")
+
+
 def test_verify_reports_a_missing_persistent_volume(cluster):
     from kubernetes import client
 
     assert cluster("postconfig").rc == 0
-    client.CoreV1Api(cluster.controlplane.api()).delete_persistent_volume(f"{VALIDATOR}-accounts")
+    delete_persistent_volume(client.CoreV1Api(cluster.controlplane.api()), f"{VALIDATOR}-accounts")
     try:
         run = cluster("verify")
         assert run.rc != 0
@@ -300,7 +318,7 @@ def test_verify_checks_each_persistent_volume_against_the_inventory(cluster):
     api = client.CoreV1Api(cluster.controlplane.api())
     name = f"{VALIDATOR}-ledger"
     wrong = api.read_persistent_volume(name).to_dict()
-    api.delete_persistent_volume(name)
+    delete_persistent_volume(api, name)
     spec = client.V1PersistentVolumeSpec(
         capacity={"storage": "1T"}, access_modes=["ReadWriteOnce"], storage_class_name="local-nvme-accounts",
         persistent_volume_reclaim_policy="Retain", local=client.V1LocalVolumeSource(path="/tmp"),
@@ -319,7 +337,7 @@ def test_verify_checks_each_persistent_volume_against_the_inventory(cluster):
         message = "\n".join(run.failure_messages())
         assert f"PersistentVolume path on {name}: expected local /var/mnt/ledger, observed local /tmp" in message
     finally:
-        api.delete_persistent_volume(name)
+        delete_persistent_volume(api, name)
         assert cluster("postconfig").rc == 0
 
 
