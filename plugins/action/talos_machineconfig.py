@@ -90,11 +90,14 @@ class ActionModule(ActionBase):
         if not path or not os.access(path, os.X_OK):
             return None
         # one talosctl per run for every node: the forks of this run share its local temporary directory
-        remembered = self._remembered_version_path(path)
+        try:
+            remembered = self._remembered_version_path(path)
+        except OSError:  # the binary went away since os.access
+            return None
         try:
             with open(remembered, encoding="utf-8") as handle:
                 return handle.read() or None
-        except OSError:
+        except OSError:  # not asked yet in this run
             pass
         try:
             completed = subprocess.run([path, *CLIENT_VERSION_ARGS], capture_output=True, text=True,

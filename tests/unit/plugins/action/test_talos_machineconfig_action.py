@@ -152,3 +152,16 @@ def test_talosctl_is_asked_its_version_once_per_binary_in_a_run(node, tmp_path):
     result, module_ran = run(node)
     assert module_ran and result == MODULE_RESULT
     assert calls.read_text().count("called") == 2
+
+
+def test_a_talosctl_gone_before_its_version_is_asked_runs_the_module(node, monkeypatch):
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):
+        if str(path) == node["talosctl_path"]:
+            raise FileNotFoundError(path)
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat)
+    result, module_ran = run(node)
+    assert module_ran and result == MODULE_RESULT
