@@ -527,12 +527,10 @@ def test_the_validator_is_tainted_from_its_registration_before_postconfig(deploy
     """Talos writes a worker's labels and taints with the kubelet's identity, and NodeRestriction
     lets a node set taints only when it registers: the validator must come up tainted, before
     postconfig (which works as an admin) runs, so nothing without the toleration lands on it."""
-    from kubernetes import client, config
-
     for stage in ("controlplane", "worker"):
         run = deploy(stage)
         assert run.rc == 0, run.failure_messages()
-    api = client.CoreV1Api(config.new_client_from_config(str(deploy.out / "kubeconfig")))
+    api = deploy.core_api()
     node = api.read_node("solana-validator")
     assert ("solana.io/validator", "true", "NoSchedule") in [(t.key, t.value, t.effect) for t in node.spec.taints or []]
     # Talos' pass found the registered taint equal and owns it, so its labels went through too
@@ -581,7 +579,6 @@ def test_a_memory_manager_change_on_a_running_validator_is_refused_then_performe
     """The kubelet refuses to start against a memory_manager_state written under other
     reservations, and Talos never clears it: the worker stage refuses the change, untouched;
     opted in, it drains, stages, wipes EPHEMERAL, reboots once, checks and uncordons."""
-    from kubernetes import client, config
 
     more = ["-e", '{"talos_solana_worker_kube_reserved": {"memory": "20Gi"}}']
     assert deployed("generate", *more).rc == 0
@@ -608,7 +605,7 @@ def test_a_memory_manager_change_on_a_running_validator_is_refused_then_performe
     # (20Gi kube + 16Gi system reserved + 32Gi eviction) / 2 NUMA nodes = 34Gi
     assert facts["kubelet_config"]["reservedMemory"] == [{"numaNode": 0, "limits": {"memory": "34816Mi"}},
                                                          {"numaNode": 1, "limits": {"memory": "34816Mi"}}]
-    api = client.CoreV1Api(config.new_client_from_config(str(deployed.out / "kubeconfig")))
+    api = deployed.core_api()
     node = api.read_node("solana-validator")
     assert not node.spec.unschedulable, "uncordoned"
     again = deployed("worker", *more)
