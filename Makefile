@@ -60,8 +60,7 @@ demo-reset:
 # the longest step) while lint, sanity and unit run; phase two runs every test that needs them:
 # in the foreground what uses the testbed's machines at their fixed loopback addresses
 # (127.0.1.x: one at a time, mostly waiting, the longest lane), beside it the rest, the emulator's
-# smoke checks first (their machines have addresses of their own), then the other integration
-# tests, among them those marked second_block, whose machines are on 127.0.3.x.
+# smoke checks first (their machines have addresses of their own).
 test: packages $(VENV)/.installed .collections/ansible_collections/solanaops/talos
 	+./tests/side_by_side.sh "tools" "lint sanity unit"
 	+./tests/side_by_side.sh "integration-machines molecule-testbed" "smoke testbed-go integration-others molecule-offline"
@@ -94,7 +93,7 @@ smoke:
 	testbed/emulator/smoke_upgrade_k8s.sh
 
 # the tests of the testbed's machines (marked `testbed` by tests/integration/conftest.py: one at a
-# time) and, beside them, the others (with the second_block tests, on machines of their own); PYTEST_ARGS go to both (a -k matching one half's tests only
+# time) and, beside them, the others; PYTEST_ARGS go to both (a -k matching one half's tests only
 # leaves the other collecting none, a failure: give it to that half's target). --durations: where the time goes
 integration:
 	+./tests/side_by_side.sh integration-machines integration-others

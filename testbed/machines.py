@@ -17,9 +17,7 @@ Control planes run real etcd and Kubernetes (built by gobuild.py) once bootstrap
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -27,8 +25,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -42,39 +38,6 @@ DEMO_STATE = gobuild.cache_root() / "demo"
 # (installers 127.0.1.5:5000/metal-installer/<schematic id>:<talos version>), served over plain
 # HTTP (talos_cluster_image_factory_url).
 IMAGE_FACTORY = "127.0.1.5:5000"
-# The block of those addresses (nodes, VIP, Image Factory): `relocated` moves a copy elsewhere
-LOCAL_BLOCK = "127.0.1"
-
-
-@dataclasses.dataclass(frozen=True)
-class Testbed:
-    """An inventory, the description of the emulated machines behind it and the address of the
-    Image Factory it names."""
-    inventory: Path
-    machines: Path
-    image_factory: str
-
-    def addresses(self) -> dict[str, str]:
-        """Each machine's address by its name."""
-        return {machine["name"]: machine["address"] for machine in yaml.safe_load(self.machines.read_text())}
-
-
-LOCAL = Testbed(LOCAL_INVENTORY, LOCAL_MACHINES, IMAGE_FACTORY)
-
-
-def relocated(folder: Path, block: str) -> Testbed:
-    """LOCAL copied into FOLDER with every address of LOCAL_BLOCK moved to BLOCK (127.0.3): a
-    second cluster that runs beside one on LOCAL's machines."""
-    def move(text: str) -> str:
-        return text.replace(f"{LOCAL_BLOCK}.", f"{block}.")
-
-    inventory = folder / "inventory"
-    shutil.copytree(LOCAL_INVENTORY, inventory, ignore=shutil.ignore_patterns("state"))
-    for path in inventory.rglob("*.yml"):
-        path.write_text(move(path.read_text()))
-    machines = folder / LOCAL_MACHINES.name
-    machines.write_text(move(LOCAL_MACHINES.read_text()))
-    return Testbed(inventory, machines, move(IMAGE_FACTORY))
 
 
 def _spawn(argv: list[str], state: Path, name: str, ready: Callable[[list[str]], bool]) -> subprocess.Popen:
@@ -100,15 +63,15 @@ def _spawn(argv: list[str], state: Path, name: str, ready: Callable[[list[str]],
     raise RuntimeError(f"the {name} exited: {log.read_bytes()[start_of_run:].decode(errors='replace')[-2000:]}")
 
 
-def start_image_factory(state: Path, address: str = IMAGE_FACTORY) -> subprocess.Popen:
-    """The Image Factory on ADDRESS, its schematics kept in STATE/imagefactory."""
+def start_image_factory(state: Path) -> subprocess.Popen:
+    """The Image Factory on IMAGE_FACTORY, its schematics kept in STATE/imagefactory."""
     binary = gobuild.build("image-factory", gobuild.default_version("image-factory", gobuild.pinned_versions()))
-    argv = [str(binary), "serve", "--listen", address, "--state", str(state / "imagefactory")]
+    argv = [str(binary), "serve", "--listen", IMAGE_FACTORY, "--state", str(state / "imagefactory")]
     try:
         return _spawn(argv, state, "imagefactory", lambda lines: any(x.startswith("ready: ") for x in lines))
     except RuntimeError as error:
         if "address already in use" in str(error):
-            raise RuntimeError(f"the Image Factory's address {address} is busy: another process listens "
+            raise RuntimeError(f"the Image Factory's address {IMAGE_FACTORY} is busy: another process listens "
                                "there (a testbed left running? `testbed/machines.py stop --state DIR` stops "
                                "it)") from None
         raise
@@ -134,8 +97,7 @@ class Machines:
     once the factory and every node's listener are up. Their pids are kept in
     STATE/imagefactory.pid and STATE/emulator.pid so `machines.py stop` finds them."""
 
-    def __init__(self, description: Path, state: Path, *, control_planes: bool = True,
-                 image_factory: str = IMAGE_FACTORY):
+    def __init__(self, description: Path, state: Path, *, control_planes: bool = True):
         pins = gobuild.pinned_versions()
         binary = gobuild.build("talos-emulator", gobuild.default_version("talos-emulator", pins))
         argv = [str(binary), "--nodes", str(description), "--state", str(state / "machines")]
@@ -147,7 +109,7 @@ class Machines:
         state.mkdir(parents=True, exist_ok=True)
         self.state = state
         # first the factory: machines pull their installers from it
-        self.factory = start_image_factory(state, image_factory)
+        self.factory = start_image_factory(state)
         try:
             # the emulator prints "ready" once every listener is up
             self.process = _spawn(argv, state, "emulator", lambda lines: "ready\n" in lines)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO / "testbed"))
 
 import gobuild  # noqa: E402  (testbed/gobuild.py: where the pinned tools live)
 from controlplane import free_port  # noqa: E402  (testbed/controlplane.py: the test control plane)
-from machines import LOCAL, LOCAL_INVENTORY, Machines, Testbed, relocated  # noqa: E402, F401  (testbed/machines.py: the node emulator)
+from machines import LOCAL_INVENTORY, LOCAL_MACHINES, Machines  # noqa: E402  (testbed/machines.py: the node emulator)
 from pytest_helpers import ControlPlane  # noqa: E402  (testbed/pytest_helpers.py: what testbed/tests use too)
 
 PINS = gobuild.pinned_versions()
@@ -34,12 +34,9 @@ ETCDUTL = gobuild.binary_path("etcdutl", PINS["ETCD_VERSION"])
 
 # The fixtures that start the testbed's machines, which listen on fixed loopback addresses
 # (127.0.1.x): a test using one is marked `testbed`. make integration (tests/side_by_side.sh)
-# runs those one at a time and, beside them in a second pytest, the other tests. A test marked
-# `second_block` gets its machines on SECOND_BLOCK instead, so it runs in that second pytest (one
-# at a time there too): how the two lanes are balanced.
+# runs those one at a time and, beside them in a second pytest, the tests that need no machine.
 TESTBED_FIXTURES = {"emulator", "deploy", "deployed", "deployed_shared", "deployed_once", "deployed_v113",
                     "deployed_v113_once"}
-SECOND_BLOCK = "127.0.3"
 
 
 def interrupt(_signum, _frame):
@@ -48,7 +45,6 @@ def interrupt(_signum, _frame):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "testbed: starts the testbed's machines (fixed addresses: one at a time)")
-    config.addinivalue_line("markers", f"second_block: its testbed machines are on {SECOND_BLOCK}.x, not testbed")
     # a SIGTERM (a CI time limit, tests/side_by_side.sh cut short) ends the run as Ctrl-C does:
     # the fixtures are torn down, so no emulated machine is left holding the fixed addresses
     signal.signal(signal.SIGTERM, interrupt)
@@ -58,7 +54,7 @@ def pytest_configure(config):
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     for item in items:
-        if TESTBED_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("second_block"):
+        if TESTBED_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.testbed)
 
 
@@ -215,37 +211,20 @@ def controlplane(tmp_path_factory):
 
 
 
-@pytest.fixture(scope="session")
-def second_testbed(tmp_path_factory) -> Testbed:
-    """The testbed's inventory and machines moved to SECOND_BLOCK."""
-    return relocated(tmp_path_factory.mktemp("second-block"), SECOND_BLOCK)
-
-
-def testbed_of(request) -> Testbed:
-    """The testbed of the requesting test or class: on SECOND_BLOCK when marked second_block."""
-    return request.getfixturevalue("second_testbed") if request.node.get_closest_marker("second_block") else LOCAL
-
-
-def start_machines(testbed: Testbed, state: Path) -> Machines:
-    return Machines(testbed.machines, state, image_factory=testbed.image_factory)
-
-
 @pytest.fixture
-def emulator(request, tmp_path):
+def emulator(tmp_path):
     """The testbed inventory's machines (testbed/local-machines.yaml), fresh in maintenance mode."""
-    machines = start_machines(testbed_of(request), tmp_path / "emulator")
+    machines = Machines(LOCAL_MACHINES, tmp_path / "emulator")
     yield machines
     machines.stop()
 
 
 class Deployment:
-    """Runs the stage playbooks on a testbed's inventory against its machines' emulator, writing
-    to OUT; `addresses` are the machines' by name."""
+    """Runs the stage playbooks on the testbed's inventory against one emulator, writing to OUT."""
 
-    def __init__(self, playbook, emulator, talosctl, out, testbed: Testbed):
+    def __init__(self, playbook, emulator, talosctl, out):
         self.playbook, self.emulator, self.out = playbook, emulator, out
-        self.addresses = testbed.addresses()
-        self.args = ["-i", str(testbed.inventory), "-e", f"talos_cluster_output_dir={out}",
+        self.args = ["-i", str(LOCAL_INVENTORY), "-e", f"talos_cluster_output_dir={out}",
                      "-e", f"talosctl_path={talosctl}"]
         # the upgrade proves its etcd snapshot restorable with the pinned etcd's etcdutl
         self.args += ["-e", f"talos_upgrade_etcdutl_path={ETCDUTL}"]
@@ -277,9 +256,9 @@ class Deployment:
 
 
 @pytest.fixture
-def deploy(request, playbook, emulator, talosctl, tmp_path):
+def deploy(playbook, emulator, talosctl, tmp_path):
     """Blank machines in maintenance mode and the configs generated for them."""
-    run = Deployment(playbook, emulator, talosctl, tmp_path / "out", testbed_of(request))
+    run = Deployment(playbook, emulator, talosctl, tmp_path / "out")
     generated = run("generate")
     assert generated.rc == 0, generated.failure_messages()
     return run
@@ -294,12 +273,12 @@ def v113_args(talosctl_previous: Path) -> list[str]:
     return ["-e", f"@{CONTRACT_V113}", "-e", f"talosctl_path={talosctl_previous}"]
 
 
-def deploy_once(playbook, base: Path, testbed: Testbed, *extra: str) -> Path:
+def deploy_once(playbook, base: Path, *extra: str) -> Path:
     """One site run from blank machines into BASE, then the machines stopped: their state, the
     output folder and the site run itself (site-run.json)."""
-    machines = start_machines(testbed, base / "emulator")
+    machines = Machines(LOCAL_MACHINES, base / "emulator")
     try:
-        run = Deployment(playbook, machines, talosctl_binary(PINS["TALOSCTL_VERSION"]), base / "out", testbed)
+        run = Deployment(playbook, machines, talosctl_binary(PINS["TALOSCTL_VERSION"]), base / "out")
         for play in ("generate", "site"):
             result = run(play, *extra)
             assert result.rc == 0, result.failure_messages()
@@ -310,28 +289,17 @@ def deploy_once(playbook, base: Path, testbed: Testbed, *extra: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def deployments(playbook, tmp_path_factory):
-    """`deploy_once` once per testbed and extra args in the session, on first use: what the
-    `deployed` fixtures copy for each test that starts from a deployed cluster (minutes each)."""
-    made = {}
-
-    def once(testbed: Testbed, *extra: str) -> Path:
-        if (testbed, extra) not in made:
-            made[testbed, extra] = deploy_once(playbook, tmp_path_factory.mktemp("deployed"), testbed, *extra)
-        return made[testbed, extra]
-    return once
+def deployed_once(playbook, tmp_path_factory):
+    """The default release deployed once: what `deployed` copies for each test that starts from a
+    deployed cluster instead of deploying again (minutes each); test_site_deploys_... judges its
+    site run (`first_site_run`)."""
+    return deploy_once(playbook, tmp_path_factory.mktemp("deployed"))
 
 
-@pytest.fixture
-def deployed_once(request, deployments):
-    """The default release deployed once; test_site_deploys_... judges its site run (`first_site_run`)."""
-    return deployments(testbed_of(request))
-
-
-@pytest.fixture
-def deployed_v113_once(request, deployments, talosctl_previous):
+@pytest.fixture(scope="session")
+def deployed_v113_once(playbook, talosctl_previous, tmp_path_factory):
     """A Talos v1.13 cluster deployed once, with talosctl v1.13 and the v1.13 contract."""
-    return deployments(testbed_of(request), *v113_args(talosctl_previous))
+    return deploy_once(playbook, tmp_path_factory.mktemp("deployed-v113"), *v113_args(talosctl_previous))
 
 
 def first_site_run(deployed_once: Path) -> PlaybookRun:
@@ -339,19 +307,17 @@ def first_site_run(deployed_once: Path) -> PlaybookRun:
     return PlaybookRun(**json.loads((deployed_once / "site-run.json").read_text()))
 
 
-def powered_on_copy(once: Path, testbed: Testbed, playbook, module, talosctl, tmp_path):
-    """A copy of a cluster deployed on TESTBED, its machines powered on again (a cold start of the
-    whole cluster: etcd and Kubernetes from their data), once Talos says it is healthy."""
+def powered_on_copy(once: Path, playbook, module, talosctl, tmp_path):
+    """A copy of a deployed cluster, its machines powered on again (a cold start of the whole
+    cluster: etcd and Kubernetes from their data), once Talos says it is healthy."""
     for folder in ("emulator", "out"):
         shutil.copytree(once / folder, tmp_path / folder, symlinks=True)
-    machines = start_machines(testbed, tmp_path / "emulator")
+    machines = Machines(LOCAL_MACHINES, tmp_path / "emulator")
     try:
-        run = Deployment(playbook, machines, talosctl, tmp_path / "out", testbed)
-        controlplanes = [address for name, address in run.addresses.items() if name.startswith("controlplane-")]
+        run = Deployment(playbook, machines, talosctl, tmp_path / "out")
         health = module("talos_health", {
-            "node": controlplanes[0], "controlplane_nodes": controlplanes,
-            "worker_nodes": [address for address in run.addresses.values() if address not in controlplanes],
-            "timeout": 300,
+            "node": "127.0.1.11", "controlplane_nodes": ["127.0.1.11", "127.0.1.12", "127.0.1.13"],
+            "worker_nodes": ["127.0.1.20"], "timeout": 300,
             "talosconfig": str(run.out / "talosconfig"), "talosctl_path": str(talosctl)})[0]
         assert health.get("healthy"), health
         yield run
@@ -360,21 +326,21 @@ def powered_on_copy(once: Path, testbed: Testbed, playbook, module, talosctl, tm
 
 
 @pytest.fixture
-def deployed(request, deployed_once, playbook, module, talosctl, tmp_path):
+def deployed(deployed_once, playbook, module, talosctl, tmp_path):
     """A copy of the default release's deployed cluster, powered on (`powered_on_copy`)."""
-    yield from powered_on_copy(deployed_once, testbed_of(request), playbook, module, talosctl, tmp_path)
+    yield from powered_on_copy(deployed_once, playbook, module, talosctl, tmp_path)
 
 
 @pytest.fixture(scope="class")
-def deployed_shared(request, deployments, playbook, talosctl, tmp_path_factory):
+def deployed_shared(deployed_once, playbook, talosctl, tmp_path_factory):
     """One powered-on copy for a class of tests that only read the cluster or change nothing (a
     cold start saved per test); the class's tests must leave it as they found it."""
-    folder, testbed = tmp_path_factory.mktemp("shared"), testbed_of(request)
-    yield from powered_on_copy(deployments(testbed), testbed, playbook, module_runner(folder), talosctl, folder)
+    folder = tmp_path_factory.mktemp("shared")
+    yield from powered_on_copy(deployed_once, playbook, module_runner(folder), talosctl, folder)
 
 
 @pytest.fixture
-def deployed_v113(request, deployed_v113_once, playbook, module, talosctl, tmp_path):
+def deployed_v113(deployed_v113_once, playbook, module, talosctl, tmp_path):
     """A copy of the v1.13 cluster, powered on. Its Deployment runs the default release's
     talosctl and contract: a stage run as the v1.13 operator adds `v113_args`."""
-    yield from powered_on_copy(deployed_v113_once, testbed_of(request), playbook, module, talosctl, tmp_path)
+    yield from powered_on_copy(deployed_v113_once, playbook, module, talosctl, tmp_path)
