@@ -240,10 +240,14 @@ class Deployment:
         context.load_cert_chain(scratch / "api.crt", scratch / "api.key")
         return cluster["server"], context
 
+    def api_client(self):
+        """A Kubernetes API client through the admin kubeconfig fetched to OUT."""
+        from kubernetes import config
+        return config.new_client_from_config(str(self.out / "kubeconfig"))
+
     def core_api(self):
-        """A Kubernetes CoreV1Api client through the admin kubeconfig fetched to OUT."""
-        from kubernetes import client, config
-        return client.CoreV1Api(config.new_client_from_config(str(self.out / "kubeconfig")))
+        from kubernetes import client
+        return client.CoreV1Api(self.api_client())
 
     def cordoned(self) -> list[str]:
         """The names of the cluster's cordoned Nodes."""

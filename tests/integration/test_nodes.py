@@ -579,7 +579,6 @@ def test_a_memory_manager_change_on_a_running_validator_is_refused_then_performe
     """The kubelet refuses to start against a memory_manager_state written under other
     reservations, and Talos never clears it: the worker stage refuses the change, untouched;
     opted in, it drains, stages, wipes EPHEMERAL, reboots once, checks and uncordons."""
-
     more = ["-e", '{"talos_solana_worker_kube_reserved": {"memory": "20Gi"}}']
     assert deployed("generate", *more).rc == 0
     refused = deployed("worker", *more)

@@ -20,9 +20,9 @@ def test_on_kwok_nodes_the_benchmark_and_the_placement_proof_need_real_nodes(dep
     assert measurements["measured"] == {"solana-validator": []}  # nothing measured
     assert [job["name"] for job in measurements["jobs"]] == ["ledger", "accounts"]
     # stopped before anything was created: no Job, no ConfigMap of the benchmark
-    from kubernetes import client, config
+    from kubernetes import client
 
-    api = config.new_client_from_config(str(deployed.out / "kubeconfig"))
+    api = deployed.api_client()
     selector = "app.kubernetes.io/name=storage-bench"
     assert client.BatchV1Api(api).list_namespaced_job("solana", label_selector=selector).items == []
     assert client.CoreV1Api(api).list_namespaced_config_map("solana", label_selector=selector).items == []
