@@ -21,6 +21,8 @@ FIRST_APPLY = "Apply the first machine configuration to nodes in maintenance mod
 UPDATE = "Apply the machine configuration to the running node (a reboot only if allowed)"
 WORKER_APPLY = "Apply the validator's machine configuration (maintenance mode first time, authenticated later)"
 BOOTSTRAP = "Bootstrap etcd once, on the first control-plane node"
+SETTLED = "Ask each node, by a dry run, whether its rendered config would change anything"
+SETTLED_HEALTH = "Check the whole cluster's health, once every node runs a configuration"
 
 
 def task_results(run, name):
@@ -37,7 +39,8 @@ class TestOnOneRunningCopy:
     def deployed(self, deployed_shared):
         return deployed_shared
 
-    def test_site_deploys_a_healthy_verified_cluster_then_changes_nothing(self, deployed_once, deployed):
+    def test_site_deploys_a_healthy_verified_cluster_then_changes_nothing(self, deployed_once, deployed, module,
+                                                                          talosctl):
         # the session's one deployment from blank machines (deployed_once), judged here; then site
         # again on a copy of it, powered on again
         first, out = first_site_run(deployed_once), deployed_once / "out"
@@ -96,11 +99,34 @@ class TestOnOneRunningCopy:
                 ("json", "report.json"), ("summary", "summary.txt"), ("junit", "junit.xml"),
                 ("markdown", "summary.md")]}}
 
+        # again: every node asked once (authenticated: it runs its config), nothing to apply, the
+        # cluster healthy, so the node plays leave every node out - nothing applied, nothing waited for
         again = deployed("site")
         assert again.unchanged, again.stats
-        reapplied = task_results(again, UPDATE)
-        assert set(reapplied) == {"controlplane-1", "controlplane-2", "controlplane-3"}
-        assert all(r["maintenance"] is False for r in reapplied.values()), "the second run is authenticated"
+        asked = task_results(again, SETTLED)
+        assert set(asked) == set(applied) and all(
+            r["maintenance"] is False and r["pending"] is False for r in asked.values()), asked
+        health = task_results(again, SETTLED_HEALTH)
+        assert {host: r["healthy"] for host, r in health.items()} == {"controlplane-1": True}, health
+        assert not any(task_results(again, name) for name in (FIRST_APPLY, UPDATE, WORKER_APPLY, BOOTSTRAP))
+
+        # drift on one node (a config applied by hand) takes that node, and it alone, the whole way
+        drifted = yaml.safe_load_all((deployed.out / "controlplane-2.yaml").read_text())
+        documents = [document for document in drifted]
+        next(d for d in documents if "cluster" in d)["cluster"].setdefault("etcd", {}).setdefault(
+            "extraArgs", {})["election-timeout"] = "6000"
+        by_hand = deployed.out.parent / "drifted.yaml"
+        by_hand.write_text(yaml.safe_dump_all(documents))
+        assert module("talos_apply_config", {
+            "config_path": str(by_hand), "node": "127.0.1.12", "talosconfig": str(deployed.out / "talosconfig"),
+            "talosctl_path": str(talosctl)})[0]["changed"]
+        mended = deployed("site")
+        assert mended.rc == 0 and mended.changed == 1, mended.failure_messages() or mended.stats
+        assert {host: r["pending"] for host, r in task_results(mended, SETTLED).items()} == {
+            "controlplane-1": False, "controlplane-2": True, "controlplane-3": False, "solana-validator": False}
+        assert {host: r["changed"] for host, r in task_results(mended, UPDATE).items()} == {"controlplane-2": True}
+        assert task_results(mended, WORKER_APPLY) == {}
+        assert deployed("site").unchanged
 
     def test_verify_runs_on_its_own_from_the_inventory_and_the_secrets_bundle(self, deployed, playbook, talosctl,
                                                                               tmp_path):
