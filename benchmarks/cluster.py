@@ -43,7 +43,9 @@ def testbed(root: Path, workers: int) -> tuple[Path, Path]:
     for i, machine in enumerate(controlplane, 1):
         machine["address"] = f"127.1.0.1{i}"
     nodes = controlplane + [worker(validator, n) for n in range(workers)]
-    (root / "machines.yaml").write_text(yaml.safe_dump(nodes))
+    # through JSON: the validators share worker()'s nested values, which safe_dump would write as
+    # YAML anchors, and the emulator reads each machine on its own (an alias to another: refused)
+    (root / "machines.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(nodes))))
     inventory = root / "inventory"
     inventory.mkdir()
     (inventory / "group_vars").symlink_to(REPO / "testbed/inventory/group_vars")
