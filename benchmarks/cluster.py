@@ -77,7 +77,9 @@ def playbook(name: str, root: Path, inventory: Path, *extra: str) -> tuple[float
     process.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.monotonic() - started
     if process.returncode != 0:
-        sys.exit(f"{name}.yml failed:\n{stdout[-4000:]}")
+        # from the first failure on: the recap alone names no cause
+        first = min((i for i in (stdout.find("fatal:"), stdout.find("FAILED!")) if i >= 0), default=len(stdout) - 4000)
+        sys.exit(f"{name}.yml failed:\n{stdout[max(first, 0):][:6000]}")
     return elapsed, sum(int(n) for n in re.findall(r"changed=(\d+)", stdout)), usage.ru_maxrss / 1024
 
 

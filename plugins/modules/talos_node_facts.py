@@ -152,7 +152,6 @@ talosctl_version:
 """
 
 import re
-from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -211,20 +210,6 @@ def _int_or_none(text):
     return None if text is None else int(text)
 
 
-# each read is a talosctl process and a round trip of its own, mostly waiting: a validator's two
-# dozen of them run side by side rather than one after another
-READERS = 8
-NUMA_MEMINFO = "/sys/devices/system/node/node{}/meminfo"
-
-
-def side_by_side(calls):
-    """{key: result} of CALLS ({key: function of no argument}) run in threads; the first call's
-    error, in CALLS' order, is raised (after every call ended)."""
-    with ThreadPoolExecutor(max_workers=READERS) as pool:
-        futures = {key: pool.submit(call) for key, call in calls.items()}
-    return {key: future.result() for key, future in futures.items()}
-
-
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -262,33 +247,22 @@ def main():
             return talosctl.get(resource, nodes=nodes, endpoints=endpoints, node_name=params["node"])
 
         result = {"changed": False, "talosctl_version": talosctl.version}
-        gather = params["gather"]
-        calls = {}
-        if "kernel" in gather:
-            calls.update({
-                "cmdline": lambda: read("/proc/cmdline").split(),
-                "meminfo": lambda: parse_meminfo(read("/proc/meminfo")),
-                "mounts": lambda: parse_mounts(read("/proc/mounts")),
-                **{("numa", n): lambda n=n: {"node": n, **parse_meminfo(read(NUMA_MEMINFO.format(n)))}
-                   for n in range(params["numa_nodes"])},
-                **{("sysctls", key): lambda key=key: read_if_exists(sysctl_path(key)) for key in params["sysctls"]},
-                **{("link_mtu", link): lambda link=link: _int_or_none(read_if_exists(f"/sys/class/net/{link}/mtu"))
-                   for link in params["links"]},
-            })
-        if "kubelet" in gather:
-            calls["kubelet_config"] = lambda: yaml.safe_load(read("/etc/kubernetes/kubelet.yaml")) or {}
-        if "services" in gather:
-            calls["services"] = lambda: parse_services(get("services"))
-        if "boot" in gather:
-            calls["boot"] = lambda: read_boot(talosctl, params["node"], params["endpoint"])
-        values = side_by_side(calls)
-        if "kernel" in gather:
+        if "kernel" in params["gather"]:
             result.update(
-                cmdline=values["cmdline"], meminfo=values["meminfo"], mounts=values["mounts"],
-                numa=[values["numa", n] for n in range(params["numa_nodes"])],
-                sysctls={key: values["sysctls", key] for key in params["sysctls"]},
-                link_mtu={link: values["link_mtu", link] for link in params["links"]})
-        result.update({key: values[key] for key in ("kubelet_config", "services", "boot") if key in values})
+                cmdline=read("/proc/cmdline").split(),
+                meminfo=parse_meminfo(read("/proc/meminfo")),
+                mounts=parse_mounts(read("/proc/mounts")),
+                numa=[{"node": n, **parse_meminfo(read(f"/sys/devices/system/node/node{n}/meminfo"))}
+                      for n in range(params["numa_nodes"])],
+                sysctls={key: read_if_exists(sysctl_path(key)) for key in params["sysctls"]},
+                link_mtu={link: _int_or_none(read_if_exists(f"/sys/class/net/{link}/mtu")) for link in params["links"]},
+            )
+        if "kubelet" in params["gather"]:
+            result["kubelet_config"] = yaml.safe_load(read("/etc/kubernetes/kubelet.yaml")) or {}
+        if "services" in params["gather"]:
+            result["services"] = parse_services(get("services"))
+        if "boot" in params["gather"]:
+            result["boot"] = read_boot(talosctl, params["node"], params["endpoint"])
     except TalosError as error:
         fail_json_from(module, error)
     module.exit_json(**result)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
 
-import pytest
 from ansible_collections.solanaops.talos.plugins.module_utils import boot, talosctl
 from ansible_collections.solanaops.talos.plugins.modules import talos_node_facts
 
@@ -77,24 +75,3 @@ def test_sysctl_path_swaps_dots_and_slashes_as_sysctl_d_does():
     vlan = "/proc/sys/net/ipv4/conf/eth0.100/rp_filter"
     assert talos_node_facts.sysctl_path("net.ipv4.conf.eth0/100.rp_filter") == vlan
     assert talos_node_facts.sysctl_path("net/ipv4/conf/eth0.100/rp_filter") == vlan
-
-
-def test_reads_side_by_side_keep_their_keys_and_raise_the_first_error_in_order():
-    both_started = threading.Barrier(2, timeout=5)
-
-    def waits_for_the_other(value):
-        def call():
-            both_started.wait()  # each needs the other running at the same time: never one after the other
-            return value
-        return call
-
-    assert talos_node_facts.side_by_side({"a": waits_for_the_other(1), ("numa", 0): waits_for_the_other(2)}) == {
-        "a": 1, ("numa", 0): 2}
-
-    def fails(message):
-        def call():
-            raise talosctl.CommandFailed(message)
-        return call
-
-    with pytest.raises(talosctl.CommandFailed, match="first"):
-        talos_node_facts.side_by_side({"ok": lambda: 1, "one": fails("first"), "two": fails("second")})
