@@ -111,8 +111,7 @@ class TestOnOneRunningCopy:
         assert not any(task_results(again, name) for name in (FIRST_APPLY, UPDATE, WORKER_APPLY, BOOTSTRAP))
 
         # drift on one node (a config applied by hand) takes that node, and it alone, the whole way
-        drifted = yaml.safe_load_all((deployed.out / "controlplane-2.yaml").read_text())
-        documents = [document for document in drifted]
+        documents = list(yaml.safe_load_all((deployed.out / "controlplane-2.yaml").read_text()))
         next(d for d in documents if "cluster" in d)["cluster"].setdefault("etcd", {}).setdefault(
             "extraArgs", {})["election-timeout"] = "6000"
         by_hand = deployed.out.parent / "drifted.yaml"
