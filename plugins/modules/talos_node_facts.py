@@ -232,7 +232,14 @@ def main():
         talosctl = Talosctl(module)
 
         def read(path):
-            return talosctl.run(["read", path], nodes=nodes, endpoints=endpoints, node_name=params["node"])[1]
+            content = talosctl.run(["read", path], nodes=nodes, endpoints=endpoints, node_name=params["node"])[1]
+            if not content:
+                # none of these files is ever empty (the kernel ends each with a newline), yet talosctl
+                # prints nothing and exits 0 when the stream ends with a Canceled or DeadlineExceeded
+                # status (machinery client.go metaToErr): a value of '' would be a read cut short
+                raise CommandFailed(f"talosctl read {path} on {params['node']} printed nothing: the read was cut short",
+                                    hint="run it again; if it stays empty, check the node's apid and machined")
+            return content
 
         def read_if_exists(path):
             """The file's content, None when the node has no such file."""

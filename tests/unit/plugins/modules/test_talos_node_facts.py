@@ -75,3 +75,18 @@ def test_sysctl_path_swaps_dots_and_slashes_as_sysctl_d_does():
     vlan = "/proc/sys/net/ipv4/conf/eth0.100/rp_filter"
     assert talos_node_facts.sysctl_path("net.ipv4.conf.eth0/100.rp_filter") == vlan
     assert talos_node_facts.sysctl_path("net/ipv4/conf/eth0.100/rp_filter") == vlan
+
+
+def test_an_empty_read_fails_naming_the_file_instead_of_reporting_an_empty_value(run_module):
+    """talosctl read prints nothing and exits 0 when its stream ends Canceled or DeadlineExceeded
+    (talos machinery client.go metaToErr): an empty sysctl must not reach verify as observed ''."""
+    def talos(argv):
+        if argv[1] == "version":
+            return 0, "Client:\nTalos v1.14.1\n", ""
+        return 0, ("" if argv[2] == "/proc/sys/net/core/rmem_max" else "1\n"), ""
+
+    result = run_module(talos_node_facts, talos, {"node": "127.0.1.20"}, gather=["kernel"],
+                        sysctls=["vm.swappiness", "net.core.rmem_max"])
+    assert result["failed"]
+    assert result["msg"].startswith("talosctl read /proc/sys/net/core/rmem_max on 127.0.1.20 printed nothing")
+    assert "sysctls" not in result
