@@ -84,7 +84,9 @@ class ActionModule(ActionBase):
         """What the module's Talosctl(...).version would say, None when that is not certain here."""
         path = params["talosctl_path"]
         if not path:
-            if self._task.environment:  # the module's PATH may differ from this process's
+            # the module's PATH may differ from this process's; a task without an environment of
+            # its own has [{}] (ansible-core 2.19), which changes nothing
+            if any(self._task.environment or ()):
                 return None
             path = shutil.which("talosctl")
         if not path or not os.access(path, os.X_OK):

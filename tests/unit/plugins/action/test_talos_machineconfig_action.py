@@ -69,6 +69,14 @@ def test_an_up_to_date_node_is_answered_without_the_module(node):
                       "sha256": machineconfig.sha256("version: v1alpha1\n")}
 
 
+def test_talosctl_from_path_is_answered_without_the_module_when_the_task_sets_no_environment(node, monkeypatch):
+    """ansible-core 2.19 gives a task without an environment of its own [{}], which changes no PATH."""
+    monkeypatch.setenv("PATH", f"{os.path.dirname(node['talosctl_path'])}{os.pathsep}{os.environ['PATH']}")
+    args = {key: value for key, value in node.items() if key != "talosctl_path"}
+    result, module_ran = run(args, environment=[{}])
+    assert not module_ran and result["up_to_date"] and result["talosctl_version"] == "v1.13.9"
+
+
 def test_record_only_answers_a_stale_node_without_the_module(node):
     with open(node["dest"], "a") as handle:
         handle.write("# edited by hand\n")
