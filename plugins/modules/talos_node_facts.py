@@ -20,7 +20,7 @@ description:
   - Reads what the node booted (O(gather) C(boot)) from its resources, that is the Image Factory
     schematic ID (the C(schematic) entry of C(talosctl get extensions)), the extensions, the
     Talos version (C(get version)) and whether it booted a UKI (C(get securitystate)).
-  - A read that prints nothing fails the module, naming the file: none of these files is ever
+  - A read that prints nothing fails the module, naming the file; none of these files is ever
     empty, and C(talosctl read) prints nothing and exits 0 when its stream is cut short.
   - Read-only; never changes anything.
 options:
