@@ -181,12 +181,21 @@ def pull_failure(state: Path, node: str, version: str = "") -> str:
     return control(state, f"pull-failure?node={node}&version={version}")
 
 
+def read_error(state: Path, node: str, path: str, on: bool = True) -> str:
+    """The emulator's read fault switch: NODE cannot read PATH, so its reads end at once with no
+    data and an OK status (machined's chunker only logs a read error), and `talosctl read` prints
+    nothing and exits 0; on=False clears it."""
+    return control(state, f"read-error?node={node}&path={path}{'' if on else '&off=1'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["start", "stop", "power-on", "power-off", "boot-fallback", "pull-failure"])
+    parser.add_argument("action", choices=["start", "stop", "power-on", "power-off", "boot-fallback", "pull-failure",
+                                           "read-error"])
     parser.add_argument("node", nargs="?", help="the machine's name or address (power-on, power-off, boot-fallback, "
                         "pull-failure)")
-    parser.add_argument("--off", action="store_true", help="boot-fallback: clear the switch")
+    parser.add_argument("--off", action="store_true", help="boot-fallback, read-error: clear the switch")
+    parser.add_argument("--path", default="", help="read-error: the file the node cannot read")
     parser.add_argument("--version", default="", help="pull-failure: the Kubernetes version (v1.37.2); none clears it")
     parser.add_argument("--state", type=Path, default=Path(os.environ.get("TESTBED_STATE", DEMO_STATE)))
     parser.add_argument("--nodes", type=Path, default=LOCAL_MACHINES, help="the machines' description (start)")
@@ -204,6 +213,8 @@ def main() -> None:
             print(boot_fallback(args.state, args.node, not args.off))
         elif args.action == "pull-failure":
             print(pull_failure(args.state, args.node, args.version))
+        elif args.action == "read-error":
+            print(read_error(args.state, args.node, args.path, not args.off))
         else:
             print(power(args.state, args.node, args.action == "power-on"))
     except (OSError, RuntimeError) as error:

@@ -20,8 +20,9 @@ description:
   - Reads what the node booted (O(gather) C(boot)) from its resources, that is the Image Factory
     schematic ID (the C(schematic) entry of C(talosctl get extensions)), the extensions, the
     Talos version (C(get version)) and whether it booted a UKI (C(get securitystate)).
-  - A read that prints nothing fails the module, naming the file; none of these files is ever
-    empty, and C(talosctl read) prints nothing and exits 0 when its stream is cut short.
+  - A read that prints nothing fails the module, naming the file; none of these files is empty
+    on a running node, and C(talosctl read) prints nothing and exits 0 when the node's read of
+    the file fails. A read cut short after some data is not detected here.
   - Read-only; never changes anything.
 options:
   node:
@@ -236,11 +237,15 @@ def main():
         def read(path):
             content = talosctl.run(["read", path], nodes=nodes, endpoints=endpoints, node_name=params["node"])[1]
             if not content:
-                # none of these files is ever empty (the kernel ends each with a newline), yet talosctl
-                # prints nothing and exits 0 when the stream ends with a Canceled or DeadlineExceeded
-                # status (machinery client.go metaToErr): a value of '' would be a read cut short
-                raise CommandFailed(f"talosctl read {path} on {params['node']} printed nothing: the read was cut short",
-                                    hint="run it again; if it stays empty, check the node's apid and machined")
+                # none of these files is empty on a running node, yet a read that fails on the node
+                # reaches talosctl as no data and an OK status: machined's chunker only logs the
+                # error (machined v1alpha1_server.go Read, pkg/chunker/stream/stream.go); talosctl
+                # v1.13 and v1.10 also end a read on a Canceled or DeadlineExceeded status as if
+                # complete (machinery client.go metaToErr). '' is a read that failed, not a value.
+                raise CommandFailed(f"talosctl read {path} on {params['node']} printed nothing: the node could not "
+                                    "read the file, or the read was cut short",
+                                    hint="nothing is reported from it; if it persists, look at the node's log "
+                                         "(talosctl dmesg) for a read error")
             return content
 
         def read_if_exists(path):

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from ansible_collections.solanaops.talos.plugins.module_utils import contract, schematic
 from conftest import ETCDUTL, LOCAL_INVENTORY, first_site_run, leaked_secrets, v113_args
-from machines import power, shutdown_delay  # testbed/machines.py: the emulated machines' controls
+from machines import power, read_error, shutdown_delay  # testbed/machines.py: the emulated machines' controls
 
 FIRST_APPLY = "Apply the first machine configuration to nodes in maintenance mode (they install and reboot)"
 UPDATE = "Apply the machine configuration to the running node (a reboot only if allowed)"
@@ -601,6 +601,23 @@ def test_reserved_memory_counts_the_kubelet_default_a_partial_eviction_hard_merg
     # 16Gi kube + 16Gi system reserved + the kubelet's 100Mi, over two NUMA nodes
     assert extra["reservedMemory"] == [{"numaNode": 0, "limits": {"memory": "16434Mi"}},
                                        {"numaNode": 1, "limits": {"memory": "16434Mi"}}], extra["reservedMemory"]
+
+
+def test_a_running_validator_whose_kubelet_configuration_cannot_be_read_is_refused_untouched(deployed):
+    """machined ends a read that fails with no data and an OK status, so talos_node_facts fails on
+    the empty read: the memory manager's guard must refuse, not take the node for one in
+    maintenance mode and apply a change it could not compare."""
+    read_error(deployed.emulator.state, "solana-validator", "/etc/kubernetes/kubelet.yaml")
+    more = ["-e", '{"talos_solana_worker_kube_reserved": {"memory": "20Gi"}}']
+    assert deployed("generate", *more).rc == 0
+    refused = deployed("worker", *more)
+    assert refused.rc != 0
+    message = "\n".join(refused.failure_messages())
+    assert "talosctl read /etc/kubernetes/kubelet.yaml on 127.0.1.20 printed nothing" in message, message
+    assert task_results(refused, WORKER_APPLY) == {}, "nothing was applied"
+    read_error(deployed.emulator.state, "solana-validator", "/etc/kubernetes/kubelet.yaml", on=False)
+    again = deployed("worker", *more)
+    assert "solana-validator: the memory manager's inputs change" in "\n".join(again.failure_messages())
 
 
 def test_a_memory_manager_change_on_a_running_validator_is_refused_then_performed_when_opted_in(

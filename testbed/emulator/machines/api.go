@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 
 	"github.com/cosi-project/runtime/pkg/state"
@@ -63,7 +64,37 @@ func (em *Emulator) ReadFile(n *Node, path string) ([]byte, error) {
 	em.mu.Lock()
 	defer em.mu.Unlock()
 
+	if n.readErrors[filepath.Clean(path)] {
+		// machined's Read streams the file through a chunker that only logs a read error and
+		// stops; Read then returns nil (internal/app/machined/internal/server/v1alpha1/
+		// v1alpha1_server.go Read, pkg/chunker/stream/stream.go): the client gets no data and
+		// an OK status, and talosctl read prints nothing and exits 0
+		if _, err := n.readFile(path); err != nil {
+			return nil, err
+		}
+
+		return nil, nil
+	}
+
 	return n.readFile(path)
+}
+
+// SetReadError is the testbed's fault switch for a file the node cannot read (an I/O error,
+// or a /proc/sys file whose read fails with EINVAL): its reads end at once with no data and an
+// OK status, as machined's do; on=false clears it.
+func (em *Emulator) SetReadError(n *Node, path string, on bool) {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+
+	if on {
+		if n.readErrors == nil {
+			n.readErrors = map[string]bool{}
+		}
+
+		n.readErrors[filepath.Clean(path)] = true
+	} else {
+		delete(n.readErrors, filepath.Clean(path))
+	}
 }
 
 // ServiceList is the node's services, by id.

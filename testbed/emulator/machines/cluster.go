@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -158,7 +159,8 @@ func (em *Emulator) SetShutdownDelay(n *Node, delay *time.Duration) {
 // /power-off?node=NAME), what a BMC is to real machines, and its fault switches
 // (POST /shutdown-delay?node=NAME&delay=DURATION, an empty delay restores the default;
 // POST /boot-fallback?node=NAME, with &off=1 to clear it: upgrade.go SetBootFallback;
-// POST /pull-failure?node=NAME&version=v1.37.2, an empty version clears it: kubeimages.go).
+// POST /pull-failure?node=NAME&version=v1.37.2, an empty version clears it: kubeimages.go;
+// POST /read-error?node=NAME&path=/etc/kubernetes/kubelet.yaml, with &off=1 to clear it: api.go).
 func (em *Emulator) ServeControl(path string) (func(), error) {
 	os.Remove(path) //nolint:errcheck
 
@@ -240,6 +242,25 @@ func (em *Emulator) ServeControl(path string) (func(), error) {
 		}
 
 		fmt.Fprintf(w, "%s: image pulls failing: %s\n", n.spec.Name, version)
+	})
+
+	// the read fault switch: the node's reads of that file end at once, no data, status OK
+	mux.HandleFunc("POST /read-error", func(w http.ResponseWriter, r *http.Request) {
+		n := em.requestedNode(w, r)
+		if n == nil {
+			return
+		}
+
+		path := r.URL.Query().Get("path")
+		if !filepath.IsAbs(path) {
+			http.Error(w, fmt.Sprintf("path %q is not an absolute path", path), http.StatusBadRequest)
+
+			return
+		}
+
+		on := r.URL.Query().Get("off") == ""
+		em.SetReadError(n, path, on)
+		fmt.Fprintf(w, "%s: reads of %s %s\n", n.spec.Name, path, map[bool]string{true: "failing", false: "restored"}[on])
 	})
 
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}

@@ -217,6 +217,8 @@ type Node struct {
 	// emulator restart empties the store, as images.
 	pullFailures map[string]bool
 	kubeImages   map[string]bool
+	// readErrors: the files whose reads the fault switch fails (api.go SetReadError); not persisted
+	readErrors map[string]bool
 
 	// the kubelet's last start: the config it started with, when, and its log (kubelet_service.go)
 	kubeletStarted   string

@@ -78,8 +78,8 @@ def test_sysctl_path_swaps_dots_and_slashes_as_sysctl_d_does():
 
 
 def test_an_empty_read_fails_naming_the_file_instead_of_reporting_an_empty_value(run_module):
-    """talosctl read prints nothing and exits 0 when its stream ends Canceled or DeadlineExceeded
-    (talos machinery client.go metaToErr): an empty sysctl must not reach verify as observed ''."""
+    """talosctl read prints nothing and exits 0 when the node's read of the file fails (machined's
+    chunker only logs it): an empty sysctl must not reach verify as observed ''."""
     def talos(argv):
         if argv[1] == "version":
             return 0, "Client:\nTalos v1.14.1\n", ""
