@@ -603,20 +603,28 @@ def test_reserved_memory_counts_the_kubelet_default_a_partial_eviction_hard_merg
                                        {"numaNode": 1, "limits": {"memory": "16434Mi"}}], extra["reservedMemory"]
 
 
+MORE_KUBE_RESERVED = ["-e", '{"talos_solana_worker_kube_reserved": {"memory": "20Gi"}}']
+
+
+def _memory_manager_change_refused(deployed) -> str:
+    """Render a change of the validator's reservations and run the worker stage: it must fail with
+    nothing applied. Returns its failure messages."""
+    assert deployed("generate", *MORE_KUBE_RESERVED).rc == 0
+    refused = deployed("worker", *MORE_KUBE_RESERVED)
+    assert refused.rc != 0
+    assert task_results(refused, WORKER_APPLY) == {}, "nothing was applied"
+    return "\n".join(refused.failure_messages())
+
+
 def test_a_running_validator_whose_kubelet_configuration_cannot_be_read_is_refused_untouched(deployed):
     """machined ends a read that fails with no data and an OK status, so talos_node_facts fails on
     the empty read: the memory manager's guard must refuse, not take the node for one in
     maintenance mode and apply a change it could not compare."""
     read_error(deployed.emulator.state, "solana-validator", "/etc/kubernetes/kubelet.yaml")
-    more = ["-e", '{"talos_solana_worker_kube_reserved": {"memory": "20Gi"}}']
-    assert deployed("generate", *more).rc == 0
-    refused = deployed("worker", *more)
-    assert refused.rc != 0
-    message = "\n".join(refused.failure_messages())
+    message = _memory_manager_change_refused(deployed)
     assert "talosctl read /etc/kubernetes/kubelet.yaml on 127.0.1.20 printed nothing" in message, message
-    assert task_results(refused, WORKER_APPLY) == {}, "nothing was applied"
     read_error(deployed.emulator.state, "solana-validator", "/etc/kubernetes/kubelet.yaml", on=False)
-    again = deployed("worker", *more)
+    again = deployed("worker", *MORE_KUBE_RESERVED)
     assert "solana-validator: the memory manager's inputs change" in "\n".join(again.failure_messages())
 
 
@@ -625,14 +633,10 @@ def test_a_memory_manager_change_on_a_running_validator_is_refused_then_performe
     """The kubelet refuses to start against a memory_manager_state written under other
     reservations, and Talos never clears it: the worker stage refuses the change, untouched;
     opted in, it drains, stages, wipes EPHEMERAL, reboots once, checks and uncordons."""
-    more = ["-e", '{"talos_solana_worker_kube_reserved": {"memory": "20Gi"}}']
-    assert deployed("generate", *more).rc == 0
-    refused = deployed("worker", *more)
-    assert refused.rc != 0
-    message = "\n".join(refused.failure_messages())
+    more = MORE_KUBE_RESERVED
+    message = _memory_manager_change_refused(deployed)
     assert "solana-validator: the memory manager's inputs change" in message, message
     assert "talos_solana_worker_memory_manager_reset=true" in message, message
-    assert task_results(refused, WORKER_APPLY) == {}, "nothing was applied"
     # the validator still runs, its kubelet up
     assert deployed("verify").rc == 0
 
