@@ -18,7 +18,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # Only the builds: the tools the tests run (etcd, kube, talosctl) keep Go's defaults.
 GO_BUILD_ENV := GOGC=$(or $(GOGC),400) GOMEMLIMIT=$(or $(GOMEMLIMIT),4GiB)
 
-.PHONY: setup packages tools demo demo-reset test lint sanity unit testbed testbed-go smoke integration \
+.PHONY: setup packages tools tools-first tools-rest demo demo-reset test lint sanity unit testbed testbed-go smoke integration \
         integration-machines integration-others molecule molecule-offline molecule-testbed bench clean
 
 setup: packages $(VENV)/.installed .collections/ansible_collections/solanaops/talos tools
@@ -48,6 +48,15 @@ tools:
 	@echo "==> talosctl and testbed tools (cached in $(CACHE)/tools)"
 	$(GO_BUILD_ENV) python3 testbed/gobuild.py all
 
+# make test's two halves of `tools` (testbed/gobuild.py first_chains, rest_chains)
+tools-first:
+	@echo "==> the testbed's tools (cached in $(CACHE)/tools)"
+	$(GO_BUILD_ENV) python3 testbed/gobuild.py first
+
+tools-rest:
+	@echo "==> the older contracts' talosctl, the upgrade target's Kubernetes (niced)"
+	$(GO_BUILD_ENV) nice -n 19 python3 testbed/gobuild.py rest
+
 demo: setup
 	$(PYTHON) testbed/demo.py
 	@echo "==> generated, validated and applied (secrets are 0600):"
@@ -56,14 +65,16 @@ demo: setup
 demo-reset:
 	rm -rf $(CACHE)/demo testbed/inventory/state/solana-local
 
-# Two lanes side by side (tests/side_by_side.sh), in two phases. Phase one builds the tools (cold,
-# the longest step) while lint, sanity and unit run; phase two runs every test that needs them:
-# in the foreground what uses the testbed's machines at their fixed loopback addresses
-# (127.0.1.x: one at a time, mostly waiting, the longest lane), beside it the rest, the emulator's
-# smoke checks first (their machines have addresses of their own).
+# Two lanes side by side (tests/side_by_side.sh), in two phases. Phase one builds the tools the
+# testbed's machines run (cold, the longest step) while lint, sanity and unit run; phase two runs
+# every test that needs them: in the foreground what uses the testbed's machines at their fixed
+# loopback addresses (127.0.1.x: one at a time, the longest lane), beside it first the other tools,
+# niced so they take only the CPU the machines' tests leave (a test that needs one of them
+# waits for its build: gobuild.py), then the emulator's smoke checks (their machines have
+# addresses of their own) and the rest.
 test: packages $(VENV)/.installed .collections/ansible_collections/solanaops/talos
-	+./tests/side_by_side.sh "tools" "lint sanity unit"
-	+./tests/side_by_side.sh "integration-machines molecule-testbed" "smoke testbed-go integration-others molecule-offline"
+	+./tests/side_by_side.sh "tools-first" "lint sanity unit"
+	+./tests/side_by_side.sh "integration-machines molecule-testbed" "tools-rest smoke testbed-go integration-others molecule-offline"
 
 lint:
 	ruff check plugins tests testbed benchmarks

@@ -19,13 +19,21 @@ Usage:
     gobuild.py build NAME [VERSION]   build (if missing) and print the binary's path
     gobuild.py path NAME [VERSION]    print the binary's path, fail if it is not built
     gobuild.py all                    build every pinned tool and our own modules
+    gobuild.py first                  only what the testbed's machines and the default contract run
+    gobuild.py rest                   the others: the older contracts' talosctl, the upgrade target's
+                                      Kubernetes (make test builds them beside the first tests)
+
+Two processes that build the same tool at once take turns: the second waits for the first's
+binary (a lock file beside it), so a test may ask for a tool a build beside it is still making.
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -291,6 +299,26 @@ class Progress:
             print(f"  {self.label}: {int(time.monotonic() - self.started)}s, {self.count} packages", flush=True)
 
 
+@contextlib.contextmanager
+def building(name: str, version: str):
+    """Held while NAME VERSION is built: another process building it waits here (printing a
+    line every 30 s), then finds its binary."""
+    lock_file = cache_root() / "tools" / name / f"{version}.lock"
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "w") as lock:
+        started = time.monotonic()
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waited = int(time.monotonic() - started)
+                if waited and waited % 30 == 0:
+                    print(f"  {name} {version}: another process builds it, waited {waited}s", flush=True)
+                time.sleep(1)
+        yield
+
+
 def build(name: str, version: str) -> Path:
     tool = TOOLS[name]
     target = binary_path(name, version)
@@ -299,6 +327,12 @@ def build(name: str, version: str) -> Path:
         check_pinned_requires(tool, pinned_versions())
     if target.exists():
         return target
+    with building(name, version):
+        # built by the process this one waited for (or, if that one failed, built here)
+        return target if target.exists() else _build(name, version, tool, target)
+
+
+def _build(name: str, version: str, tool: Tool, target: Path) -> Path:
     started = time.monotonic()
     if tool.source:
         # ours: built in place, and only the current sources (the version names their content)
@@ -341,26 +375,43 @@ def build(name: str, version: str) -> Path:
     return target
 
 
-def build_all(pins: dict[str, str]) -> None:
-    """Every tool, two builds at a time: one compiles while the other downloads its modules or
-    links (a cold build alone leaves a core idle for minutes). Builds that share a module version
-    run one after the other, so the second finds the first's packages in the build cache."""
-    chains = [
+def first_chains(pins: dict[str, str]) -> list[list[tuple[str, str]]]:
+    """What the testbed's machines and the default contract run: every test of the machines needs
+    these before it starts."""
+    return [
         [("kube", pins["KUBERNETES_VERSION"]), ("kubelet-feature-gates", pins["KUBERNETES_VERSION"])],
         [("talosctl", pins["TALOSCTL_VERSION"])],
-        # the Kubernetes the emulated control planes are upgraded to
-        [("kube", pins["KUBERNETES_UPGRADE_VERSION"])],
-        # the other contracts' validators
-        [("talosctl", pins["TALOSCTL_PREVIOUS_VERSION"])],
-        [("talosctl", pins["TALOSCTL_LEGACY_VERSION"])],
         [("etcd", pins["ETCD_VERSION"]), ("etcdutl", pins["ETCD_VERSION"])],
         [("kwok", pins["KWOK_VERSION"])],
         [("image-factory", default_version("image-factory", pins))],
         [("talos-emulator", default_version("talos-emulator", pins))],
     ]
-    missing = {name for name in TOOLS} - {name for chain in chains for name, _version in chain}
+
+
+def rest_chains(pins: dict[str, str]) -> list[list[tuple[str, str]]]:
+    """What only some tests run, first what the machines' tests need soonest."""
+    return [
+        # the previous contract, the release upgrades start from
+        [("talosctl", pins["TALOSCTL_PREVIOUS_VERSION"])],
+        # the Kubernetes the emulated control planes are upgraded to
+        [("kube", pins["KUBERNETES_UPGRADE_VERSION"])],
+        # the older contract's validator
+        [("talosctl", pins["TALOSCTL_LEGACY_VERSION"])],
+    ]
+
+
+def build_all(pins: dict[str, str], which: str = "all") -> None:
+    """The tools (all, first or rest), two builds at a time: one compiles while the other
+    downloads its modules or links (a cold build alone leaves a core idle for minutes). Builds
+    that share a module version run one after the other, so the second finds the first's
+    packages in the build cache."""
+    # all: the long builds (the two Kubernetes, the three talosctl) first, the short ones fill in
+    chains = {"all": first_chains(pins)[:2] + rest_chains(pins) + first_chains(pins)[2:],
+              "first": first_chains(pins), "rest": rest_chains(pins)}[which]
+    every = first_chains(pins) + rest_chains(pins)
+    missing = {name for name in TOOLS} - {name for chain in every for name, _version in chain}
     if missing:
-        sys.exit(f"gobuild.py all does not build {sorted(missing)}: add them to build_all")
+        sys.exit(f"gobuild.py all does not build {sorted(missing)}: add them to first_chains or rest_chains")
     failed = threading.Event()
 
     def run(chain):
@@ -381,13 +432,13 @@ def build_all(pins: dict[str, str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["build", "path", "all"])
+    parser.add_argument("action", choices=["build", "path", "all", "first", "rest"])
     parser.add_argument("name", nargs="?", choices=sorted(TOOLS))
     parser.add_argument("version", nargs="?")
     args = parser.parse_args()
     pins = pinned_versions()
-    if args.action == "all":
-        build_all(pins)
+    if args.action in ("all", "first", "rest"):
+        build_all(pins, args.action)
         return
     if not args.name:
         parser.error("NAME is required")

@@ -85,11 +85,19 @@ def _terminate(process: subprocess.Popen, pid_file: Path) -> None:
 
 def kube_flags(pins: dict[str, str]) -> list[str]:
     """The emulator's --kube VERSION=PATH flags: the deployed and the upgrade target's Kubernetes
-    (a control plane runs the binary of the version its config's images name)."""
-    flags = []
-    for version in dict.fromkeys(pins[key] for key in ("KUBERNETES_VERSION", "KUBERNETES_UPGRADE_VERSION")):
-        flags += ["--kube", f"{version}={gobuild.build('kube', version)}"]
+    (a control plane runs the binary of the version its config's images name). Only the deployed
+    one is built here: what upgrades Kubernetes builds its target first (build_upgrade_kube), so
+    the machines start while a build beside them (make test's tools-rest) still makes it."""
+    flags = ["--kube", f"{pins['KUBERNETES_VERSION']}={gobuild.build('kube', pins['KUBERNETES_VERSION'])}"]
+    upgrade = pins["KUBERNETES_UPGRADE_VERSION"]
+    if upgrade != pins["KUBERNETES_VERSION"]:
+        flags += ["--kube", f"{upgrade}={gobuild.binary_path('kube', upgrade)}"]
     return flags
+
+
+def build_upgrade_kube() -> Path:
+    """The upgrade target's kube binary, built (or waited for) before anything upgrades to it."""
+    return gobuild.build("kube", gobuild.pinned_versions()["KUBERNETES_UPGRADE_VERSION"])
 
 
 class Machines:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -83,3 +84,62 @@ def test_build_all_builds_every_tool_and_stops_starting_builds_after_a_failure(m
         pins["TALOSCTL_VERSION"], pins["TALOSCTL_PREVIOUS_VERSION"], pins["TALOSCTL_LEGACY_VERSION"]}
     assert {version for name, version in built if name == "kube"} == {
         pins["KUBERNETES_VERSION"], pins["KUBERNETES_UPGRADE_VERSION"]}
+
+
+def test_first_and_rest_split_every_tool_and_first_holds_what_the_machines_run():
+    pins = gobuild.pinned_versions()
+    first = [tool for chain in gobuild.first_chains(pins) for tool in chain]
+    rest = [tool for chain in gobuild.rest_chains(pins) for tool in chain]
+    assert not set(first) & set(rest)
+    assert {name for name, _version in first + rest} == set(gobuild.TOOLS)
+    # testbed/machines.py builds these for every start of the machines (make test's phase one)
+    for needed in [("talosctl", pins["TALOSCTL_VERSION"]), ("kube", pins["KUBERNETES_VERSION"]),
+                   ("etcd", pins["ETCD_VERSION"]), ("kwok", pins["KWOK_VERSION"]),
+                   ("talos-emulator", gobuild.default_version("talos-emulator", pins)),
+                   ("image-factory", gobuild.default_version("image-factory", pins))]:
+        assert needed in first
+
+
+def _build_while_another_holds_the_lock(monkeypatch, tmp_path, *, other_makes_it: bool):
+    """build() of a tool while another builder holds its lock for about 2 s; what it built itself."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    built = []
+
+    def fake_build(name, version, _tool, target):
+        built.append((name, version))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("built here")
+        return target
+
+    monkeypatch.setattr(gobuild, "_build", fake_build)
+    target = gobuild.binary_path("kwok", "v0.0.1")
+    holding = threading.Event()
+
+    def other_builder():
+        with gobuild.building("kwok", "v0.0.1"):
+            holding.set()
+            time.sleep(2)
+            if other_makes_it:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text("built by the other")
+
+    other = threading.Thread(target=other_builder)
+    other.start()
+    holding.wait(5)
+    started = time.monotonic()
+    assert gobuild.build("kwok", "v0.0.1") == target
+    waited = time.monotonic() - started
+    other.join()
+    return built, waited, target.read_text()
+
+
+def test_a_build_waits_for_another_process_building_the_same_tool_and_takes_its_binary(monkeypatch, tmp_path):
+    built, waited, content = _build_while_another_holds_the_lock(monkeypatch, tmp_path, other_makes_it=True)
+    assert waited >= 1.5
+    assert built == [] and content == "built by the other"
+
+
+def test_a_build_whose_other_builder_failed_builds_it_itself(monkeypatch, tmp_path):
+    built, waited, content = _build_while_another_holds_the_lock(monkeypatch, tmp_path, other_makes_it=False)
+    assert waited >= 1.5
+    assert built == [("kwok", "v0.0.1")] and content == "built here"
