@@ -307,14 +307,16 @@ def building(name: str, version: str):
     lock_file.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_file, "w") as lock:
         started = time.monotonic()
+        next_line = started + 30
         while True:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                waited = int(time.monotonic() - started)
-                if waited and waited % 30 == 0:
-                    print(f"  {name} {version}: another process builds it, waited {waited}s", flush=True)
+                if time.monotonic() >= next_line:
+                    print(f"  {name} {version}: another process builds it, waited "
+                          f"{int(time.monotonic() - started)}s", flush=True)
+                    next_line += 30
                 time.sleep(1)
         yield
 
