@@ -69,8 +69,8 @@ demo-reset:
 # testbed's machines run (cold, the longest step) while lint, sanity and unit run; phase two runs
 # every test that needs them: in the foreground what uses the testbed's machines at their fixed
 # loopback addresses (127.0.1.x: one at a time, the longest lane), beside it first the other tools,
-# niced so they take only the CPU the machines' tests leave (a test that needs one of them
-# waits for its build: gobuild.py), then the emulator's smoke checks (their machines have
+# niced so the machines' tests come first for the CPU (a test that needs one of them waits
+# for its build: gobuild.py), then the emulator's smoke checks (their machines have
 # addresses of their own) and the rest.
 test: packages $(VENV)/.installed .collections/ansible_collections/solanaops/talos
 	+./tests/side_by_side.sh "tools-first" "lint sanity unit"

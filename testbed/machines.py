@@ -86,18 +86,13 @@ def _terminate(process: subprocess.Popen, pid_file: Path) -> None:
 def kube_flags(pins: dict[str, str]) -> list[str]:
     """The emulator's --kube VERSION=PATH flags: the deployed and the upgrade target's Kubernetes
     (a control plane runs the binary of the version its config's images name). Only the deployed
-    one is built here: what upgrades Kubernetes builds its target first (build_upgrade_kube), so
-    the machines start while a build beside them (make test's tools-rest) still makes it."""
-    flags = ["--kube", f"{pins['KUBERNETES_VERSION']}={gobuild.build('kube', pins['KUBERNETES_VERSION'])}"]
-    upgrade = pins["KUBERNETES_UPGRADE_VERSION"]
-    if upgrade != pins["KUBERNETES_VERSION"]:
-        flags += ["--kube", f"{upgrade}={gobuild.binary_path('kube', upgrade)}"]
-    return flags
-
-
-def build_upgrade_kube() -> Path:
-    """The upgrade target's kube binary, built (or waited for) before anything upgrades to it."""
-    return gobuild.build("kube", gobuild.pinned_versions()["KUBERNETES_UPGRADE_VERSION"])
+    one is built here; the upgrade target is served once built (make test's tools-rest, or what
+    upgrades to it builds it before starting the machines): until then its images are not found,
+    as in a registry without them, so the machines start while a build beside them makes it."""
+    gobuild.build("kube", pins["KUBERNETES_VERSION"])
+    paths = {version: gobuild.binary_path("kube", version)
+             for version in (pins["KUBERNETES_VERSION"], pins["KUBERNETES_UPGRADE_VERSION"])}
+    return [arg for version, path in paths.items() if path.exists() for arg in ("--kube", f"{version}={path}")]
 
 
 class Machines:

@@ -143,3 +143,25 @@ def test_a_build_whose_other_builder_failed_builds_it_itself(monkeypatch, tmp_pa
     built, waited, content = _build_while_another_holds_the_lock(monkeypatch, tmp_path, other_makes_it=False)
     assert waited >= 1.5
     assert built == [("kwok", "v0.0.1")] and content == "built here"
+
+
+def test_the_machines_serve_the_upgrade_target_kubernetes_only_once_it_is_built(monkeypatch, tmp_path):
+    import machines
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    pins = gobuild.pinned_versions()
+    deployed, upgrade = (gobuild.binary_path("kube", pins[key]) for key in ("KUBERNETES_VERSION",
+                                                                             "KUBERNETES_UPGRADE_VERSION"))
+
+    def fake_build(name, version):
+        path = gobuild.binary_path(name, version)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("kube")
+        return path
+
+    monkeypatch.setattr(gobuild, "build", fake_build)
+    # not built yet: its images are not found, as in a registry without them (never a path to nothing)
+    assert machines.kube_flags(pins) == ["--kube", f"{pins['KUBERNETES_VERSION']}={deployed}"]
+    fake_build("kube", pins["KUBERNETES_UPGRADE_VERSION"])
+    assert machines.kube_flags(pins) == ["--kube", f"{pins['KUBERNETES_VERSION']}={deployed}",
+                                         "--kube", f"{pins['KUBERNETES_UPGRADE_VERSION']}={upgrade}"]

@@ -80,6 +80,13 @@ def talosctl() -> Path:
 
 
 @pytest.fixture(scope="session")
+def upgrade_kube() -> Path:
+    """The upgrade target's kube binary, built (or waited for): ask for it before the machines
+    start, since the emulator serves a Kubernetes version only once its binary exists."""
+    return gobuild.build("kube", PINS["KUBERNETES_UPGRADE_VERSION"])
+
+
+@pytest.fixture(scope="session")
 def talosctl_legacy() -> Path:
     """The real talosctl of the older (v1.10) contract."""
     return talosctl_binary(PINS["TALOSCTL_LEGACY_VERSION"])

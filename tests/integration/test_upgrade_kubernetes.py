@@ -12,7 +12,6 @@ import time
 import urllib.request
 
 from conftest import PINS, REPO
-from machines import build_upgrade_kube
 
 ADDRESSES = {"controlplane-1": "127.0.1.11", "controlplane-2": "127.0.1.12", "controlplane-3": "127.0.1.13"}
 RUNNING = PINS["KUBERNETES_VERSION"].lstrip("v")
@@ -46,8 +45,8 @@ def kubelet_versions(deployment) -> dict[str, str]:
             time.sleep(2)
 
 
-def test_kubernetes_goes_one_minor_up_through_talos_resuming_after_an_interruption_then_nothing_changes(deployed):
-    build_upgrade_kube()
+def test_kubernetes_goes_one_minor_up_through_talos_resuming_after_an_interruption_then_nothing_changes(
+        upgrade_kube, deployed):
     assert set(kubelet_versions(deployed).values()) == {f"v{RUNNING}"}
 
     # site.yml with the new version must not restart every component at once through an apply
