@@ -190,6 +190,14 @@ def schematic_file(installer_, node):
             + schematic.canonical_yaml(installer_["schematic"]))
 
 
+def drift_request(host, output_dir, endpoint, controlplanes):
+    """A host's variables -> what talos_config_drift asks of it: its rendered config's dry run, a
+    control plane's on its own API, a worker's through the given control-plane endpoint."""
+    name = host["inventory_hostname"]
+    request = {"name": name, "node": host["talos_node_ip"], "config_path": f"{output_dir}/{name}.yaml"}
+    return request if name in controlplanes else {**request, "endpoint": endpoint}
+
+
 def cluster_setting_conflicts(hostvars, hosts, names, defaults):
     """One problem per cluster setting whose value is not the same on every host: a per-host or
     per-group value would be ignored, since the first host's values are the cluster's.
@@ -245,5 +253,6 @@ class FilterModule:
             "canonical_schematic": schematic.canonical_yaml,
             "schematic_file": schematic_file,
             "cluster_setting_conflicts": cluster_setting_conflicts,
+            "drift_request": drift_request,
             "self_set_labels": node_restriction.self_set_labels,
         }

@@ -21,6 +21,8 @@ description:
     C(etcd_checks) wants one healthy etcd member per control plane, with quorum and one leader.
   - C(ready_nodes) names the Nodes that count as ready, that is Ready or, with the cluster's CNI
     C(none), NotReady only because the container runtime has no CNI (waiting for a CNI).
+  - C(node_facts_request) turns a host's variables (an item of C(hostvars)) into what
+    M(solanaops.talos.talos_node_facts) reads of it, an item of its O(solanaops.talos.talos_node_facts#module:nodes).
   - C(node_services) turns each host's M(solanaops.talos.talos_node_facts) result into its services
     (none when they were not read), the input of C(service_checks).
   - C(component_versions) lists every Kubernetes version the cluster runs, from the control
@@ -63,6 +65,21 @@ def node_services(facts_by_host):
     return {host: (facts or {}).get("services") for host, facts in facts_by_host.items()}
 
 
+def node_facts_request(host):
+    """A host's variables -> what M(solanaops.talos.talos_node_facts) reads of it (an entry of its
+    nodes): what every node booted and its services; a validator's kernel view (its NUMA nodes'
+    meminfo, its sysctls, the MTU of its link) and kubelet configuration too."""
+    expected = host.get("talos_solana_worker_expected")
+    request = {"name": host["inventory_hostname"], "node": host["talos_node_ip"], "gather": ["boot", "services"]}
+    if expected is None:
+        return request
+    # a link selected by MAC has no kernel name the inventory knows: its MTU is not read
+    link = (expected.get("link") or {}).get("name")
+    return {**request, "gather": ["boot", "services", "kernel", "kubelet"],
+            "numa_nodes": (host.get("talos_node_hardware") or {}).get("numa_nodes", 1),
+            "sysctls": list(expected["sysctls"]), "links": [link] if link else []}
+
+
 def _family(check, family):
     def tagged_check(*args, **kwargs):
         return checks.tagged(check(*args, **kwargs), family)
@@ -81,6 +98,7 @@ class FilterModule:
             "family_checks": checks.family_checks,
             "host_checks": _family(checks.host_checks, "hosts"),
             "node_services": node_services,
+            "node_facts_request": node_facts_request,
             "persistent_volume_name": checks.persistent_volume_name,
             "parse_taints": checks.parse_taints,
             "ready_nodes": checks.ready_nodes,

@@ -25,9 +25,11 @@ def parse_boot(extensions, security, version):
     }
 
 
+# the resources parse_boot reads, in its order of arguments
+BOOT_RESOURCES = ("extensions", "securitystate", "version")
+
+
 def read_boot(talosctl, node, endpoint=None):
     """The node's booted image as parse_boot describes it, read with three `talosctl get` calls."""
-    def get(resource):
-        return talosctl.get(resource, nodes=[node], endpoints=[endpoint or node], node_name=node)
-
-    return parse_boot(get("extensions"), get("securitystate"), get("version"))
+    return parse_boot(*(talosctl.get(kind, nodes=[node], endpoints=[endpoint or node], node_name=node)
+                        for kind in BOOT_RESOURCES))

@@ -183,12 +183,20 @@ def last_line(text):
     return lines[-1].strip() if lines else ""
 
 
-def fail_json_from(module, error, **result):
-    """The one place where a TalosError becomes a module failure."""
+def failure_result(error):
+    """The one place where a TalosError becomes a failure's fields: msg (with its hint), error (its
+    class) and its details."""
     message = str(error)
     if error.hint:
         message = f"{message} ({error.hint})"
     details = {key: value for key, value in error.details.items() if key != "command"}
     if "command" in error.details:
         details["command"] = " ".join(error.details["command"])
-    module.fail_json(msg=message, error=type(error).__name__, **details, **result)
+    return {"failed": True, "msg": message, "error": type(error).__name__, **details}
+
+
+def fail_json_from(module, error, **result):
+    """A TalosError as the module's failure."""
+    failure = failure_result(error)
+    del failure["failed"]
+    module.fail_json(**failure, **result)

@@ -149,10 +149,9 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.solanaops.talos.plugins.module_utils import checks, contract, secret_files
+from ansible_collections.solanaops.talos.plugins.module_utils.apply_config import Applier
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     TALOSCTL_ARGSPEC,
-    CommandFailed,
-    CredentialsMismatch,
     Talosctl,
     TalosError,
     fail_json_from,
@@ -256,32 +255,6 @@ def trusted_ca(talosconfig):
         return None
 
 
-def apply_argv(params, *, insecure, dry_run):
-    argv = ["apply-config", "--file", params["config_path"], "--mode", params["mode"]]
-    if params["mode"] == "try" and params["try_timeout"]:
-        argv += ["--timeout", params["try_timeout"]]
-    if insecure:
-        argv.append("--insecure")
-    if dry_run:
-        argv.append("--dry-run")
-    return argv
-
-
-def parse_dry_run(stderr):
-    """talosctl prints the node's dry-run summary on stderr: (changed, diff text)."""
-    if "No changes." in stderr:
-        return False, ""
-    marker = "Config diff:"
-    if marker in stderr:
-        return True, stderr.split(marker, 1)[1].strip("\n")
-    raise CommandFailed(f"unexpected dry-run output from talosctl: {stderr.strip()!r}")
-
-
-def needs_reboot(stderr):
-    """Whether the node's dry-run summary says it would reboot to take the configuration."""
-    return "Applied configuration with a reboot" in stderr
-
-
 def changed_lines(diff, limit=6):
     """The first changed lines of a (redacted) config diff, for a message a person can act on."""
     lines = [line[0] + line[1:].strip() for line in diff_changes(diff)]
@@ -298,32 +271,6 @@ def mode_details(stderr):
     """The node's summary line, e.g. 'Applied configuration without a reboot'."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     return lines[-1] if lines else ""
-
-
-class Applier:
-    def __init__(self, module, talosctl):
-        self.module, self.talosctl, self.params = module, talosctl, module.params
-        self.name = self.params["node_name"] or self.params["node"]
-        self.node = [self.params["node"]]
-        self.endpoint = [self.params["endpoint"] or self.params["node"]]
-
-    def run(self, *, insecure, dry_run):
-        # in maintenance mode there is no routing: the node is its own endpoint
-        endpoints = self.node if insecure else self.endpoint
-        return self.talosctl.run(apply_argv(self.params, insecure=insecure, dry_run=dry_run),
-                                 nodes=self.node, endpoints=endpoints, node_name=self.name)
-
-    def dry_run(self):
-        """(maintenance, changed, diff, reboot)."""
-        try:
-            _rc, _out, stderr = self.run(insecure=False, dry_run=True)
-            return (False, *parse_dry_run(stderr), needs_reboot(stderr))
-        except CredentialsMismatch as authenticated_error:
-            try:
-                self.run(insecure=True, dry_run=True)
-            except TalosError:
-                raise authenticated_error from None
-            return True, True, "", True
 
 
 def main():
@@ -355,7 +302,7 @@ def main():
         module.no_log_values.update(secret_files.secret_values(config_text))
         talosctl = Talosctl(module)
         result["talosctl_version"] = talosctl.version
-        applier = Applier(module, talosctl)
+        applier = Applier(talosctl, params)
         maintenance, changed, diff, reboot = applier.dry_run()
         if params["maintenance_only"] and not maintenance:
             module.exit_json(**result, maintenance=False, pending=changed, reboots=False, mode_details="")

@@ -23,15 +23,60 @@ description:
   - A read that prints nothing fails the module, naming the file; none of these files is empty
     on a running node, and C(talosctl read) prints nothing and exits 0 when the node's read of
     the file fails. A read cut short after some data is not detected here.
+  - With O(nodes), reads many nodes in one run, up to O(parallel) talosctl processes at once (one
+    C(talosctl read) per file and node, one C(talosctl get) per resource kind for all of them), and
+    returns each node's facts, or its failure, under RV(nodes); one node that cannot be read does
+    not hide the others.
   - Read-only; never changes anything.
 options:
   node:
-    description: Address of the node.
+    description:
+      - Address of the node, whose facts are returned at the top level; a failed read fails the module.
+      - Exactly one of O(node) and O(nodes).
     type: str
-    required: true
+  nodes:
+    description:
+      - The nodes to read, each with its own O(numa_nodes), O(sysctls), O(links) and O(gather) (the
+        top-level ones are not used).
+      - Exactly one of O(node) and O(nodes).
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: The node's name, its key in RV(nodes).
+        type: str
+        required: true
+      node:
+        description: Address of the node.
+        type: str
+        required: true
+      numa_nodes:
+        description: As O(numa_nodes).
+        type: int
+        default: 1
+      sysctls:
+        description: As O(sysctls).
+        type: list
+        elements: str
+        default: []
+      links:
+        description: As O(links).
+        type: list
+        elements: str
+        default: []
+      gather:
+        description: As O(gather).
+        type: list
+        elements: str
+        choices: [kernel, kubelet, services, boot]
+        default: [kernel, kubelet, services, boot]
   endpoint:
-    description: Talos API endpoint the request goes through; defaults to O(node).
+    description: Talos API endpoint the requests go through; defaults to each node itself.
     type: str
+  parallel:
+    description: How many talosctl processes run at once at most.
+    type: int
+    default: 8
   numa_nodes:
     description: How many NUMA nodes to read C(meminfo) of.
     type: int
@@ -75,6 +120,15 @@ EXAMPLES = r"""
     numa_nodes: 2
     talosconfig: /srv/talos/solana-cluster/talosconfig
   register: validator_kernel
+
+- name: Read what every node booted and its services, in one run
+  solanaops.talos.talos_node_facts:
+    endpoint: 10.0.1.11
+    nodes:
+      - {name: cp-1, node: 10.0.1.11, gather: [boot, services]}
+      - {name: validator-1, node: 10.0.1.20, gather: [boot, services, kernel], numa_nodes: 2}
+    talosconfig: /srv/talos/solana-cluster/talosconfig
+  register: cluster_facts
 """
 
 RETURN = r"""
@@ -147,6 +201,14 @@ boot:
       description: Whether the node booted with SecureBoot; null when not read.
       type: bool
       sample: false
+nodes:
+  description:
+    - With O(nodes), each node's facts by its name, as the other return values describe them, or,
+      when they could not be read, its failure (C(failed), C(msg), C(error) and the command's output).
+  returned: when O(nodes) is set
+  type: dict
+  sample: {"cp-1": {"services": {"etcd": {"running": true, "healthy": true}}},
+           "validator-1": {"failed": true, "msg": "talosctl read failed on 10.0.1.20: ...", "error": "NodeUnreachable"}}
 talosctl_version:
   description: Version of the talosctl that ran.
   returned: success
@@ -155,6 +217,7 @@ talosctl_version:
 """
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -162,16 +225,26 @@ try:
     import yaml
 except ImportError:  # pragma: no cover - ships with ansible-core
     yaml = None
-from ansible_collections.solanaops.talos.plugins.module_utils.boot import read_boot
+from ansible_collections.solanaops.talos.plugins.module_utils.boot import BOOT_RESOURCES, parse_boot
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     TALOSCTL_ARGSPEC,
     CommandFailed,
     Talosctl,
     TalosError,
     fail_json_from,
+    failure_result,
 )
 
 _MEMINFO_LINE = re.compile(r"^(?:Node \d+ )?([A-Za-z0-9_()]+):\s+(\d+)")
+KUBELET_CONFIG = "/etc/kubernetes/kubelet.yaml"
+GATHER = ["kernel", "kubelet", "services", "boot"]
+# what one node's facts are read for (O(node) and each of O(nodes))
+NODE_OPTIONS = {
+    "numa_nodes": {"type": "int", "default": 1},
+    "sysctls": {"type": "list", "elements": "str", "default": []},
+    "links": {"type": "list", "elements": "str", "default": []},
+    "gather": {"type": "list", "elements": "str", "choices": GATHER, "default": GATHER},
+}
 
 
 def parse_meminfo(text):
@@ -203,6 +276,14 @@ def sysctl_path(key):
     return "/proc/sys/" + key
 
 
+def numa_meminfo_path(numa_node):
+    return f"/sys/devices/system/node/node{numa_node}/meminfo"
+
+
+def link_mtu_path(link):
+    return f"/sys/class/net/{link}/mtu"
+
+
 def parse_services(resources):
     """``Service`` resources -> {id: {running, healthy}}."""
     return {r["metadata"]["id"]: {"running": bool(r["spec"].get("running")), "healthy": bool(r["spec"].get("healthy"))}
@@ -213,73 +294,170 @@ def _int_or_none(text):
     return None if text is None else int(text)
 
 
+def files_to_read(request):
+    """{path: whether the file may be absent} of every file a node's request reads: a sysctl or a
+    link the kernel does not have is an answer (null), any other missing file a failed read."""
+    files = {}
+    if "kernel" in request["gather"]:
+        files.update(dict.fromkeys(["/proc/cmdline", "/proc/meminfo", "/proc/mounts"], False))
+        files.update(dict.fromkeys(map(numa_meminfo_path, range(request["numa_nodes"])), False))
+        files.update(dict.fromkeys(map(sysctl_path, request["sysctls"]), True))
+        files.update(dict.fromkeys(map(link_mtu_path, request["links"]), True))
+    if "kubelet" in request["gather"]:
+        files[KUBELET_CONFIG] = False
+    return files
+
+
+def resources_to_read(request):
+    return (["services"] if "services" in request["gather"] else []) + (
+        list(BOOT_RESOURCES) if "boot" in request["gather"] else [])
+
+
+def node_facts(request, files, resources):
+    """One node's facts from the contents of its files ({path: text, None when absent}) and its
+    resources ({kind: list})."""
+    facts = {}
+    if "kernel" in request["gather"]:
+        facts.update(
+            cmdline=files["/proc/cmdline"].split(),
+            meminfo=parse_meminfo(files["/proc/meminfo"]),
+            mounts=parse_mounts(files["/proc/mounts"]),
+            numa=[{"node": n, **parse_meminfo(files[numa_meminfo_path(n)])} for n in range(request["numa_nodes"])],
+            sysctls={key: files[sysctl_path(key)] for key in request["sysctls"]},
+            link_mtu={link: _int_or_none(files[link_mtu_path(link)]) for link in request["links"]},
+        )
+    if "kubelet" in request["gather"]:
+        facts["kubelet_config"] = yaml.safe_load(files[KUBELET_CONFIG]) or {}
+    if "services" in request["gather"]:
+        facts["services"] = parse_services(resources["services"])
+    if "boot" in request["gather"]:
+        facts["boot"] = parse_boot(*(resources[kind] for kind in BOOT_RESOURCES))
+    return facts
+
+
+class NodeReader:
+    """Reads the facts of many nodes with up to ``parallel`` talosctl processes at once: one
+    ``talosctl read`` per file and node (it reads one file of one node), one ``talosctl get`` per
+    resource kind for all the nodes behind an endpoint (it lists each node in turn)."""
+
+    def __init__(self, talosctl, endpoint, parallel):
+        self.talosctl, self.endpoint, self.parallel = talosctl, endpoint, parallel
+
+    def read_all(self, requests):
+        """{request's name: its facts, or the TalosError that kept them from being read}."""
+        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+            files = {(r["name"], path): pool.submit(self._read, r["node"], path, absent_ok)
+                     for r in requests for path, absent_ok in files_to_read(r).items()}
+            kinds = {kind for r in requests for kind in resources_to_read(r)}
+            listed = {kind: pool.submit(self._get_each, kind, [r["node"] for r in requests
+                                                                if kind in resources_to_read(r)])
+                      for kind in sorted(kinds)}
+            files = {key: future.result() for key, future in files.items()}
+            listed = {kind: future.result() for kind, future in listed.items()}
+        facts = {}
+        for request in requests:
+            name = request["name"]
+            contents = {path: files[name, path] for path in files_to_read(request)}
+            resources = {kind: listed[kind][request["node"]] for kind in resources_to_read(request)}
+            error = next((v for v in [*contents.values(), *resources.values()] if isinstance(v, TalosError)), None)
+            facts[name] = error or node_facts(request, contents, resources)
+        return facts
+
+    def _endpoint(self, node):
+        return self.endpoint or node
+
+    def _read(self, node, path, absent_ok):
+        """The file's content (None when it may be absent and is), or the TalosError of its read."""
+        try:
+            content = self.talosctl.run(["read", path], nodes=[node], endpoints=[self._endpoint(node)],
+                                        node_name=node)[1]
+        except CommandFailed as error:
+            if absent_ok and "no such file or directory" in str(error.details.get("stderr") or error):
+                return None
+            return error
+        if not content:
+            # none of these files is empty on a running node, yet a read that fails on the node
+            # reaches talosctl as no data and an OK status: machined's chunker only logs the
+            # error (machined v1alpha1_server.go Read, pkg/chunker/stream/stream.go); talosctl
+            # v1.13 and v1.10 also end a read on a Canceled or DeadlineExceeded status as if
+            # complete (machinery client.go metaToErr). '' is a read that failed, not a value.
+            return CommandFailed(f"talosctl read {path} on {node} printed nothing: the node could not read the "
+                                 "file, or the read was cut short",
+                                 hint="nothing is reported from it; if it persists, look at the node's log "
+                                      "(talosctl dmesg) for a read error")
+        return content.rstrip("\n") if absent_ok else content
+
+    def _get_each(self, kind, nodes):
+        """{node: its resources of the kind, or the TalosError of the read}: one call per endpoint;
+        when it fails (one node down fails it all), one call per node tells which."""
+        by_endpoint = {}
+        for node in nodes:
+            by_endpoint.setdefault(self._endpoint(node), []).append(node)
+        listed = {}
+        for endpoint, group in by_endpoint.items():
+            try:
+                resources = self.talosctl.get(kind, nodes=group, endpoints=[endpoint],
+                                              node_name=group[0] if len(group) == 1 else None)
+            except TalosError as error:
+                if len(group) == 1:
+                    listed[group[0]] = error
+                else:
+                    listed.update(self._get_each_alone(kind, group, endpoint))
+                continue
+            # each resource names the node it came from, as the call named it
+            listed.update({node: [r for r in resources if len(group) == 1 or r.get("node") == node]
+                           for node in group})
+        return listed
+
+    def _get_each_alone(self, kind, nodes, endpoint):
+        listed = {}
+        for node in nodes:
+            try:
+                listed[node] = self.talosctl.get(kind, nodes=[node], endpoints=[endpoint], node_name=node)
+            except TalosError as error:
+                listed[node] = error
+        return listed
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
             **TALOSCTL_ARGSPEC,
-            "node": {"type": "str", "required": True},
+            "node": {"type": "str"},
+            "nodes": {"type": "list", "elements": "dict", "options": {
+                "name": {"type": "str", "required": True},
+                "node": {"type": "str", "required": True},
+                **NODE_OPTIONS,
+            }},
             "endpoint": {"type": "str"},
-            "numa_nodes": {"type": "int", "default": 1},
-            "sysctls": {"type": "list", "elements": "str", "default": []},
-            "links": {"type": "list", "elements": "str", "default": []},
-            "gather": {"type": "list", "elements": "str", "choices": ["kernel", "kubelet", "services", "boot"],
-                       "default": ["kernel", "kubelet", "services", "boot"]},
+            "parallel": {"type": "int", "default": 8},
+            **NODE_OPTIONS,
         },
+        mutually_exclusive=[["node", "nodes"]],
+        required_one_of=[["node", "nodes"]],
         supports_check_mode=True,
     )
     params = module.params
-    if yaml is None and "kubelet" in params["gather"]:
+    requests = params["nodes"] or [{"name": params["node"], "node": params["node"],
+                                    **{option: params[option] for option in NODE_OPTIONS}}]
+    if params["parallel"] < 1:
+        module.fail_json(msg=f"parallel must be 1 or more, got {params['parallel']}")
+    if yaml is None and any("kubelet" in r["gather"] for r in requests):
         module.fail_json(msg="reading the kubelet configuration needs PyYAML on the controller")
-    nodes, endpoints = [params["node"]], [params["endpoint"] or params["node"]]
     try:
         talosctl = Talosctl(module)
-
-        def read(path):
-            content = talosctl.run(["read", path], nodes=nodes, endpoints=endpoints, node_name=params["node"])[1]
-            if not content:
-                # none of these files is empty on a running node, yet a read that fails on the node
-                # reaches talosctl as no data and an OK status: machined's chunker only logs the
-                # error (machined v1alpha1_server.go Read, pkg/chunker/stream/stream.go); talosctl
-                # v1.13 and v1.10 also end a read on a Canceled or DeadlineExceeded status as if
-                # complete (machinery client.go metaToErr). '' is a read that failed, not a value.
-                raise CommandFailed(f"talosctl read {path} on {params['node']} printed nothing: the node could not "
-                                    "read the file, or the read was cut short",
-                                    hint="nothing is reported from it; if it persists, look at the node's log "
-                                         "(talosctl dmesg) for a read error")
-            return content
-
-        def read_if_exists(path):
-            """The file's content, None when the node has no such file."""
-            try:
-                return read(path).rstrip("\n")
-            except CommandFailed as error:
-                if "no such file or directory" in str(error.details.get("stderr") or error):
-                    return None
-                raise
-
-        def get(resource):
-            return talosctl.get(resource, nodes=nodes, endpoints=endpoints, node_name=params["node"])
-
+        facts = NodeReader(talosctl, params["endpoint"], params["parallel"]).read_all(requests)
         result = {"changed": False, "talosctl_version": talosctl.version}
-        if "kernel" in params["gather"]:
-            result.update(
-                cmdline=read("/proc/cmdline").split(),
-                meminfo=parse_meminfo(read("/proc/meminfo")),
-                mounts=parse_mounts(read("/proc/mounts")),
-                numa=[{"node": n, **parse_meminfo(read(f"/sys/devices/system/node/node{n}/meminfo"))}
-                      for n in range(params["numa_nodes"])],
-                sysctls={key: read_if_exists(sysctl_path(key)) for key in params["sysctls"]},
-                link_mtu={link: _int_or_none(read_if_exists(f"/sys/class/net/{link}/mtu")) for link in params["links"]},
-            )
-        if "kubelet" in params["gather"]:
-            result["kubelet_config"] = yaml.safe_load(read("/etc/kubernetes/kubelet.yaml")) or {}
-        if "services" in params["gather"]:
-            result["services"] = parse_services(get("services"))
-        if "boot" in params["gather"]:
-            result["boot"] = read_boot(talosctl, params["node"], params["endpoint"])
     except TalosError as error:
         fail_json_from(module, error)
-    module.exit_json(**result)
+    if params["nodes"] is None:
+        [(_name, node)] = facts.items()
+        if isinstance(node, TalosError):
+            fail_json_from(module, node)
+        module.exit_json(**result, **node)
+    # one node's failed read leaves the others' facts: each is reported with its own error
+    module.exit_json(**result, nodes={name: failure_result(node) if isinstance(node, TalosError) else node
+                                      for name, node in facts.items()})
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ FIRST_APPLY = "Apply the first machine configuration to nodes in maintenance mod
 UPDATE = "Apply the machine configuration to the running node (a reboot only if allowed)"
 WORKER_APPLY = "Apply the validator's machine configuration (maintenance mode first time, authenticated later)"
 BOOTSTRAP = "Bootstrap etcd once, on the first control-plane node"
-SETTLED = "Ask each node, by a dry run, whether its rendered config would change anything"
+SETTLED = "Ask every node, by Talos' dry run, whether its rendered config would change anything"
 SETTLED_HEALTH = "Check the whole cluster's health, once every node runs a configuration"
 
 
@@ -29,6 +29,12 @@ def task_results(run, name):
     """{host: result} of the task with this name (role tasks are prefixed 'role : ')."""
     return {host: result for play in run.report["plays"] for task in play["tasks"]
             if task["task"]["name"].split(" : ")[-1] == name for host, result in task["hosts"].items()}
+
+
+def drift_answers(run):
+    """{node: its answer} of the one module run that asks every node for drift."""
+    (asked,) = task_results(run, SETTLED).values()
+    return asked["nodes"]
 
 
 class TestOnOneRunningCopy:
@@ -103,7 +109,7 @@ class TestOnOneRunningCopy:
         # cluster healthy, so the node plays leave every node out - nothing applied, nothing waited for
         again = deployed("site")
         assert again.unchanged, again.stats
-        asked = task_results(again, SETTLED)
+        asked = drift_answers(again)
         assert set(asked) == set(applied) and all(
             r["maintenance"] is False and r["pending"] is False for r in asked.values()), asked
         health = task_results(again, SETTLED_HEALTH)
@@ -121,7 +127,7 @@ class TestOnOneRunningCopy:
             "talosctl_path": str(talosctl)})[0]["changed"]
         mended = deployed("site")
         assert mended.rc == 0 and mended.changed == 1, mended.failure_messages() or mended.stats
-        assert {host: r["pending"] for host, r in task_results(mended, SETTLED).items()} == {
+        assert {host: r["pending"] for host, r in drift_answers(mended).items()} == {
             "controlplane-1": False, "controlplane-2": True, "controlplane-3": False, "solana-validator": False}
         assert {host: r["changed"] for host, r in task_results(mended, UPDATE).items()} == {"controlplane-2": True}
         # the validator has nothing to apply, but its play's whole-cluster health wait follows the
@@ -178,6 +184,19 @@ class TestOnOneRunningCopy:
             "node": "127.0.1.12", "gather": ["boot"],
             "talosconfig": str(deployed.out / "talosconfig"), "talosctl_path": str(talosctl)})[0]
         assert control_plane["boot"]["schematic"] == schematic.EMPTY_ID, control_plane
+        # read among others in one run, the validator reads the same; an address no machine
+        # answers fails alone, its resources asked again one node at a time
+        many = module("talos_node_facts", {
+            "endpoint": "127.0.1.11", "talosconfig": str(deployed.out / "talosconfig"), "talosctl_path": str(talosctl),
+            "nodes": [{"name": "validator", "node": "127.0.1.20", "numa_nodes": 2},
+                      {"name": "controlplane-2", "node": "127.0.1.12", "gather": ["boot", "services"]},
+                      {"name": "nobody", "node": "127.0.1.99", "gather": ["boot", "services"]}]})[0]
+        assert many.get("failed") is not True, many
+        read = ("cmdline", "meminfo", "mounts", "numa", "sysctls", "link_mtu", "kubelet_config", "services", "boot")
+        assert many["nodes"]["validator"] == {key: facts[key] for key in read}
+        assert many["nodes"]["controlplane-2"]["boot"] == control_plane["boot"]
+        assert many["nodes"]["controlplane-2"]["services"]["etcd"] == {"running": True, "healthy": True}
+        assert many["nodes"]["nobody"]["failed"] and "127.0.1.99" in many["nodes"]["nobody"]["msg"], many
         # the NUMA layout the NUMA test judges a pod's placement against, read through Talos
         layout = module("talos_numa_info", {
             "node": "127.0.1.20", "endpoint": "127.0.1.11",

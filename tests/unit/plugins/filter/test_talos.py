@@ -285,7 +285,7 @@ def test_filter_map():
                             "hugepage_kernel_args", "reserved_memory_per_numa",
                             "kernel_args_target", "installer", "canonical_schematic", "self_set_labels",
                             "merges_default_eviction", "memory_manager_inputs", "schematic_file",
-                            "cluster_setting_conflicts"}
+                            "cluster_setting_conflicts", "drift_request"}
     assert filters["hugepage_kernel_args"] is resources.hugepage_kernel_args
     assert filters["memory_manager_inputs"] is resources.memory_manager_inputs
     assert filters["kernel_args_target"] is contract.kernel_args_target
@@ -409,3 +409,13 @@ def test_contract_layout_merges_a_section_two_documents_set():
     patch = "machine: {nodeLabels: {a: '1'}}\n---\nmachine: {nodeLabels: {b: '2'}, sysctls: {x: '1'}}\n"
     documents = talos.contract_layout(patch, "v1.14.1")
     assert {d["kind"]: d for d in documents}["KubeNodeConfig"]["labels"] == {"a": "1", "b": "2"}
+
+
+def test_drift_request_asks_a_worker_through_a_control_plane():
+    hosts = {"controlplane-1": {"inventory_hostname": "controlplane-1", "talos_node_ip": "10.0.1.11"},
+             "solana-validator": {"inventory_hostname": "solana-validator", "talos_node_ip": "10.0.1.20"}}
+    requests = [talos.drift_request(host, "out/solana", "10.0.1.11", ["controlplane-1"]) for host in hosts.values()]
+    assert requests == [
+        {"name": "controlplane-1", "node": "10.0.1.11", "config_path": "out/solana/controlplane-1.yaml"},
+        {"name": "solana-validator", "node": "10.0.1.20", "config_path": "out/solana/solana-validator.yaml",
+         "endpoint": "10.0.1.11"}]

@@ -268,3 +268,18 @@ def test_node_services_keeps_hosts_whose_facts_were_not_read():
     assert failures(FILTERS["service_checks"](services, ["cp1"])) == sorted([
         ("service etcd", "cp1"), ("service kubelet", "cp1"), ("service apid", "cp2"), ("service kubelet", "cp2"),
         ("service apid", V), ("service kubelet", V)])
+
+
+def test_node_facts_request_reads_the_kernel_of_validators_only():
+    control_plane = {"inventory_hostname": "controlplane-1", "talos_node_ip": "10.0.1.11"}
+    assert verify.node_facts_request(control_plane) == {
+        "name": "controlplane-1", "node": "10.0.1.11", "gather": ["boot", "services"]}
+    validator = {"inventory_hostname": "validator", "talos_node_ip": "10.0.1.20",
+                 "talos_node_hardware": {"numa_nodes": 2},
+                 "talos_solana_worker_expected": {"sysctls": {"vm.swappiness": "1"}, "link": {"name": "enp1s0"}}}
+    assert verify.node_facts_request(validator) == {
+        "name": "validator", "node": "10.0.1.20", "gather": ["boot", "services", "kernel", "kubelet"],
+        "numa_nodes": 2, "sysctls": ["vm.swappiness"], "links": ["enp1s0"]}
+    # a link selected by MAC: no kernel name to read its MTU by
+    by_mac = {**validator, "talos_solana_worker_expected": {"sysctls": {}, "link": {"mac": "aa:bb:cc:dd:ee:ff"}}}
+    assert verify.node_facts_request(by_mac)["links"] == []

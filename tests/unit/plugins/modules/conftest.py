@@ -23,6 +23,7 @@ def run_module(monkeypatch):
                 spec_defaults = {name: spec.get("default") for name, spec in argument_spec.items()}
                 self.params = {**spec_defaults, "talosctl_path": "/bin/true", **defaults, **params}
                 self.check_mode = check_mode
+                self.no_log_values = set()
 
             def run_command(self, argv, **_kwargs):
                 return talos(argv)

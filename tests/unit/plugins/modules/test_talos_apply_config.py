@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+from ansible_collections.solanaops.talos.plugins.module_utils import apply_config
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import CommandFailed
 from ansible_collections.solanaops.talos.plugins.modules import talos_apply_config
 
@@ -23,26 +24,26 @@ PARAMS = {"config_path": "/out/cp-1.yaml", "mode": "auto", "try_timeout": None}
     ],
 )
 def test_apply_argv(overrides, insecure, dry_run, argv):
-    assert talos_apply_config.apply_argv({**PARAMS, **overrides}, insecure=insecure, dry_run=dry_run) == argv
+    assert apply_config.apply_argv({**PARAMS, **overrides}, insecure=insecure, dry_run=dry_run) == argv
 
 
 def test_dry_run_without_changes():
     stderr = ("Dry run summary:\nApplied configuration without a reboot (skipped in dry-run).\n"
               "Config diff:\n\nNo changes.\n")
-    assert talos_apply_config.parse_dry_run(stderr) == (False, "")
+    assert apply_config.parse_dry_run(stderr) == (False, "")
 
 
 def test_dry_run_with_a_diff():
     stderr = ("Dry run summary:\nApplied configuration without a reboot (skipped in dry-run).\nConfig diff:\n\n"
               "--- a\n+++ b\n@@ -1 +1 @@\n-    vm.swappiness: \"1\"\n+    vm.swappiness: \"10\"\n")
-    changed, diff = talos_apply_config.parse_dry_run(stderr)
+    changed, diff = apply_config.parse_dry_run(stderr)
     assert changed is True
     assert diff.startswith("--- a") and '+    vm.swappiness: "10"' in diff
 
 
 def test_unexpected_dry_run_output_is_an_error():
     with pytest.raises(CommandFailed, match="unexpected dry-run output"):
-        talos_apply_config.parse_dry_run("something else entirely")
+        apply_config.parse_dry_run("something else entirely")
 
 
 def test_mode_details_is_the_last_line():
@@ -56,15 +57,15 @@ REBOOT_DRY_RUN = ("Dry run summary:\nApplied configuration with a reboot (skippe
 
 
 def test_a_dry_run_tells_whether_the_node_would_reboot():
-    assert talos_apply_config.needs_reboot(REBOOT_DRY_RUN)
-    assert not talos_apply_config.needs_reboot(
+    assert apply_config.needs_reboot(REBOOT_DRY_RUN)
+    assert not apply_config.needs_reboot(
         "Dry run summary:\nApplied configuration without a reboot (skipped in dry-run).\nConfig diff:\n\nNo changes.\n")
-    assert not talos_apply_config.needs_reboot(
+    assert not apply_config.needs_reboot(
         "Dry run summary:\nStaged configuration to be applied after the next reboot (skipped in dry-run).\n")
 
 
 def test_a_refused_reboot_names_the_node_and_the_changed_lines():
-    _changed, diff = talos_apply_config.parse_dry_run(REBOOT_DRY_RUN)
+    _changed, diff = apply_config.parse_dry_run(REBOOT_DRY_RUN)
     error = talos_apply_config.reboot_refused("validator-1", diff)
     assert str(error) == ("validator-1: Talos' dry run says this change needs a reboot; nothing was applied. "
                           "Changed: +env:; +TZ: UTC")

@@ -27,9 +27,9 @@ def test_parse_mounts():
         {"device": "proc", "mountpoint": "/proc", "fstype": "proc", "options": ["rw"]}]
 
 
-def resource(kind, identifier, spec, namespace="runtime"):
+def resource(kind, identifier, spec, namespace="runtime", node="127.0.1.20"):
     """One resource as `talosctl get -o json` prints it."""
-    return json.dumps({"node": "127.0.1.20", "metadata": {"namespace": namespace, "type": kind, "id": identifier,
+    return json.dumps({"node": node, "metadata": {"namespace": namespace, "type": kind, "id": identifier,
                                                           "version": 1, "phase": "running"}, "spec": spec}, indent=4)
 
 
@@ -90,3 +90,74 @@ def test_an_empty_read_fails_naming_the_file_instead_of_reporting_an_empty_value
     assert result["failed"]
     assert result["msg"].startswith("talosctl read /proc/sys/net/core/rmem_max on 127.0.1.20 printed nothing")
     assert "sysctls" not in result
+
+
+def _request(name, node, gather, **options):
+    return {"name": name, "node": node, "gather": gather, "numa_nodes": 1, "sysctls": [], "links": [], **options}
+
+
+class _Cluster:
+    """Answers talosctl as a cluster whose node 127.0.1.13 is down, recording each call's command
+    and nodes."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, argv):
+        nodes = argv[argv.index("--nodes") + 1].split(",") if "--nodes" in argv else []
+        self.calls.append((argv[1], argv[2] if len(argv) > 2 else None, tuple(nodes)))
+        if argv[1] == "version":
+            return 0, "Client:\nTalos v1.14.1\n", ""
+        down = "127.0.1.13" in nodes
+        if argv[1] == "get":
+            up = [n for n in nodes if n != "127.0.1.13"]
+            stdout = "\n".join(resource("Services.v1alpha1.talos.dev", "apid", {"running": True, "healthy": True},
+                                         node=n) for n in up)
+            if down:  # talosctl lists the others, then fails for the one it could not reach
+                return 1, stdout, "error listing resources on node 127.0.1.13: rpc error: code = Unavailable"
+            return 0, stdout, ""
+        if down:
+            return 1, "", "rpc error: code = Unavailable desc = connection refused"
+        return 0, {"/proc/cmdline": "talos.platform=metal hugepages=50000\n",
+                   "/proc/sys/vm/swappiness": "1\n"}.get(argv[2], "x: 1\n"), ""
+
+
+def test_many_nodes_are_read_in_one_run_and_a_node_down_fails_alone(run_module):
+    cluster = _Cluster()
+    requests = [_request("cp-1", "127.0.1.11", ["services"]), _request("cp-3", "127.0.1.13", ["services"]),
+                _request("validator", "127.0.1.20", ["services", "kernel"], sysctls=["vm.swappiness"])]
+    result = run_module(talos_node_facts, cluster, {"node": None, "endpoint": "127.0.1.11"}, nodes=requests)
+    assert not result["failed"], result
+    facts = result["nodes"]
+    assert facts["cp-1"] == {"services": {"apid": {"running": True, "healthy": True}}}
+    assert facts["validator"]["services"] == {"apid": {"running": True, "healthy": True}}
+    assert facts["validator"]["cmdline"] == ["talos.platform=metal", "hugepages=50000"]
+    assert facts["validator"]["sysctls"] == {"vm.swappiness": "1"}
+    assert facts["cp-3"]["failed"] and facts["cp-3"]["error"] == "NodeUnreachable", facts["cp-3"]
+    assert "on 127.0.1.13" in facts["cp-3"]["msg"]
+    # the services of all three in one call; its failure, one call each to tell which node failed
+    gets = [nodes for command, _kind, nodes in cluster.calls if command == "get"]
+    assert gets[0] == ("127.0.1.11", "127.0.1.13", "127.0.1.20")
+    assert sorted(gets[1:]) == [("127.0.1.11",), ("127.0.1.13",), ("127.0.1.20",)]
+    # the validator's files, one read each: /proc/cmdline, meminfo, mounts, its NUMA node, the sysctl
+    reads = sorted(path for command, path, nodes in cluster.calls if command == "read")
+    assert reads == ["/proc/cmdline", "/proc/meminfo", "/proc/mounts", "/proc/sys/vm/swappiness",
+                     "/sys/devices/system/node/node0/meminfo"]
+
+
+def test_a_node_of_many_reads_as_it_does_alone(run_module):
+    """The same node's facts, read alone (node) and among others (nodes), are the same."""
+    validator = {"numa_nodes": 1, "sysctls": ["vm.swappiness"], "links": [], "gather": ["services", "kernel"]}
+    alone = run_module(talos_node_facts, _Cluster(), {"node": "127.0.1.20", "nodes": None, **validator})
+    among = run_module(talos_node_facts, _Cluster(), {"node": None, "endpoint": "127.0.1.11"},
+                       nodes=[_request("cp-1", "127.0.1.11", ["services"]),
+                              {"name": "validator", "node": "127.0.1.20", **validator}])
+    assert not alone["failed"] and not among["failed"], (alone, among)
+    assert {k: v for k, v in alone.items() if k not in ("changed", "failed", "talosctl_version")} == \
+        among["nodes"]["validator"]
+
+
+def test_a_node_alone_that_cannot_be_read_fails_the_module(run_module):
+    result = run_module(talos_node_facts, _Cluster(), {"node": "127.0.1.13", "nodes": None, "gather": ["services"]})
+    assert result["failed"] and result["error"] == "NodeUnreachable", result
+    assert "nodes" not in result

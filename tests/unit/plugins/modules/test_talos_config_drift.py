@@ -1,0 +1,54 @@
+"""talos_config_drift: every node's dry run in one module run, each answered on its own."""
+
+from __future__ import annotations
+
+from ansible_collections.solanaops.talos.plugins.modules import talos_config_drift
+
+NO_CHANGES = "Dry run summary:\nApplied configuration without a reboot (skipped in dry-run).\nNo changes.\n"
+A_CHANGE = ("Dry run summary:\nApplied configuration without a reboot (skipped in dry-run).\n\nConfig diff:\n\n"
+            "--- a\n+++ b\n@@ -1 +1 @@\n-  election-timeout: 5000\n+  election-timeout: 6000\n")
+
+
+def cluster(argv):
+    """cp-1 runs its config, cp-2 would change, the validator waits in maintenance mode, cp-3 is down."""
+    node = argv[argv.index("--nodes") + 1] if "--nodes" in argv else None
+    if argv[1] == "version":
+        return 0, "Client:\nTalos v1.14.1\n", ""
+    if node == "127.0.1.13":
+        return 1, "", "rpc error: code = Unavailable desc = connection refused"
+    if node == "127.0.1.20":
+        if "--insecure" in argv:
+            return 0, "", "Dry run summary:\nApplied configuration with a reboot (skipped in dry-run).\n"
+        return 1, "", "rpc error: code = Unavailable desc = authentication handshake failed: x509: unknown authority"
+    return 0, "", NO_CHANGES if node == "127.0.1.11" else A_CHANGE
+
+
+def test_each_node_is_answered_on_its_own(run_module, tmp_path):
+    nodes = []
+    for name, address in [("cp-1", "127.0.1.11"), ("cp-2", "127.0.1.12"), ("cp-3", "127.0.1.13"),
+                          ("validator", "127.0.1.20")]:
+        (tmp_path / f"{name}.yaml").write_text("machine:\n  type: controlplane\n")
+        nodes.append({"name": name, "node": address, "endpoint": None, "config_path": str(tmp_path / f"{name}.yaml")})
+    result = run_module(talos_config_drift, cluster, {}, nodes=nodes)
+    assert not result["failed"], result
+    answers = result["nodes"]
+    assert answers["cp-1"] == {"maintenance": False, "pending": False}
+    assert answers["cp-2"] == {"maintenance": False, "pending": True}
+    # a node in maintenance mode has nothing pending: all of its config is new, its play applies it
+    assert answers["validator"] == {"maintenance": True, "pending": False}
+    assert answers["cp-3"]["failed"] and answers["cp-3"]["error"] == "NodeUnreachable", answers["cp-3"]
+    assert "on cp-3" in answers["cp-3"]["msg"]
+    assert result["changed"] is False
+
+
+def test_a_missing_config_fails_before_any_node_is_asked(run_module, tmp_path):
+    asked = []
+
+    def talos(argv):
+        asked.append(argv)
+        return 0, "", NO_CHANGES
+
+    result = run_module(talos_config_drift, talos, {}, nodes=[
+        {"name": "cp-1", "node": "127.0.1.11", "endpoint": None, "config_path": str(tmp_path / "cp-1.yaml")}])
+    assert result["failed"] and "no rendered config at" in result["msg"], result
+    assert asked == []
