@@ -348,10 +348,11 @@ class NodeReader:
         with ThreadPoolExecutor(max_workers=self.parallel) as pool:
             files = {(r["name"], path): pool.submit(self._read, r["node"], path, absent_ok)
                      for r in requests for path, absent_ok in files_to_read(r).items()}
-            kinds = {kind for r in requests for kind in resources_to_read(r)}
-            listed = {kind: pool.submit(self._get_each, kind, [r["node"] for r in requests
-                                                                if kind in resources_to_read(r)])
-                      for kind in sorted(kinds)}
+            nodes_by_kind = {}
+            for request in requests:
+                for kind in resources_to_read(request):
+                    nodes_by_kind.setdefault(kind, []).append(request["node"])
+            listed = {kind: pool.submit(self._get_each, kind, nodes) for kind, nodes in nodes_by_kind.items()}
             files = {key: future.result() for key, future in files.items()}
             listed = {kind: future.result() for kind, future in listed.items()}
         facts = {}
@@ -451,7 +452,7 @@ def main():
     except TalosError as error:
         fail_json_from(module, error)
     if params["nodes"] is None:
-        [(_name, node)] = facts.items()
+        node = facts[requests[0]["name"]]
         if isinstance(node, TalosError):
             fail_json_from(module, node)
         module.exit_json(**result, **node)

@@ -29,8 +29,8 @@ def test_parse_mounts():
 
 def resource(kind, identifier, spec, namespace="runtime", node="127.0.1.20"):
     """One resource as `talosctl get -o json` prints it."""
-    return json.dumps({"node": node, "metadata": {"namespace": namespace, "type": kind, "id": identifier,
-                                                          "version": 1, "phase": "running"}, "spec": spec}, indent=4)
+    metadata = {"namespace": namespace, "type": kind, "id": identifier, "version": 1, "phase": "running"}
+    return json.dumps({"node": node, "metadata": metadata, "spec": spec}, indent=4)
 
 
 def test_parse_resources_reads_one_document_after_another():
@@ -111,8 +111,8 @@ class _Cluster:
         down = "127.0.1.13" in nodes
         if argv[1] == "get":
             up = [n for n in nodes if n != "127.0.1.13"]
-            stdout = "\n".join(resource("Services.v1alpha1.talos.dev", "apid", {"running": True, "healthy": True},
-                                         node=n) for n in up)
+            running = {"running": True, "healthy": True}
+            stdout = "\n".join(resource("Services.v1alpha1.talos.dev", "apid", running, node=n) for n in up)
             if down:  # talosctl lists the others, then fails for the one it could not reach
                 return 1, stdout, "error listing resources on node 127.0.1.13: rpc error: code = Unavailable"
             return 0, stdout, ""
