@@ -23,6 +23,9 @@ description:
     C(none), NotReady only because the container runtime has no CNI (waiting for a CNI).
   - C(node_facts_request) turns a host's variables (an item of C(hostvars)) into what
     M(solanaops.talos.talos_node_facts) reads of it, an item of its O(solanaops.talos.talos_node_facts#module:nodes).
+  - C(facts_by_host) turns M(solanaops.talos.talos_node_facts)' result for the cluster into each
+    host's facts, and C(node_checks) compares them with each host's installer and tuning
+    (C(boot_checks) and C(talos_checks) for every host at once).
   - C(node_services) turns each host's M(solanaops.talos.talos_node_facts) result into its services
     (none when they were not read), the input of C(service_checks).
   - C(component_versions) lists every Kubernetes version the cluster runs, from the control
@@ -80,6 +83,31 @@ def node_facts_request(host):
             "sysctls": list(expected["sysctls"]), "links": [link] if link else []}
 
 
+def facts_by_host(facts_read, hosts, read_hosts):
+    """talos_node_facts' result for the cluster -> {host: its facts} for every host of the play:
+    a host it read has its facts or its own failure; when the module itself failed, each host it
+    was to read has that failure; a host that left the play before has {} (not read)."""
+    nodes = facts_read.get("nodes")
+    return {host: ((nodes.get(host) or {}) if nodes is not None else facts_read) if host in read_hosts else {}
+            for host in hosts}
+
+
+def node_checks(facts, hostvars, hosts, talos_version):
+    """{host: its facts} -> what each of the hosts booted against its installer, and each
+    validator's kernel view against its tuning (its talos_solana_worker_expected), as one list."""
+    results = []
+    for host in hosts:
+        variables, host_facts = hostvars[host], facts.get(host) or {}
+        results += checks.tagged(checks.boot_checks(host_facts, {
+            "name": host, "installer": variables["talos_node_installer"], "talos_version": talos_version,
+            "boot_mode": variables.get("talos_node_boot_mode", "uki"),
+            "secureboot": variables.get("talos_node_secureboot", False)}), "boot")
+        expected = variables.get("talos_solana_worker_expected")
+        if expected is not None:
+            results += checks.tagged(checks.talos_checks(host_facts, expected), "kernel")
+    return results
+
+
 def _family(check, family):
     def tagged_check(*args, **kwargs):
         return checks.tagged(check(*args, **kwargs), family)
@@ -99,6 +127,8 @@ class FilterModule:
             "host_checks": _family(checks.host_checks, "hosts"),
             "node_services": node_services,
             "node_facts_request": node_facts_request,
+            "facts_by_host": facts_by_host,
+            "node_checks": node_checks,
             "persistent_volume_name": checks.persistent_volume_name,
             "parse_taints": checks.parse_taints,
             "ready_nodes": checks.ready_nodes,

@@ -283,3 +283,32 @@ def test_node_facts_request_reads_the_kernel_of_validators_only():
     # a link selected by MAC: no kernel name to read its MTU by
     by_mac = {**validator, "talos_solana_worker_expected": {"sysctls": {}, "link": {"mac": "aa:bb:cc:dd:ee:ff"}}}
     assert verify.node_facts_request(by_mac)["links"] == []
+
+
+def test_facts_by_host_gives_each_host_its_own_facts_or_failure():
+    read = {"nodes": {"cp1": {"boot": {}}, V: {"failed": True, "msg": "connection refused"}}}
+    assert verify.facts_by_host(read, ["cp1", "cp2", V], ["cp1", V]) == {
+        "cp1": {"boot": {}}, "cp2": {}, V: {"failed": True, "msg": "connection refused"}}
+    # the module's own failure (talosctl missing) is each read host's; a host that left has none
+    failed = {"failed": False, "msg": "talosctl was not found on PATH"}
+    assert verify.facts_by_host(failed, ["cp1", "cp2"], ["cp1"]) == {"cp1": failed, "cp2": {}}
+
+
+def test_node_checks_compare_every_host_boot_and_each_validator_kernel(monkeypatch):
+    installer = {"id": "a" * 64, "image": "factory.talos.dev/metal-installer/" + "a" * 64 + ":v1.14.1"}
+    boot = {"schematic": "a" * 64, "talos_version": "v1.14.1", "booted_with_uki": True, "secure_boot": False,
+            "extensions": []}
+    hostvars = {"cp1": {"talos_node_installer": installer},
+                V: {"talos_node_installer": installer, "talos_solana_worker_expected": {"name": V}}}
+    checked = []
+
+    def talos_checks(facts, expected):
+        checked.append((facts, expected))
+        return [checks.result("kernel arg", expected["name"], True, "x", "x")]
+
+    monkeypatch.setattr(checks, "talos_checks", talos_checks)
+    results = verify.node_checks({"cp1": {"boot": boot}, V: {"boot": boot, "cmdline": []}}, hostvars,
+                                 ["cp1", V], "v1.14.1")
+    assert checked == [({"boot": boot, "cmdline": []}, {"name": V})]
+    assert {(r["family"], r["subject"]) for r in results} == {("boot", "cp1"), ("boot", V), ("kernel", V)}
+    assert all(r["passed"] for r in results), [r for r in results if not r["passed"]]
