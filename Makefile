@@ -128,6 +128,7 @@ bench: setup
 	$(PYTHON) benchmarks/generate.py
 	$(PYTHON) benchmarks/controlplane.py
 	$(PYTHON) benchmarks/site.py
+	$(PYTHON) benchmarks/rerun.py 1 20
 	$(PYTHON) benchmarks/upgrade.py
 
 clean:
