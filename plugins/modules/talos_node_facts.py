@@ -439,8 +439,8 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    requests = params["nodes"] or [{"name": params["node"], "node": params["node"],
-                                    **{option: params[option] for option in NODE_OPTIONS}}]
+    requests = params["nodes"] if params["nodes"] is not None else [
+        {"name": params["node"], "node": params["node"], **{option: params[option] for option in NODE_OPTIONS}}]
     if params["parallel"] < 1:
         module.fail_json(msg=f"parallel must be 1 or more, got {params['parallel']}")
     if yaml is None and any("kubelet" in r["gather"] for r in requests):

@@ -57,3 +57,20 @@ def test_no_entry_playbook_loads_the_cluster_settings_itself():
                 include = task.get("ansible.builtin.include_role") or {}
                 assert include.get("tasks_from") != "facts", (
                     f"playbooks/{name}: {task['name']!r} loads the cluster settings again; {PREAMBLE} does it once")
+
+
+def test_a_role_included_once_for_the_play_stops_every_host_when_its_arguments_fail():
+    """A run_once include_role runs only for the first host, and so does the argument-spec
+    check Ansible puts before the role's tasks: without any_errors_fatal its failure would fail
+    that host alone and the others would go on to the next play."""
+    checked = []
+    for name in _entry_playbooks():
+        for play in _plays(name):
+            for task in _tasks(play.get("tasks")):
+                include = task.get("ansible.builtin.include_role") or {}
+                if include and task.get("run_once") and include.get("rolespec_validate", True):
+                    checked.append((name, task["name"]))
+                    assert play.get("any_errors_fatal"), (
+                        f"playbooks/{name}: {task['name']!r} validates its role's arguments once for the play, "
+                        f"whose play {play['name']!r} lacks any_errors_fatal")
+    assert {("verify.yml", "Verify and report"), ("postconfig.yml", "Apply the Kubernetes objects")} <= set(checked)

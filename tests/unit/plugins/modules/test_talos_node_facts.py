@@ -112,7 +112,9 @@ class _Cluster:
         if argv[1] == "get":
             up = [n for n in nodes if n != "127.0.1.13"]
             running = {"running": True, "healthy": True}
-            stdout = "\n".join(resource("Services.v1alpha1.talos.dev", "apid", running, node=n) for n in up)
+            # etcd runs on the control planes only: each node's list is its own
+            stdout = "\n".join(resource("Services.v1alpha1.talos.dev", service, running, node=n)
+                                for n in up for service in ["apid"] + (["etcd"] if n.startswith("127.0.1.1") else []))
             if down:  # talosctl lists the others, then fails for the one it could not reach
                 return 1, stdout, "error listing resources on node 127.0.1.13: rpc error: code = Unavailable"
             return 0, stdout, ""
@@ -129,7 +131,8 @@ def test_many_nodes_are_read_in_one_run_and_a_node_down_fails_alone(run_module):
     result = run_module(talos_node_facts, cluster, {"node": None, "endpoint": "127.0.1.11"}, nodes=requests)
     assert not result["failed"], result
     facts = result["nodes"]
-    assert facts["cp-1"] == {"services": {"apid": {"running": True, "healthy": True}}}
+    running = {"running": True, "healthy": True}
+    assert facts["cp-1"] == {"services": {"apid": running, "etcd": running}}
     assert facts["validator"]["services"] == {"apid": {"running": True, "healthy": True}}
     assert facts["validator"]["cmdline"] == ["talos.platform=metal", "hugepages=50000"]
     assert facts["validator"]["sysctls"] == {"vm.swappiness": "1"}
@@ -161,3 +164,21 @@ def test_a_node_alone_that_cannot_be_read_fails_the_module(run_module):
     result = run_module(talos_node_facts, _Cluster(), {"node": "127.0.1.13", "nodes": None, "gather": ["services"]})
     assert result["failed"] and result["error"] == "NodeUnreachable", result
     assert "nodes" not in result
+
+
+def test_one_get_lists_every_node_and_each_keeps_its_own_resources(run_module):
+    cluster = _Cluster()
+    result = run_module(talos_node_facts, cluster, {"node": None, "endpoint": "127.0.1.11"},
+                        nodes=[_request("cp-1", "127.0.1.11", ["services"]),
+                               _request("validator", "127.0.1.20", ["services"])])
+    assert not result["failed"], result
+    assert sorted(result["nodes"]["cp-1"]["services"]) == ["apid", "etcd"]
+    assert sorted(result["nodes"]["validator"]["services"]) == ["apid"]
+    assert [nodes for command, _kind, nodes in cluster.calls if command == "get"] == [("127.0.1.11", "127.0.1.20")]
+
+
+def test_no_nodes_read_nothing(run_module):
+    cluster = _Cluster()
+    result = run_module(talos_node_facts, cluster, {"node": None}, nodes=[])
+    assert not result["failed"] and result["nodes"] == {}, result
+    assert [command for command, _path, _nodes in cluster.calls] == ["version"]
