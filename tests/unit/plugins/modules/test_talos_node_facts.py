@@ -113,8 +113,10 @@ class _Cluster:
             up = [n for n in nodes if n != "127.0.1.13"]
             running = {"running": True, "healthy": True}
             # etcd runs on the control planes only: each node's list is its own
-            stdout = "\n".join(resource("Services.v1alpha1.talos.dev", service, running, node=n)
-                                for n in up for service in ["apid"] + (["etcd"] if n.startswith("127.0.1.1") else []))
+            kind = "Services.v1alpha1.talos.dev"
+            listed = [(n, service) for n in up
+                      for service in ["apid"] + (["etcd"] if n.startswith("127.0.1.1") else [])]
+            stdout = "\n".join(resource(kind, service, running, node=n) for n, service in listed)
             if down:  # talosctl lists the others, then fails for the one it could not reach
                 return 1, stdout, "error listing resources on node 127.0.1.13: rpc error: code = Unavailable"
             return 0, stdout, ""
