@@ -134,24 +134,24 @@ EXAMPLES = r"""
 RETURN = r"""
 cmdline:
   description: The kernel command line, one argument per item.
-  returned: success
+  returned: when O(gather) has C(kernel)
   type: list
   elements: str
   sample: ["talos.platform=metal", "hugepagesz=2M", "hugepages=50000"]
 meminfo:
   description: C(/proc/meminfo) as numbers (kB for sizes, counts for huge pages).
-  returned: success
+  returned: when O(gather) has C(kernel)
   type: dict
   sample: {"MemTotal": 528416768, "HugePages_Total": 50000, "Hugepagesize": 2048, "Hugetlb": 102400000}
 mounts:
   description: C(/proc/mounts) entries.
-  returned: success
+  returned: when O(gather) has C(kernel)
   type: list
   elements: dict
   sample: [{"device": "/dev/nvme1n1p1", "mountpoint": "/var/mnt/ledger", "fstype": "xfs", "options": ["rw"]}]
 numa:
   description: Per NUMA node, its C(meminfo) as numbers.
-  returned: success
+  returned: when O(gather) has C(kernel)
   type: list
   elements: dict
   sample: [{"node": 0, "HugePages_Total": 25000}]
