@@ -88,8 +88,13 @@ def facts_by_host(facts_read, hosts, read_hosts):
     a host it read has its facts or its own failure; when the module itself failed, each host it
     was to read has that failure; a host that left the play before has {} (not read)."""
     nodes = facts_read.get("nodes")
-    return {host: ((nodes.get(host) or {}) if nodes is not None else facts_read) if host in read_hosts else {}
-            for host in hosts}
+
+    def facts_of(host):
+        if host not in read_hosts:
+            return {}
+        return facts_read if nodes is None else nodes.get(host) or {}
+
+    return {host: facts_of(host) for host in hosts}
 
 
 def node_checks(facts, hostvars, hosts, talos_version):

@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 TALOSCTL_ARGSPEC = {
     "talosctl_path": {"type": "path"},
     "talosconfig": {"type": "path"},
 }
+# a module that asks many nodes runs their talosctl side by side (doc fragment talosctl.parallel)
+PARALLEL_ARGSPEC = {"parallel": {"type": "int", "default": 8}}
 
 
 class TalosError(Exception):
@@ -125,6 +128,14 @@ class Talosctl:
             _rc, stdout, _stderr = self.run(list(CLIENT_VERSION_ARGS))
             self._version = parse_client_version(stdout)
         return self._version
+
+
+def side_by_side(module):
+    """The thread pool a module with PARALLEL_ARGSPEC runs its talosctl calls in; each call is its
+    own process, so threads only wait."""
+    if module.params["parallel"] < 1:
+        module.fail_json(msg=f"parallel must be 1 or more, got {module.params['parallel']}")
+    return ThreadPoolExecutor(max_workers=module.params["parallel"])
 
 
 def failure(argv, rc, stdout, stderr, node_name=None):

@@ -40,12 +40,9 @@ options:
         description: The node's rendered machine configuration.
         type: path
         required: true
-  parallel:
-    description: How many dry runs run at once at most.
-    type: int
-    default: 8
 extends_documentation_fragment:
   - solanaops.talos.talosctl
+  - solanaops.talos.talosctl.parallel
 attributes:
   check_mode:
     support: full
@@ -86,17 +83,17 @@ talosctl_version:
   sample: v1.14.1
 """
 
-from concurrent.futures import ThreadPoolExecutor
-
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.solanaops.talos.plugins.module_utils import secret_files
 from ansible_collections.solanaops.talos.plugins.module_utils.apply_config import Applier
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
+    PARALLEL_ARGSPEC,
     TALOSCTL_ARGSPEC,
     Talosctl,
     TalosError,
     fail_json_from,
     failure_result,
+    side_by_side,
 )
 
 
@@ -120,13 +117,11 @@ def main():
                 "endpoint": {"type": "str"},
                 "config_path": {"type": "path", "required": True},
             }},
-            "parallel": {"type": "int", "default": 8},
+            **PARALLEL_ARGSPEC,
         },
         supports_check_mode=True,
     )
     params = module.params
-    if params["parallel"] < 1:
-        module.fail_json(msg=f"parallel must be 1 or more, got {params['parallel']}")
     configs = {node["config_path"]: secret_files.read_text(node["config_path"]) for node in params["nodes"]}
     missing = [path for path, text in configs.items() if text is None]
     if missing:
@@ -136,7 +131,7 @@ def main():
         module.no_log_values.update(secret_files.secret_values(text))
     try:
         talosctl = Talosctl(module)
-        with ThreadPoolExecutor(max_workers=params["parallel"]) as pool:
+        with side_by_side(module) as pool:
             answers = dict(zip([n["name"] for n in params["nodes"]],  # noqa: B905 (py3.8)
                                pool.map(lambda node: drift(talosctl, node), params["nodes"])))
         module.exit_json(changed=False, nodes=answers, talosctl_version=talosctl.version)

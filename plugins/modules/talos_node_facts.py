@@ -73,10 +73,6 @@ options:
   endpoint:
     description: Talos API endpoint the requests go through; defaults to each node itself.
     type: str
-  parallel:
-    description: How many talosctl processes run at once at most.
-    type: int
-    default: 8
   numa_nodes:
     description: How many NUMA nodes to read C(meminfo) of.
     type: int
@@ -101,6 +97,7 @@ options:
     default: [kernel, kubelet, services, boot]
 extends_documentation_fragment:
   - solanaops.talos.talosctl
+  - solanaops.talos.talosctl.parallel
 attributes:
   check_mode:
     support: full
@@ -217,7 +214,6 @@ talosctl_version:
 """
 
 import re
-from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -227,12 +223,14 @@ except ImportError:  # pragma: no cover - ships with ansible-core
     yaml = None
 from ansible_collections.solanaops.talos.plugins.module_utils.boot import BOOT_RESOURCES, parse_boot
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
+    PARALLEL_ARGSPEC,
     TALOSCTL_ARGSPEC,
     CommandFailed,
     Talosctl,
     TalosError,
     fail_json_from,
     failure_result,
+    side_by_side,
 )
 
 _MEMINFO_LINE = re.compile(r"^(?:Node \d+ )?([A-Za-z0-9_()]+):\s+(\d+)")
@@ -336,16 +334,16 @@ def node_facts(request, files, resources):
 
 
 class NodeReader:
-    """Reads the facts of many nodes with up to ``parallel`` talosctl processes at once: one
-    ``talosctl read`` per file and node (it reads one file of one node), one ``talosctl get`` per
-    resource kind for all the nodes behind an endpoint (it lists each node in turn)."""
+    """Reads the facts of many nodes in a pool of threads (side_by_side): one ``talosctl read`` per
+    file and node (it reads one file of one node), one ``talosctl get`` per resource kind for all
+    the nodes behind an endpoint (it lists each node in turn)."""
 
-    def __init__(self, talosctl, endpoint, parallel):
-        self.talosctl, self.endpoint, self.parallel = talosctl, endpoint, parallel
+    def __init__(self, talosctl, endpoint):
+        self.talosctl, self.endpoint = talosctl, endpoint
 
-    def read_all(self, requests):
+    def read_all(self, requests, pool):
         """{request's name: its facts, or the TalosError that kept them from being read}."""
-        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+        with pool:
             files = {(r["name"], path): pool.submit(self._read, r["node"], path, absent_ok)
                      for r in requests for path, absent_ok in files_to_read(r).items()}
             nodes_by_kind = {}
@@ -431,7 +429,7 @@ def main():
                 **NODE_OPTIONS,
             }},
             "endpoint": {"type": "str"},
-            "parallel": {"type": "int", "default": 8},
+            **PARALLEL_ARGSPEC,
             **NODE_OPTIONS,
         },
         mutually_exclusive=[["node", "nodes"]],
@@ -441,13 +439,11 @@ def main():
     params = module.params
     requests = params["nodes"] if params["nodes"] is not None else [
         {"name": params["node"], "node": params["node"], **{option: params[option] for option in NODE_OPTIONS}}]
-    if params["parallel"] < 1:
-        module.fail_json(msg=f"parallel must be 1 or more, got {params['parallel']}")
     if yaml is None and any("kubelet" in r["gather"] for r in requests):
         module.fail_json(msg="reading the kubelet configuration needs PyYAML on the controller")
     try:
         talosctl = Talosctl(module)
-        facts = NodeReader(talosctl, params["endpoint"], params["parallel"]).read_all(requests)
+        facts = NodeReader(talosctl, params["endpoint"]).read_all(requests, side_by_side(module))
         result = {"changed": False, "talosctl_version": talosctl.version}
     except TalosError as error:
         fail_json_from(module, error)

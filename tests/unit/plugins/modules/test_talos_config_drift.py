@@ -52,3 +52,17 @@ def test_a_missing_config_fails_before_any_node_is_asked(run_module, tmp_path):
         {"name": "cp-1", "node": "127.0.1.11", "endpoint": None, "config_path": str(tmp_path / "cp-1.yaml")}])
     assert result["failed"] and "no rendered config at" in result["msg"], result
     assert asked == []
+
+
+def test_parallel_below_one_is_refused_before_any_node_is_asked(run_module, tmp_path):
+    asked = []
+
+    def talos(argv):
+        asked.append(argv)
+        return 0, "", NO_CHANGES
+
+    (tmp_path / "cp-1.yaml").write_text("machine:\n  type: controlplane\n")
+    result = run_module(talos_config_drift, talos, {}, parallel=0, nodes=[
+        {"name": "cp-1", "node": "127.0.1.11", "endpoint": None, "config_path": str(tmp_path / "cp-1.yaml")}])
+    assert result["failed"] and result["msg"] == "parallel must be 1 or more, got 0", result
+    assert [argv for argv in asked if argv[1] != "version"] == []
