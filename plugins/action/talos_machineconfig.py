@@ -20,9 +20,6 @@ import shutil
 import subprocess
 
 from ansible import constants as C
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.plugins.action import ActionBase
-from ansible.utils.vars import merge_hash
 from ansible_collections.solanaops.talos.plugins.module_utils.machineconfig import (
     ARGUMENT_SPEC,
     MUTUALLY_EXCLUSIVE,
@@ -34,38 +31,17 @@ from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     TalosError,
     parse_client_version,
 )
+from ansible_collections.solanaops.talos.plugins.plugin_utils.controller_answer import ControllerAnswer
 
 
-class ActionModule(ActionBase):
-    _supports_check_mode = True
-    _supports_async = True
-
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        del tmp  # unused since ansible-core 2.10
-        answer = None if self._task.async_val else self._answer_from_record()
-        if answer is not None:
-            result.update(answer)
-            return result
-        wrap_async = self._task.async_val and not self._connection.has_native_async
-        result = merge_hash(result, self._execute_module(task_vars=task_vars, wrap_async=wrap_async))
-        if not wrap_async:
-            self._remove_tmp_path(self._connection._shell.tmpdir)
-        return result
-
-    def _on_controller(self):
-        """The module would run here, as this user: it would read what this process reads."""
-        return self._connection.transport == "local" and not self._play_context.become
-
-    def _answer_from_record(self):
+class ActionModule(ControllerAnswer):
+    def answer(self):
         """The module's own result when it would only compare with the record (up to date, or
         record_only), computed here; None when the module has to run."""
-        validated = ArgumentSpecValidator(ARGUMENT_SPEC, mutually_exclusive=MUTUALLY_EXCLUSIVE,
-                                          required_one_of=REQUIRED_ONE_OF).validate(self._task.args)
-        params = validated.validated_parameters
+        params = self.validated(ARGUMENT_SPEC, mutually_exclusive=MUTUALLY_EXCLUSIVE, required_one_of=REQUIRED_ONE_OF)
         # argument errors, and a bundle that is missing (check mode's first run, or an error),
         # are the module's to report
-        if validated.error_messages or not params["record"] or not self._on_controller():
+        if params is None or not params["record"]:
             return None
         if params["secrets_path"] and not os.path.exists(params["secrets_path"]):
             return None

@@ -9,11 +9,26 @@ failed, and no check at all is one failure, so a CI sees the same numbers a pers
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import json
+import os
 import re
+import tempfile
 import xml.etree.ElementTree as ET
 
 from ansible_collections.solanaops.talos.plugins.module_utils import checks
 
+# talos_verify_report's options (its action plugin validates them too)
+ARGUMENT_SPEC = {
+    "results": {"type": "list", "elements": "dict", "required": True},
+    "json_path": {"type": "path", "required": True},
+    "summary_path": {"type": "path", "required": True},
+    "junit_path": {"type": "path"},
+    "markdown_path": {"type": "path"},
+    "title": {"type": "str", "default": "Cluster verification"},
+}
+REQUIRED_FIELDS = {"name", "subject", "passed", "expected", "observed"}
 # results without a family (a caller of the module that does not tag them) still get a suite
 UNTAGGED_FAMILY = "checks"
 # XML 1.0 has no representation for these, escaped or not: a parser refuses the whole document
@@ -87,3 +102,55 @@ def markdown(results, title, generated_at):
                  _cell(r["name"]), _cell(r["subject"]), _cell(r["expected"]), _cell(observed)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def build(params):
+    """talos_verify_report's result (without C(written)) and {path: its content} of every file
+    asked for; ValueError for a check that lacks a field or two files at one path."""
+    for index, check in enumerate(params["results"]):
+        missing = REQUIRED_FIELDS - set(check)
+        if missing:
+            raise ValueError(f"results[{index}] lacks {', '.join(sorted(missing))}")
+    results = [{"detail": "", **r} for r in params["results"]]
+    passed, failed, failures = checks.counts(results)
+    information = sum(bool(r.get("info")) for r in results)
+    title = params["title"]
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    summary_lines = [f"{title} ({now})", "", *checks.summarize(results).splitlines()]
+    document = {"title": title, "generated_at": now, "passed": passed, "failed": failed,
+                "information": information, "results": results}
+    rendered = {
+        "json": lambda: json.dumps(document, indent=2, sort_keys=True) + "\n",
+        "summary": lambda: "\n".join(summary_lines) + "\n",
+        "junit": lambda: junit(results, title, now),
+        "markdown": lambda: markdown(results, title, now),
+    }
+    files = {kind: params[f"{kind}_path"] for kind in rendered if params[f"{kind}_path"]}
+    if len(set(files.values())) < len(files):
+        raise ValueError(f"json_path, summary_path, junit_path and markdown_path must differ: {files}")
+    result = {"changed": False, "summary_lines": summary_lines, "passed_count": passed, "failed_count": failed,
+              "information_count": information, "failures": failures, "files": files}
+    return result, {path: rendered[kind]() for kind, path in files.items()}
+
+
+def write_atomically(path, content):
+    """A reader (a CI step, a second operator) never sees half a report: a temporary file beside
+    it, renamed into place, with the mode the file had (a new one: 0666 less the umask)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0o22)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(content)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -10,13 +10,20 @@ import re
 import shutil
 import tempfile
 
-from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import TalosError
+from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import TALOSCTL_ARGSPEC, TalosError
 
 try:
     import yaml
 except ImportError:  # reported by the modules through missing_required_lib
     yaml = None
 
+# talos_secrets' options (its action plugin validates them too)
+SECRETS_BUNDLE_ARGSPEC = {
+    **TALOSCTL_ARGSPEC,
+    "path": {"type": "path", "required": True},
+    "talos_version": {"type": "str"},
+}
+VAULT_HEADER = b"$ANSIBLE_VAULT"
 REDACTED = "<redacted>"
 # keys whose values are private keys, tokens or encryption secrets in machine configs,
 # secrets bundles and talosconfigs (compared case-insensitively)
@@ -155,3 +162,15 @@ def read_text(path):
             return handle.read()
     except FileNotFoundError:
         return None
+
+
+def existing_bundle(path):
+    """talos_secrets' result for a bundle that exists, which is never overwritten, and its
+    warnings; None when there is no bundle at path."""
+    if not os.path.exists(path):
+        return None
+    with open(path, "rb") as handle:
+        encrypted = handle.read(len(VAULT_HEADER)) == VAULT_HEADER
+    warnings = [f"{path} is readable by group or others; it holds the cluster's keys: chmod 0600"
+                ] if os.stat(path).st_mode & 0o077 else []
+    return {"changed": False, "path": path, "encrypted": encrypted}, warnings

@@ -64,34 +64,23 @@ talosctl_version:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
-    TALOSCTL_ARGSPEC,
-    Talosctl,
-    TalosError,
-    fail_json_from,
+from ansible_collections.solanaops.talos.plugins.module_utils.secret_files import (
+    SECRETS_BUNDLE_ARGSPEC,
+    existing_bundle,
 )
-
-VAULT_HEADER = b"$ANSIBLE_VAULT"
+from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import Talosctl, TalosError, fail_json_from
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            **TALOSCTL_ARGSPEC,
-            "path": {"type": "path", "required": True},
-            "talos_version": {"type": "str"},
-        },
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=SECRETS_BUNDLE_ARGSPEC, supports_check_mode=True)
     path = module.params["path"]
-    result = {"changed": False, "path": path, "encrypted": False}
-    if os.path.exists(path):
-        with open(path, "rb") as handle:
-            result["encrypted"] = handle.read(len(VAULT_HEADER)) == VAULT_HEADER
-        if os.stat(path).st_mode & 0o077:
-            module.warn(f"{path} is readable by group or others; it holds the cluster's keys: chmod 0600")
+    existing = existing_bundle(path)
+    if existing:
+        result, warnings = existing
+        for warning in warnings:
+            module.warn(warning)
         module.exit_json(**result)
-    result["changed"] = True
+    result = {"changed": True, "path": path, "encrypted": False}
     if module.check_mode:
         module.exit_json(**result)
     try:

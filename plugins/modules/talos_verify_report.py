@@ -132,65 +132,20 @@ failures:
   sample: ["capacity hugepages-2Mi on solana-validator: expected 100000Mi, observed 97656Mi"]
 """
 
-import datetime
-import json
-import os
-import tempfile
-
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.solanaops.talos.plugins.module_utils import report
-from ansible_collections.solanaops.talos.plugins.module_utils.checks import counts, summarize
-
-
-def write_atomically(module, path, content):
-    """A reader (a CI step, a second operator) never sees half a report."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(content)
-    module.atomic_move(tmp, path)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            "results": {"type": "list", "elements": "dict", "required": True},
-            "json_path": {"type": "path", "required": True},
-            "summary_path": {"type": "path", "required": True},
-            "junit_path": {"type": "path"},
-            "markdown_path": {"type": "path"},
-            "title": {"type": "str", "default": "Cluster verification"},
-        },
-        supports_check_mode=True,
-    )
-    params = module.params
-    for index, check in enumerate(params["results"]):
-        missing = {"name", "subject", "passed", "expected", "observed"} - set(check)
-        if missing:
-            module.fail_json(msg=f"results[{index}] lacks {', '.join(sorted(missing))}")
-    results = [{"detail": "", **r} for r in params["results"]]
-    passed, failed, failures = counts(results)
-    information = sum(bool(r.get("info")) for r in results)
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    summary_lines = [f"{params['title']} ({now})", "", *summarize(results).splitlines()]
-    document = {"title": params["title"], "generated_at": now, "passed": passed, "failed": failed,
-                "information": information, "results": results}
-    rendered = {
-        "json": lambda: json.dumps(document, indent=2, sort_keys=True) + "\n",
-        "summary": lambda: "\n".join(summary_lines) + "\n",
-        "junit": lambda: report.junit(results, params["title"], now),
-        "markdown": lambda: report.markdown(results, params["title"], now),
-    }
-    files = {kind: params[f"{kind}_path"] for kind in rendered if params[f"{kind}_path"]}
-    if len(set(files.values())) < len(files):
-        module.fail_json(msg=f"json_path, summary_path, junit_path and markdown_path must differ: {files}")
-    if not module.check_mode:
-        for kind, path in files.items():
-            write_atomically(module, path, rendered[kind]())
-    module.exit_json(changed=False, summary_lines=summary_lines, passed_count=passed, failed_count=failed,
-                     information_count=information, failures=failures, files=files,
-                     written=not module.check_mode)
+    module = AnsibleModule(argument_spec=report.ARGUMENT_SPEC, supports_check_mode=True)
+    try:
+        result, contents = report.build(module.params)
+        if not module.check_mode:
+            for path, content in contents.items():
+                report.write_atomically(path, content)
+    except (ValueError, OSError) as error:
+        module.fail_json(msg=str(error))
+    module.exit_json(**result, written=not module.check_mode)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,118 @@
+"""Unit tests for the action plugins that answer on the controller (plugin_utils/controller_answer):
+talos_secrets answers for a bundle that exists, talos_verify_report writes the report there; any
+other case, another connection or become runs the module."""
+
+from __future__ import annotations
+
+import json
+import os
+from unittest import mock
+
+import pytest
+from ansible_collections.solanaops.talos.plugins.action import talos_secrets, talos_verify_report
+
+MODULE_RESULT = {"changed": True, "from": "the module"}
+CHECK = {"name": "node Ready", "subject": "validator-1", "passed": True, "expected": True, "observed": True}
+
+
+def run(plugin, args, transport="local", become=False, check_mode=False):
+    """The action plugin's result, and whether it started the module."""
+    task = mock.MagicMock(args=args, async_val=0, check_mode=check_mode, environment=None)
+    connection = mock.MagicMock(transport=transport)
+    connection._shell.tmpdir = None
+    action = plugin.ActionModule(task, connection, mock.MagicMock(become=become), loader=None, templar=None)
+    with mock.patch.object(plugin.ActionModule, "_execute_module", return_value=dict(MODULE_RESULT)) as module, \
+            mock.patch.object(plugin.ActionModule, "_early_needs_tmp_path", return_value=False), \
+            mock.patch.object(plugin.ActionModule, "_remove_tmp_path"):
+        result = action.run(task_vars={})
+    return result, module.called
+
+
+@pytest.fixture
+def bundle(tmp_path):
+    path = tmp_path / "secrets.yaml"
+    path.write_text("cluster:\n  id: x\n")
+    path.chmod(0o600)
+    return path
+
+
+def test_an_existing_bundle_is_answered_without_the_module(bundle):
+    result, module_ran = run(talos_secrets, {"path": str(bundle), "talos_version": "v1.13"})
+    assert not module_ran
+    assert result == {"changed": False, "path": str(bundle), "encrypted": False}
+
+
+def test_a_vaulted_bundle_readable_by_others_is_answered_with_a_warning(bundle):
+    bundle.write_text("$ANSIBLE_VAULT;1.1;AES256\n6162\n")
+    bundle.chmod(0o644)
+    result, module_ran = run(talos_secrets, {"path": str(bundle)})
+    assert not module_ran and result["encrypted"] is True
+    assert result["warnings"] == [f"{bundle} is readable by group or others; it holds the cluster's keys: chmod 0600"]
+
+
+def test_a_missing_bundle_runs_the_module(tmp_path):
+    result, module_ran = run(talos_secrets, {"path": str(tmp_path / "secrets.yaml")})
+    assert module_ran and result["from"] == "the module"
+
+
+@pytest.mark.parametrize("transport, become", [("ssh", False), ("local", True)])
+def test_elsewhere_or_as_another_user_the_module_runs(bundle, transport, become):
+    _result, module_ran = run(talos_secrets, {"path": str(bundle)}, transport=transport, become=become)
+    assert module_ran
+
+
+def test_arguments_the_module_would_refuse_run_it(bundle):
+    _result, module_ran = run(talos_secrets, {"path": str(bundle), "no_such_option": 1})
+    assert module_ran
+
+
+def report_args(tmp_path, **extra):
+    return {"results": [CHECK], "json_path": str(tmp_path / "report.json"),
+            "summary_path": str(tmp_path / "summary.txt"), **extra}
+
+
+def test_the_report_is_written_on_the_controller(tmp_path):
+    old_umask = os.umask(0o022)
+    try:
+        result, module_ran = run(talos_verify_report, report_args(tmp_path, markdown_path=str(tmp_path / "s.md")))
+    finally:
+        os.umask(old_umask)
+    assert not module_ran
+    assert (result["passed_count"], result["failed_count"], result["written"]) == (1, 0, True)
+    assert json.loads((tmp_path / "report.json").read_text())["results"][0]["subject"] == "validator-1"
+    assert (tmp_path / "summary.txt").read_text().splitlines() == result["summary_lines"]
+    assert "validator-1" in (tmp_path / "s.md").read_text()
+    assert oct((tmp_path / "report.json").stat().st_mode & 0o777) == "0o644"
+    # nothing left behind by the atomic writes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json", "s.md", "summary.txt"]
+
+
+def test_a_rewritten_report_keeps_its_mode(tmp_path):
+    (tmp_path / "report.json").write_text("{}")
+    (tmp_path / "report.json").chmod(0o600)
+    run(talos_verify_report, report_args(tmp_path))
+    assert json.loads((tmp_path / "report.json").read_text())["passed"] == 1
+    assert oct((tmp_path / "report.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_check_mode_writes_nothing(tmp_path):
+    result, module_ran = run(talos_verify_report, report_args(tmp_path), check_mode=True)
+    assert not module_ran and result["written"] is False and result["passed_count"] == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args", [
+    {"results": [{"name": "no subject"}]},
+    {"junit_path": "SAME"},
+])
+def test_a_report_the_module_would_refuse_runs_it(tmp_path, args):
+    if args.get("junit_path") == "SAME":
+        args = {"junit_path": str(tmp_path / "report.json")}
+    result, module_ran = run(talos_verify_report, report_args(tmp_path, **args))
+    assert module_ran and result["from"] == "the module"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_report_elsewhere_runs_the_module(tmp_path):
+    _result, module_ran = run(talos_verify_report, report_args(tmp_path), transport="ssh")
+    assert module_ran and list(tmp_path.iterdir()) == []
