@@ -24,6 +24,27 @@ _BAD_KERNEL_ARGS = {
 _FILESYSTEMS = ("xfs", "ext4")
 
 
+# talos_preflight's options (its action plugin validates them too)
+ARGUMENT_SPEC = {
+    "cluster": {"type": "dict", "required": True},
+    "nodes": {"type": "list", "elements": "dict"},
+    "worker": {"type": "dict"},
+    "installer": {"type": "dict"},
+    "known_variables": {"type": "list", "elements": "str"},
+}
+REQUIRED_ONE_OF = [("nodes", "worker", "installer")]
+
+
+def run_checks(params):
+    """talos_preflight's result (failed, listing every problem, when there is one) and its warnings."""
+    errors, warnings = check_cluster(params["cluster"], params["nodes"], params["worker"],
+                                     params["installer"], params["known_variables"])
+    if errors:
+        return {"failed": True, "msg": f"the inventory has {len(errors)} problem(s):\n- " + "\n- ".join(errors),
+                "errors": errors, "warnings_found": warnings}, warnings
+    return {"changed": False, "warnings_found": warnings}, warnings
+
+
 def check_cluster(cluster, nodes=None, worker=None, installer=None, known_variables=None):
     """Check the cluster settings, the node topology (``nodes``), one tuned ``worker`` and the
     ``installer`` one node boots. A node of ``nodes`` may carry its own ``worker`` (hardware

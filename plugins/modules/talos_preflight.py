@@ -98,32 +98,21 @@ errors:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.solanaops.talos.plugins.module_utils.preflight import check_cluster
+from ansible_collections.solanaops.talos.plugins.module_utils.preflight import (
+    ARGUMENT_SPEC,
+    REQUIRED_ONE_OF,
+    run_checks,
+)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            "cluster": {"type": "dict", "required": True},
-            "nodes": {"type": "list", "elements": "dict"},
-            "worker": {"type": "dict"},
-            "installer": {"type": "dict"},
-            "known_variables": {"type": "list", "elements": "str"},
-        },
-        required_one_of=[("nodes", "worker", "installer")],
-        supports_check_mode=True,
-    )
-    params = module.params
-    errors, warnings = check_cluster(params["cluster"], params["nodes"], params["worker"],
-                                     params["installer"], params["known_variables"])
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_one_of=REQUIRED_ONE_OF, supports_check_mode=True)
+    result, warnings = run_checks(module.params)
     for warning in warnings:
         module.warn(warning)
-    if errors:
-        module.fail_json(
-            msg=f"the inventory has {len(errors)} problem(s):\n- " + "\n- ".join(errors),
-            errors=errors, warnings_found=warnings,
-        )
-    module.exit_json(changed=False, warnings_found=warnings)
+    if result.get("failed"):
+        module.fail_json(**result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Unit tests for the action plugins that answer on the controller (plugin_utils/controller_answer):
-talos_secrets answers for a bundle that exists, talos_verify_report writes the report there; any
-other case, another connection or become runs the module."""
+talos_secrets answers for a bundle that exists, talos_verify_report writes the report there,
+talos_preflight checks the inventory there; any other case, another connection or become runs
+the module."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import os
 from unittest import mock
 
 import pytest
-from ansible_collections.solanaops.talos.plugins.action import talos_secrets, talos_verify_report
+from ansible_collections.solanaops.talos.plugins.action import talos_preflight, talos_secrets, talos_verify_report
 
 MODULE_RESULT = {"changed": True, "from": "the module"}
 CHECK = {"name": "node Ready", "subject": "validator-1", "passed": True, "expected": True, "observed": True}
@@ -116,3 +117,30 @@ def test_a_report_the_module_would_refuse_runs_it(tmp_path, args):
 def test_a_report_elsewhere_runs_the_module(tmp_path):
     _result, module_ran = run(talos_verify_report, report_args(tmp_path), transport="ssh")
     assert module_ran and list(tmp_path.iterdir()) == []
+
+
+CLUSTER = {"talos_version": "v1.13.9", "kubernetes_version": "1.36.3", "vip": "10.0.1.10",
+           "subnet": "10.0.1.0/24", "gateway": "10.0.1.1", "image_factory": "factory.talos.dev",
+           "nameservers": ["10.0.1.1"], "ntp_servers": ["10.0.1.1"]}
+CONTROLPLANES = [{"name": f"cp-{n}", "ip": f"10.0.1.1{n}", "role": "controlplane", "link": {"name": "enp1s0"}}
+                 for n in (1, 2, 3)]
+
+
+def test_the_inventory_check_runs_on_the_controller():
+    result, module_ran = run(talos_preflight, {"cluster": CLUSTER, "nodes": CONTROLPLANES})
+    assert not module_ran
+    assert result == {"changed": False, "warnings_found": []}
+
+
+def test_the_inventory_check_fails_listing_every_problem_as_the_module_would():
+    nodes = CONTROLPLANES[:2] + [{**CONTROLPLANES[0], "ip": "10.0.1.10"}]
+    result, module_ran = run(talos_preflight, {"cluster": CLUSTER, "nodes": nodes})
+    assert not module_ran and result["failed"] is True
+    assert result["msg"].startswith(f"the inventory has {len(result['errors'])} problem(s):\n- ")
+    assert len(result["errors"]) >= 2  # the repeated name and the node on the VIP, at once
+    assert all(error in result["msg"] for error in result["errors"])
+
+
+def test_an_inventory_check_without_nodes_runs_the_module():
+    _result, module_ran = run(talos_preflight, {"cluster": CLUSTER})
+    assert module_ran
