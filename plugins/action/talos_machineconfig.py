@@ -60,10 +60,7 @@ class ActionModule(ControllerAnswer):
         """What the module's Talosctl(...).version would say, None when that is not certain here."""
         path = params["talosctl_path"]
         if not path:
-            # the module's PATH may differ from this process's; a task without an environment of
-            # its own has [{}] (ansible-core 2.19), which changes nothing
-            if any(self._task.environment or ()):
-                return None
+            # the same PATH as the module's: a task with an environment of its own is not answered here
             path = shutil.which("talosctl")
         if not path or not os.access(path, os.X_OK):
             return None

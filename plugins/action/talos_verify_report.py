@@ -22,7 +22,7 @@ class ActionModule(ControllerAnswer):
             result, contents = report.build(params)
             if not self._task.check_mode:
                 for path, content in contents.items():
-                    report.write_atomically(path, content)
+                    report.write_atomically(path, content, report.replace_keeping_mode)
         except (ValueError, OSError):
             return None
         return {**result, "written": not self._task.check_mode}

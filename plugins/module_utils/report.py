@@ -115,7 +115,7 @@ def build(params):
     passed, failed, failures = checks.counts(results)
     information = sum(bool(r.get("info")) for r in results)
     title = params["title"]
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     summary_lines = [f"{title} ({now})", "", *checks.summarize(results).splitlines()]
     document = {"title": title, "generated_at": now, "passed": passed, "failed": failed,
                 "information": information, "results": results}
@@ -133,24 +133,30 @@ def build(params):
     return result, {path: rendered[kind]() for kind, path in files.items()}
 
 
-def write_atomically(path, content):
+def write_atomically(path, content, move):
     """A reader (a CI step, a second operator) never sees half a report: a temporary file beside
-    it, renamed into place, with the mode the file had (a new one: 0666 less the umask)."""
+    it, moved into place by move(temporary, path) (the module's atomic_move, or replace_keeping_mode)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(content)
+        move(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def replace_keeping_mode(tmp, path):
+    """atomic_move's modes, for the same user on the same filesystem: the file's own, a new one
+    0666 less the umask."""
     try:
         mode = os.stat(path).st_mode & 0o7777
     except FileNotFoundError:
         umask = os.umask(0o22)
         os.umask(umask)
         mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(content)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)

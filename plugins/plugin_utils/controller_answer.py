@@ -6,13 +6,18 @@ A module run costs about a quarter of a second of CPU before it does anything (A
 starts and imports it); a task whose answer is a file or two on the controller need not pay it.
 An action plugin subclasses ControllerAnswer and implements ``answer``: its result computed here,
 in the worker process, or None to run the module as usual. Answering is only sound where the
-module would run here as this user (a ``local`` connection without become), so ``answer`` is
-asked only then, never for an async task.
+module would run here as this user, in this environment (a ``local`` connection without become,
+a task without ``environment``), so ``answer`` is asked only then, never for an async task. It
+sees the arguments as the module would (plain JSON types, not Ansible's tagged ones), and any
+error of its own runs the module, which reports it as the module does.
 """
 
 from __future__ import annotations
 
+import json
+
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.json import AnsibleJSONEncoder
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
 
@@ -24,7 +29,12 @@ class ControllerAnswer(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp  # unused since ansible-core 2.10
-        answer = None if self._task.async_val or not self._on_controller() else self.answer()
+        answer = None
+        if not self._task.async_val and self._on_controller():
+            try:
+                answer = self.answer()
+            except Exception:  # pylint: disable=broad-exception-caught  # the module's to report
+                answer = None
         if answer is not None:
             result.update(answer)
             return result
@@ -35,13 +45,18 @@ class ControllerAnswer(ActionBase):
         return result
 
     def _on_controller(self):
-        """The module would run here, as this user: it would read and write what this process does."""
-        return self._connection.transport == "local" and not self._play_context.become
+        """The module would run here, as this user, in this environment: it would read and write what
+        this process does (a task's own environment may change PATH, HOME and what a path expands to;
+        ansible-core 2.19 gives a task without one [{}])."""
+        return (self._connection.transport == "local" and not self._play_context.become
+                and not any(self._task.environment or ()))
 
     def validated(self, argument_spec, **constraints):
         """The task's arguments as the module would see them, or None when they have errors (the
         module's to report)."""
-        validated = ArgumentSpecValidator(argument_spec, **constraints).validate(self._task.args)
+        # the types the module would see: Ansible passes it JSON
+        args = json.loads(json.dumps(self._task.args, cls=AnsibleJSONEncoder))
+        validated = ArgumentSpecValidator(argument_spec, **constraints).validate(args)
         return None if validated.error_messages else validated.validated_parameters
 
     def answer(self):

@@ -11,14 +11,15 @@ from unittest import mock
 
 import pytest
 from ansible_collections.solanaops.talos.plugins.action import talos_preflight, talos_secrets, talos_verify_report
+from ansible_collections.solanaops.talos.plugins.plugin_utils import controller_answer
 
 MODULE_RESULT = {"changed": True, "from": "the module"}
 CHECK = {"name": "node Ready", "subject": "validator-1", "passed": True, "expected": True, "observed": True}
 
 
-def run(plugin, args, transport="local", become=False, check_mode=False):
+def run(plugin, args, transport="local", become=False, check_mode=False, environment=None, async_val=0):
     """The action plugin's result, and whether it started the module."""
-    task = mock.MagicMock(args=args, async_val=0, check_mode=check_mode, environment=None)
+    task = mock.MagicMock(args=args, async_val=async_val, check_mode=check_mode, environment=environment)
     connection = mock.MagicMock(transport=transport)
     connection._shell.tmpdir = None
     action = plugin.ActionModule(task, connection, mock.MagicMock(become=become), loader=None, templar=None)
@@ -90,10 +91,11 @@ def test_the_report_is_written_on_the_controller(tmp_path):
 
 def test_a_rewritten_report_keeps_its_mode(tmp_path):
     (tmp_path / "report.json").write_text("{}")
-    (tmp_path / "report.json").chmod(0o600)
+    # not mkstemp's 0600: the file's own mode, kept
+    (tmp_path / "report.json").chmod(0o640)
     run(talos_verify_report, report_args(tmp_path))
     assert json.loads((tmp_path / "report.json").read_text())["passed"] == 1
-    assert oct((tmp_path / "report.json").stat().st_mode & 0o777) == "0o600"
+    assert oct((tmp_path / "report.json").stat().st_mode & 0o777) == "0o640"
 
 
 def test_check_mode_writes_nothing(tmp_path):
@@ -144,3 +146,37 @@ def test_the_inventory_check_fails_listing_every_problem_as_the_module_would():
 def test_an_inventory_check_without_nodes_runs_the_module():
     _result, module_ran = run(talos_preflight, {"cluster": CLUSTER})
     assert module_ran
+
+
+def test_a_warning_of_the_inventory_check_is_shown_as_the_module_would():
+    result, module_ran = run(talos_preflight, {"cluster": CLUSTER, "nodes": CONTROLPLANES[:1]})
+    assert not module_ran and "failed" not in result
+    assert result["warnings"] == result["warnings_found"]
+    assert len(result["warnings"]) == 1 and "single control-plane node has no failover" in result["warnings"][0]
+
+
+@pytest.mark.parametrize("task", [{"environment": [{"HOME": "/elsewhere"}]}, {"async_val": 60}])
+def test_a_task_with_its_own_environment_or_async_runs_the_module(bundle, task):
+    _result, module_ran = run(talos_secrets, {"path": str(bundle)}, **task)
+    assert module_ran
+
+
+class Failing:
+    """An action plugin whose answer fails unexpectedly."""
+    class ActionModule(controller_answer.ControllerAnswer):
+        def answer(self):
+            raise TypeError("unexpected")
+
+
+def test_an_error_of_the_answer_runs_the_module():
+    """The module reports what it makes of the task, not a traceback of the controller's answer."""
+    result, module_ran = run(Failing, {})
+    assert module_ran and result["from"] == "the module"
+
+
+def test_the_answer_sees_the_arguments_as_the_module_would(bundle):
+    """Ansible's own str subclasses (tagged values) reach the answer as plain JSON types."""
+    class Tagged(str):
+        pass
+    result, module_ran = run(talos_secrets, {"path": Tagged(str(bundle))})
+    assert not module_ran and not isinstance(result["path"], Tagged)
