@@ -18,10 +18,8 @@ from ansible_collections.solanaops.talos.plugins.plugin_utils.controller_answer 
 class ActionModule(ControllerAnswer):
     def answer(self):
         params = self.validated(SECRETS_BUNDLE_ARGSPEC)
-        try:
-            existing = params and existing_bundle(params["path"])
-        except OSError:  # unreadable here: the module says why
-            return None
+        # an unreadable bundle raises: the base runs the module, which says why
+        existing = params and existing_bundle(params["path"])
         if not existing:
             return None
         result, warnings = existing

@@ -18,11 +18,9 @@ class ActionModule(ControllerAnswer):
         params = self.validated(report.ARGUMENT_SPEC)
         if params is None:
             return None
-        try:
-            result, contents = report.build(params)
-            if not self._task.check_mode:
-                for path, content in contents.items():
-                    report.write_atomically(path, content, report.replace_keeping_mode)
-        except (ValueError, OSError):
-            return None
+        # a refused report (ValueError) or a file not written raises: the base runs the module, which reports it
+        result, contents = report.build(params)
+        if not self._task.check_mode:
+            for path, content in contents.items():
+                report.write_atomically(path, content, report.replace_keeping_mode)
         return {**result, "written": not self._task.check_mode}
