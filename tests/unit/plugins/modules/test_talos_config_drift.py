@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.testing import patch_module_args
 from ansible_collections.solanaops.talos.plugins.modules import talos_config_drift
 
 NO_CHANGES = "Dry run summary:\nApplied configuration without a reboot (skipped in dry-run).\nNo changes.\n"
@@ -66,3 +71,29 @@ def test_parallel_below_one_is_refused_before_any_node_is_asked(run_module, tmp_
         {"name": "cp-1", "node": "127.0.1.11", "endpoint": None, "config_path": str(tmp_path / "cp-1.yaml")}])
     assert result["failed"] and result["msg"] == "parallel must be 1 or more, got 0", result
     assert [argv for argv in asked if argv[1] != "version"] == []
+
+
+def test_a_failed_dry_run_that_quotes_the_config_shows_none_of_its_secrets(monkeypatch, capsys, tmp_path):
+    # the real AnsibleModule, which masks no_log_values in what the module prints
+    token, secret = "a1b2c3.d4e5f6a7b8c9d0e1", "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+    key_line = "MHcCAQEEIBkAzbpT1nJ8pD0Q2rmIr5Z7OeMtJxYwUHnhVQFsDtQYoAoGCCqGSM49"
+    key = f"-----BEGIN EC PRIVATE KEY-----\n{key_line}\n-----END EC PRIVATE KEY-----\n"
+    config = tmp_path / "validator.yaml"
+    config.write_text(f"machine:\n  type: worker\n  token: {token}\n  ca:\n    key: |\n"
+                      + "".join(f"      {line}\n" for line in key.splitlines())
+                      + f"cluster:\n  secret: {secret}\n")
+
+    def run_command(_module, argv, **_kwargs):
+        if argv[1] == "version":
+            return 0, "Client:\nTalos v1.14.1\n", ""
+        return 1, "", f"error applying: token: {token} secret: {secret}\n{key_line}\n"
+
+    monkeypatch.setattr(AnsibleModule, "run_command", run_command)
+    with patch_module_args({"talosctl_path": "/bin/true", "nodes": [
+            {"name": "validator", "node": "127.0.1.20", "config_path": str(config)}]}), pytest.raises(SystemExit):
+        talos_config_drift.main()
+    printed = capsys.readouterr().out
+    answer = json.loads(printed)["nodes"]["validator"]
+    assert answer["failed"] and "********" in answer["stderr"], answer
+    for value in (token, secret, key_line):
+        assert value not in printed
