@@ -181,13 +181,16 @@ def installer(inputs, factory, talos_version, secureboot=False, image=""):
 
 
 def schematic_file(installer_, node):
-    """The schematic file generate.yml writes beside a node's config, for upload to the Image
-    Factory: a header naming the node, the schematic ID and the installer, then the canonical text
-    the ID is computed over."""
-    return (f"# Image Factory schematic of {node}, rendered by solanaops.talos.\n"
-            f"# schematic ID {installer_['id']}\n"
-            f"# installer    {installer_['image']}\n"
-            + schematic.canonical_yaml(installer_["schematic"]))
+    """The schematic file generate.yml writes beside a node's config (module_utils/schematic.py)."""
+    return schematic.file_text(installer_, node)
+
+
+def schematic_file_request(host, output_dir):
+    """A host's variables -> what talos_schematic_files writes for it: its installer's schematic
+    file beside its rendered config."""
+    name = host["inventory_hostname"]
+    return {"name": name, "node": host["talos_node_ip"], "path": f"{output_dir}/{name}.schematic.yaml",
+            "installer": host["talos_node_installer"]}
 
 
 def drift_request(host, output_dir, endpoint, controlplanes):
@@ -254,5 +257,6 @@ class FilterModule:
             "schematic_file": schematic_file,
             "cluster_setting_conflicts": cluster_setting_conflicts,
             "drift_request": drift_request,
+            "schematic_file_request": schematic_file_request,
             "self_set_labels": node_restriction.self_set_labels,
         }

@@ -26,6 +26,8 @@ VALIDATOR_ONLY_ARGS = ("hugepages", "hugepagesz", "default_hugepagesz", "process
 
 _IMAGE = re.compile(r"^(?P<registry>[^/]+(?:/[^/]+)*?)/(?P<flavour>metal-installer(?:-secureboot)?)/"
                     r"(?P<id>[0-9a-f]{64}):(?P<tag>[^/:]+)$")
+_FILE_ID_PREFIX = "# schematic ID "
+_FILE_ID = re.compile("^" + _FILE_ID_PREFIX + r"([0-9a-f]{64})$", re.MULTILINE)
 _PRINTABLE = re.compile(r"^[\x21-\x7e]+$")
 # go-yaml (resolve.go) tries strings starting like this as numbers and dates with Go's own
 # parsers; kernel args and extension names never do, so they are refused rather than guessed
@@ -107,6 +109,22 @@ def installer(kernel_args, extensions, factory, talos_version, secureboot=False)
     identifier = schematic_id(document)
     return {"schematic": document, "id": identifier,
             "image": installer_image(factory, identifier, talos_version, secureboot)}
+
+
+def file_text(installer_, node):
+    """The schematic file written beside a node's config, for upload to the Image Factory: a header
+    naming the node, the schematic ID and the installer, then the canonical text the ID is computed
+    over."""
+    return (f"# Image Factory schematic of {node}, rendered by solanaops.talos.\n"
+            f"{_FILE_ID_PREFIX}{installer_['id']}\n"
+            f"# installer    {installer_['image']}\n"
+            + canonical_yaml(installer_["schematic"]))
+
+
+def file_id(text):
+    """The schematic ID a schematic file's header names, None when it names none."""
+    match = _FILE_ID.search(text or "")
+    return match.group(1) if match else None
 
 
 def parse_installer_image(image):

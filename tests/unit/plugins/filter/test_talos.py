@@ -285,7 +285,7 @@ def test_filter_map():
                             "hugepage_kernel_args", "reserved_memory_per_numa",
                             "kernel_args_target", "installer", "canonical_schematic", "self_set_labels",
                             "merges_default_eviction", "memory_manager_inputs", "schematic_file",
-                            "cluster_setting_conflicts", "drift_request"}
+                            "cluster_setting_conflicts", "drift_request", "schematic_file_request"}
     assert filters["hugepage_kernel_args"] is resources.hugepage_kernel_args
     assert filters["memory_manager_inputs"] is resources.memory_manager_inputs
     assert filters["kernel_args_target"] is contract.kernel_args_target
@@ -324,6 +324,16 @@ def test_schematic_file_names_the_node_id_and_installer_above_the_canonical_text
     assert body == talos.schematic.canonical_yaml(validator["schematic"]) and text.endswith("iommu=pt\n")
     # the body parses back to the schematic its ID names (the header is comments)
     assert talos.schematic.schematic_id(yaml.safe_load(text)) == validator["id"]
+    assert talos.schematic.file_id(text) == validator["id"]
+    assert talos.schematic.file_id(text.split("\n", 3)[3]) is None
+
+
+def test_schematic_file_request_names_the_file_beside_the_config():
+    validator = talos.installer({"kernel_args": ["iommu=pt"], "extensions": []}, "127.0.1.5:5000", "v1.14.1")
+    host = {"inventory_hostname": "solana-validator", "talos_node_ip": "10.0.1.20", "talos_node_installer": validator}
+    assert talos.schematic_file_request(host, "out/solana") == {
+        "name": "solana-validator", "node": "10.0.1.20", "path": "out/solana/solana-validator.schematic.yaml",
+        "installer": validator}
 
 
 CLUSTER_DEFAULTS = {"talos_cluster_name": "solana", "talos_cluster_wait_step": 30,
