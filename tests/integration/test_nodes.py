@@ -647,6 +647,27 @@ def test_a_running_validator_whose_kubelet_configuration_cannot_be_read_is_refus
     assert "solana-validator: the memory manager's inputs change" in "\n".join(again.failure_messages())
 
 
+def test_a_schematic_file_the_factory_registers_under_another_id_leaves_the_validator_untouched(deployed):
+    """The worker stage registers the schematic file generate.yml wrote and checks the ID the
+    factory computed against the installer this run's inventory gives the node: a file rendered
+    with other variables (here its huge pages edited) is refused before the node is touched."""
+    path = deployed.out / "solana-validator.schematic.yaml"
+    text = path.read_text()
+    edited = text.replace("hugepages=50000", "hugepages=40000")
+    assert edited != text
+    path.write_text(edited)
+    try:
+        refused = deployed("worker")
+    finally:
+        path.write_text(text)
+    assert refused.rc != 0
+    assert task_results(refused, WORKER_APPLY) == {}, "nothing was applied"
+    edited_id = schematic.schematic_id(yaml.safe_load(edited))
+    message = " ".join("\n".join(refused.failure_messages()).split())
+    assert f"solana-validator: the Image Factory at http://127.0.1.5:5000 registered solana-validator.schematic.yaml " \
+           f"as {edited_id}, but this run's inventory installs" in message, message
+
+
 def test_a_memory_manager_change_on_a_running_validator_is_refused_then_performed_when_opted_in(
         deployed, module, talosctl):
     """The kubelet refuses to start against a memory_manager_state written under other
