@@ -109,10 +109,13 @@ def main():
         name, path, installer = node["name"], node["path"], node["installer"]
         try:
             text = schematic.file_text(installer, name)
-        except (KeyError, TypeError, schematic.SchematicError) as error:
+        except (KeyError, TypeError, ValueError) as error:  # SchematicError is a ValueError
             module.fail_json(msg=f"nodes[{name}].installer is not an installer (schematic, id, image): {error}",
-                             written=written, replaced=replaced)
-        current = read_text(path)
+                             changed=bool(written), written=written, replaced=replaced)
+        try:
+            current = read_text(path)
+        except (OSError, UnicodeDecodeError) as error:
+            module.fail_json(msg=f"reading {path}: {error}", changed=bool(written), written=written, replaced=replaced)
         if current == text:
             continue
         written.append(name)
@@ -127,7 +130,9 @@ def main():
                 write_atomically(path, text, module.atomic_move)
                 os.chmod(path, MODE)
             except OSError as error:
-                module.fail_json(msg=f"writing {path}: {error}", written=written[:-1], replaced=replaced)
+                replaced.pop(name, None)
+                module.fail_json(msg=f"writing {path}: {error}", changed=bool(written[:-1]), written=written[:-1],
+                                 replaced=replaced)
     result = {"changed": bool(written), "written": written, "replaced": replaced}
     if diffs:
         result["diff"] = diffs

@@ -650,7 +650,8 @@ def test_a_running_validator_whose_kubelet_configuration_cannot_be_read_is_refus
 def test_a_schematic_file_the_factory_registers_under_another_id_leaves_the_validator_untouched(deployed):
     """The worker stage registers the schematic file generate.yml wrote and checks the ID the
     factory computed against the installer this run's inventory gives the node: a file rendered
-    with other variables (here its huge pages edited) is refused before the node is touched."""
+    with other variables (here its huge pages edited), or one the factory refuses, stops the node
+    before it is touched."""
     path = deployed.out / "solana-validator.schematic.yaml"
     text = path.read_text()
     edited = text.replace("hugepages=50000", "hugepages=40000")
@@ -666,6 +667,16 @@ def test_a_schematic_file_the_factory_registers_under_another_id_leaves_the_vali
     message = " ".join("\n".join(refused.failure_messages()).split())
     assert f"solana-validator: the Image Factory at http://127.0.1.5:5000 registered solana-validator.schematic.yaml " \
            f"as {edited_id}, but this run's inventory installs" in message, message
+    # a schematic the factory refuses (a misspelt field: 400) stops its node the same way
+    path.write_text(text.replace("extraKernelArgs:", "extraKernelArg:"))
+    try:
+        unregistered = deployed("worker")
+    finally:
+        path.write_text(text)
+    assert unregistered.rc != 0 and task_results(unregistered, WORKER_APPLY) == {}
+    message = " ".join("\n".join(unregistered.failure_messages()).split())
+    assert "solana-validator: the Image Factory at http://127.0.1.5:5000 did not register " \
+           "solana-validator.schematic.yaml (Status code was 400" in message, message
 
 
 def test_a_memory_manager_change_on_a_running_validator_is_refused_then_performed_when_opted_in(

@@ -77,3 +77,13 @@ def test_an_installer_without_its_schematic_is_refused_naming_the_node(capsys, t
     assert result["failed"], result
     assert result["msg"].startswith("nodes[solana-validator].installer is not an installer"), result
     assert os.listdir(tmp_path) == []
+
+
+def test_a_path_that_cannot_be_read_fails_naming_it_after_the_nodes_written_before(capsys, tmp_path):
+    written = request(tmp_path, "controlplane-1", EMPTY, "10.0.1.11")
+    directory = request(tmp_path, "solana-validator", TUNED)
+    os.mkdir(directory["path"])
+    result = run(capsys, [written, directory])
+    assert result["failed"] and result["msg"].startswith(f"reading {directory['path']}: "), result
+    assert result["changed"] and result["written"] == ["controlplane-1"], result
+    assert open(written["path"]).read() == schematic.file_text(EMPTY, "controlplane-1")
