@@ -59,7 +59,7 @@ EXAMPLES = r"""
 - name: Write each node's Image Factory schematic beside its config
   solanaops.talos.talos_schematic_files:
     nodes: >-
-      {{ ansible_play_hosts | map('extract', hostvars)
+      {{ ansible_play_batch | map('extract', hostvars)
          | map('solanaops.talos.schematic_file_request', talos_cluster_output_dir) | list }}
   register: schematics
   run_once: true
