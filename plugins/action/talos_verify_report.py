@@ -9,7 +9,7 @@ reports them.
 
 from __future__ import annotations
 
-from ansible_collections.solanaops.talos.plugins.module_utils import report
+from ansible_collections.solanaops.talos.plugins.module_utils import files, report
 from ansible_collections.solanaops.talos.plugins.plugin_utils.controller_answer import ControllerAnswer
 
 
@@ -22,5 +22,5 @@ class ActionModule(ControllerAnswer):
         result, contents = report.build(params)
         if not self._task.check_mode:
             for path, content in contents.items():
-                report.write_atomically(path, content, report.replace_keeping_mode)
+                files.write_atomically(path, content, files.replace_keeping_mode)
         return {**result, "written": not self._task.check_mode}

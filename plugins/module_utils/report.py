@@ -9,12 +9,9 @@ failed, and no check at all is one failure, so a CI sees the same numbers a pers
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
-import os
 import re
-import tempfile
 import xml.etree.ElementTree as ET
 
 from ansible_collections.solanaops.talos.plugins.module_utils import checks
@@ -131,32 +128,3 @@ def build(params):
     result = {"changed": False, "summary_lines": summary_lines, "passed_count": passed, "failed_count": failed,
               "information_count": information, "failures": failures, "files": files}
     return result, {path: rendered[kind]() for kind, path in files.items()}
-
-
-def write_atomically(path, content, move):
-    """A reader (a CI step, a second operator) never sees half a report: a temporary file beside
-    it, moved into place by move(temporary, path) (the module's atomic_move, or replace_keeping_mode)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(content)
-        move(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def replace_keeping_mode(tmp, path):
-    """atomic_move's modes, for the same user on the same filesystem: the file's own, a new one
-    0666 less the umask."""
-    try:
-        mode = os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        umask = os.umask(0o22)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)

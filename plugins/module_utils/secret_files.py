@@ -10,6 +10,7 @@ import re
 import shutil
 import tempfile
 
+from ansible_collections.solanaops.talos.plugins.module_utils import files
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import TALOSCTL_ARGSPEC, TalosError
 
 try:
@@ -143,16 +144,9 @@ def secrets_bundle_path(params, workdir):
     return params["secrets_path"]
 
 
-def write_private(module, path, content):
-    """Atomically write ``content`` to ``path`` with mode 0600."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(content)
-    os.chmod(tmp, 0o600)
-    module.atomic_move(tmp, path)
-    os.chmod(path, 0o600)
+def write_private(path, content):
+    """Atomically write ``content`` to ``path``, mode 0600 from the start, its directory created 0700."""
+    files.write_atomically(path, content, files.replace_private, directory_mode=0o700)
 
 
 def read_text(path):

@@ -153,7 +153,7 @@ def main():
                     argv += ["--talos-version", params["talos_version"]]
                 _rc, generated, _stderr = talosctl.run(argv)
             module.no_log_values.update(secret_files.secret_values(generated))
-            secret_files.write_private(module, path, generated)
+            secret_files.write_private(path, generated)
             actual = {"endpoint": [], "node": []}
         for command, values in wanted.items():
             if values != actual[command]:

@@ -165,7 +165,7 @@ def main():
             result["diff"] = {"before": describe.format(*before[:2]) if before else "",
                               "after": describe.format(server, ca), "before_header": path, "after_header": path}
         if not module.check_mode:
-            write_private(module, path, fetched)
+            write_private(path, fetched)
     except TalosError as error:
         fail_json_from(module, error, **result)
     module.exit_json(**result)

@@ -245,7 +245,7 @@ def main():
     if module.check_mode:
         module.exit_json(**result)
     if result["changed"]:
-        secret_files.write_private(module, dest, rendered)
+        secret_files.write_private(dest, rendered)
     if params["validate"]:
         try:
             result["message"] = config_validation.validate(
@@ -255,7 +255,7 @@ def main():
         except TalosError as error:
             fail_json_from(module, error, **result)
     if params["record"]:
-        secret_files.write_private(module, params["record"], record_text(inputs, result["sha256"]))
+        secret_files.write_private(params["record"], record_text(inputs, result["sha256"]))
     module.exit_json(**result)
 
 

@@ -86,7 +86,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.solanaops.talos.plugins.module_utils import schematic
-from ansible_collections.solanaops.talos.plugins.module_utils.report import write_atomically
+from ansible_collections.solanaops.talos.plugins.module_utils.files import write_atomically
 from ansible_collections.solanaops.talos.plugins.module_utils.secret_files import read_text
 
 MODE = 0o644

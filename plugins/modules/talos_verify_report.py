@@ -133,7 +133,7 @@ failures:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.solanaops.talos.plugins.module_utils import report
+from ansible_collections.solanaops.talos.plugins.module_utils import files, report
 
 
 def main():
@@ -142,7 +142,7 @@ def main():
         result, contents = report.build(module.params)
         if not module.check_mode:
             for path, content in contents.items():
-                report.write_atomically(path, content, module.atomic_move)
+                files.write_atomically(path, content, module.atomic_move)
     except (ValueError, OSError) as error:
         module.fail_json(msg=str(error))
     module.exit_json(**result, written=not module.check_mode)

@@ -163,17 +163,38 @@ def test_secrets_bundle_path_missing(tmp_path):
 
 
 def test_write_private_and_read_text(tmp_path):
-    class Module:
-        def atomic_move(self, src, dest):
-            os.replace(src, dest)
-
     dest = tmp_path / "out" / "cp-1.yaml"
     assert secret_files.read_text(str(dest)) is None
-    secret_files.write_private(Module(), str(dest), "machine: {}\n")
+    secret_files.write_private(str(dest), "machine: {}\n")
     assert secret_files.read_text(str(dest)) == "machine: {}\n"
     assert stat.S_IMODE(dest.stat().st_mode) == 0o600
     assert stat.S_IMODE(dest.parent.stat().st_mode) == 0o700
     assert [p.name for p in dest.parent.iterdir()] == ["cp-1.yaml"]
+
+
+@pytest.mark.parametrize("existing_mode", [None, 0o644])
+def test_write_private_never_shows_the_secret_to_others(tmp_path, monkeypatch, existing_mode):
+    """A secret is 0600 from the moment it is at its path: no rename-then-chmod window (a module's
+    atomic_move opens a new file to 0666 less the umask after its rename)."""
+    dest = tmp_path / "kubeconfig"
+    if existing_mode is not None:
+        dest.write_text("old\n")
+        dest.chmod(existing_mode)
+    secret, seen = "token: s3cret\n", []
+
+    def watching(call):
+        def watched(*args, **kwargs):
+            done = call(*args, **kwargs)
+            if dest.exists() and dest.read_text() == secret:
+                seen.append(stat.S_IMODE(dest.stat().st_mode))
+            return done
+        return watched
+
+    for name in ("rename", "replace", "chmod"):
+        monkeypatch.setattr(os, name, watching(getattr(os, name)))
+    secret_files.write_private(str(dest), secret)
+    assert dest.read_text() == secret
+    assert seen and set(seen) == {0o600}, seen
 
 
 DIFF = """\
