@@ -185,6 +185,11 @@ def schematic_file(installer_, node):
     return schematic.file_text(installer_, node)
 
 
+def schematic_body(text):
+    """A schematic file's text as register.yml posts it to the Image Factory (module_utils/schematic.py)."""
+    return schematic.file_body(text)
+
+
 def schematic_file_request(host, output_dir):
     """A host's variables -> what talos_schematic_files writes for it: its installer's schematic
     file beside its rendered config."""
@@ -258,5 +263,6 @@ class FilterModule:
             "cluster_setting_conflicts": cluster_setting_conflicts,
             "drift_request": drift_request,
             "schematic_file_request": schematic_file_request,
+            "schematic_body": schematic_body,
             "self_set_labels": node_restriction.self_set_labels,
         }

@@ -28,6 +28,7 @@ _IMAGE = re.compile(r"^(?P<registry>[^/]+(?:/[^/]+)*?)/(?P<flavour>metal-install
                     r"(?P<id>[0-9a-f]{64}):(?P<tag>[^/:]+)$")
 _FILE_ID_PREFIX = "# schematic ID "
 _FILE_ID = re.compile("^" + _FILE_ID_PREFIX + r"([0-9a-f]{64})$", re.MULTILINE)
+_COMMENT_LINE = re.compile(r"^#.*\n", re.MULTILINE)
 _PRINTABLE = re.compile(r"^[\x21-\x7e]+$")
 # go-yaml (resolve.go) tries strings starting like this as numbers and dates with Go's own
 # parsers; kernel args and extension names never do, so they are refused rather than guessed
@@ -125,6 +126,12 @@ def file_id(text):
     """The schematic ID a schematic file's header names, None when it names none."""
     match = _FILE_ID.search(text or "")
     return match.group(1) if match else None
+
+
+def file_body(text):
+    """A schematic file as the Image Factory is sent it: the canonical text, without the comment
+    header (the factory ignores comments; the body is the text the ID is computed over)."""
+    return _COMMENT_LINE.sub("", text)
 
 
 def parse_installer_image(image):

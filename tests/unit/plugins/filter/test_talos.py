@@ -285,7 +285,7 @@ def test_filter_map():
                             "hugepage_kernel_args", "reserved_memory_per_numa",
                             "kernel_args_target", "installer", "canonical_schematic", "self_set_labels",
                             "merges_default_eviction", "memory_manager_inputs", "schematic_file",
-                            "cluster_setting_conflicts", "drift_request", "schematic_file_request"}
+                            "cluster_setting_conflicts", "drift_request", "schematic_file_request", "schematic_body"}
     assert filters["hugepage_kernel_args"] is resources.hugepage_kernel_args
     assert filters["memory_manager_inputs"] is resources.memory_manager_inputs
     assert filters["kernel_args_target"] is contract.kernel_args_target
@@ -322,6 +322,7 @@ def test_schematic_file_names_the_node_id_and_installer_above_the_canonical_text
         f"# installer    {validator['image']}"]
     body = text.split("\n", 3)[3]
     assert body == talos.schematic.canonical_yaml(validator["schematic"]) and text.endswith("iommu=pt\n")
+    assert talos.schematic_body(text) == body
     # the body parses back to the schematic its ID names (the header is comments)
     assert talos.schematic.schematic_id(yaml.safe_load(text)) == validator["id"]
     assert talos.schematic.file_id(text) == validator["id"]
