@@ -97,7 +97,7 @@ talosctl_version:
 import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.solanaops.talos.plugins.module_utils import secret_files
+from ansible_collections.solanaops.talos.plugins.module_utils import secret_files, talosconfig
 from ansible_collections.solanaops.talos.plugins.module_utils.secret_files import yaml
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     TALOSCTL_ARGSPEC,
@@ -105,11 +105,6 @@ from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     TalosError,
     fail_json_from,
 )
-
-
-def context_of(text, name):
-    document = yaml.safe_load(text or "") or {}
-    return (document.get("contexts") or {}).get(name) or {}
 
 
 def main():
@@ -135,9 +130,8 @@ def main():
     path = params["path"]
     result = {"changed": False, "path": path, "endpoints": params["endpoints"]}
     current = secret_files.read_text(path)
-    context = context_of(current, params["cluster_name"])
-    wanted = {"endpoint": params["endpoints"], "node": params["nodes"]}
-    actual = {"endpoint": context.get("endpoints") or [], "node": context.get("nodes") or []}
+    wanted = talosconfig.wanted_settings(params["endpoints"], params["nodes"])
+    actual = talosconfig.context_settings(current, params["cluster_name"])
     result["changed"] = current is None or actual != wanted
     if not result["changed"] or module.check_mode:
         module.exit_json(**result)

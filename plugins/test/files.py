@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import stat
 
+from ansible_collections.solanaops.talos.plugins.module_utils import talosconfig
+
 
 def private_directory(path):
     """Whether path is a directory of this user that no one else may enter or list (mode 0700)."""
@@ -18,6 +20,20 @@ def private_directory(path):
     return stat.S_ISDIR(status.st_mode) and status.st_uid == os.geteuid() and stat.S_IMODE(status.st_mode) == 0o700
 
 
+def current_talosconfig(path, cluster_name, endpoints, nodes=()):
+    """Whether the talosconfig at path is this user's, mode 0600, and its context cluster_name
+    names these endpoints and default nodes: what talos_client_config would leave as it is."""
+    path = os.path.expanduser(path)
+    try:
+        status = os.stat(path)
+        with open(path) as handle:
+            text = handle.read()
+    except (OSError, TypeError, ValueError):
+        return False
+    return (status.st_uid == os.geteuid() and stat.S_IMODE(status.st_mode) == 0o600
+            and talosconfig.context_settings(text, cluster_name) == talosconfig.wanted_settings(endpoints, nodes))
+
+
 class TestModule:
     def tests(self):
-        return {"private_directory": private_directory}
+        return {"private_directory": private_directory, "current_talosconfig": current_talosconfig}
