@@ -74,12 +74,16 @@ talosctl_version:
   type: str
 """
 
-import base64
-import datetime
-import hashlib
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.solanaops.talos.plugins.module_utils.kubeconfig import (
+    KubeconfigError,
+    keeps,
+    summarize,
+    with_server,
+    yaml,
+)
 from ansible_collections.solanaops.talos.plugins.module_utils.secret_files import read_text, write_private
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     TALOSCTL_ARGSPEC,
@@ -87,39 +91,6 @@ from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     TalosError,
     fail_json_from,
 )
-
-try:
-    import yaml
-    from cryptography import x509
-except ImportError:  # pragma: no cover - both ship with ansible-core's controller requirements
-    yaml = x509 = None
-
-
-class KubeconfigError(TalosError):
-    hint = "fetch it again, or remove the file so it is rewritten"
-
-
-def summarize(text):
-    """(server, CA fingerprint, client certificate expiry) of a kubeconfig's current context."""
-    try:
-        config = yaml.safe_load(text) or {}
-        context_name = config.get("current-context")
-        context = next(c["context"] for c in config["contexts"] if c["name"] == context_name)
-        cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"])
-        user = next(u["user"] for u in config["users"] if u["name"] == context["user"])
-        ca = base64.b64decode(cluster["certificate-authority-data"])
-        cert = x509.load_pem_x509_certificate(base64.b64decode(user["client-certificate-data"]))
-    except (yaml.YAMLError, KeyError, StopIteration, TypeError, ValueError) as error:
-        raise KubeconfigError(f"not a usable kubeconfig: {error}") from None
-    return cluster["server"], hashlib.sha256(ca).hexdigest()[:16], cert.not_valid_after_utc
-
-
-def with_server(text, server):
-    """The kubeconfig with every cluster's server replaced."""
-    config = yaml.safe_load(text)
-    for cluster in config["clusters"]:
-        cluster["cluster"]["server"] = server
-    return yaml.safe_dump(config, default_flow_style=False, sort_keys=False)
 
 
 def main():
@@ -148,14 +119,13 @@ def main():
         server, ca, expires = summarize(fetched)
         result.update(server=server, expires=expires.isoformat())
 
-        renew_before = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=params["min_valid_days"])
         before = None
         if os.path.exists(path):
             try:
                 before = summarize(read_text(path))
             except KubeconfigError:
                 before = ("(unreadable)", "", None)
-            if before[:2] == (server, ca) and before[2] and before[2] > renew_before:
+            if keeps(before, server, ca, params["min_valid_days"]):
                 result["expires"] = before[2].isoformat()
                 module.exit_json(**result)
 

@@ -23,6 +23,8 @@ WORKER_APPLY = "Apply the validator's machine configuration (maintenance mode fi
 BOOTSTRAP = "Bootstrap etcd once, on the first control-plane node"
 SETTLED = "Ask every node, by Talos' dry run, whether its rendered config would change anything"
 SETTLED_HEALTH = "Check the whole cluster's health, once every node runs a configuration"
+KUBECONFIG_KEPT = "Fetch the admin kubeconfig, pointed at the cluster endpoint (the VIP)"
+TALOSCONFIG_WRITE = "Write a talosconfig with the control-plane nodes as endpoints"
 
 
 def task_results(run, name):
@@ -115,6 +117,10 @@ class TestOnOneRunningCopy:
         health = task_results(again, SETTLED_HEALTH)
         assert {host: r["healthy"] for host, r in health.items()} == {"controlplane-1": True}, health
         assert not any(task_results(again, name) for name in (FIRST_APPLY, UPDATE, WORKER_APPLY, BOOTSTRAP))
+        # the controller's talosconfig and kubeconfig are current: neither module runs (no fetch)
+        assert not task_results(again, KUBECONFIG_KEPT)
+        written = task_results(again, TALOSCONFIG_WRITE)
+        assert written and all(r.get("skipped") for r in written.values()), written
 
         # drift on one node (a config applied by hand) takes that node, and it alone, the whole way
         documents = list(yaml.safe_load_all((deployed.out / "controlplane-2.yaml").read_text()))
@@ -136,6 +142,15 @@ class TestOnOneRunningCopy:
             "solana-validator": False}
         assert task_results(mended, "Wait for the workers to join and the whole cluster to report healthy")
         assert deployed("site").unchanged
+
+        # a kubeconfig naming another server is not current: fetched again, pointed at the VIP, the
+        # run's only change
+        kubeconfig = deployed.out / "kubeconfig"
+        kubeconfig.write_text(kubeconfig.read_text().replace("https://127.0.1.10:6443", "https://127.0.1.11:6443"))
+        renewed = deployed("site")
+        assert renewed.rc == 0 and renewed.changed == 1, renewed.failure_messages() or renewed.stats
+        assert [r["changed"] for r in task_results(renewed, KUBECONFIG_KEPT).values()] == [True]
+        assert yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"] == "https://127.0.1.10:6443"
 
     def test_verify_runs_on_its_own_from_the_inventory_and_the_secrets_bundle(self, deployed, playbook, talosctl,
                                                                               tmp_path):

@@ -1,4 +1,4 @@
-"""talos_kubeconfig: what decides whether a fetched kubeconfig replaces the file."""
+"""module_utils/kubeconfig.py: whether a kubeconfig is kept (talos_kubeconfig, the current_kubeconfig test)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import datetime
 
 import pytest
 import yaml
-from ansible_collections.solanaops.talos.plugins.modules import talos_kubeconfig
+from ansible_collections.solanaops.talos.plugins.module_utils import kubeconfig
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -35,17 +35,17 @@ def _kubeconfig(server="https://10.0.1.10:6443", days=365, ca=b"CA"):
 
 
 def test_summarize_reads_server_ca_and_expiry():
-    server, ca, expires = talos_kubeconfig.summarize(_kubeconfig(days=10))
+    server, ca, expires = kubeconfig.summarize(_kubeconfig(days=10))
     assert server == "https://10.0.1.10:6443" and len(ca) == 16
     assert 9 <= (expires - datetime.datetime.now(datetime.UTC)).days <= 10
-    assert talos_kubeconfig.summarize(_kubeconfig(ca=b"other"))[1] != ca
+    assert kubeconfig.summarize(_kubeconfig(ca=b"other"))[1] != ca
 
 
 def test_with_server_rewrites_every_cluster():
-    rewritten = talos_kubeconfig.with_server(_kubeconfig(), "https://10.0.1.11:6443")
-    assert talos_kubeconfig.summarize(rewritten)[0] == "https://10.0.1.11:6443"
+    rewritten = kubeconfig.with_server(_kubeconfig(), "https://10.0.1.11:6443")
+    assert kubeconfig.summarize(rewritten)[0] == "https://10.0.1.11:6443"
 
 
 def test_not_a_kubeconfig_is_a_clear_error():
-    with pytest.raises(talos_kubeconfig.KubeconfigError, match="not a usable kubeconfig"):
-        talos_kubeconfig.summarize("apiVersion: v1\nkind: Config\n")
+    with pytest.raises(kubeconfig.KubeconfigError, match="not a usable kubeconfig"):
+        kubeconfig.summarize("apiVersion: v1\nkind: Config\n")
