@@ -161,6 +161,10 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.solanaops.talos.plugins.module_utils.etcd import (
+    ask,
+    responds,
+)
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     TALOSCTL_ARGSPEC,
     CommandFailed,
@@ -169,8 +173,6 @@ from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     TalosError,
     fail_json_from,
     last_line,
-    parse_etcd_members,
-    parse_table,
 )
 
 _SNAPSHOT_INFO = re.compile(r"snapshot info: hash [0-9a-f]+, revision (\d+), total keys (\d+), total size (\d+)")
@@ -178,60 +180,6 @@ _SNAPSHOT_INFO = re.compile(r"snapshot info: hash [0-9a-f]+, revision (\d+), tot
 
 class NotRestorable(TalosError):
     hint = "the snapshot was not kept; take another (the member may be unhealthy) before changing anything"
-
-
-def parse_status(stdout):
-    """{node: status} from `talosctl etcd status`."""
-    return {row["NODE"]: {"member": row["MEMBER"], "leader": row["LEADER"], "raft_index": int(row["RAFT INDEX"]),
-                          "raft_term": int(row["RAFT TERM"]), "db_size": row["DB SIZE"],
-                          "learner": row.get("LEARNER") == "true", "errors": row.get("ERRORS", "")}
-            for row in parse_table(stdout)}
-
-
-def parse_node_errors(stderr):
-    """'* 10.0.1.12: rpc error: ...' lines of a multi-node failure -> {node: message}."""
-    return {match.group(1): match.group(2).strip()
-            for match in re.finditer(r"^\s*\* ([^:\s]+): (.*)$", stderr or "", re.MULTILINE)}
-
-
-def responds(node_status):
-    """A member answers with quorum when it reports no errors and knows a leader (0 = none)."""
-    return ("error" not in node_status and not node_status.get("errors")
-            and bool(node_status.get("leader", "").strip("0")))
-
-
-def summarize_quorum(members, status, asked):
-    """Quorum from the member list, or, when no node could list it, from the nodes asked."""
-    voters = [m for m in members if not m["learner"]]
-    ids = {m["id"] for m in voters} if voters else {s.get("member") for s in status.values()}
-    count = len(voters) or len(asked)
-    healthy = [s for s in status.values() if s.get("member") in ids and responds(s)]
-    leaders = {s["leader"] for s in healthy}
-    needed = count // 2 + 1
-    leader = leaders.pop() if len(leaders) == 1 else None
-    return {"members": count, "responding": len(healthy), "needed": needed, "leader": leader,
-            "has_quorum": len(healthy) >= needed and leader is not None}
-
-
-def ask(talosctl, nodes):
-    result = {"changed": False, "members": [], "status": {}}
-    for node in nodes:  # the member list from the first node that can give it
-        try:
-            _rc, stdout, _stderr = talosctl.run(["etcd", "members"], nodes=[node], endpoints=[node], node_name=node)
-        except TalosError:
-            continue
-        result["members"] = parse_etcd_members(stdout)
-        break
-    for node in nodes:  # each node through itself, so one dead endpoint does not hide the others
-        rc, stdout, stderr = talosctl.run(["etcd", "status"], nodes=[node], endpoints=[node], check=False)
-        parsed = parse_status(stdout)
-        if rc == 0 and node in parsed:
-            result["status"][node] = parsed[node]
-        else:
-            error = parse_node_errors(stderr).get(node) or (stderr.strip().splitlines() or ["no answer"])[-1]
-            result["status"][node] = {"error": error}
-    result["quorum"] = summarize_quorum(result["members"], result["status"], nodes)
-    return result
 
 
 def counted_out(result, stopped):

@@ -27,8 +27,17 @@ description:
     C(talosctl read) per file and node, one C(talosctl get) per resource kind for all of them), and
     returns each node's facts, or its failure, under RV(nodes); one node that cannot be read does
     not hide the others.
+  - With O(etcd), also asks etcd for its members and each member's status, side by side with the
+    reads (what M(solanaops.talos.talos_etcd) answers), under RV(etcd).
   - Read-only; never changes anything.
 options:
+  etcd:
+    description:
+      - Control-plane nodes whose etcd to ask, as M(solanaops.talos.talos_etcd) O(nodes) (each
+        through its own endpoint); empty asks none.
+    type: list
+    elements: str
+    default: []
   node:
     description:
       - Address of the node, whose facts are returned at the top level; a failed read fails the module.
@@ -206,6 +215,15 @@ nodes:
   type: dict
   sample: {"cp-1": {"services": {"etcd": {"running": true, "healthy": true}}},
            "validator-1": {"failed": true, "msg": "talosctl read failed on 10.0.1.20: ...", "error": "NodeUnreachable"}}
+etcd:
+  description:
+    - With O(etcd), what M(solanaops.talos.talos_etcd) returns for them, C(members), C(status) (each
+      node's, or its error) and C(quorum); a node that does not answer is in C(status) with its error.
+  returned: when O(etcd) is set
+  type: dict
+  sample: {"members": [{"hostname": "cp-1", "id": "8e3e1f...", "learner": false}],
+           "status": {"10.0.1.11": {"member": "8e3e1f...", "leader": "8e3e1f..."}},
+           "quorum": {"members": 3, "responding": 3, "needed": 2, "leader": "8e3e1f...", "has_quorum": true}}
 talosctl_version:
   description: Version of the talosctl that ran.
   returned: success
@@ -221,6 +239,7 @@ try:
     import yaml
 except ImportError:  # pragma: no cover - ships with ansible-core
     yaml = None
+from ansible_collections.solanaops.talos.plugins.module_utils import etcd
 from ansible_collections.solanaops.talos.plugins.module_utils.boot import BOOT_RESOURCES, parse_boot
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     PARALLEL_ARGSPEC,
@@ -343,16 +362,15 @@ class NodeReader:
 
     def read_all(self, requests, pool):
         """{request's name: its facts, or the TalosError that kept them from being read}."""
-        with pool:
-            files = {(r["name"], path): pool.submit(self._read, r["node"], path, absent_ok)
-                     for r in requests for path, absent_ok in files_to_read(r).items()}
-            nodes_by_kind = {}
-            for request in requests:
-                for kind in resources_to_read(request):
-                    nodes_by_kind.setdefault(kind, []).append(request["node"])
-            listed = {kind: pool.submit(self._get_each, kind, nodes) for kind, nodes in nodes_by_kind.items()}
-            files = {key: future.result() for key, future in files.items()}
-            listed = {kind: future.result() for kind, future in listed.items()}
+        files = {(r["name"], path): pool.submit(self._read, r["node"], path, absent_ok)
+                 for r in requests for path, absent_ok in files_to_read(r).items()}
+        nodes_by_kind = {}
+        for request in requests:
+            for kind in resources_to_read(request):
+                nodes_by_kind.setdefault(kind, []).append(request["node"])
+        listed = {kind: pool.submit(self._get_each, kind, nodes) for kind, nodes in nodes_by_kind.items()}
+        files = {key: future.result() for key, future in files.items()}
+        listed = {kind: future.result() for kind, future in listed.items()}
         facts = {}
         for request in requests:
             name = request["name"]
@@ -429,6 +447,7 @@ def main():
                 **NODE_OPTIONS,
             }},
             "endpoint": {"type": "str"},
+            "etcd": {"type": "list", "elements": "str", "default": []},
             **PARALLEL_ARGSPEC,
             **NODE_OPTIONS,
         },
@@ -443,8 +462,13 @@ def main():
         module.fail_json(msg="reading the kubelet configuration needs PyYAML on the controller")
     try:
         talosctl = Talosctl(module)
-        facts = NodeReader(talosctl, params["endpoint"]).read_all(requests, side_by_side(module))
+        with side_by_side(module) as pool:
+            # etcd's members and status, one worker of the pool, beside the nodes' reads
+            etcd_answer = pool.submit(etcd.ask, talosctl, params["etcd"]) if params["etcd"] else None
+            facts = NodeReader(talosctl, params["endpoint"]).read_all(requests, pool)
         result = {"changed": False, "talosctl_version": talosctl.version}
+        if etcd_answer is not None:
+            result["etcd"] = {key: value for key, value in etcd_answer.result().items() if key != "changed"}
     except TalosError as error:
         fail_json_from(module, error)
     if params["nodes"] is None:

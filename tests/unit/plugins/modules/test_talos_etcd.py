@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from ansible_collections.solanaops.talos.plugins.module_utils import etcd
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     CommandFailed,
     NodeUnreachable,
@@ -43,13 +44,13 @@ def test_parse_members():
 
 
 def test_parse_status_keeps_spaced_cells_and_empty_errors():
-    assert talos_etcd.parse_status(STATUS) == {"127.0.1.11": {
+    assert etcd.parse_status(STATUS) == {"127.0.1.11": {
         "member": "9d2f47d609371970", "leader": "9d2f47d609371970", "raft_index": 342, "raft_term": 5,
         "db_size": "381 kB", "learner": False, "errors": ""}}
 
 
 def test_parse_node_errors():
-    assert talos_etcd.parse_node_errors(ERRORS) == {
+    assert etcd.parse_node_errors(ERRORS) == {
         "127.0.1.12": "rpc error: code = Unavailable desc = connection refused",
         "127.0.1.13": "rpc error: code = FailedPrecondition desc = etcd is not running on this node"}
 
@@ -62,13 +63,13 @@ MEMBER_LIST = [{"id": i, "hostname": i, "learner": False} for i in ("aa", "bb", 
 
 
 def test_quorum_with_all_members():
-    quorum = talos_etcd.summarize_quorum(MEMBER_LIST, {"n1": _status("aa"), "n2": _status("bb"), "n3": _status("cc")},
+    quorum = etcd.summarize_quorum(MEMBER_LIST, {"n1": _status("aa"), "n2": _status("bb"), "n3": _status("cc")},
                                          ["n1", "n2", "n3"])
     assert quorum == {"members": 3, "responding": 3, "needed": 2, "leader": "aa", "has_quorum": True}
 
 
 def test_quorum_with_one_member_down():
-    quorum = talos_etcd.summarize_quorum(MEMBER_LIST, {"n1": {"error": "connection refused"}, "n2": _status("bb"),
+    quorum = etcd.summarize_quorum(MEMBER_LIST, {"n1": {"error": "connection refused"}, "n2": _status("bb"),
                                                        "n3": _status("cc")}, ["n1", "n2", "n3"])
     assert quorum["responding"] == 2 and quorum["has_quorum"]
 
@@ -76,18 +77,18 @@ def test_quorum_with_one_member_down():
 def test_quorum_lost_when_no_leader_and_no_member_list():
     # two of three off: nobody can list the members, the survivor has no leader
     status = {"n1": {"error": "refused"}, "n2": {"error": "refused"}, "n3": _status("cc", leader="0000000000000000")}
-    quorum = talos_etcd.summarize_quorum([], status, ["n1", "n2", "n3"])
+    quorum = etcd.summarize_quorum([], status, ["n1", "n2", "n3"])
     assert quorum == {"members": 3, "responding": 0, "needed": 2, "leader": None, "has_quorum": False}
 
 
 def test_members_that_disagree_on_the_leader_have_no_quorum():
     status = {"n1": _status("aa", leader="aa"), "n2": _status("bb", leader="bb"), "n3": {"error": "refused"}}
-    assert not talos_etcd.summarize_quorum(MEMBER_LIST, status, ["n1", "n2", "n3"])["has_quorum"]
+    assert not etcd.summarize_quorum(MEMBER_LIST, status, ["n1", "n2", "n3"])["has_quorum"]
 
 
 def test_learners_do_not_count_towards_quorum():
     members = MEMBER_LIST + [{"id": "dd", "hostname": "dd", "learner": True}]
-    quorum = talos_etcd.summarize_quorum(members, {"n1": _status("aa"), "n2": _status("bb")}, ["n1", "n2"])
+    quorum = etcd.summarize_quorum(members, {"n1": _status("aa"), "n2": _status("bb")}, ["n1", "n2"])
     assert quorum["members"] == 3 and quorum["needed"] == 2 and quorum["has_quorum"]
 
 
@@ -103,7 +104,7 @@ def test_waited_for():
 
 
 def _asked(status):
-    return {"status": status, "quorum": talos_etcd.summarize_quorum(MEMBER_LIST, status, list(status))}
+    return {"status": status, "quorum": etcd.summarize_quorum(MEMBER_LIST, status, list(status))}
 
 
 def test_stopped_counts_only_once_the_stopped_member_stops_answering():

@@ -184,3 +184,44 @@ def test_no_nodes_read_nothing(run_module):
     result = run_module(talos_node_facts, cluster, {"node": None}, nodes=[])
     assert not result["failed"] and result["nodes"] == {}, result
     assert [command for command, _path, _nodes in cluster.calls] == ["version"]
+
+
+def test_etcd_is_asked_in_the_same_run_beside_the_reads(run_module):
+    """verify's etcd checks come from the run that reads the nodes: talos_etcd's answer, each
+    control plane asked through itself, a node whose etcd does not answer in status with its error."""
+    members = ("NODE         ID                 HOSTNAME         PEER URLS                 CLIENT URLS"
+               "               LEARNER\n"
+               + "".join(f"127.0.1.11   {member}   controlplane-{n}   https://127.0.1.1{n}:2380   "
+                         f"https://127.0.1.1{n}:2379   false\n" for n, member in [(1, "aa"), (2, "bb"), (3, "cc")]))
+    header = ("NODE         MEMBER             DB SIZE   IN USE            LEADER             RAFT INDEX   RAFT TERM   "
+              "RAFT APPLIED INDEX   LEARNER   PROTOCOL   STORAGE   ERRORS\n")
+    cluster, asked = _Cluster(), []
+
+    def talos(argv):
+        if argv[1] != "etcd":
+            return cluster(argv)
+        node = argv[argv.index("--nodes") + 1]
+        asked.append((argv[2], node, argv[argv.index("--endpoints") + 1]))
+        if argv[2] == "members":
+            return 0, members, ""
+        if node == "127.0.1.13":
+            return 1, "", f"error getting status: 1 error occurred:\n\t* {node}: rpc error: code = Unavailable\n"
+        member = {"127.0.1.11": "aa", "127.0.1.12": "bb"}[node]
+        return 0, header + f"{node}   {member}   1 MB   1 MB (100%)   aa   9   2   9   false   3.6.14   3.6.0   \n", ""
+
+    result = run_module(talos_node_facts, talos, {"node": None, "endpoint": "127.0.1.11"},
+                        nodes=[_request("cp-1", "127.0.1.11", ["services"])],
+                        etcd=["127.0.1.11", "127.0.1.12", "127.0.1.13"])
+    assert not result["failed"], result
+    assert sorted(result["nodes"]["cp-1"]["services"]) == ["apid", "etcd"]
+    etcd = result["etcd"]
+    assert [m["hostname"] for m in etcd["members"]] == ["controlplane-1", "controlplane-2", "controlplane-3"]
+    assert etcd["status"]["127.0.1.12"]["leader"] == "aa"
+    assert "Unavailable" in etcd["status"]["127.0.1.13"]["error"]
+    assert etcd["quorum"] == {"members": 3, "responding": 2, "needed": 2, "leader": "aa", "has_quorum": True}
+    assert ("status", "127.0.1.12", "127.0.1.12") in asked and ("members", "127.0.1.11", "127.0.1.11") in asked
+    # without the option, etcd is not asked and not reported
+    cluster, asked = _Cluster(), []
+    alone = run_module(talos_node_facts, talos, {"node": None, "endpoint": "127.0.1.11"},
+                       nodes=[_request("cp-1", "127.0.1.11", ["services"])])
+    assert "etcd" not in alone and asked == []
