@@ -495,11 +495,13 @@ def boot_checks(facts, expected):
 
 
 def etcd_checks(etcd, controlplane_nodes):
-    """talos_etcd's status result: one member per control plane, all healthy, quorum, one leader."""
+    """What etcd said of itself (talos_etcd's status result, talos_node_facts' etcd): one member per
+    control plane, all healthy, quorum, one leader."""
     quorum = etcd.get("quorum") or {}
     hostnames = sorted(m["hostname"] for m in etcd.get("members") or [])
     expected = len(controlplane_nodes)
-    errors = "; ".join(f"{node}: {s['error']}" for node, s in (etcd.get("status") or {}).items() if "error" in s)
+    errors = "; ".join([f"{node}: {s['error']}" for node, s in (etcd.get("status") or {}).items() if "error" in s]
+                       + ([etcd["error"]] if etcd.get("error") else []))
     return [
         result("etcd members", "etcd", hostnames == sorted(controlplane_nodes), ", ".join(sorted(controlplane_nodes)),
                ", ".join(hostnames) or "none"),

@@ -41,6 +41,13 @@ def replace_keeping_mode(tmp, path):
 
 def replace_private(tmp, path):
     """The file in place with mode 0600 from its first moment. atomic_move would open a new file
-    to 0666 less the umask after its rename, so a secret would be readable until a later chmod."""
+    to 0666 less the umask after its rename, so a secret would be readable until a later chmod.
+    As atomic_move does, a file replaced as root keeps its owner."""
     os.chmod(tmp, 0o600)
+    try:
+        replaced = os.stat(path)
+    except FileNotFoundError:
+        replaced = None
+    if replaced is not None and os.geteuid() == 0:
+        os.chown(tmp, replaced.st_uid, replaced.st_gid)
     os.replace(tmp, path)

@@ -10,13 +10,24 @@ import base64
 import datetime
 import hashlib
 
-from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import TalosError
+from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import TALOSCTL_ARGSPEC, TalosError
 
 try:
     import yaml
     from cryptography import x509
 except ImportError:  # pragma: no cover - both ship with ansible-core's controller requirements
     yaml = x509 = None
+
+
+# talos_kubeconfig's options (its action plugin validates them too)
+KUBECONFIG_ARGSPEC = {
+    **TALOSCTL_ARGSPEC,
+    "node": {"type": "str", "required": True},
+    "path": {"type": "path", "required": True},
+    "server": {"type": "str"},
+    "ca": {"type": "str"},
+    "min_valid_days": {"type": "int", "default": 30},
+}
 
 
 class KubeconfigError(TalosError):
@@ -39,7 +50,7 @@ def summarize(text):
         user = next(u["user"] for u in config["users"] if u["name"] == context["user"])
         ca = ca_fingerprint(cluster["certificate-authority-data"])
         cert = x509.load_pem_x509_certificate(base64.b64decode(user["client-certificate-data"]))
-    except (yaml.YAMLError, KeyError, StopIteration, TypeError, ValueError) as error:
+    except (yaml.YAMLError, AttributeError, KeyError, StopIteration, TypeError, ValueError) as error:
         raise KubeconfigError(f"not a usable kubeconfig: {error}") from None
     return cluster["server"], ca, cert.not_valid_after_utc
 
@@ -53,6 +64,20 @@ def keeps(summary, server, ca, min_valid_days):
     """Whether a kubeconfig so summarized stays: the same server and CA, its certificate valid
     for more than min_valid_days."""
     return summary[:2] == (server, ca) and summary[2] is not None and summary[2] > renew_before(min_valid_days)
+
+
+def kept_without_fetch(params, current):
+    """talos_kubeconfig's result when the cluster's CA is known (``ca``, with ``server``) and the
+    kubeconfig's text ``current`` names both and stays valid: nothing to fetch. Else None."""
+    if not (params["ca"] and params["server"] and current):
+        return None
+    try:
+        summary = summarize(current)
+        kept = keeps(summary, params["server"], ca_fingerprint(params["ca"]), params["min_valid_days"])
+    except (KubeconfigError, ValueError):  # an unusable file, a CA that is not base64: fetch
+        return None
+    return {"changed": False, "path": params["path"], "server": summary[0], "expires": summary[2].isoformat()} \
+        if kept else None
 
 
 def with_server(text, server):

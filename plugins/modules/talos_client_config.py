@@ -100,7 +100,6 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.solanaops.talos.plugins.module_utils import secret_files, talosconfig
 from ansible_collections.solanaops.talos.plugins.module_utils.secret_files import yaml
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
-    TALOSCTL_ARGSPEC,
     Talosctl,
     TalosError,
     fail_json_from,
@@ -108,33 +107,22 @@ from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            **TALOSCTL_ARGSPEC,
-            "path": {"type": "path", "required": True},
-            "secrets_path": {"type": "path"},
-            "secrets_content": {"type": "str", "no_log": True},
-            "cluster_name": {"type": "str", "required": True},
-            "cluster_endpoint": {"type": "str", "required": True},
-            "endpoints": {"type": "list", "elements": "str", "required": True},
-            "nodes": {"type": "list", "elements": "str", "default": []},
-            "talos_version": {"type": "str"},
-        },
-        mutually_exclusive=[("secrets_path", "secrets_content")],
-        required_one_of=[("secrets_path", "secrets_content")],
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=talosconfig.CLIENT_CONFIG_ARGSPEC, supports_check_mode=True,
+                           **talosconfig.CLIENT_CONFIG_CONSTRAINTS)
     if yaml is None:
         module.fail_json(msg=missing_required_lib("PyYAML"))
     params = module.params
     path = params["path"]
     result = {"changed": False, "path": path, "endpoints": params["endpoints"]}
     current = secret_files.read_text(path)
+    unchanged = talosconfig.unchanged_result(params, current)
+    if unchanged:
+        module.exit_json(**unchanged)
+    result["changed"] = True
+    if module.check_mode:
+        module.exit_json(**result)
     wanted = talosconfig.wanted_settings(params["endpoints"], params["nodes"])
     actual = talosconfig.context_settings(current, params["cluster_name"])
-    result["changed"] = current is None or actual != wanted
-    if not result["changed"] or module.check_mode:
-        module.exit_json(**result)
     try:
         talosctl = Talosctl(module)
         result["talosctl_version"] = talosctl.version

@@ -28,6 +28,13 @@ options:
   server:
     description: API server URL to write instead of the one Talos returns (C(cluster.controlPlane.endpoint)).
     type: str
+  ca:
+    description:
+      - The cluster's Kubernetes CA certificate, base64 of its PEM as a secrets bundle's C(certs.k8s.crt),
+        when the cluster is known to run it (every control plane runs a configuration rendered from that
+        bundle). With O(server), a file that names both and stays valid is kept without a fetch.
+      - Without it, the file is compared with a fetched kubeconfig.
+    type: str
   min_valid_days:
     description: Renew the file when its client certificate expires within this many days.
     type: int
@@ -78,15 +85,16 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.solanaops.talos.plugins.module_utils.kubeconfig import (
+    KUBECONFIG_ARGSPEC,
     KubeconfigError,
     keeps,
+    kept_without_fetch,
     summarize,
     with_server,
     yaml,
 )
 from ansible_collections.solanaops.talos.plugins.module_utils.secret_files import read_text, write_private
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
-    TALOSCTL_ARGSPEC,
     Talosctl,
     TalosError,
     fail_json_from,
@@ -94,21 +102,15 @@ from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            **TALOSCTL_ARGSPEC,
-            "node": {"type": "str", "required": True},
-            "path": {"type": "path", "required": True},
-            "server": {"type": "str"},
-            "min_valid_days": {"type": "int", "default": 30},
-        },
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=KUBECONFIG_ARGSPEC, supports_check_mode=True)
     if yaml is None:
         module.fail_json(msg="talos_kubeconfig needs PyYAML and cryptography on the controller")
     params = module.params
     path = params["path"]
     result = {"changed": False, "path": path}
+    kept = kept_without_fetch(params, read_text(path))
+    if kept:
+        module.exit_json(**kept)
     try:
         talosctl = Talosctl(module)
         result["talosctl_version"] = talosctl.version

@@ -219,6 +219,7 @@ etcd:
   description:
     - With O(etcd), what M(solanaops.talos.talos_etcd) returns for them, C(members), C(status) (each
       node's, or its error) and C(quorum); a node that does not answer is in C(status) with its error.
+    - When talosctl's answer could not be read, empty ones and C(error), which says why.
   returned: when O(etcd) is set
   type: dict
   sample: {"members": [{"hostname": "cp-1", "id": "8e3e1f...", "learner": false}],
@@ -468,7 +469,11 @@ def main():
             facts = NodeReader(talosctl, params["endpoint"]).read_all(requests, pool)
         result = {"changed": False, "talosctl_version": talosctl.version}
         if etcd_answer is not None:
-            result["etcd"] = {key: value for key, value in etcd_answer.result().items() if key != "changed"}
+            try:
+                result["etcd"] = {key: value for key, value in etcd_answer.result().items() if key != "changed"}
+            except (KeyError, ValueError) as error:  # a table talosctl printed otherwise: the nodes' facts stay
+                result["etcd"] = {"members": [], "status": {}, "quorum": {},
+                                  "error": f"etcd's answer could not be read: {error!r}"}
     except TalosError as error:
         fail_json_from(module, error)
     if params["nodes"] is None:

@@ -117,10 +117,12 @@ class TestOnOneRunningCopy:
         health = task_results(again, SETTLED_HEALTH)
         assert {host: r["healthy"] for host, r in health.items()} == {"controlplane-1": True}, health
         assert not any(task_results(again, name) for name in (FIRST_APPLY, UPDATE, WORKER_APPLY, BOOTSTRAP))
-        # the controller's talosconfig and kubeconfig are current: neither module runs (no fetch)
-        assert not task_results(again, KUBECONFIG_KEPT)
+        # the controller's talosconfig and kubeconfig are current: unchanged, and the kubeconfig is
+        # kept without a fetch (no talosctl ran: the bundle's CA is the settled cluster's)
         written = task_results(again, TALOSCONFIG_WRITE)
-        assert written and all(r.get("skipped") for r in written.values()), written
+        assert written and not any(r["changed"] for r in written.values()), written
+        (kept,) = task_results(again, KUBECONFIG_KEPT).values()
+        assert kept["changed"] is False and "talosctl_version" not in kept, kept
 
         # drift on one node (a config applied by hand) takes that node, and it alone, the whole way
         documents = list(yaml.safe_load_all((deployed.out / "controlplane-2.yaml").read_text()))
@@ -149,7 +151,8 @@ class TestOnOneRunningCopy:
         kubeconfig.write_text(kubeconfig.read_text().replace("https://127.0.1.10:6443", "https://127.0.1.11:6443"))
         renewed = deployed("site")
         assert renewed.rc == 0 and renewed.changed == 1, renewed.failure_messages() or renewed.stats
-        assert [r["changed"] for r in task_results(renewed, KUBECONFIG_KEPT).values()] == [True]
+        (fetched,) = task_results(renewed, KUBECONFIG_KEPT).values()
+        assert fetched["changed"] is True and fetched["talosctl_version"], fetched
         assert yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"] == "https://127.0.1.10:6443"
 
     def test_verify_runs_on_its_own_from_the_inventory_and_the_secrets_bundle(self, deployed, playbook, talosctl,

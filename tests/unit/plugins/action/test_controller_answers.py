@@ -1,16 +1,24 @@
 """Unit tests for the action plugins that answer on the controller (plugin_utils/controller_answer):
 talos_secrets answers for a bundle that exists, talos_verify_report writes the report there,
-talos_preflight checks the inventory there; any other case, another connection or become runs
-the module."""
+talos_preflight checks the inventory there, talos_client_config for a talosconfig that names the
+endpoints, talos_kubeconfig for a kubeconfig that names the known CA and server; any other case,
+another connection or become runs the module."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from unittest import mock
 
 import pytest
-from ansible_collections.solanaops.talos.plugins.action import talos_preflight, talos_secrets, talos_verify_report
+from ansible_collections.solanaops.talos.plugins.action import (
+    talos_client_config,
+    talos_kubeconfig,
+    talos_preflight,
+    talos_secrets,
+    talos_verify_report,
+)
 from ansible_collections.solanaops.talos.plugins.plugin_utils import controller_answer
 
 MODULE_RESULT = {"changed": True, "from": "the module"}
@@ -180,3 +188,78 @@ def test_the_answer_sees_the_arguments_as_the_module_would(bundle):
         pass
     result, module_ran = run(talos_secrets, {"path": Tagged(str(bundle))})
     assert not module_ran and not isinstance(result["path"], Tagged)
+
+
+TALOSCONFIG = """\
+context: solana
+contexts:
+  solana:
+    endpoints: [127.1.0.11, 127.1.0.12, 127.1.0.13]
+    ca: Y2E=
+    crt: Y3J0
+    key: a2V5
+"""
+
+
+def _client_config(path, **overrides):
+    return {"path": str(path), "secrets_path": "/out/secrets.yaml", "cluster_name": "solana",
+            "cluster_endpoint": "https://127.1.0.10:6443", "endpoints": ["127.1.0.11", "127.1.0.12", "127.1.0.13"],
+            **overrides}
+
+
+def test_a_talosconfig_naming_the_endpoints_is_answered_without_the_module(tmp_path):
+    (tmp_path / "talosconfig").write_text(TALOSCONFIG)
+    result, module_ran = run(talos_client_config, _client_config(tmp_path / "talosconfig"))
+    assert not module_ran
+    assert result == {"changed": False, "path": str(tmp_path / "talosconfig"),
+                      "endpoints": ["127.1.0.11", "127.1.0.12", "127.1.0.13"]}
+
+
+@pytest.mark.parametrize(("overrides", "written"), [
+    ({}, None),  # no talosconfig yet: the module generates it
+    ({"endpoints": ["127.1.0.11"]}, TALOSCONFIG),  # other endpoints: the module sets them
+    ({"nodes": ["127.1.0.11"]}, TALOSCONFIG),
+    ({"cluster_name": "other"}, TALOSCONFIG),
+    ({"secrets_content": "x"}, TALOSCONFIG),  # refused arguments: the module says why
+])
+def test_a_talosconfig_to_write_runs_the_module(tmp_path, overrides, written):
+    if written:
+        (tmp_path / "talosconfig").write_text(written)
+    _result, module_ran = run(talos_client_config, _client_config(tmp_path / "talosconfig", **overrides))
+    assert module_ran
+
+
+CA = b"-----BEGIN CERTIFICATE-----\ncluster CA\n-----END CERTIFICATE-----\n"
+
+
+def _kubeconfig_args(path, **overrides):
+    return {"node": "127.1.0.11", "path": str(path), "server": "https://127.1.0.10:6443",
+            "ca": base64.b64encode(CA).decode(), **overrides}
+
+
+def test_a_kubeconfig_naming_the_known_ca_and_server_is_answered_without_a_fetch(tmp_path, kubeconfig_text):
+    (tmp_path / "kubeconfig").write_text(kubeconfig_text("https://127.1.0.10:6443", 365, CA))
+    result, module_ran = run(talos_kubeconfig, _kubeconfig_args(tmp_path / "kubeconfig"))
+    assert not module_ran
+    assert result["changed"] is False and result["server"] == "https://127.1.0.10:6443" and "expires" in result
+
+
+@pytest.mark.parametrize(("overrides", "written"), [
+    ({}, None),
+    ({"ca": None}, {}),  # the CA not known: the module compares with a fetch
+    ({}, {"ca": b"another CA"}),
+    ({}, {"days": 10}),
+    ({}, {"server": "https://127.1.0.11:6443"}),
+])
+def test_a_kubeconfig_to_compare_or_renew_runs_the_module(tmp_path, kubeconfig_text, overrides, written):
+    if written is not None:
+        (tmp_path / "kubeconfig").write_text(kubeconfig_text(**{"server": "https://127.1.0.10:6443", "ca": CA,
+                                                                **written}))
+    _result, module_ran = run(talos_kubeconfig, _kubeconfig_args(tmp_path / "kubeconfig", **overrides))
+    assert module_ran
+
+
+def test_with_become_the_kubeconfig_module_runs(tmp_path, kubeconfig_text):
+    (tmp_path / "kubeconfig").write_text(kubeconfig_text("https://127.1.0.10:6443", 365, CA))
+    _result, module_ran = run(talos_kubeconfig, _kubeconfig_args(tmp_path / "kubeconfig"), become=True)
+    assert module_ran

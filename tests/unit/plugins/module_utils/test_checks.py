@@ -371,6 +371,13 @@ def test_etcd_without_quorum_fails_every_check():
     assert failures[("etcd members", "etcd")]["observed"] == "none"
 
 
+def test_etcd_whose_answer_could_not_be_read_fails_with_why():
+    unread = {"members": [], "status": {}, "quorum": {}, "error": "etcd's answer could not be read: KeyError('ID')"}
+    failures = failed(checks.etcd_checks(unread, ["cp1", "cp2", "cp3"]))
+    assert set(failures) == {("etcd members", "etcd"), ("etcd members healthy", "etcd"), ("etcd quorum", "etcd")}
+    assert failures[("etcd quorum", "etcd")]["detail"] == unread["error"]
+
+
 EMPTY_ID = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba"
 TUNED_ID = "44a703a9f9384a3357b120f84ec380edf6ba987cfe903d6581f6546453478294"
 BOOTED = {"boot": {"schematic": TUNED_ID, "extensions": [], "talos_version": "v1.13.9", "booted_with_uki": True,

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 import yaml
-from ansible_collections.solanaops.talos.plugins.module_utils import secret_files
+from ansible_collections.solanaops.talos.plugins.module_utils import files, secret_files
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import TalosError
 
 MACHINE_CONFIG = """\
@@ -195,6 +195,27 @@ def test_write_private_never_shows_the_secret_to_others(tmp_path, monkeypatch, e
     secret_files.write_private(str(dest), secret)
     assert dest.read_text() == secret
     assert seen and set(seen) == {0o600}, seen
+
+    # the watch sees what atomic_move did: a rename, then the new file opened to 0666 less the umask
+    def rename_then_chmod(tmp, path):
+        os.rename(tmp, path)
+        os.chmod(path, 0o644)
+        os.chmod(path, 0o600)
+
+    seen.clear()
+    files.write_atomically(str(dest), secret, rename_then_chmod)
+    assert 0o644 in seen, seen
+
+
+def test_write_private_keeps_the_owner_of_a_file_it_replaces_as_root(tmp_path, monkeypatch):
+    dest = tmp_path / "kubeconfig"
+    dest.write_text("old\n")
+    owned = []
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(os, "chown", lambda path, uid, gid: owned.append((uid, gid)))
+    secret_files.write_private(str(dest), "new\n")
+    assert owned == [(dest.stat().st_uid, dest.stat().st_gid)]
+    assert dest.read_text() == "new\n" and stat.S_IMODE(dest.stat().st_mode) == 0o600
 
 
 DIFF = """\

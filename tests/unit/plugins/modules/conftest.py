@@ -24,6 +24,7 @@ def run_module(monkeypatch):
                 self.params = {**spec_defaults, "talosctl_path": "/bin/true", **defaults, **params}
                 self.check_mode = check_mode
                 self.no_log_values = set()
+                self._diff = False
 
             def run_command(self, argv, **_kwargs):
                 return talos(argv)

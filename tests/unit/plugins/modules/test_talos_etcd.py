@@ -64,13 +64,13 @@ MEMBER_LIST = [{"id": i, "hostname": i, "learner": False} for i in ("aa", "bb", 
 
 def test_quorum_with_all_members():
     quorum = etcd.summarize_quorum(MEMBER_LIST, {"n1": _status("aa"), "n2": _status("bb"), "n3": _status("cc")},
-                                         ["n1", "n2", "n3"])
+                                   ["n1", "n2", "n3"])
     assert quorum == {"members": 3, "responding": 3, "needed": 2, "leader": "aa", "has_quorum": True}
 
 
 def test_quorum_with_one_member_down():
     quorum = etcd.summarize_quorum(MEMBER_LIST, {"n1": {"error": "connection refused"}, "n2": _status("bb"),
-                                                       "n3": _status("cc")}, ["n1", "n2", "n3"])
+                                                 "n3": _status("cc")}, ["n1", "n2", "n3"])
     assert quorum["responding"] == 2 and quorum["has_quorum"]
 
 

@@ -225,3 +225,18 @@ def test_etcd_is_asked_in_the_same_run_beside_the_reads(run_module):
     alone = run_module(talos_node_facts, talos, {"node": None, "endpoint": "127.0.1.11"},
                        nodes=[_request("cp-1", "127.0.1.11", ["services"])])
     assert "etcd" not in alone and asked == []
+
+
+def test_an_etcd_answer_that_cannot_be_read_leaves_the_nodes_facts(run_module):
+    cluster = _Cluster()
+
+    def talos(argv):
+        if argv[1] == "etcd":  # a table of other columns than talosctl prints
+            return 0, "NODE         SOMETHING\n127.0.1.11   else\n", ""
+        return cluster(argv)
+
+    result = run_module(talos_node_facts, talos, {"node": None, "endpoint": "127.0.1.11"},
+                        nodes=[_request("cp-1", "127.0.1.11", ["services"])], etcd=["127.0.1.11"])
+    assert not result["failed"], result
+    assert sorted(result["nodes"]["cp-1"]["services"]) == ["apid", "etcd"]
+    assert result["etcd"]["members"] == [] and "could not be read" in result["etcd"]["error"]
