@@ -76,8 +76,9 @@ def kept_without_fetch(params, current):
         kept = keeps(summary, params["server"], ca_fingerprint(params["ca"]), params["min_valid_days"])
     except (KubeconfigError, ValueError):  # an unusable file, a CA that is not base64: fetch
         return None
-    return {"changed": False, "path": params["path"], "server": summary[0], "expires": summary[2].isoformat()} \
-        if kept else None
+    if not kept:
+        return None
+    return {"changed": False, "path": params["path"], "server": summary[0], "expires": summary[2].isoformat()}
 
 
 def with_server(text, server):
