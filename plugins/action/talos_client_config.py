@@ -14,5 +14,5 @@ from ansible_collections.solanaops.talos.plugins.plugin_utils.controller_answer 
 
 class ActionModule(ControllerAnswer):
     def answer(self):
-        params = self.validated(talosconfig.CLIENT_CONFIG_ARGSPEC, **talosconfig.CLIENT_CONFIG_CONSTRAINTS)
+        params = self.validated(talosconfig.CLIENT_CONFIG_ARGSPEC, **secret_files.SECRETS_INPUT_CONSTRAINTS)
         return params and talosconfig.unchanged_result(params, secret_files.read_text(params["path"]))

@@ -22,10 +22,9 @@ import subprocess
 from ansible import constants as C
 from ansible_collections.solanaops.talos.plugins.module_utils.machineconfig import (
     ARGUMENT_SPEC,
-    MUTUALLY_EXCLUSIVE,
-    REQUIRED_ONE_OF,
     compare_with_record,
 )
+from ansible_collections.solanaops.talos.plugins.module_utils.secret_files import SECRETS_INPUT_CONSTRAINTS
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
     CLIENT_VERSION_ARGS,
     TalosError,
@@ -38,7 +37,7 @@ class ActionModule(ControllerAnswer):
     def answer(self):
         """The module's own result when it would only compare with the record (up to date, or
         record_only), computed here; None when the module has to run."""
-        params = self.validated(ARGUMENT_SPEC, mutually_exclusive=MUTUALLY_EXCLUSIVE, required_one_of=REQUIRED_ONE_OF)
+        params = self.validated(ARGUMENT_SPEC, **SECRETS_INPUT_CONSTRAINTS)
         # argument errors, and a bundle that is missing (check mode's first run, or an error),
         # are the module's to report
         if params is None or not params["record"]:

@@ -17,8 +17,7 @@ from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import TA
 ARGUMENT_SPEC = {
     **TALOSCTL_ARGSPEC,
     "dest": {"type": "path", "required": True},
-    "secrets_path": {"type": "path"},
-    "secrets_content": {"type": "str", "no_log": True},
+    **secret_files.SECRETS_INPUT_ARGSPEC,
     "cluster_name": {"type": "str", "required": True},
     "cluster_endpoint": {"type": "str", "required": True},
     "machine_type": {"type": "str", "required": True, "choices": ["controlplane", "worker"]},
@@ -32,8 +31,6 @@ ARGUMENT_SPEC = {
     "record": {"type": "path"},
     "record_only": {"type": "bool", "default": False},
 }
-MUTUALLY_EXCLUSIVE = [("secrets_path", "secrets_content")]
-REQUIRED_ONE_OF = [("secrets_path", "secrets_content")]
 
 # what a record's inputs hash covers besides the render's own argv; a new layout or new rules
 # make every recorded node render (and validate) again

@@ -130,6 +130,16 @@ def private_dir():
         shutil.rmtree(path, ignore_errors=True)
 
 
+# the secrets bundle a module renders from: its path, or its text decrypted from ansible-vault by
+# the caller; secrets_bundle_path gives talosctl a path either way
+SECRETS_INPUT_ARGSPEC = {
+    "secrets_path": {"type": "path"},
+    "secrets_content": {"type": "str", "no_log": True},
+}
+SECRETS_INPUT_CONSTRAINTS = {"mutually_exclusive": [("secrets_path", "secrets_content")],
+                             "required_one_of": [("secrets_path", "secrets_content")]}
+
+
 def secrets_bundle_path(params, workdir):
     """Path of the secrets bundle for talosctl: ``secrets_path``, or ``secrets_content``
     (decrypted from ansible-vault by the caller) written into the private ``workdir``."""

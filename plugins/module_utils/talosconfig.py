@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from ansible_collections.solanaops.talos.plugins.module_utils.secret_files import SECRETS_INPUT_ARGSPEC
 from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import TALOSCTL_ARGSPEC
 
 try:
@@ -16,16 +17,13 @@ except ImportError:  # reported by talos_client_config through missing_required_
 CLIENT_CONFIG_ARGSPEC = {
     **TALOSCTL_ARGSPEC,
     "path": {"type": "path", "required": True},
-    "secrets_path": {"type": "path"},
-    "secrets_content": {"type": "str", "no_log": True},
+    **SECRETS_INPUT_ARGSPEC,
     "cluster_name": {"type": "str", "required": True},
     "cluster_endpoint": {"type": "str", "required": True},
     "endpoints": {"type": "list", "elements": "str", "required": True},
     "nodes": {"type": "list", "elements": "str", "default": []},
     "talos_version": {"type": "str"},
 }
-CLIENT_CONFIG_CONSTRAINTS = {"mutually_exclusive": [("secrets_path", "secrets_content")],
-                             "required_one_of": [("secrets_path", "secrets_content")]}
 
 
 def context_settings(text, name):

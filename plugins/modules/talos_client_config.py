@@ -108,7 +108,7 @@ from ansible_collections.solanaops.talos.plugins.module_utils.talosctl import (
 
 def main():
     module = AnsibleModule(argument_spec=talosconfig.CLIENT_CONFIG_ARGSPEC, supports_check_mode=True,
-                           **talosconfig.CLIENT_CONFIG_CONSTRAINTS)
+                           **secret_files.SECRETS_INPUT_CONSTRAINTS)
     if yaml is None:
         module.fail_json(msg=missing_required_lib("PyYAML"))
     params = module.params

@@ -164,8 +164,6 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.solanaops.talos.plugins.module_utils import config_validation, secret_files
 from ansible_collections.solanaops.talos.plugins.module_utils.machineconfig import (
     ARGUMENT_SPEC,
-    MUTUALLY_EXCLUSIVE,
-    REQUIRED_ONE_OF,
     compare_with_record,
     gen_config_argv,
     is_private,
@@ -204,8 +202,7 @@ def render(module, talosctl):
 def main():
     module = AnsibleModule(
         argument_spec=ARGUMENT_SPEC,
-        mutually_exclusive=MUTUALLY_EXCLUSIVE,
-        required_one_of=REQUIRED_ONE_OF,
+        **secret_files.SECRETS_INPUT_CONSTRAINTS,
         supports_check_mode=True,
     )
     if yaml is None:
