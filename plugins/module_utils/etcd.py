@@ -48,6 +48,8 @@ def summarize_quorum(members, status, asked):
 
 
 def ask(talosctl, nodes):
+    """talos_etcd's status result for nodes: the member list, each node's status (or its error),
+    quorum. A node that does not answer is in the status with its error; nothing raises for it."""
     result = {"changed": False, "members": [], "status": {}}
     for node in nodes:  # the member list from the first node that can give it
         try:
