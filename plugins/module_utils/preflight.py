@@ -12,6 +12,7 @@ import difflib
 import ipaddress
 import re
 
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.solanaops.talos.plugins.module_utils import contract, resources, schematic
 
 _HOSTNAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -31,6 +32,7 @@ ARGUMENT_SPEC = {
     "worker": {"type": "dict"},
     "installer": {"type": "dict"},
     "known_variables": {"type": "list", "elements": "str"},
+    "node_settings": {"type": "dict"},
 }
 REQUIRED_ONE_OF = [("nodes", "worker", "installer")]
 
@@ -38,18 +40,19 @@ REQUIRED_ONE_OF = [("nodes", "worker", "installer")]
 def run_checks(params):
     """talos_preflight's result (failed, listing every problem, when there is one) and its warnings."""
     errors, warnings = check_cluster(params["cluster"], params["nodes"], params["worker"],
-                                     params["installer"], params["known_variables"])
+                                     params["installer"], params["known_variables"], params["node_settings"])
     if errors:
         return {"failed": True, "msg": f"the inventory has {len(errors)} problem(s):\n- " + "\n- ".join(errors),
                 "errors": errors, "warnings_found": warnings}, warnings
     return {"changed": False, "warnings_found": warnings}, warnings
 
 
-def check_cluster(cluster, nodes=None, worker=None, installer=None, known_variables=None):
+def check_cluster(cluster, nodes=None, worker=None, installer=None, known_variables=None, node_settings=None):
     """Check the cluster settings, the node topology (``nodes``), one tuned ``worker`` and the
     ``installer`` one node boots. A node of ``nodes`` may carry its own ``worker`` (hardware
-    and tuning), ``installer``, ``etcd_args`` and ``variables`` (the names its inventory sets,
-    checked against ``known_variables``), so one call checks the whole inventory.
+    and tuning), ``installer``, ``etcd_args``, ``variables`` (the names its inventory sets,
+    checked against ``known_variables``) and ``settings`` (its own talos_node_* values, checked
+    against the argument spec ``node_settings``), so one call checks the whole inventory.
 
     Returns (errors, warnings), lists of strings; warnings naming a variable listed in
     ``cluster["silence"]`` are dropped.
@@ -63,6 +66,8 @@ def check_cluster(cluster, nodes=None, worker=None, installer=None, known_variab
         _check_nodes(cluster, nodes, network, errors, warnings)
         if known_variables is not None:
             _check_variable_names(nodes, known_variables, errors)
+        if node_settings:
+            _check_node_settings(nodes, node_settings, errors)
         for node in nodes:
             if any(node.get(field) is not None for field in _ARGS_VARIABLES):
                 _check_component_args(node, errors)
@@ -225,6 +230,15 @@ def _check_variable_names(nodes, known_variables, errors):
             hint = f"did you mean {close[0]}?" if close else "no role reads it"
             errors.append(f"{node.get('name')}: {variable} is not a variable of this collection ({hint}); "
                           "the default applies instead. Rename or remove it")
+
+
+def _check_node_settings(nodes, spec, errors):
+    """Each node's own settings against their argument spec: what an entry point's argument spec
+    checks of the one host that includes it, checked of every node at once (types, choices)."""
+    validator = ArgumentSpecValidator(spec)
+    for node in nodes:
+        settings = {name: value for name, value in (node.get("settings") or {}).items() if name in spec}
+        errors.extend(f"{node.get('name')}: {message}" for message in validator.validate(settings).error_messages)
 
 
 # extra args Talos refuses ('extra arg "x" is not allowed'): it sets them itself

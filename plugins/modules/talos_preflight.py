@@ -45,6 +45,13 @@ options:
         reported as typos with the closest known name.
     type: list
     elements: str
+  node_settings:
+    description:
+      - The argument spec of each node's own settings (C(settings) of O(nodes)), as a role's
+        C(meta/argument_specs.yml) writes its options.
+      - Every node's values are checked against it at once (types, choices), as a role entry
+        point's argument spec checks the one host that includes it.
+    type: dict
   worker:
     description:
       - One tuned worker, for the resource and volume checks.

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
+import yaml
 from ansible_collections.solanaops.talos.plugins.module_utils import resources, schematic
 from ansible_collections.solanaops.talos.plugins.module_utils.preflight import check_cluster
 
@@ -632,6 +634,36 @@ def test_a_typo_names_the_closest_variable():
     assert errors == ["solana-validator: talos_solana_worker_hugepages_2m is not a variable of this collection "
                       "(did you mean talos_solana_worker_hugepages_2mi?); the default applies instead. "
                       "Rename or remove it"]
+
+
+def _node_settings_spec():
+    """The talos_node_* options of talos_cluster's argument spec, as check.yml passes them."""
+    spec_file = Path(__file__).resolve().parents[4] / "roles/talos_cluster/meta/argument_specs.yml"
+    specs = yaml.safe_load(spec_file.read_text())
+    return {name: option for name, option in specs["argument_specs"]["preflight"]["options"].items()
+            if name.startswith("talos_node_")}
+
+
+def test_each_nodes_own_settings_are_checked_against_the_argument_spec_at_once():
+    """The preflight entry point validates its argument spec once for the play, on one host:
+    every node's talos_node_* values are checked here instead, each error naming its node."""
+    cluster, nodes, _worker = baseline()
+    spec = _node_settings_spec()
+    nodes[0]["settings"] = {"talos_node_ip": "10.0.1.11", "talos_node_mtu": "9000", "talos_node_boot_mode": "grub"}
+    assert check_cluster(cluster, nodes, node_settings=spec)[0] == []
+    nodes[1]["settings"] = {"talos_node_boot_mode": "UKI"}
+    # a published fact of the same prefix is not a setting: left to the variable-name check
+    nodes[3]["settings"] = {"talos_node_mtu": "jumbo", "talos_node_secureboot": "sometimes",
+                            "talos_node_installer": {"image": "x"}}
+    errors, _warnings = check_cluster(cluster, nodes, node_settings=spec)
+    assert errors[:2] == [
+        "cp-2: value of talos_node_boot_mode must be one of: uki, grub, got: UKI",
+        "solana-validator: argument 'talos_node_mtu' is of type str and we were unable to convert to int: "
+        "\"'jumbo'\" cannot be converted to an int"], errors
+    # the list of valid booleans that follows is a set: its order varies
+    assert len(errors) == 3 and errors[2].startswith(
+        "solana-validator: argument 'talos_node_secureboot' is of type str and we were unable to convert to bool: "
+        "The value 'sometimes' is not a valid boolean."), errors
 
 
 def test_warnings_are_silenced_per_variable():
