@@ -31,10 +31,14 @@ author:
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.solanaops.talos.plugins.module_utils import checks, fio, numa, real_nodes
+
+# Ansible finds any of this collection's filters by importing its filter files in name order
+# until one defines it (plugins/loader.py, Jinja2Loader.get_with_context): every process that
+# uses a talos filter imports this file first, so it imports its helpers when they are used.
 
 
 def fio_job_file(jobs, settings):
+    from ansible_collections.solanaops.talos.plugins.module_utils import fio
     try:
         return fio.job_file(jobs, settings)
     except (KeyError, ValueError) as error:
@@ -42,6 +46,7 @@ def fio_job_file(jobs, settings):
 
 
 def fio_results(output):
+    from ansible_collections.solanaops.talos.plugins.module_utils import fio
     try:
         return fio.job_results(fio.parse_output(output))
     except fio.FioOutputError as error:
@@ -49,16 +54,28 @@ def fio_results(output):
 
 
 def fio_checks(jobs, thresholds, subject, block_size):
+    from ansible_collections.solanaops.talos.plugins.module_utils import checks, fio
     return checks.tagged(fio.checks(jobs, thresholds, subject, block_size), "storage bench")
 
 
 def numa_placement_checks(status, cpulists, reserved_system_cpus, requested_cpus, subject):
+    from ansible_collections.solanaops.talos.plugins.module_utils import checks, numa
     try:
         parsed = numa.parse_status(status)
     except ValueError as error:
         raise AnsibleFilterError(f"numa_placement_checks: {error}") from error
     return checks.tagged(numa.placement_checks(parsed, numa.parse_layout(cpulists), reserved_system_cpus,
                                                requested_cpus, subject), "numa placement")
+
+
+def needs_real_node(node):
+    from ansible_collections.solanaops.talos.plugins.module_utils import real_nodes
+    return real_nodes.needs_real_node(node)
+
+
+def not_run(check, subject, reason):
+    from ansible_collections.solanaops.talos.plugins.module_utils import real_nodes
+    return real_nodes.not_run(check, subject, reason)
 
 
 class FilterModule:
@@ -68,6 +85,6 @@ class FilterModule:
             "fio_results": fio_results,
             "fio_checks": fio_checks,
             "numa_placement_checks": numa_placement_checks,
-            "needs_real_node": real_nodes.needs_real_node,
-            "not_run": real_nodes.not_run,
+            "needs_real_node": needs_real_node,
+            "not_run": not_run,
         }
