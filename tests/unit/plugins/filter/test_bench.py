@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+
+# pyproject.toml's pythonpath: the collection is importable from the checkout's .collections
+COLLECTIONS = Path(__file__).resolve().parents[4] / ".collections"
 
 
 def test_importing_the_bench_filters_imports_none_of_their_helpers():
@@ -17,9 +21,9 @@ def test_importing_the_bench_filters_imports_none_of_their_helpers():
         "if 'ansible_collections.solanaops.talos.plugins.module_utils.' + h in sys.modules))\n"
         "print(bench.FilterModule().filters()['not_run']('c', 's', 'r')['observed'])\n"
     )
-    # a fresh interpreter with this one's import path (the collection's root included)
+    # a fresh interpreter, which imports nothing before the probe
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False,
-                         env={"PYTHONPATH": ":".join(path or "." for path in sys.path)})
+                         env={"PYTHONPATH": str(COLLECTIONS)})
     assert run.returncode == 0, run.stderr
     imported, status = run.stdout.splitlines()
     assert imported == "[]", run.stdout
