@@ -52,12 +52,18 @@ def check_cluster(cluster, nodes=None, worker=None, installer=None, known_variab
     ``installer`` one node boots. A node of ``nodes`` may carry its own ``worker`` (hardware
     and tuning), ``installer``, ``etcd_args``, ``variables`` (the names its inventory sets,
     checked against ``known_variables``) and ``settings`` (its own talos_node_* values, checked
-    against the argument spec ``node_settings``), so one call checks the whole inventory.
+    against the argument spec ``node_settings``), so one call checks the whole inventory. Settings
+    refused by their argument spec are reported alone, as the spec itself would stop the run: the
+    other checks would misread a value of the wrong type.
 
     Returns (errors, warnings), lists of strings; warnings naming a variable listed in
     ``cluster["silence"]`` are dropped.
     """
     errors, warnings = [], []
+    if nodes is not None and node_settings:
+        _check_node_settings(nodes, node_settings, errors)
+        if errors:
+            return errors, warnings
     _check_versions(cluster, errors)
     if nodes is not None:
         _check_image_settings(cluster, errors)
@@ -66,8 +72,6 @@ def check_cluster(cluster, nodes=None, worker=None, installer=None, known_variab
         _check_nodes(cluster, nodes, network, errors, warnings)
         if known_variables is not None:
             _check_variable_names(nodes, known_variables, errors)
-        if node_settings:
-            _check_node_settings(nodes, node_settings, errors)
         for node in nodes:
             if any(node.get(field) is not None for field in _ARGS_VARIABLES):
                 _check_component_args(node, errors)

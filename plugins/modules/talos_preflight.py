@@ -34,7 +34,8 @@ options:
     description:
       - Every node of the cluster, for the topology checks.
       - "Keys: C(name), C(ip), C(role) (C(controlplane) or C(worker)), C(link), C(mtu),
-        C(install_disk), C(install_disk_selector), C(variables) (the names its inventory sets), and
+        C(install_disk), C(install_disk_selector), C(variables) (the names its inventory sets),
+        C(settings) (its own C(talos_node_*) values, checked against O(node_settings)), and
         optionally C(worker) (C(hardware), C(tuning)), C(installer) and C(etcd_args) (a control
         plane's etcd flags) for the checks of worker, installer and etcd."
     type: list
@@ -50,7 +51,9 @@ options:
       - The argument spec of each node's own settings (C(settings) of O(nodes)), as a role's
         C(meta/argument_specs.yml) writes its options.
       - Every node's values are checked against it at once (types, choices), as a role entry
-        point's argument spec checks the one host that includes it.
+        point's argument spec checks the one host that includes it; names outside it are ignored.
+      - When a value is refused, only these errors are reported, as the argument spec would have
+        stopped the run first (the other checks would misread a value of the wrong type).
     type: dict
   worker:
     description:
