@@ -15,7 +15,8 @@ description:
     one replaces the Node's taint of the same key and effect; the Node's other taints (the node
     lifecycle controller's, an operator's) stay. Nothing is removed that is not replaced.
   - One process for every Node, so a run costs one module start whatever the number of Nodes,
-    not one per Node as C(kubernetes.core.k8s_taint).
+    not one per Node as C(kubernetes.core.k8s_taint); none when O(observed) shows every taint
+    there already.
   - C(spec.taints) is an atomic list (a patch replaces it whole), so each change is a JSON patch
     that first tests the Node's C(resourceVersion); a taint another client added after the read is
     never dropped. On such a conflict the Node is read again (five attempts in all).
@@ -60,6 +61,16 @@ options:
             type: str
             required: true
             choices: [NoSchedule, PreferNoSchedule, NoExecute]
+  observed:
+    description:
+      - The Nodes as the API server returned them just before, such as the results of the
+        C(kubernetes.core.k8s) apply that labelled them; objects of another kind are ignored.
+      - When every Node of O(nodes) is among them with all its taints, the task reads and patches
+        nothing and reports no change; on the controller its action plugin answers without
+        starting the module. Otherwise every Node is read afresh, as without it.
+    type: list
+    elements: dict
+    default: []
 attributes:
   check_mode:
     support: full
@@ -97,6 +108,12 @@ changed_nodes:
 import json
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.solanaops.talos.plugins.module_utils.node_taints import (
+    ARGUMENT_SPEC,
+    all_observed_tainted,
+    merged_taints,
+    node_taints,
+)
 
 try:
     from kubernetes import config
@@ -115,27 +132,6 @@ ATTEMPTS = 5
 
 class NodeTaintError(Exception):
     """One Node could not be tainted; the others still are."""
-
-
-def _identity(taint):
-    return taint["key"], taint["effect"]
-
-
-def _value(taint):
-    return taint.get("value") or ""
-
-
-def merged_taints(existing, wanted):
-    """The taints a Node must have: its own, each replaced by the wanted one of the same key and
-    effect, then the wanted ones it lacks. None when it has them all already."""
-    wanted_by_identity = {_identity(taint): taint for taint in wanted}
-    kept = [taint for taint in existing
-            if _identity(taint) not in wanted_by_identity
-            or _value(taint) == _value(wanted_by_identity[_identity(taint)])]
-    present = {_identity(taint) for taint in kept}
-    missing = [{"key": taint["key"], "effect": taint["effect"], **({"value": taint["value"]} if _value(taint) else {})}
-               for identity, taint in wanted_by_identity.items() if identity not in present]
-    return kept + missing if missing else None
 
 
 class NodeTaints:
@@ -162,7 +158,7 @@ class NodeTaints:
             if refused and refused[0] == version:
                 # refused although nobody changed the Node: not a lost race
                 raise NodeTaintError(f"tainting Node {name}: {refused[1]}")
-            before = (node.get("spec") or {}).get("taints") or []
+            before = node_taints(node)
             after = merged_taints(before, wanted)
             if after is None or self.check_mode:
                 return None if after is None else (before, after)
@@ -185,21 +181,12 @@ def _diff(name, before, after):
 
 
 def main():
-    taint = {"key": {"type": "str", "required": True, "no_log": False}, "value": {"type": "str", "default": ""},
-             "effect": {"type": "str", "required": True, "choices": ["NoSchedule", "PreferNoSchedule", "NoExecute"]}}
-    module = AnsibleModule(
-        argument_spec={
-            "kubeconfig": {"type": "path", "required": True},
-            "field_manager": {"type": "str", "default": "solanaops-talos"},
-            "nodes": {"type": "list", "elements": "dict", "required": True, "options": {
-                "name": {"type": "str", "required": True},
-                "taints": {"type": "list", "elements": "dict", "required": True, "options": taint}}},
-        },
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    params = module.params
+    if all_observed_tainted(params["nodes"], params["observed"]):
+        module.exit_json(changed=False, changed_nodes=[])
     if config is None:
         module.fail_json(msg=missing_required_lib("kubernetes"))
-    params = module.params
     changes, failures = {}, []
     try:
         client = NodeTaints(params["kubeconfig"], params["field_manager"], module.check_mode)

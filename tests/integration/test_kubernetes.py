@@ -121,6 +121,9 @@ def _task_results(run, name: str) -> list[dict]:
             if task["task"]["name"].rpartition(" : ")[2] == name for result in task["hosts"].values()]
 
 
+TAINT_TASK = "Taint every validator node so other workloads stay off it (other owners' taints stay)"
+
+
 def test_postconfig_check_mode_then_apply_then_nothing_to_do(cluster):
     dry = cluster("postconfig", "--check", "--diff")
     assert dry.rc == 0, dry.failure_messages() or dry.stderr
@@ -138,6 +141,9 @@ def test_postconfig_check_mode_then_apply_then_nothing_to_do(cluster):
 
     second = cluster("postconfig")
     assert second.unchanged, second.stats
+    # the apply returned the validator's Node with its taint: answered without a module run
+    (taints,) = _task_results(second, TAINT_TASK)
+    assert "invocation" not in taints and taints["changed_nodes"] == [], taints
 
 
 def test_postconfig_objects(cluster):
@@ -175,6 +181,9 @@ def test_postconfig_taints_the_validator_and_keeps_the_taints_of_others(cluster)
         assert first.rc == 0, first.failure_messages() or first.stderr
         assert _taints(cluster.controlplane, VALIDATOR) == [("example.com/maintenance", "disk", "NoSchedule"),
                                                             ("solana.io/validator", "true", "NoSchedule")]
+        # the apply returned the Node without the taint: the module ran (its result names its arguments)
+        (taints,) = _task_results(first, TAINT_TASK)
+        assert "invocation" in taints and taints["changed_nodes"] == [VALIDATOR], taints
         again = cluster("postconfig")
         assert again.unchanged, again.stats
     finally:

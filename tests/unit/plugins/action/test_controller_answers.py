@@ -1,8 +1,8 @@
 """Unit tests for the action plugins that answer on the controller (plugin_utils/controller_answer):
 talos_secrets answers for a bundle that exists, talos_verify_report writes the report there,
 talos_preflight checks the inventory there, talos_client_config for a talosconfig that names the
-endpoints, talos_kubeconfig for a kubeconfig that names the known CA and server; any other case,
-another connection or become runs the module."""
+endpoints, talos_kubeconfig for a kubeconfig that names the known CA and server, node_taints for
+Nodes observed with their taints; any other case, another connection or become runs the module."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from unittest import mock
 
 import pytest
 from ansible_collections.solanaops.talos.plugins.action import (
+    node_taints,
     talos_client_config,
     talos_kubeconfig,
     talos_preflight,
@@ -262,4 +263,23 @@ def test_a_kubeconfig_to_compare_or_renew_runs_the_module(tmp_path, kubeconfig_t
 def test_with_become_the_kubeconfig_module_runs(tmp_path, kubeconfig_text):
     (tmp_path / "kubeconfig").write_text(kubeconfig_text("https://127.1.0.10:6443", 365, CA))
     _result, module_ran = run(talos_kubeconfig, _kubeconfig_args(tmp_path / "kubeconfig"), become=True)
+    assert module_ran
+
+
+TAINT = {"key": "solana.io/validator", "value": "true", "effect": "NoSchedule"}
+
+
+def taint_args(observed_taints):
+    return {"kubeconfig": "/srv/kubeconfig", "nodes": [{"name": "validator-1", "taints": [TAINT]}],
+            "observed": [{"kind": "Node", "metadata": {"name": "validator-1"}, "spec": {"taints": observed_taints}}]}
+
+
+def test_nodes_observed_with_their_taints_are_answered_without_the_module():
+    result, module_ran = run(node_taints, taint_args([TAINT]))
+    assert not module_ran and result == {"changed": False, "changed_nodes": []}
+
+
+@pytest.mark.parametrize("observed_taints", [[], [{**TAINT, "value": "false"}]])
+def test_a_node_observed_without_its_taint_runs_the_module(observed_taints):
+    _result, module_ran = run(node_taints, taint_args(observed_taints))
     assert module_ran

@@ -9,6 +9,7 @@ import types
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
+from ansible_collections.solanaops.talos.plugins.module_utils.node_taints import all_observed_tainted
 from ansible_collections.solanaops.talos.plugins.modules import node_taints
 from kubernetes.client.exceptions import ApiException
 
@@ -31,6 +32,26 @@ NOT_READY = {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule", "tim
 ])
 def test_merged_taints(existing, wanted, merged):
     assert node_taints.merged_taints(existing, wanted) == merged
+
+
+WANTED = [{"name": "solana-validator", "taints": [OURS]}]
+
+
+def observed_node(name, taints):
+    return {"kind": "Node", "metadata": {"name": name}, "spec": {"taints": taints}}
+
+
+@pytest.mark.parametrize(("observed", "tainted"), [
+    pytest.param([observed_node("solana-validator", [NOT_READY, OURS])], True, id="there"),
+    pytest.param([observed_node("solana-validator", [NOT_READY])], False, id="missing"),
+    pytest.param([observed_node("solana-validator", [{**OURS, "value": "false"}])], False, id="other-value"),
+    pytest.param([], False, id="not-observed"),
+    # the apply's other objects: a Namespace of the Node's name is not the Node
+    pytest.param([{**observed_node("solana-validator", [OURS]), "kind": "Namespace"}], False, id="other-kind"),
+    pytest.param([{"kind": "Node", "metadata": {"name": "solana-validator"}}], False, id="no-spec"),
+])
+def test_all_observed_tainted(observed, tainted):
+    assert all_observed_tainted(WANTED, observed) is tainted
 
 
 class FakeApi:
@@ -63,11 +84,12 @@ def node(name, taints):
     return {"metadata": {"name": name, "resourceVersion": "7"}, "spec": {"taints": taints}}
 
 
-def run(monkeypatch, capsys, api, names=("solana-validator",), check_mode=False, taints=(OURS,)):
+def run(monkeypatch, capsys, api, names=("solana-validator",), check_mode=False, taints=(OURS,), observed=()):
     monkeypatch.setattr(node_taints.config, "new_client_from_config", lambda config_file: None)
     monkeypatch.setattr(node_taints, "CoreV1Api", lambda _client: api)
     args = {"kubeconfig": "/tmp/kubeconfig", "_ansible_check_mode": check_mode, "_ansible_diff": True,
-            "field_manager": "solanaops-talos", "nodes": [{"name": name, "taints": list(taints)} for name in names]}
+            "field_manager": "solanaops-talos", "nodes": [{"name": name, "taints": list(taints)} for name in names],
+            "observed": list(observed)}
     with patch_module_args(args), pytest.raises(SystemExit):
         node_taints.main()
     return json.loads(capsys.readouterr().out)
@@ -83,6 +105,24 @@ def test_one_conditional_patch_per_node_that_changes(monkeypatch, capsys):
         "application/json-patch+json")]
     assert [(d["before_header"], json.loads(d["before"]), json.loads(d["after"])) for d in result["diff"]] == [
         ("Node solana-validator taints", [NOT_READY], [NOT_READY, OURS])]
+
+
+class Unread(FakeApi):
+    def read_node(self, name, _preload_content=True):
+        raise AssertionError(f"read {name}")
+
+
+def test_nodes_observed_with_their_taints_are_neither_read_nor_patched(monkeypatch, capsys):
+    api = Unread({})
+    result = run(monkeypatch, capsys, api, observed=[observed_node("solana-validator", [NOT_READY, OURS])])
+    assert result["changed"] is False and result["changed_nodes"] == [] and api.patches == []
+
+
+def test_a_node_observed_without_its_taint_is_read_again_and_patched(monkeypatch, capsys):
+    api = FakeApi({"solana-validator": node("solana-validator", [])})
+    result = run(monkeypatch, capsys, api, observed=[observed_node("solana-validator", [NOT_READY])])
+    assert result["changed_nodes"] == ["solana-validator"]
+    assert api.nodes["solana-validator"]["spec"]["taints"] == [OURS]
 
 
 def test_check_mode_reads_and_patches_nothing_but_shows_the_change(monkeypatch, capsys):
