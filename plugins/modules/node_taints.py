@@ -63,8 +63,8 @@ options:
             choices: [NoSchedule, PreferNoSchedule, NoExecute]
   observed:
     description:
-      - The Nodes as the API server returned them just before, such as the results of the
-        C(kubernetes.core.k8s) apply that labelled them; objects of another kind are ignored.
+      - The Nodes as the API server returned them just before, such as the items of a list of
+        Nodes; objects of another C(kind) are ignored, one without a C(kind) is taken for a Node.
       - When every Node of O(nodes) is among them with all its taints, the task reads and patches
         nothing and reports no change; on the controller its action plugin answers without
         starting the module. Otherwise every Node is read afresh, as without it.

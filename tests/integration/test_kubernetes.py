@@ -191,6 +191,23 @@ def test_postconfig_taints_the_validator_and_keeps_the_taints_of_others(cluster)
         cluster("postconfig")
 
 
+def test_postconfig_refuses_a_validator_that_has_not_joined_and_creates_no_node_for_it(cluster):
+    """Server-side apply creates what is not there: the validator's labels would have created
+    its Node, as if its kubelet had joined, and the run passed."""
+    from kubernetes import client
+
+    api = client.CoreV1Api(cluster.controlplane.api())
+    api.delete_node(VALIDATOR)
+    try:
+        run = cluster("postconfig")
+        assert run.rc != 0
+        assert f"no Node is registered for {VALIDATOR}" in " ".join(run.failure_messages()), run.failure_messages()
+        assert VALIDATOR not in {n.metadata.name for n in api.list_node().items}
+    finally:
+        cluster.controlplane.register_node(CORRECT_VALIDATOR)
+        cluster("postconfig")
+
+
 def test_verify_passes_on_a_correctly_described_validator(cluster):
     assert cluster("postconfig").rc == 0
     run = cluster("verify")
