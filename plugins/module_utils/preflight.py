@@ -61,9 +61,9 @@ def check_cluster(cluster, nodes=None, worker=None, installer=None, known_variab
     """
     errors, warnings = [], []
     if nodes is not None and node_settings:
-        _check_node_settings(nodes, node_settings, errors)
-        if errors:
-            return errors, warnings
+        refused = _refused_node_settings(nodes, node_settings)
+        if refused:
+            return refused, warnings
     _check_versions(cluster, errors)
     if nodes is not None:
         _check_image_settings(cluster, errors)
@@ -236,13 +236,14 @@ def _check_variable_names(nodes, known_variables, errors):
                           "the default applies instead. Rename or remove it")
 
 
-def _check_node_settings(nodes, spec, errors):
+def _refused_node_settings(nodes, spec):
     """Each node's own settings against their argument spec: what an entry point's argument spec
-    checks of the one host that includes it, checked of every node at once (types, choices)."""
+    checks of the one host that includes it, checked of every node at once (types, choices).
+    The errors, each naming its node."""
     validator = ArgumentSpecValidator(spec)
-    for node in nodes:
-        settings = {name: value for name, value in (node.get("settings") or {}).items() if name in spec}
-        errors.extend(f"{node.get('name')}: {message}" for message in validator.validate(settings).error_messages)
+    return [f"{node.get('name')}: {message}" for node in nodes
+            for message in validator.validate({name: value for name, value in (node.get("settings") or {}).items()
+                                               if name in spec}).error_messages]
 
 
 # extra args Talos refuses ('extra arg "x" is not allowed'): it sets them itself
