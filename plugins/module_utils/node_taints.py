@@ -50,7 +50,7 @@ def node_taints(node):
 def all_observed_tainted(nodes, observed):
     """Whether every Node of ``nodes`` is among the ``observed`` objects with every taint it must
     have: then there is nothing to read or patch. Objects of another kind are ignored; one without
-    a kind is a Node (a list's items carry none)."""
+    a kind is taken for a Node."""
     seen = {(obj.get("metadata") or {}).get("name"): obj for obj in observed if obj.get("kind", "Node") == "Node"}
     return all(node["name"] in seen and merged_taints(node_taints(seen[node["name"]]), node["taints"] or []) is None
                for node in nodes)

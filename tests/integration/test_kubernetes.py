@@ -141,7 +141,7 @@ def test_postconfig_check_mode_then_apply_then_nothing_to_do(cluster):
 
     second = cluster("postconfig")
     assert second.unchanged, second.stats
-    # the apply returned the validator's Node with its taint: answered without a module run
+    # the Node read first carries the validator's taint: answered without a module run
     (taints,) = _task_results(second, TAINT_TASK)
     assert "invocation" not in taints and taints["changed_nodes"] == [], taints
 
@@ -181,7 +181,7 @@ def test_postconfig_taints_the_validator_and_keeps_the_taints_of_others(cluster)
         assert first.rc == 0, first.failure_messages() or first.stderr
         assert _taints(cluster.controlplane, VALIDATOR) == [("example.com/maintenance", "disk", "NoSchedule"),
                                                             ("solana.io/validator", "true", "NoSchedule")]
-        # the apply returned the Node without the taint: the module ran (its result names its arguments)
+        # the Node read first lacks the taint: the module ran (its result names its arguments)
         (taints,) = _task_results(first, TAINT_TASK)
         assert "invocation" in taints and taints["changed_nodes"] == [VALIDATOR], taints
         again = cluster("postconfig")
@@ -199,10 +199,12 @@ def test_postconfig_refuses_a_validator_that_has_not_joined_and_creates_no_node_
     api = client.CoreV1Api(cluster.controlplane.api())
     api.delete_node(VALIDATOR)
     try:
-        run = cluster("postconfig")
+        # a namespace never applied before: its absence afterwards shows that nothing was applied
+        run = cluster("postconfig", "-e", "cluster_postconfig_namespace=never-applied")
         assert run.rc != 0
         assert f"no Node is registered for {VALIDATOR}" in " ".join(run.failure_messages()), run.failure_messages()
         assert VALIDATOR not in {n.metadata.name for n in api.list_node().items}
+        assert "never-applied" not in {n.metadata.name for n in api.list_namespace().items}
     finally:
         cluster.controlplane.register_node(CORRECT_VALIDATOR)
         cluster("postconfig")

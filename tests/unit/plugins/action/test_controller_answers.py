@@ -283,3 +283,14 @@ def test_nodes_observed_with_their_taints_are_answered_without_the_module():
 def test_a_node_observed_without_its_taint_runs_the_module(observed_taints):
     _result, module_ran = run(node_taints, taint_args(observed_taints))
     assert module_ran
+
+
+@pytest.mark.parametrize("change", [
+    pytest.param({"observed": []}, id="not-observed"),
+    pytest.param({"observed": [{"kind": "Node", "metadata": {"name": "validator-2"}, "spec": {"taints": [TAINT]}}]},
+                 id="another-node-observed"),
+    pytest.param({"no_such_option": 1}, id="refused-argument"),
+])
+def test_a_node_not_observed_or_arguments_the_module_would_refuse_run_it(change):
+    _result, module_ran = run(node_taints, {**taint_args([TAINT]), **change})
+    assert module_ran

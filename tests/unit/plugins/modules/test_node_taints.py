@@ -49,7 +49,7 @@ def observed_node(name, taints):
     # the apply's other objects: a Namespace of the Node's name is not the Node
     pytest.param([{**observed_node("solana-validator", [OURS]), "kind": "Namespace"}], False, id="other-kind"),
     pytest.param([{"kind": "Node", "metadata": {"name": "solana-validator"}}], False, id="no-spec"),
-    # a list's items carry no kind
+    # an object without a kind is taken for a Node
     pytest.param([{"metadata": {"name": "solana-validator"}, "spec": {"taints": [OURS]}}], True, id="list-item"),
 ])
 def test_all_observed_tainted(observed, tainted):
