@@ -65,7 +65,7 @@ options:
     description:
       - The Nodes as the API server returned them just before, such as the items of a list of
         Nodes; objects of another C(kind) are ignored, one without a C(kind) is taken for a Node.
-        They must come from the cluster O(kubeconfig) names (its current context): a read through
+        They must come from the cluster O(kubeconfig) names (its current context); a read through
         C(K8S_AUTH_*) environment variables may reach another one.
       - When every Node of O(nodes) is among them with all its taints, the task reads and patches
         nothing and reports no change; on the controller its action plugin answers without
