@@ -42,7 +42,7 @@ def merged_taints(existing, wanted):
     return kept + missing if missing else None
 
 
-def node_taints(node):
+def taints_of(node):
     """A Node object's taints, as the API server returns it."""
     return (node.get("spec") or {}).get("taints") or []
 
@@ -52,5 +52,5 @@ def all_observed_tainted(nodes, observed):
     have: then there is nothing to read or patch. Objects of another kind are ignored; one without
     a kind is taken for a Node."""
     seen = {(obj.get("metadata") or {}).get("name"): obj for obj in observed if obj.get("kind", "Node") == "Node"}
-    return all(node["name"] in seen and merged_taints(node_taints(seen[node["name"]]), node["taints"] or []) is None
+    return all(node["name"] in seen and merged_taints(taints_of(seen[node["name"]]), node["taints"] or []) is None
                for node in nodes)

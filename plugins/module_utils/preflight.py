@@ -241,9 +241,11 @@ def _refused_node_settings(nodes, spec):
     checks of the one host that includes it, checked of every node at once (types, choices).
     The errors, each naming its node."""
     validator = ArgumentSpecValidator(spec)
-    return [f"{node.get('name')}: {message}" for node in nodes
-            for message in validator.validate({name: value for name, value in (node.get("settings") or {}).items()
-                                               if name in spec}).error_messages]
+    refused = []
+    for node in nodes:
+        settings = {name: value for name, value in (node.get("settings") or {}).items() if name in spec}
+        refused += [f"{node.get('name')}: {message}" for message in validator.validate(settings).error_messages]
+    return refused
 
 
 # extra args Talos refuses ('extra arg "x" is not allowed'): it sets them itself

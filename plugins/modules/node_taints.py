@@ -114,7 +114,7 @@ from ansible_collections.solanaops.talos.plugins.module_utils.node_taints import
     ARGUMENT_SPEC,
     all_observed_tainted,
     merged_taints,
-    node_taints,
+    taints_of,
 )
 
 try:
@@ -160,7 +160,7 @@ class NodeTaints:
             if refused and refused[0] == version:
                 # refused although nobody changed the Node: not a lost race
                 raise NodeTaintError(f"tainting Node {name}: {refused[1]}")
-            before = node_taints(node)
+            before = taints_of(node)
             after = merged_taints(before, wanted)
             if after is None or self.check_mode:
                 return None if after is None else (before, after)
