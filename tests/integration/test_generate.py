@@ -355,6 +355,27 @@ def test_bad_topology_stops_before_anything_is_written(playbook, talosctl, tmp_p
     assert not out.exists()
 
 
+
+def test_missing_node_settings_are_named_by_the_inventory_check(playbook, talosctl, tmp_path):
+    """Without talos_node_link and a validator's talos_node_hardware, the inventory check names
+    both for every node, before any task reads them (none may fail first on an undefined variable)."""
+    inventory = bad_inventory(tmp_path, {f"cp-{i}": {"talos_node_ip": f"10.0.1.1{i}"} for i in (1, 2, 3)})
+    for name, setting in [("all/nodes.yml", "talos_node_link"), ("talos_solana_worker.yml", "talos_node_hardware")]:
+        path = inventory / "group_vars" / name
+        settings = yaml.safe_load(path.read_text())
+        del settings[setting]
+        path.write_text(yaml.safe_dump(settings))
+    out = tmp_path / "out"
+    run = playbook("playbooks/generate.yml", "-i", str(inventory),
+                   "-e", f"talos_cluster_output_dir={out}", "-e", f"talosctl_path={talosctl}")
+    assert run.rc != 0
+    message = "\n".join(run.failure_messages())
+    for node in ("cp-1", "cp-2", "cp-3", WORKER):
+        assert f"{node}: talos_node_link is not set" in message, message
+    assert f"{WORKER}: talos_node_hardware: needs cpus, numa_nodes and memory" in message, message
+    assert "is undefined" not in message, message
+    assert not out.exists()
+
 def test_bad_tuning_stops_before_anything_is_written(playbook, talosctl, tmp_path):
     inventory = bad_inventory(tmp_path, {f"cp-{i}": {"talos_node_ip": f"10.0.1.1{i}"} for i in (1, 2, 3)})
     out = tmp_path / "out"
