@@ -355,7 +355,6 @@ def test_bad_topology_stops_before_anything_is_written(playbook, talosctl, tmp_p
     assert not out.exists()
 
 
-
 def test_missing_node_settings_are_named_by_the_inventory_check(playbook, talosctl, tmp_path):
     """Without talos_node_link and a validator's talos_node_hardware, the inventory check names
     both for every node, before any task reads them (none may fail first on an undefined variable)."""
@@ -375,6 +374,7 @@ def test_missing_node_settings_are_named_by_the_inventory_check(playbook, talosc
     assert f"{WORKER}: talos_node_hardware: needs cpus, numa_nodes and memory" in message, message
     assert "is undefined" not in message, message
     assert not out.exists()
+
 
 def test_bad_tuning_stops_before_anything_is_written(playbook, talosctl, tmp_path):
     inventory = bad_inventory(tmp_path, {f"cp-{i}": {"talos_node_ip": f"10.0.1.1{i}"} for i in (1, 2, 3)})
