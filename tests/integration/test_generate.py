@@ -356,8 +356,9 @@ def test_bad_topology_stops_before_anything_is_written(playbook, talosctl, tmp_p
 
 
 def test_missing_node_settings_are_named_by_the_inventory_check(playbook, talosctl, tmp_path):
-    """Without talos_node_link and a validator's talos_node_hardware, the inventory check names
-    both for every node, before any task reads them (none may fail first on an undefined variable)."""
+    """Without talos_node_link and the validator's talos_node_hardware, the inventory check names
+    the link of every node and the validator's hardware, before any task reads them (none may fail
+    first on an undefined variable)."""
     inventory = bad_inventory(tmp_path, {f"cp-{i}": {"talos_node_ip": f"10.0.1.1{i}"} for i in (1, 2, 3)})
     for name, setting in [("all/nodes.yml", "talos_node_link"), ("talos_solana_worker.yml", "talos_node_hardware")]:
         path = inventory / "group_vars" / name
