@@ -697,6 +697,26 @@ def test_a_schematic_file_the_factory_registers_under_another_id_leaves_the_vali
            "solana-validator.schematic.yaml (Status code was 400" in message, message
 
 
+
+def test_a_missing_schematic_file_stops_its_validator_and_names_the_file(deployed):
+    """A node's schematic file missing from the output (generate.yml not run for it) is named on its
+    own host and stops it before it is touched. The file lookup's errors='ignore' used to drop every
+    node's file for one missing: nothing was registered, every node's check was skipped, and the
+    validator was applied an installer no factory had been told of."""
+    path = deployed.out / "solana-validator.schematic.yaml"
+    text = path.read_text()
+    path.unlink()
+    try:
+        refused = deployed("worker")
+    finally:
+        path.write_text(text)
+    assert refused.rc != 0
+    assert task_results(refused, WORKER_APPLY) == {}, "nothing was applied"
+    message = " ".join("\n".join(refused.failure_messages()).split())
+    assert re.search(r"solana-validator: \S*/solana-validator\.schematic\.yaml is missing: run playbooks/generate\.yml "
+                     r"with this inventory first; this node was not touched\.", message), message
+
+
 def test_a_memory_manager_change_on_a_running_validator_is_refused_then_performed_when_opted_in(
         deployed, module, talosctl):
     """The kubelet refuses to start against a memory_manager_state written under other
