@@ -665,37 +665,40 @@ def test_a_running_validator_whose_kubelet_configuration_cannot_be_read_is_refus
     assert "solana-validator: the memory manager's inputs change" in "\n".join(again.failure_messages())
 
 
+def _worker_refused_with_schematic(deployed, text: str | None) -> str:
+    """Run the worker stage with the validator's schematic file holding text (None: removed), then
+    put the file back; the stage must fail with nothing applied. Its failure messages, one line."""
+    path = deployed.out / "solana-validator.schematic.yaml"
+    original = path.read_text()
+    if text is None:
+        path.unlink()
+    else:
+        path.write_text(text)
+    try:
+        refused = deployed("worker")
+    finally:
+        path.write_text(original)
+    assert refused.rc != 0
+    assert task_results(refused, WORKER_APPLY) == {}, "nothing was applied"
+    return " ".join("\n".join(refused.failure_messages()).split())
+
+
 def test_a_schematic_file_the_factory_registers_under_another_id_leaves_the_validator_untouched(deployed):
     """The worker stage registers the schematic file generate.yml wrote and checks the ID the
     factory computed against the installer this run's inventory gives the node: a file rendered
     with other variables (here its huge pages edited), or one the factory refuses, stops the node
     before it is touched."""
-    path = deployed.out / "solana-validator.schematic.yaml"
-    text = path.read_text()
+    text = (deployed.out / "solana-validator.schematic.yaml").read_text()
     edited = text.replace("hugepages=50000", "hugepages=40000")
     assert edited != text
-    path.write_text(edited)
-    try:
-        refused = deployed("worker")
-    finally:
-        path.write_text(text)
-    assert refused.rc != 0
-    assert task_results(refused, WORKER_APPLY) == {}, "nothing was applied"
+    message = _worker_refused_with_schematic(deployed, edited)
     edited_id = schematic.schematic_id(yaml.safe_load(edited))
-    message = " ".join("\n".join(refused.failure_messages()).split())
     assert f"solana-validator: the Image Factory at http://127.0.1.5:5000 registered solana-validator.schematic.yaml " \
            f"as {edited_id}, but this run's inventory installs" in message, message
     # a schematic the factory refuses (a misspelt field: 400) stops its node the same way
-    path.write_text(text.replace("extraKernelArgs:", "extraKernelArg:"))
-    try:
-        unregistered = deployed("worker")
-    finally:
-        path.write_text(text)
-    assert unregistered.rc != 0 and task_results(unregistered, WORKER_APPLY) == {}
-    message = " ".join("\n".join(unregistered.failure_messages()).split())
+    message = _worker_refused_with_schematic(deployed, text.replace("extraKernelArgs:", "extraKernelArg:"))
     assert "solana-validator: the Image Factory at http://127.0.1.5:5000 did not register " \
            "solana-validator.schematic.yaml (Status code was 400" in message, message
-
 
 
 def test_a_missing_schematic_file_stops_its_validator_and_names_the_file(deployed):
@@ -703,16 +706,7 @@ def test_a_missing_schematic_file_stops_its_validator_and_names_the_file(deploye
     own host and stops it before it is touched. The file lookup's errors='ignore' used to drop every
     node's file for one missing: nothing was registered, every node's check was skipped, and the
     validator was applied an installer no factory had been told of."""
-    path = deployed.out / "solana-validator.schematic.yaml"
-    text = path.read_text()
-    path.unlink()
-    try:
-        refused = deployed("worker")
-    finally:
-        path.write_text(text)
-    assert refused.rc != 0
-    assert task_results(refused, WORKER_APPLY) == {}, "nothing was applied"
-    message = " ".join("\n".join(refused.failure_messages()).split())
+    message = _worker_refused_with_schematic(deployed, None)
     assert re.search(r"solana-validator: \S*/solana-validator\.schematic\.yaml is missing: run playbooks/generate\.yml "
                      r"with this inventory first; this node was not touched\.", message), message
 
