@@ -705,7 +705,8 @@ def test_a_missing_schematic_file_stops_its_validator_and_names_the_file(deploye
     """A node's schematic file missing from the output (generate.yml not run for it) is named on its
     own host and stops it before it is touched. The file lookup's errors='ignore' used to drop every
     node's file for one missing: nothing was registered, every node's check was skipped, and the
-    validator was applied an installer no factory had been told of."""
+    validator was applied (here its schematic was registered by the deployment; on a first install
+    the factory would not know it)."""
     message = _worker_refused_with_schematic(deployed, None)
     assert re.search(r"solana-validator: \S*/solana-validator\.schematic\.yaml is missing: run playbooks/generate\.yml "
                      r"with this inventory first; this node was not touched\.", message), message
